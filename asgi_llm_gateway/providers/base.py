@@ -1,0 +1,243 @@
+"""What a provider is, and the HTTP plumbing every HTTP provider shares.
+
+A provider takes the validated OpenAI request dict (read-only: fallback targets share it) and the upstream
+model id, and returns a `chat.completion` dict, or an async iterator of `chat.completion.chunk` dicts. If it
+knows the usage of a stream it ends with a usage chunk (`choices: []`); the gateway forwards that chunk only
+to clients that asked for it. The gateway sets `model` on what it returns.
+
+Translation lives in pure functions in each provider's module; `HTTPProvider` is the only place that
+touches the network: one lazily created pooled client per provider, auth headers, and error mapping.
+"""
+
+from __future__ import annotations
+
+import os
+from abc import ABC, abstractmethod
+from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
+from contextlib import asynccontextmanager
+from typing import Any, ClassVar
+
+import httpx
+
+from ..errors import GatewayError, redact, upstream_error
+from ..sse import ServerSentEvent, aiter_sse
+from ..transport import create_client
+from ..wire import dumps, loads
+
+__all__ = ["HTTPProvider", "Provider"]
+
+Request = Mapping[str, Any]
+
+
+class Provider(ABC):
+    """A chat-completions backend. Subclass it to plug any model into the gateway."""
+
+    #: Shown in error messages and usage records.
+    kind: ClassVar[str] = "provider"
+
+    @abstractmethod
+    async def complete(self, request: Request, model: str) -> dict[str, Any]:
+        """Serve a non-streaming request; returns a `chat.completion` dict."""
+
+    @abstractmethod
+    def stream(self, request: Request, model: str) -> AsyncIterator[dict[str, Any]]:
+        """Serve a streaming request; yields `chat.completion.chunk` dicts."""
+
+    async def list_models(self) -> list[str]:
+        """Upstream model ids this provider serves (without the provider prefix); empty when unknown."""
+        return []
+
+    def serves(self, model: str) -> bool:
+        """Whether `model` may be sent to this provider. Most upstreams decide that themselves."""
+        return True
+
+    async def aclose(self) -> None:
+        """Release connections. Safe to call more than once."""
+
+
+def _timeout(timeout: float | httpx.Timeout | None) -> httpx.Timeout:
+    if isinstance(timeout, httpx.Timeout):
+        return timeout
+    total = 600.0 if timeout is None else float(timeout)
+    return httpx.Timeout(total, connect=min(10.0, total))
+
+
+class HTTPProvider(Provider):
+    """Shared transport for providers that speak HTTP. Subclasses set the class attributes and translate."""
+
+    #: Environment variable read when `api_key` is not given.
+    api_key_env: ClassVar[str | None] = None
+    #: Used when `base_url` is not given (same meaning as the provider's official SDK).
+    default_base_url: ClassVar[str] = ""
+
+    def __init__(
+        self,
+        api_key: str | None = None,
+        base_url: str | None = None,
+        timeout: float | httpx.Timeout | None = 600.0,
+        *,
+        models: Sequence[str] | None = None,
+        headers: Mapping[str, str] | None = None,
+        client: httpx.AsyncClient | None = None,
+    ) -> None:
+        self.api_key = api_key if api_key is not None else self._env_key()
+        self.base_url = (base_url or self.default_base_url).rstrip("/")
+        self.timeout = _timeout(timeout)
+        self.models = list(models) if models is not None else None
+        self.extra_headers = dict(headers or {})
+        self._client = client
+        self._owns_client = client is None
+
+    def _env_key(self) -> str | None:
+        return os.environ.get(self.api_key_env) if self.api_key_env else None
+
+    def __repr__(self) -> str:  # never shows the key
+        return f"{type(self).__name__}(base_url={self.base_url!r})"
+
+    # -- hooks for subclasses -------------------------------------------------------------------------
+
+    def auth_headers(self) -> dict[str, str]:
+        """Headers that authenticate with the upstream."""
+        return {"authorization": f"Bearer {self.api_key}"} if self.api_key else {}
+
+    async def sign(self, request: httpx.Request) -> None:
+        """Last look at a request before it is sent (Bedrock signs it here)."""
+
+    def secrets(self) -> Iterable[str | None]:
+        """Values that must never appear in anything the gateway returns or logs."""
+        return (self.api_key,)
+
+    def error_details(self, status: int, body: Any, text: str) -> tuple[str, str | None]:
+        """(message, code) from an upstream error body. `body` is the parsed JSON, or None."""
+        if isinstance(body, dict):
+            error = body.get("error", body)
+            if isinstance(error, dict):
+                message = error.get("message") or error.get("detail") or text
+                code = error.get("code") or error.get("type")
+                return str(message), str(code) if code is not None else None
+            if isinstance(error, str):
+                return error, None
+        return text[:500] or f"HTTP {status}", None
+
+    # -- transport --------------------------------------------------------------------------------------
+
+    @property
+    def client(self) -> httpx.AsyncClient:
+        """Created on first use, inside the running loop: mounted apps get no lifespan events."""
+        if self._client is None:
+            self._client = create_client(self.timeout)
+        return self._client
+
+    async def aclose(self) -> None:
+        client, self._client = self._client, None
+        if client is not None and self._owns_client:
+            await client.aclose()
+
+    async def _build(self, url: str, body: Any, headers: Mapping[str, str] | None) -> httpx.Request:
+        all_headers = {"content-type": "application/json", **self.auth_headers(), **self.extra_headers}
+        if headers:
+            all_headers.update(headers)
+        request = self.client.build_request("POST", url, content=dumps(body), headers=all_headers)
+        await self.sign(request)
+        return request
+
+    def _error(self, response: httpx.Response, content: bytes) -> GatewayError:
+        text = content.decode("utf-8", errors="replace")
+        try:
+            body = loads(content) if content else None
+        except ValueError:
+            body = None
+        message, code = self.error_details(response.status_code, body, text)
+        retry_after = response.headers.get("retry-after")
+        if retry_after is None and "retry-after-ms" in response.headers:
+            try:
+                retry_after = str(max(0.0, float(response.headers["retry-after-ms"]) / 1000))
+            except ValueError:
+                retry_after = None
+        return upstream_error(
+            self.kind, response.status_code, message, code=code, retry_after=retry_after, secrets=self.secrets()
+        )
+
+    def _transport_error(self, exc: httpx.HTTPError) -> GatewayError:
+        detail = redact(str(exc) or type(exc).__name__, self.secrets())
+        if isinstance(exc, httpx.TimeoutException):
+            return GatewayError(
+                f"{self.kind}: upstream timed out ({detail})", status=504, code="upstream_timeout"
+            )
+        return GatewayError(
+            f"{self.kind}: upstream connection failed ({detail})", status=502, code="upstream_connection_error"
+        )
+
+    async def post_json(self, url: str, body: Any, headers: Mapping[str, str] | None = None) -> Any:
+        """POST a JSON body and return the parsed JSON answer; failures become `GatewayError`s."""
+        request = await self._build(url, body, headers)
+        try:
+            response = await self.client.send(request)
+            content = response.content
+        except httpx.HTTPError as exc:
+            raise self._transport_error(exc) from None
+        if response.status_code >= 400:
+            raise self._error(response, content)
+        try:
+            return loads(content)
+        except ValueError:
+            raise GatewayError(
+                f"{self.kind}: upstream sent a body that is not JSON", status=502, code="upstream_bad_response"
+            ) from None
+
+    @asynccontextmanager
+    async def open_stream(
+        self, url: str, body: Any, headers: Mapping[str, str] | None = None
+    ) -> AsyncIterator[httpx.Response]:
+        """POST and hold the response open for streaming; an error status becomes a `GatewayError`."""
+        request = await self._build(url, body, headers)
+        try:
+            response = await self.client.send(request, stream=True)
+        except httpx.HTTPError as exc:
+            raise self._transport_error(exc) from None
+        try:
+            if response.status_code >= 400:
+                try:
+                    content = await response.aread()
+                except httpx.HTTPError:
+                    content = b""
+                raise self._error(response, content)
+            yield response
+        finally:
+            await response.aclose()
+
+    async def iter_bytes(self, response: httpx.Response) -> AsyncIterator[bytes]:
+        """The raw body of a streaming response; a cut connection becomes a 502 `GatewayError`."""
+        try:
+            async for chunk in response.aiter_raw():
+                yield chunk
+        except httpx.HTTPError as exc:
+            error = self._transport_error(exc)
+            raise GatewayError(
+                f"{self.kind}: upstream stream broke off ({redact(str(exc), self.secrets())})",
+                status=504 if error.status == 504 else 502,
+                code="upstream_stream_error",
+            ) from None
+
+    async def post_sse(
+        self, url: str, body: Any, headers: Mapping[str, str] | None = None
+    ) -> AsyncIterator[ServerSentEvent]:
+        """POST and yield the upstream's server-sent events."""
+        async with self.open_stream(url, body, headers) as response:
+            content_type = response.headers.get("content-type", "")
+            if "json" in content_type and "event-stream" not in content_type:
+                # Some upstreams answer a streaming request with a plain JSON error and a 200.
+                raise self._error(response, await response.aread())
+            async for event in aiter_sse(self.iter_bytes(response)):
+                yield event
+
+
+def stream_ended_early(kind: str) -> GatewayError:
+    """The upstream closed a stream before saying it was complete: never report that as success."""
+    return GatewayError(
+        f"{kind}: upstream stream ended before it was complete", status=502, code="upstream_stream_incomplete"
+    )
+
+
+def bad_upstream_data(kind: str, detail: str) -> GatewayError:
+    return GatewayError(f"{kind}: upstream sent malformed data ({detail})", status=502, code="upstream_bad_response")

@@ -1,0 +1,11 @@
+"""Placeholder: being written (see the issue for this provider)."""
+
+from __future__ import annotations
+
+from .base import HTTPProvider
+
+__all__ = ["BedrockProvider"]
+
+
+class BedrockProvider(HTTPProvider):
+    kind = "bedrock"

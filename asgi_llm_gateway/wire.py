@@ -1,0 +1,191 @@
+"""OpenAI wire shapes: ids, `chat.completion` and `chat.completion.chunk` builders, JSON and SSE encoding.
+
+Providers build their results with these helpers so that every response has exactly OpenAI's shape,
+whatever upstream served it.
+"""
+
+from __future__ import annotations
+
+import json
+import secrets
+import time
+from typing import Any
+
+__all__ = [
+    "SSE_DONE",
+    "ChunkBuilder",
+    "completion",
+    "completion_id",
+    "dumps",
+    "loads",
+    "message",
+    "sse_event",
+    "tool_call",
+    "tool_call_delta",
+    "usage",
+]
+
+try:  # optional accelerator, see the `fast` extra
+    import orjson
+
+    def dumps(obj: Any) -> bytes:
+        """Compact JSON as bytes."""
+        return orjson.dumps(obj)
+
+    def loads(data: bytes | str) -> Any:
+        """Parse JSON; raises ValueError on bad input."""
+        return orjson.loads(data)
+
+except ImportError:  # pragma: no cover - exercised when orjson is absent
+    _encoder = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False)
+
+    def dumps(obj: Any) -> bytes:
+        """Compact JSON as bytes."""
+        return _encoder.encode(obj).encode()
+
+    def loads(data: bytes | str) -> Any:
+        """Parse JSON; raises ValueError on bad input."""
+        return json.loads(data)
+
+
+SSE_DONE = b"data: [DONE]\n\n"
+
+
+def sse_event(obj: Any) -> bytes:
+    """One `data:` event. JSON never contains a raw newline, so one line is always enough."""
+    return b"data: " + dumps(obj) + b"\n\n"
+
+
+def completion_id() -> str:
+    return "chatcmpl-" + secrets.token_hex(12)
+
+
+def tool_call_id() -> str:
+    return "call_" + secrets.token_hex(12)
+
+
+def usage(
+    prompt_tokens: int,
+    completion_tokens: int,
+    *,
+    cached_tokens: int | None = None,
+    cache_write_tokens: int | None = None,
+    reasoning_tokens: int | None = None,
+) -> dict[str, Any]:
+    """An OpenAI usage object; cached tokens are part of prompt_tokens, reasoning part of completion."""
+    result: dict[str, Any] = {
+        "prompt_tokens": prompt_tokens,
+        "completion_tokens": completion_tokens,
+        "total_tokens": prompt_tokens + completion_tokens,
+    }
+    prompt_details: dict[str, int] = {}
+    if cached_tokens is not None:
+        prompt_details["cached_tokens"] = cached_tokens
+    if cache_write_tokens:
+        prompt_details["cache_write_tokens"] = cache_write_tokens
+    if prompt_details:
+        result["prompt_tokens_details"] = prompt_details
+    if reasoning_tokens is not None:
+        result["completion_tokens_details"] = {"reasoning_tokens": reasoning_tokens}
+    return result
+
+
+def tool_call(id: str, name: str, arguments: str) -> dict[str, Any]:
+    """A complete tool call as it appears in `message.tool_calls` (arguments is a JSON string)."""
+    return {"id": id, "type": "function", "function": {"name": name, "arguments": arguments}}
+
+
+def tool_call_delta(
+    index: int, *, id: str | None = None, name: str | None = None, arguments: str = ""
+) -> dict[str, Any]:
+    """A streamed tool-call fragment: id, type and name only in the first fragment of call `index`."""
+    if id is not None:
+        return {
+            "index": index,
+            "id": id,
+            "type": "function",
+            "function": {"name": name or "", "arguments": arguments},
+        }
+    return {"index": index, "function": {"arguments": arguments}}
+
+
+def message(
+    content: str | None,
+    *,
+    tool_calls: list[dict[str, Any]] | None = None,
+    reasoning_content: str | None = None,
+    refusal: str | None = None,
+) -> dict[str, Any]:
+    """An assistant message. `reasoning_content` is the de-facto extension used by DeepSeek, vLLM and others."""
+    result: dict[str, Any] = {"role": "assistant", "content": content, "refusal": refusal}
+    if tool_calls:
+        result["tool_calls"] = tool_calls
+    if reasoning_content:
+        result["reasoning_content"] = reasoning_content
+    return result
+
+
+def completion(
+    model: str,
+    choices: list[dict[str, Any]],
+    usage: dict[str, Any] | None,
+    *,
+    id: str | None = None,
+    created: int | None = None,
+) -> dict[str, Any]:
+    """A `chat.completion`. Each choice is `{"index", "message", "finish_reason", "logprobs"}`."""
+    result: dict[str, Any] = {
+        "id": id or completion_id(),
+        "object": "chat.completion",
+        "created": created if created is not None else int(time.time()),
+        "model": model,
+        "choices": choices,
+    }
+    if usage is not None:
+        result["usage"] = usage
+    return result
+
+
+def choice(
+    message: dict[str, Any], finish_reason: str, index: int = 0, logprobs: Any = None
+) -> dict[str, Any]:
+    return {"index": index, "message": message, "finish_reason": finish_reason, "logprobs": logprobs}
+
+
+class ChunkBuilder:
+    """Builds the chunks of one stream: same `id`, `created` and `model` on every chunk."""
+
+    __slots__ = ("created", "id", "model")
+
+    def __init__(self, model: str, *, id: str | None = None, created: int | None = None) -> None:
+        self.model = model
+        self.id = id or completion_id()
+        self.created = created if created is not None else int(time.time())
+
+    def chunk(self, delta: dict[str, Any], *, index: int = 0, finish_reason: str | None = None) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "object": "chat.completion.chunk",
+            "created": self.created,
+            "model": self.model,
+            "choices": [{"index": index, "delta": delta, "finish_reason": finish_reason, "logprobs": None}],
+        }
+
+    def role(self, index: int = 0) -> dict[str, Any]:
+        """The first chunk of a choice."""
+        return self.chunk({"role": "assistant", "content": ""}, index=index)
+
+    def finish(self, finish_reason: str, index: int = 0) -> dict[str, Any]:
+        """The last chunk of a choice."""
+        return self.chunk({}, index=index, finish_reason=finish_reason)
+
+    def usage(self, usage: dict[str, Any]) -> dict[str, Any]:
+        """The `include_usage` chunk: no choices, only usage."""
+        return {
+            "id": self.id,
+            "object": "chat.completion.chunk",
+            "created": self.created,
+            "model": self.model,
+            "choices": [],
+            "usage": usage,
+        }
