@@ -170,7 +170,9 @@ class HTTPProvider(Provider):
 
     async def post_json(self, url: str, body: Any, headers: Mapping[str, str] | None = None) -> Any:
         """POST a JSON body and return the parsed JSON answer; failures become `GatewayError`s."""
-        request = await self._build(url, body, headers)
+        return await self._send_for_json(await self._build(url, body, headers))
+
+    async def _send_for_json(self, request: httpx.Request) -> Any:
         try:
             response = await self.client.send(request)
             content = response.content
@@ -184,6 +186,13 @@ class HTTPProvider(Provider):
             raise GatewayError(
                 f"{self.kind}: upstream sent a body that is not JSON", status=502, code="upstream_bad_response"
             ) from None
+
+    async def get_json(self, url: str) -> Any:
+        """GET a JSON resource (model lists); failures become `GatewayError`s."""
+        headers = {**self.auth_headers(), **self.extra_headers}
+        request = self.client.build_request("GET", url, headers=headers)
+        await self.sign(request)
+        return await self._send_for_json(request)
 
     @asynccontextmanager
     async def open_stream(

@@ -1,0 +1,71 @@
+"""Client authentication: the hook protocol and the ready-made `api_keys()` hook.
+
+An auth hook is any async callable that takes the incoming `starlette.requests.Request` (headers only: the
+body has not been read yet) and returns a principal — anything the host uses to identify the caller — or
+None to refuse with 401. It may also raise `GatewayError` itself (e.g. 403). A principal that is a
+`Principal` can restrict which models it may call.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import hmac
+from collections.abc import Awaitable, Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from starlette.requests import Request
+
+__all__ = ["AuthHook", "Principal", "api_keys", "bearer_token"]
+
+AuthHook = Callable[[Request], Awaitable[Any]]
+
+
+@dataclass(frozen=True)
+class Principal:
+    """A caller. `allowed_models` holds glob patterns (`"openai/*"`, `"smart"`); None allows every model."""
+
+    name: str
+    allowed_models: tuple[str, ...] | None = None
+    metadata: Mapping[str, Any] = field(default_factory=dict)
+
+    def may_use(self, model: str) -> bool:
+        if self.allowed_models is None:
+            return True
+        return any(fnmatch.fnmatchcase(model, pattern) for pattern in self.allowed_models)
+
+
+def bearer_token(request: Request) -> str | None:
+    """The client's key: `Authorization: Bearer …`, or the `api-key` header Azure-style clients send."""
+    header = request.headers.get("authorization")
+    if header:
+        scheme, _, token = header.partition(" ")
+        if scheme.lower() == "bearer" and token.strip():
+            return token.strip()
+        return None
+    return request.headers.get("api-key") or request.headers.get("x-api-key")
+
+
+def api_keys(keys: Mapping[str, Any] | Iterable[str]) -> AuthHook:
+    """An auth hook that accepts the given client keys. A mapping gives each key its principal.
+
+    Keys are compared in constant time so that response timing does not reveal a key's prefix.
+    """
+    table: dict[bytes, Any] = (
+        {key.encode(): principal for key, principal in keys.items()}
+        if isinstance(keys, Mapping)
+        else {key.encode(): key[:6] + "…" for key in keys}
+    )
+
+    async def authenticate(request: Request) -> Any:
+        token = bearer_token(request)
+        if token is None:
+            return None
+        presented = token.encode()
+        found = None
+        for key, principal in table.items():
+            if hmac.compare_digest(key, presented):
+                found = principal
+        return found
+
+    return authenticate

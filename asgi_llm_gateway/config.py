@@ -1,0 +1,246 @@
+"""The standalone runner's configuration: a TOML file (or the environment alone) → a `Gateway`.
+
+    [providers.claude]                 # the name clients use: model = "claude/<model id>"
+    type = "anthropic"                 # see PROVIDER_TYPES
+    api_key = "env:ANTHROPIC_API_KEY"  # "env:NAME" or "${NAME}" reads the environment; never commit keys
+    base_url = "https://api.anthropic.com"
+    timeout = 60
+    models = ["claude-sonnet-4-5"]     # listed by GET /v1/models
+
+    [routes]
+    smart = ["claude/claude-sonnet-4-5", "openai/gpt-4.1"]   # tried in order
+
+    [auth]
+    keys = { "env:GATEWAY_KEY_ALICE" = "alice" }             # client key → principal name
+
+Every error names the file, the key and what is wrong.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import sys
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .auth import AuthHook, Principal, api_keys
+from .gateway import Gateway
+from .providers import (
+    AnthropicProvider,
+    AzureOpenAIProvider,
+    BedrockProvider,
+    DeepSeekProvider,
+    EchoProvider,
+    GeminiProvider,
+    GroqProvider,
+    MistralProvider,
+    OpenAICompatibleProvider,
+    OpenAIProvider,
+    XAIProvider,
+)
+from .providers.base import Provider
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover
+    import tomli as tomllib
+
+__all__ = ["PROVIDER_TYPES", "ConfigError", "GatewayConfig", "from_environment", "load_config"]
+
+PROVIDER_TYPES: Mapping[str, Callable[..., Provider]] = {
+    "openai": OpenAIProvider,
+    "azure": AzureOpenAIProvider,
+    "anthropic": AnthropicProvider,
+    "gemini": GeminiProvider,
+    "bedrock": BedrockProvider,
+    "mistral": MistralProvider,
+    "groq": GroqProvider,
+    "deepseek": DeepSeekProvider,
+    "xai": XAIProvider,
+    "openai-compatible": OpenAICompatibleProvider,
+    "echo": EchoProvider,
+}
+
+# Providers served without a config file when their key is in the environment.
+_ENV_PROVIDERS = {
+    "openai": "OPENAI_API_KEY",
+    "anthropic": "ANTHROPIC_API_KEY",
+    "gemini": "GEMINI_API_KEY",
+    "mistral": "MISTRAL_API_KEY",
+    "groq": "GROQ_API_KEY",
+    "deepseek": "DEEPSEEK_API_KEY",
+    "xai": "XAI_API_KEY",
+    "azure": "AZURE_OPENAI_API_KEY",
+    "bedrock": "AWS_BEARER_TOKEN_BEDROCK",
+}
+
+_ENV_REFERENCE = re.compile(r"^(?:env:(?P<a>[A-Za-z_][A-Za-z0-9_]*)|\$\{(?P<b>[A-Za-z_][A-Za-z0-9_]*)\})$")
+_PROVIDER_OPTIONS = {"type", "api_key", "base_url", "timeout", "models", "headers"}
+_EXTRA_OPTIONS: Mapping[str, set[str]] = {
+    "azure": {"api_version"},
+    "bedrock": {"region", "aws_access_key_id", "aws_secret_access_key", "aws_session_token", "profile"},
+    "echo": set(),
+}
+
+
+class ConfigError(Exception):
+    """A configuration problem; the message names the file and the key."""
+
+
+@dataclass
+class GatewayConfig:
+    """What the runner needs: the gateway's arguments and where to listen."""
+
+    providers: dict[str, Provider]
+    routes: dict[str, list[str]] = field(default_factory=dict)
+    auth: AuthHook | None = None
+    max_body_size: int | None = None
+    host: str | None = None
+    port: int | None = None
+
+    def gateway(self) -> Gateway:
+        options: dict[str, Any] = {}
+        if self.max_body_size is not None:
+            options["max_body_size"] = self.max_body_size
+        return Gateway(providers=self.providers, routes=self.routes, auth=self.auth, **options)
+
+
+def from_environment(environ: Mapping[str, str] | None = None) -> GatewayConfig:
+    """No config file: `echo`, plus every provider whose key is set in the environment."""
+    environ = os.environ if environ is None else environ
+    providers: dict[str, Provider] = {"echo": EchoProvider()}
+    for name, variable in _ENV_PROVIDERS.items():
+        if environ.get(variable):
+            providers[name] = PROVIDER_TYPES[name]()
+    return GatewayConfig(providers=providers)
+
+
+def load_config(path: str | Path, environ: Mapping[str, str] | None = None) -> GatewayConfig:
+    """Read and check a TOML config file."""
+    environ = os.environ if environ is None else environ
+    source = str(path)
+    try:
+        with open(path, "rb") as file:
+            data = tomllib.load(file)
+    except FileNotFoundError:
+        raise ConfigError(f"{source}: no such file") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{source}: not valid TOML: {exc}") from None
+    return _parse(data, source, environ)
+
+
+def _parse(data: Mapping[str, Any], source: str, environ: Mapping[str, str]) -> GatewayConfig:
+    unknown = set(data) - {"providers", "routes", "auth", "server"}
+    if unknown:
+        raise ConfigError(f"{source}: unknown section(s) {sorted(unknown)}; expected providers, routes, auth, server")
+    providers_table = _table(data, "providers", source)
+    providers = {
+        name: _provider(name, _table(providers_table, name, source, f"providers.{name}"), source, environ)
+        for name in providers_table
+    }
+    if not providers:
+        providers = {"echo": EchoProvider()}
+    routes: dict[str, list[str]] = {}
+    for alias, targets in _table(data, "routes", source).items():
+        names = [targets] if isinstance(targets, str) else targets
+        if not isinstance(names, list) or not names or not all(isinstance(t, str) for t in names):
+            raise ConfigError(f"{source}: routes.{alias}: expected a target string or a list of them")
+        routes[alias] = names
+    config = GatewayConfig(providers=providers, routes=routes, auth=_auth(data, source, environ))
+    server = _table(data, "server", source)
+    for key, value in server.items():
+        if key in ("host",) and isinstance(value, str):
+            config.host = value
+        elif key in ("port", "max_body_size") and isinstance(value, int) and value > 0:
+            setattr(config, key, value)
+        else:
+            raise ConfigError(f"{source}: server.{key}: unknown key or wrong type")
+    try:
+        config.gateway()  # checks routes against providers
+    except ValueError as exc:
+        raise ConfigError(f"{source}: {exc}") from None
+    return config
+
+
+def _table(data: Mapping[str, Any], key: str, source: str, where: str | None = None) -> Mapping[str, Any]:
+    value = data.get(key, {})
+    if not isinstance(value, dict):
+        raise ConfigError(f"{source}: {where or key}: expected a table")
+    return value
+
+
+def _resolve(value: Any, source: str, where: str, environ: Mapping[str, str]) -> Any:
+    if not isinstance(value, str):
+        return value
+    match = _ENV_REFERENCE.match(value)
+    if match is None:
+        return value
+    variable = match.group("a") or match.group("b")
+    if variable not in environ:
+        raise ConfigError(f"{source}: {where}: environment variable {variable} is not set")
+    return environ[variable]
+
+
+def _provider(name: str, table: Mapping[str, Any], source: str, environ: Mapping[str, str]) -> Provider:
+    where = f"providers.{name}"
+    if "/" in name:
+        raise ConfigError(f"{source}: {where}: a provider name cannot contain '/'")
+    kind = table.get("type", name)
+    factory = PROVIDER_TYPES.get(kind)
+    if factory is None:
+        raise ConfigError(f"{source}: {where}.type: unknown provider type {kind!r}; one of {sorted(PROVIDER_TYPES)}")
+    allowed = _EXTRA_OPTIONS.get(kind, set()) | (_PROVIDER_OPTIONS if kind != "echo" else {"type", "models"})
+    options: dict[str, Any] = {}
+    for key, value in table.items():
+        if key not in allowed:
+            raise ConfigError(f"{source}: {where}.{key}: unknown option for a {kind!r} provider")
+        if key != "type":
+            options[key] = _resolve(value, source, f"{where}.{key}", environ)
+    if "timeout" in options and not isinstance(options["timeout"], (int, float)):
+        raise ConfigError(f"{source}: {where}.timeout: expected a number of seconds")
+    if "models" in options and not (
+        isinstance(options["models"], list) and all(isinstance(m, str) for m in options["models"])
+    ):
+        raise ConfigError(f"{source}: {where}.models: expected a list of model ids")
+    if kind == "openai-compatible" and not options.get("base_url"):
+        raise ConfigError(f"{source}: {where}.base_url: required for an 'openai-compatible' provider")
+    try:
+        return factory(**options)
+    except (TypeError, ValueError) as exc:
+        raise ConfigError(f"{source}: {where}: {exc}") from None
+
+
+def _auth(data: Mapping[str, Any], source: str, environ: Mapping[str, str]) -> AuthHook | None:
+    table = _table(data, "auth", source)
+    if not table:
+        return None
+    unknown = set(table) - {"keys"}
+    if unknown:
+        raise ConfigError(f"{source}: auth.{sorted(unknown)[0]}: unknown key; expected 'keys'")
+    keys = table.get("keys")
+    principals: dict[str, Any] = {}
+    if isinstance(keys, dict):
+        for key, name in keys.items():
+            if not isinstance(name, str):
+                raise ConfigError(f"{source}: auth.keys: each key maps to a principal name (a string)")
+            principals[_resolve(key, source, "auth.keys", environ)] = name
+    elif isinstance(keys, list):
+        for index, entry in enumerate(keys):
+            where = f"auth.keys[{index}]"
+            if not isinstance(entry, dict) or not isinstance(entry.get("key"), str):
+                raise ConfigError(f"{source}: {where}: expected a table with 'key', 'name' and optional 'models'")
+            models = entry.get("models")
+            if models is not None and not (isinstance(models, list) and all(isinstance(m, str) for m in models)):
+                raise ConfigError(f"{source}: {where}.models: expected a list of model patterns")
+            principals[_resolve(entry["key"], source, f"{where}.key", environ)] = Principal(
+                name=str(entry.get("name", f"key-{index}")),
+                allowed_models=tuple(models) if models is not None else None,
+            )
+    else:
+        raise ConfigError(f"{source}: auth.keys: expected a table of key = name, or a list of tables")
+    if not principals:
+        raise ConfigError(f"{source}: auth.keys: no keys given (remove [auth] to run without client keys)")
+    return api_keys(principals)

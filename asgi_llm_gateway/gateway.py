@@ -1,0 +1,496 @@
+"""The Gateway ASGI app: its routes and the request pipeline, in one place.
+
+    HTTP ─▶ route ─▶ auth hook ─▶ read body (size-capped) ─▶ parse JSON ─▶ validate (JSON Schema)
+         ─▶ policy (allowed models) ─▶ resolve model → [targets]
+         ─▶ for target in targets: provider.complete / provider.stream   (fallback on retryable errors)
+         ─▶ OpenAI-shaped result ─▶ JSON response | SSE stream ─▶ usage hook
+
+Auth runs before the body is read, so an unauthenticated client cannot make the gateway buffer or parse
+anything. While an upstream call runs, a watcher listens for the client's disconnect and cancels the call,
+so an abandoned request never holds an upstream connection.
+"""
+
+from __future__ import annotations
+
+import logging
+import secrets
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
+from types import TracebackType
+from typing import Any
+from urllib.parse import unquote
+
+import anyio
+from starlette.requests import Request
+
+from .auth import AuthHook, Principal
+from .errors import GatewayError
+from .providers.base import Provider, stream_ended_early
+from .routing import Router, Target
+from .schemas import parse_json_body, validate_chat_request
+from .usage import UsageHook, UsageRecord
+from .wire import SSE_DONE, dumps, sse_event
+
+__all__ = ["Gateway"]
+
+logger = logging.getLogger("asgi_llm_gateway")
+
+Scope = Mapping[str, Any]
+Message = dict[str, Any]
+Receive = Callable[[], Awaitable[Message]]
+Send = Callable[[Message], Awaitable[None]]
+
+#: Large enough for several base64 images in one request.
+DEFAULT_MAX_BODY_SIZE = 32 * 1024 * 1024
+MODELS_TIMEOUT = 10.0
+
+
+class _ClientGone(Exception):
+    """The client disconnected before the request was complete."""
+
+
+class Gateway:
+    """An OpenAI-compatible chat-completions gateway, as an ASGI 3 application.
+
+    Mounted at path P it serves `P/v1/chat/completions` (POST), `P/v1/models` and `P/v1/models/{id}` (GET).
+    """
+
+    def __init__(
+        self,
+        providers: Mapping[str, Provider] | None = None,
+        routes: Mapping[str, Sequence[str] | str] | None = None,
+        auth: AuthHook | None = None,
+        on_usage: UsageHook | None = None,
+        *,
+        max_body_size: int = DEFAULT_MAX_BODY_SIZE,
+    ) -> None:
+        if providers is None:
+            from .providers.echo import EchoProvider
+
+            providers = {"echo": EchoProvider()}
+        for name in providers:
+            if not name or "/" in name:
+                raise ValueError(f"provider name {name!r} must be non-empty and contain no '/'")
+        self.providers = dict(providers)
+        self.router = Router(self.providers, routes or {})
+        self.auth = auth
+        self.on_usage = on_usage
+        self.max_body_size = max_body_size
+
+    # -- lifecycle -----------------------------------------------------------------------------------
+
+    async def aclose(self) -> None:
+        """Close every provider's connections. Hosts call this on shutdown (mounted apps get no lifespan)."""
+        for provider in self.providers.values():
+            try:
+                await provider.aclose()
+            except Exception:  # one provider failing to close must not keep the others open
+                logger.exception("closing a provider failed")
+
+    async def __aenter__(self) -> Gateway:
+        return self
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        await self.aclose()
+
+    # -- ASGI ------------------------------------------------------------------------------------------
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            await self._http(scope, receive, send)
+        elif scope["type"] == "lifespan":
+            await self._lifespan(receive, send)
+        elif scope["type"] == "websocket":
+            await send({"type": "websocket.close", "code": 1000})
+
+    async def _lifespan(self, receive: Receive, send: Send) -> None:
+        while True:
+            message = await receive()
+            if message["type"] == "lifespan.startup":
+                await send({"type": "lifespan.startup.complete"})
+            elif message["type"] == "lifespan.shutdown":
+                await self.aclose()
+                await send({"type": "lifespan.shutdown.complete"})
+                return
+
+    async def _http(self, scope: Scope, receive: Receive, send: Send) -> None:
+        request_id = "req_" + secrets.token_hex(12)
+        method = scope["method"]
+        path = local_path(scope)
+        try:
+            if path == "/chat/completions":
+                if method != "POST":
+                    raise _method_not_allowed(method, path, "POST")
+                await self._chat(scope, receive, send, request_id)
+            elif path == "/models" or path.startswith("/models/"):
+                if method not in ("GET", "HEAD"):
+                    raise _method_not_allowed(method, path, "GET")
+                await self._authenticate(scope)
+                body = await self._models(unquote(path[len("/models/") :]) if path != "/models" else None)
+                await send_json(send, 200, body, request_id)
+            else:
+                raise GatewayError(
+                    f"Unknown request URL: {method} {path}. Use /v1/chat/completions or /v1/models.",
+                    status=404,
+                    code="unknown_url",
+                )
+        except GatewayError as error:
+            await send_error(send, error, request_id)
+        except _ClientGone:
+            return
+
+    # -- /v1/chat/completions --------------------------------------------------------------------------
+
+    async def _chat(self, scope: Scope, receive: Receive, send: Send, request_id: str) -> None:
+        started = time.perf_counter()
+        principal = await self._authenticate(scope)
+        body = parse_json_body(await read_body(scope, receive, self.max_body_size))
+        validate_chat_request(body)
+        model: str = body["model"]
+        if isinstance(principal, Principal) and not principal.may_use(model):
+            raise GatewayError(
+                f"The key in use may not call the model '{model}'.",
+                status=403,
+                param="model",
+                code="model_not_allowed",
+            )
+        targets = self.router.resolve(model)
+        call = _Call(self, request_id, principal, model, body, started)
+        async with anyio.create_task_group() as watch_group:
+            watch_group.start_soon(_cancel_on_disconnect, receive, watch_group.cancel_scope)
+            try:
+                if body.get("stream"):
+                    await call.stream(targets, send)
+                else:
+                    await call.complete(targets, send)
+            finally:
+                watch_group.cancel_scope.cancel()
+
+    async def _authenticate(self, scope: Scope) -> Any:
+        if self.auth is None:
+            return None
+        principal = await self.auth(Request(scope))
+        if principal is None:
+            raise GatewayError(
+                "Incorrect API key provided. Send your gateway key as 'Authorization: Bearer <key>'.",
+                status=401,
+                code="invalid_api_key",
+            )
+        return principal
+
+    # -- /v1/models --------------------------------------------------------------------------------
+
+    async def _models(self, model_id: str | None) -> dict[str, Any]:
+        if model_id is not None:
+            self.router.resolve(model_id)  # 404 for what cannot be called
+            owner = "gateway" if model_id in self.router.routes else model_id.partition("/")[0]
+            return _model_object(model_id, owner)
+        data = [_model_object(alias, "gateway") for alias in self.router.routes]
+        listed: dict[str, list[str]] = {}
+
+        async def collect(name: str, provider: Provider) -> None:
+            with anyio.move_on_after(MODELS_TIMEOUT):
+                try:
+                    listed[name] = await provider.list_models()
+                except GatewayError as error:
+                    logger.warning("listing models of provider %r failed: %s", name, error.message)
+
+        async with anyio.create_task_group() as group:
+            for name, provider in self.providers.items():
+                group.start_soon(collect, name, provider)
+        for name in self.providers:
+            data.extend(_model_object(f"{name}/{model}", name) for model in listed.get(name, ()))
+        return {"object": "list", "data": data}
+
+
+class _Call:
+    """One chat-completions call: tries the targets in order and reports usage once."""
+
+    __slots__ = ("body", "gateway", "model", "principal", "request_id", "started", "target", "usage")
+
+    def __init__(
+        self,
+        gateway: Gateway,
+        request_id: str,
+        principal: Any,
+        model: str,
+        body: dict[str, Any],
+        started: float,
+    ) -> None:
+        self.gateway = gateway
+        self.request_id = request_id
+        self.principal = principal
+        self.model = model
+        self.body = body
+        self.started = started
+        self.target: Target | None = None
+        self.usage: dict[str, Any] | None = None
+
+    def _headers(self) -> list[tuple[bytes, bytes]]:
+        assert self.target is not None
+        return [
+            (b"x-llm-gateway-provider", self.target.provider_name.encode()),
+            (b"x-llm-gateway-target", self.target.name.encode()),
+        ]
+
+    async def complete(self, targets: Sequence[Target], send: Send) -> None:
+        try:
+            result = await self._first_success(targets, _complete_on)
+        except GatewayError as error:
+            await send_error(send, error, self.request_id)
+            await self._report(error.status, error)
+            return
+        assert self.target is not None
+        result["model"] = self.target.name
+        self.usage = result.get("usage")
+        await send_json(send, 200, result, self.request_id, self._headers())
+        await self._report(200)
+
+    async def stream(self, targets: Sequence[Target], send: Send) -> None:
+        try:
+            chunks, first = await self._first_success(targets, _open_stream_on)
+        except GatewayError as error:
+            await send_error(send, error, self.request_id)
+            await self._report(error.status, error)
+            return
+        assert self.target is not None
+        include_usage = bool((self.body.get("stream_options") or {}).get("include_usage"))
+        await send(
+            {
+                "type": "http.response.start",
+                "status": 200,
+                "headers": [
+                    (b"content-type", b"text/event-stream; charset=utf-8"),
+                    (b"cache-control", b"no-cache"),
+                    (b"x-accel-buffering", b"no"),
+                    (b"x-request-id", self.request_id.encode()),
+                    *self._headers(),
+                ],
+            }
+        )
+        failure: GatewayError | None = None
+        try:
+            failure = await self._pump(first, chunks, send, include_usage)
+        finally:
+            with anyio.CancelScope(shield=True):
+                await chunks.aclose()
+                await self._report(failure.status if failure else 200, failure)
+
+    async def _pump(
+        self, first: dict[str, Any], chunks: AsyncIterator[dict[str, Any]], send: Send, include_usage: bool
+    ) -> GatewayError | None:
+        """Relay chunks as SSE events; returns the error that ended the stream, if any."""
+        assert self.target is not None
+        model = self.target.name
+        open_choices: set[int] = set()
+        finished = False
+        chunk: dict[str, Any] | None = first
+        failure: GatewayError | None = None
+        try:
+            while chunk is not None:
+                chunk["model"] = model
+                choices = chunk.get("choices")
+                if not choices:
+                    if chunk.get("usage") is not None:
+                        self.usage = chunk["usage"]
+                        if include_usage:
+                            await _send_body(send, sse_event(chunk))
+                else:
+                    for choice in choices:
+                        if choice.get("finish_reason"):
+                            open_choices.discard(choice["index"])
+                            finished = True
+                        else:
+                            open_choices.add(choice["index"])
+                    if include_usage:
+                        chunk["usage"] = None
+                    elif "usage" in chunk:
+                        del chunk["usage"]
+                    await _send_body(send, sse_event(chunk))
+                chunk = await anext(chunks, None)
+            if open_choices or not finished:
+                failure = stream_ended_early(self.target.provider.kind)
+        except GatewayError as error:
+            failure = error
+        except Exception as exc:
+            failure = _provider_bug(self.target, exc)
+        if failure is not None:
+            logger.warning("stream %s failed: %s", self.request_id, failure.message)
+            await _send_body(send, sse_event(failure.to_dict()), more=False)
+        else:
+            await _send_body(send, SSE_DONE, more=False)
+        return failure
+
+    async def _first_success(
+        self, targets: Sequence[Target], attempt: Callable[[Target, dict[str, Any]], Awaitable[Any]]
+    ) -> Any:
+        """Try each target in order; move on only for errors another target could avoid."""
+        last_error: GatewayError | None = None
+        for target in targets:
+            self.target = target
+            try:
+                return await attempt(target, self.body)
+            except GatewayError as error:
+                last_error = error
+            except Exception as exc:
+                last_error = _provider_bug(target, exc)
+            if not last_error.retryable:
+                break
+            logger.warning("target %s failed (%s), trying the next one", target.name, last_error.message)
+        assert last_error is not None
+        raise last_error
+
+    async def _report(self, status: int, error: GatewayError | None = None) -> None:
+        hook = self.gateway.on_usage
+        if hook is None:
+            return
+        record = UsageRecord(
+            request_id=self.request_id,
+            principal=self.principal,
+            model=self.model,
+            target=self.target.name if self.target else None,
+            provider=self.target.provider_name if self.target else None,
+            stream=bool(self.body.get("stream")),
+            usage=self.usage,
+            latency_ms=(time.perf_counter() - self.started) * 1000,
+            status=status,
+            error=error.to_dict()["error"] if error else None,
+        )
+        try:
+            await hook(record)
+        except Exception:  # the client already has its answer; a broken hook must not change it
+            logger.exception("on_usage hook failed")
+
+
+async def _complete_on(target: Target, body: dict[str, Any]) -> dict[str, Any]:
+    return await target.provider.complete(body, target.model)
+
+
+async def _open_stream_on(
+    target: Target, body: dict[str, Any]
+) -> tuple[AsyncIterator[dict[str, Any]], dict[str, Any]]:
+    """Start the provider's stream and wait for its first chunk, so that failures before the first byte
+    reach the client as a proper HTTP status (and can fall back to the next target)."""
+    chunks = target.provider.stream(body, target.model)
+    try:
+        first = await anext(chunks)
+    except StopAsyncIteration:
+        raise stream_ended_early(target.provider.kind) from None
+    except BaseException:
+        with anyio.CancelScope(shield=True):
+            await chunks.aclose()  # type: ignore[attr-defined]
+        raise
+    return chunks, first
+
+
+def _provider_bug(target: Target, exc: Exception) -> GatewayError:
+    """An unexpected exception inside a provider: almost always an upstream answer it could not read."""
+    logger.error("provider %r failed on an unexpected %s", target.provider_name, type(exc).__name__, exc_info=exc)
+    return GatewayError(
+        f"{target.provider.kind}: the upstream response could not be translated ({type(exc).__name__})",
+        status=502,
+        code="upstream_bad_response",
+    )
+
+
+async def _cancel_on_disconnect(receive: Receive, scope: anyio.CancelScope) -> None:
+    while (await receive())["type"] != "http.disconnect":
+        pass
+    scope.cancel()
+
+
+def _method_not_allowed(method: str, path: str, allowed: str) -> GatewayError:
+    return GatewayError(
+        f"Method {method} is not allowed on {path}; use {allowed}.", status=405, code="method_not_allowed"
+    )
+
+
+def _model_object(model_id: str, owner: str) -> dict[str, Any]:
+    return {"id": model_id, "object": "model", "created": 0, "owned_by": owner}
+
+
+# -- ASGI helpers -------------------------------------------------------------------------------------
+
+
+def local_path(scope: Scope) -> str:
+    """The path below the mount point, without the optional `/v1` prefix or a trailing slash.
+
+    Starlette and FastAPI keep the full path and put the mount prefix in `root_path`; Litestar strips the
+    prefix itself (and may add a trailing slash). Both end up the same here.
+    """
+    path: str = scope["path"]
+    root: str = scope.get("root_path", "")
+    if root and path.startswith(root) and path[len(root) : len(root) + 1] in ("", "/"):
+        path = path[len(root) :]
+    path = path.rstrip("/")
+    if path.startswith("/v1/"):
+        path = path[3:]
+    return path or "/"
+
+
+async def read_body(scope: Scope, receive: Receive, limit: int) -> bytes:
+    """The request body, refusing with 413 as soon as it is known to exceed `limit` bytes."""
+    for name, value in scope.get("headers", ()):
+        if name == b"content-length":
+            try:
+                declared = int(value)
+            except ValueError:
+                raise GatewayError("invalid Content-Length header") from None
+            if declared > limit:
+                raise _too_large(limit)
+    parts: list[bytes] = []
+    size = 0
+    while True:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            raise _ClientGone
+        chunk = message.get("body", b"")
+        if chunk:
+            size += len(chunk)
+            if size > limit:
+                raise _too_large(limit)
+            parts.append(chunk)
+        if not message.get("more_body", False):
+            return parts[0] if len(parts) == 1 else b"".join(parts)
+
+
+def _too_large(limit: int) -> GatewayError:
+    return GatewayError(
+        f"The request body is larger than the gateway's limit of {limit} bytes.",
+        status=413,
+        code="request_too_large",
+    )
+
+
+async def send_json(
+    send: Send,
+    status: int,
+    body: Any,
+    request_id: str,
+    extra_headers: Sequence[tuple[bytes, bytes]] = (),
+) -> None:
+    content = dumps(body)
+    await send(
+        {
+            "type": "http.response.start",
+            "status": status,
+            "headers": [
+                (b"content-type", b"application/json"),
+                (b"content-length", str(len(content)).encode()),
+                (b"x-request-id", request_id.encode()),
+                *extra_headers,
+            ],
+        }
+    )
+    await send({"type": "http.response.body", "body": content})
+
+
+async def send_error(send: Send, error: GatewayError, request_id: str) -> None:
+    headers = [(name.encode(), value.encode()) for name, value in error.headers.items()]
+    await send_json(send, error.status, error.to_dict(), request_id, headers)
+
+
+async def _send_body(send: Send, data: bytes, more: bool = True) -> None:
+    await send({"type": "http.response.body", "body": data, "more_body": more})

@@ -1,0 +1,32 @@
+"""Usage records handed to the host's `on_usage` hook after each call."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+
+__all__ = ["UsageHook", "UsageRecord"]
+
+
+@dataclass(frozen=True, slots=True)
+class UsageRecord:
+    """One chat completion as the gateway served it.
+
+    `usage` is the OpenAI usage object (None when the upstream reported none, or the call failed);
+    `error` is the OpenAI error envelope's inner object for a failed call.
+    """
+
+    request_id: str
+    principal: Any
+    model: str
+    target: str | None
+    provider: str | None
+    stream: bool
+    usage: dict[str, Any] | None
+    latency_ms: float
+    status: int
+    error: dict[str, Any] | None = None
+
+
+UsageHook = Callable[[UsageRecord], Awaitable[None]]

@@ -1,0 +1,75 @@
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from asgi_llm_gateway.sse import ServerSentEvent, SSEDecoder, aiter_sse
+
+
+def decode_all(*chunks: bytes) -> list[ServerSentEvent]:
+    decoder = SSEDecoder()
+    events = []
+    for chunk in chunks:
+        events.extend(decoder.feed(chunk))
+    return events + decoder.flush()
+
+
+def test_single_data_event() -> None:
+    assert decode_all(b"data: hello\n\n") == [ServerSentEvent(data="hello")]
+
+
+def test_u2028_inside_json_does_not_split_the_event() -> None:
+    """Regression: httpx's aiter_lines() splits on U+2028; the SSE spec only ends lines at CR/LF."""
+    payload = json.dumps({"text": "a\u2028b\u2029c\x85d"}, ensure_ascii=False)
+    (event,) = decode_all(f"data: {payload}\n\n".encode())
+    assert json.loads(event.data)["text"] == "a\u2028b\u2029c\x85d"
+
+
+@pytest.mark.parametrize("newline", [b"\n", b"\r\n", b"\r"])
+def test_every_line_ending(newline: bytes) -> None:
+    raw = b"event: ping" + newline + b"data: 1" + newline + newline + b"data: 2" + newline + newline
+    assert decode_all(raw) == [ServerSentEvent(data="1", event="ping"), ServerSentEvent(data="2")]
+
+
+def test_crlf_split_across_reads() -> None:
+    assert decode_all(b"data: a\r", b"\n\r", b"\ndata: b\r\n\r\n") == [
+        ServerSentEvent(data="a"),
+        ServerSentEvent(data="b"),
+    ]
+
+
+def test_byte_by_byte_with_multibyte_characters() -> None:
+    raw = "data: héllo ✓\n\n".encode()
+    assert decode_all(*[raw[i : i + 1] for i in range(len(raw))]) == [ServerSentEvent(data="héllo ✓")]
+
+
+def test_multi_line_data_joins_with_newline() -> None:
+    assert decode_all(b"data: a\ndata: b\n\n") == [ServerSentEvent(data="a\nb")]
+
+
+def test_comments_and_keep_alives_are_skipped() -> None:
+    assert decode_all(b": keep-alive\n\n\n\ndata: x\n\n") == [ServerSentEvent(data="x")]
+
+
+def test_field_without_space_and_id() -> None:
+    assert decode_all(b"id: 7\nevent:message_start\ndata:{}\n\n") == [
+        ServerSentEvent(data="{}", event="message_start", id="7")
+    ]
+
+
+def test_event_missing_final_blank_line_is_flushed() -> None:
+    assert decode_all(b"data: last\n") == [ServerSentEvent(data="last")]
+
+
+def test_partial_last_line_of_a_cut_stream_is_dropped() -> None:
+    assert decode_all(b'data: {"a": 1}\n\ndata: {"tru') == [ServerSentEvent(data='{"a": 1}')]
+
+
+@pytest.mark.anyio
+async def test_aiter_sse() -> None:
+    async def source():  # type: ignore[no-untyped-def]
+        for chunk in (b"da", b"ta: 1\n", b"\ndata: 2\n\n"):
+            yield chunk
+
+    assert [event.data async for event in aiter_sse(source())] == ["1", "2"]
