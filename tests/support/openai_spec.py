@@ -12,7 +12,7 @@ import jsonschema
 from referencing import Registry, Resource
 from referencing.jsonschema import DRAFT202012
 
-SPEC_PATH = Path(__file__).resolve().parents[2].parent / "shared" / "specs" / "openai" / "chat_completions.openapi.json"
+SPEC_PATH = Path(__file__).resolve().parent.parent / "specs" / "openai" / "chat_completions.openapi.json"
 
 
 def _openapi_to_json_schema(node: Any) -> Any:
