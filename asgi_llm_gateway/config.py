@@ -135,7 +135,9 @@ def load_config(path: str | Path, environ: Mapping[str, str] | None = None) -> G
 def _parse(data: Mapping[str, Any], source: str, environ: Mapping[str, str]) -> GatewayConfig:
     unknown = set(data) - {"providers", "routes", "auth", "server"}
     if unknown:
-        raise ConfigError(f"{source}: unknown section(s) {sorted(unknown)}; expected providers, routes, auth, server")
+        raise ConfigError(
+            f"{source}: unknown section(s) {sorted(unknown)}; expected providers, routes, auth, server"
+        )
     providers_table = _table(data, "providers", source)
     providers = {
         name: _provider(name, _table(providers_table, name, source, f"providers.{name}"), source, environ)
@@ -191,7 +193,9 @@ def _provider(name: str, table: Mapping[str, Any], source: str, environ: Mapping
     kind = table.get("type", name)
     factory = PROVIDER_TYPES.get(kind)
     if factory is None:
-        raise ConfigError(f"{source}: {where}.type: unknown provider type {kind!r}; one of {sorted(PROVIDER_TYPES)}")
+        raise ConfigError(
+            f"{source}: {where}.type: unknown provider type {kind!r}; one of {sorted(PROVIDER_TYPES)}"
+        )
     allowed = _EXTRA_OPTIONS.get(kind, set()) | (_PROVIDER_OPTIONS if kind != "echo" else {"type", "models"})
     options: dict[str, Any] = {}
     for key, value in table.items():
@@ -231,9 +235,13 @@ def _auth(data: Mapping[str, Any], source: str, environ: Mapping[str, str]) -> A
         for index, entry in enumerate(keys):
             where = f"auth.keys[{index}]"
             if not isinstance(entry, dict) or not isinstance(entry.get("key"), str):
-                raise ConfigError(f"{source}: {where}: expected a table with 'key', 'name' and optional 'models'")
+                raise ConfigError(
+                    f"{source}: {where}: expected a table with 'key', 'name' and optional 'models'"
+                )
             models = entry.get("models")
-            if models is not None and not (isinstance(models, list) and all(isinstance(m, str) for m in models)):
+            if models is not None and not (
+                isinstance(models, list) and all(isinstance(m, str) for m in models)
+            ):
                 raise ConfigError(f"{source}: {where}.models: expected a list of model patterns")
             principals[_resolve(entry["key"], source, f"{where}.key", environ)] = Principal(
                 name=str(entry.get("name", f"key-{index}")),

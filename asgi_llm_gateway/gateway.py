@@ -15,7 +15,7 @@ from __future__ import annotations
 import logging
 import secrets
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, MutableMapping, Sequence
 from types import TracebackType
 from typing import Any
 from urllib.parse import unquote
@@ -35,7 +35,7 @@ __all__ = ["Gateway"]
 
 logger = logging.getLogger("asgi_llm_gateway")
 
-Scope = Mapping[str, Any]
+Scope = MutableMapping[str, Any]
 Message = dict[str, Any]
 Receive = Callable[[], Awaitable[Message]]
 Send = Callable[[Message], Awaitable[None]]
@@ -52,7 +52,8 @@ class _ClientGone(Exception):
 class Gateway:
     """An OpenAI-compatible chat-completions gateway, as an ASGI 3 application.
 
-    Mounted at path P it serves `P/v1/chat/completions` (POST), `P/v1/models` and `P/v1/models/{id}` (GET).
+    Mounted at path P it serves `P/v1/chat/completions` (POST), `P/v1/models` and `P/v1/models/{id}` (GET),
+    and `P/healthz` / `P/readyz` for load balancers.
     """
 
     def __init__(
@@ -124,6 +125,9 @@ class Gateway:
                 if method != "POST":
                     raise _method_not_allowed(method, path, "POST")
                 await self._chat(scope, receive, send, request_id)
+            elif path in ("/healthz", "/readyz"):
+                # Liveness/readiness for load balancers: answers without touching any upstream.
+                await send_json(send, 200, {"status": "ok"}, request_id)
             elif path == "/models" or path.startswith("/models/"):
                 if method not in ("GET", "HEAD"):
                     raise _method_not_allowed(method, path, "GET")
@@ -387,7 +391,9 @@ async def _open_stream_on(
 
 def _provider_bug(target: Target, exc: Exception) -> GatewayError:
     """An unexpected exception inside a provider: almost always an upstream answer it could not read."""
-    logger.error("provider %r failed on an unexpected %s", target.provider_name, type(exc).__name__, exc_info=exc)
+    logger.error(
+        "provider %r failed on an unexpected %s", target.provider_name, type(exc).__name__, exc_info=exc
+    )
     return GatewayError(
         f"{target.provider.kind}: the upstream response could not be translated ({type(exc).__name__})",
         status=502,

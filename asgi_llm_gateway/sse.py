@@ -74,9 +74,8 @@ class SSEDecoder:
             self._has_data = True
         elif name == "event":
             self._event = value
-        elif name == "id":
-            if "\0" not in value:
-                self._id = value
+        elif name == "id" and "\0" not in value:
+            self._id = value
         return None
 
     def _dispatch(self) -> ServerSentEvent | None:

@@ -5,8 +5,8 @@ Kept here once so providers never carry copies with small variations.
 
 from __future__ import annotations
 
-import binascii
 import base64
+import binascii
 from collections.abc import Mapping
 from typing import Any
 

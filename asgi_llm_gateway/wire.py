@@ -116,7 +116,7 @@ def message(
     reasoning_content: str | None = None,
     refusal: str | None = None,
 ) -> dict[str, Any]:
-    """An assistant message. `reasoning_content` is the de-facto extension used by DeepSeek, vLLM and others."""
+    """An assistant message. `reasoning_content` is the de-facto extension DeepSeek, vLLM and others use."""
     result: dict[str, Any] = {"role": "assistant", "content": content, "refusal": refusal}
     if tool_calls:
         result["tool_calls"] = tool_calls
@@ -162,7 +162,9 @@ class ChunkBuilder:
         self.id = id or completion_id()
         self.created = created if created is not None else int(time.time())
 
-    def chunk(self, delta: dict[str, Any], *, index: int = 0, finish_reason: str | None = None) -> dict[str, Any]:
+    def chunk(
+        self, delta: dict[str, Any], *, index: int = 0, finish_reason: str | None = None
+    ) -> dict[str, Any]:
         return {
             "id": self.id,
             "object": "chat.completion.chunk",

@@ -51,7 +51,7 @@ class Provider(ABC):
         """Whether `model` may be sent to this provider. Most upstreams decide that themselves."""
         return True
 
-    async def aclose(self) -> None:
+    async def aclose(self) -> None:  # noqa: B027 - optional hook, nothing to release by default
         """Release connections. Safe to call more than once."""
 
 
@@ -155,7 +155,12 @@ class HTTPProvider(Provider):
             except ValueError:
                 retry_after = None
         return upstream_error(
-            self.kind, response.status_code, message, code=code, retry_after=retry_after, secrets=self.secrets()
+            self.kind,
+            response.status_code,
+            message,
+            code=code,
+            retry_after=retry_after,
+            secrets=self.secrets(),
         )
 
     def _transport_error(self, exc: httpx.HTTPError) -> GatewayError:
@@ -165,7 +170,9 @@ class HTTPProvider(Provider):
                 f"{self.kind}: upstream timed out ({detail})", status=504, code="upstream_timeout"
             )
         return GatewayError(
-            f"{self.kind}: upstream connection failed ({detail})", status=502, code="upstream_connection_error"
+            f"{self.kind}: upstream connection failed ({detail})",
+            status=502,
+            code="upstream_connection_error",
         )
 
     async def post_json(self, url: str, body: Any, headers: Mapping[str, str] | None = None) -> Any:
@@ -184,7 +191,9 @@ class HTTPProvider(Provider):
             return loads(content)
         except ValueError:
             raise GatewayError(
-                f"{self.kind}: upstream sent a body that is not JSON", status=502, code="upstream_bad_response"
+                f"{self.kind}: upstream sent a body that is not JSON",
+                status=502,
+                code="upstream_bad_response",
             ) from None
 
     async def get_json(self, url: str) -> Any:
@@ -249,4 +258,6 @@ def stream_ended_early(kind: str) -> GatewayError:
 
 
 def bad_upstream_data(kind: str, detail: str) -> GatewayError:
-    return GatewayError(f"{kind}: upstream sent malformed data ({detail})", status=502, code="upstream_bad_response")
+    return GatewayError(
+        f"{kind}: upstream sent malformed data ({detail})", status=502, code="upstream_bad_response"
+    )

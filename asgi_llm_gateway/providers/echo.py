@@ -82,7 +82,9 @@ class EchoProvider(Provider):
 class _Answer:
     __slots__ = ("finish", "text", "tool_calls", "usage")
 
-    def __init__(self, text: str | None, tool_calls: list[dict[str, Any]], finish: str, usage: dict[str, Any]):
+    def __init__(
+        self, text: str | None, tool_calls: list[dict[str, Any]], finish: str, usage: dict[str, Any]
+    ):
         self.text = text
         self.tool_calls = tool_calls
         self.finish = finish
@@ -133,9 +135,7 @@ def _answer(request: Request) -> _Answer:
     finish = "tool_calls" if tool_calls else "stop"
     if text is not None and json_format is None:
         text, finish = _limit(text, stop_of(request), max_tokens_of(request), finish)
-    completion_tokens = _words(text or "") + sum(
-        _words(call["function"]["arguments"]) for call in tool_calls
-    )
+    completion_tokens = _words(text or "") + sum(_words(call["function"]["arguments"]) for call in tool_calls)
     return _Answer(text, tool_calls, finish, wire.usage(prompt_tokens, completion_tokens))
 
 
@@ -206,7 +206,9 @@ _FORMATS = {
 }
 
 
-def example_for_schema(schema: Mapping[str, Any], text: str = "", root: Mapping[str, Any] | None = None) -> Any:
+def example_for_schema(
+    schema: Mapping[str, Any], text: str = "", root: Mapping[str, Any] | None = None
+) -> Any:
     """A small instance that validates against `schema` (the subset that tools and Pydantic produce)."""
     root = root if root is not None else schema
     ref = schema.get("$ref")
@@ -249,7 +251,9 @@ def example_for_schema(schema: Mapping[str, Any], text: str = "", root: Mapping[
         value = value.ljust(min_length, "x")
         return value[:max_length] if max_length is not None else value
     if kind in ("integer", "number"):
-        low = schema.get("minimum", schema.get("exclusiveMinimum", 0) + (1 if "exclusiveMinimum" in schema else 0))
+        low = schema.get(
+            "minimum", schema.get("exclusiveMinimum", 0) + (1 if "exclusiveMinimum" in schema else 0)
+        )
         high = schema.get("maximum")
         value = max(0, low) if high is None else min(max(0, low), high)
         return int(value) if kind == "integer" else float(value)

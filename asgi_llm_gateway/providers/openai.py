@@ -141,7 +141,9 @@ XAI = Quirks(drop=_OPENAI_ONLY_HINTS - {"metadata"}, reject=frozenset({"modaliti
 # -- requests -------------------------------------------------------------------------------------------
 
 
-def build_request(request: Request, model: str, quirks: Quirks, *, provider: str, stream: bool) -> dict[str, Any]:
+def build_request(
+    request: Request, model: str, quirks: Quirks, *, provider: str, stream: bool
+) -> dict[str, Any]:
     """The upstream body for `request`. Pure: the client's request is never modified."""
     body: dict[str, Any] = {}
     for key, value in request.items():
@@ -156,9 +158,11 @@ def build_request(request: Request, model: str, quirks: Quirks, *, provider: str
     body["model"] = model
     if quirks.max_n is not None and (request.get("n") or 1) > quirks.max_n:
         raise unsupported(provider, "n", f"at most {quirks.max_n} choice(s)")
-    if quirks.reasoning_model_prefixes and model.startswith(quirks.reasoning_model_prefixes):
-        if "max_tokens" in body and "max_completion_tokens" not in body:
-            body["max_completion_tokens"] = body.pop("max_tokens")
+    reasoning_model = bool(quirks.reasoning_model_prefixes) and model.startswith(
+        quirks.reasoning_model_prefixes
+    )
+    if reasoning_model and "max_tokens" in body and "max_completion_tokens" not in body:
+        body["max_completion_tokens"] = body.pop("max_tokens")
     if body.get("tool_choice") == "required":
         body["tool_choice"] = quirks.required_tool_choice
     if stream:
@@ -203,7 +207,9 @@ def _message(message: Mapping[str, Any], index: int, quirks: Quirks, provider: s
                 )
     if quirks.short_tool_ids:
         if out.get("tool_calls"):
-            out["tool_calls"] = [{**call, "id": short_tool_id(call.get("id", ""))} for call in out["tool_calls"]]
+            out["tool_calls"] = [
+                {**call, "id": short_tool_id(call.get("id", ""))} for call in out["tool_calls"]
+            ]
         if "tool_call_id" in out:
             out["tool_call_id"] = short_tool_id(out["tool_call_id"])
     return out
@@ -234,7 +240,9 @@ def _finish_reason(value: Any, provider: str) -> str | None:
     if value is None:
         return None
     if value == "error":
-        raise GatewayError(f"{provider}: the upstream model failed while generating", status=502, code="upstream_error")
+        raise GatewayError(
+            f"{provider}: the upstream model failed while generating", status=502, code="upstream_error"
+        )
     value = _FINISH_REASONS.get(value, value)
     return value if value in _KNOWN_FINISH else "stop"
 
@@ -389,7 +397,9 @@ class OpenAICompatibleProvider(HTTPProvider):
             return []
         listing = await self.get_json(f"{self.base_url}/models")
         data = listing.get("data") if isinstance(listing, dict) else None
-        return [item["id"] for item in data or () if isinstance(item, dict) and isinstance(item.get("id"), str)]
+        return [
+            item["id"] for item in data or () if isinstance(item, dict) and isinstance(item.get("id"), str)
+        ]
 
 
 class OpenAIProvider(OpenAICompatibleProvider):

@@ -30,7 +30,10 @@ WEATHER_TOOL = {
 }
 TIME_TOOL = {
     "type": "function",
-    "function": {"name": "get_time", "parameters": {"type": "object", "properties": {"tz": {"type": "string"}}}},
+    "function": {
+        "name": "get_time",
+        "parameters": {"type": "object", "properties": {"tz": {"type": "string"}}},
+    },
 }
 
 
@@ -63,7 +66,9 @@ def test_plain_completion_has_openais_exact_shape(client: openai.OpenAI) -> None
     assert body["model"] == "echo/echo-1"
     assert body["choices"][0]["message"] == {"role": "assistant", "content": "Hello there", "refusal": None}
     assert body["choices"][0]["finish_reason"] == "stop"
-    assert body["usage"]["total_tokens"] == body["usage"]["prompt_tokens"] + body["usage"]["completion_tokens"]
+    assert (
+        body["usage"]["total_tokens"] == body["usage"]["prompt_tokens"] + body["usage"]["completion_tokens"]
+    )
     assert raw.headers["x-request-id"].startswith("req_")
     assert raw.headers["x-llm-gateway-provider"] == "echo"
 
@@ -75,7 +80,11 @@ def test_route_alias_answers_with_the_target_model(client: openai.OpenAI) -> Non
 
 
 def test_stream_chunks_are_valid_and_end_with_done(base_url: str) -> None:
-    body = {"model": "echo/echo-1", "messages": [{"role": "user", "content": "one two three"}], "stream": True}
+    body = {
+        "model": "echo/echo-1",
+        "messages": [{"role": "user", "content": "one two three"}],
+        "stream": True,
+    }
     with httpx.stream("POST", base_url + "/chat/completions", json=body) as response:
         assert response.headers["content-type"].startswith("text/event-stream")
         raw = response.read().decode()
@@ -107,12 +116,17 @@ def test_stream_include_usage_adds_a_final_chunk_with_empty_choices(client: open
 
 def test_tool_call_round_trip(client: openai.OpenAI) -> None:
     messages: list[dict[str, object]] = [{"role": "user", "content": "What does get_weather say for Paris?"}]
-    first = client.chat.completions.create(model="echo/echo-1", messages=messages, tools=[WEATHER_TOOL, TIME_TOOL])
+    first = client.chat.completions.create(
+        model="echo/echo-1", messages=messages, tools=[WEATHER_TOOL, TIME_TOOL]
+    )
     choice = first.choices[0]
     assert choice.finish_reason == "tool_calls"
     (call,) = choice.message.tool_calls or []
     assert call.function.name == "get_weather"
-    assert json.loads(call.function.arguments) == {"city": "What does get_weather say for Paris?", "unit": "c"}
+    assert json.loads(call.function.arguments) == {
+        "city": "What does get_weather say for Paris?",
+        "unit": "c",
+    }
     messages += [
         choice.message.model_dump(exclude_none=True),
         {"role": "tool", "tool_call_id": call.id, "content": "18 degrees"},
@@ -264,7 +278,9 @@ def test_body_over_the_cap_is_413_and_not_buffered() -> None:
         assert response.status_code == 413
         with openai.OpenAI(base_url=url + "/v1", api_key="x", max_retries=0) as client:
             with pytest.raises(openai.APIStatusError) as caught:
-                client.chat.completions.create(model="echo/echo-1", messages=[{"role": "user", "content": "x" * 2000}])
+                client.chat.completions.create(
+                    model="echo/echo-1", messages=[{"role": "user", "content": "x" * 2000}]
+                )
             assert caught.value.status_code == 413
 
 
@@ -280,26 +296,42 @@ def test_auth_hook_401_403_and_nothing_leaks() -> None:
     gateway = Gateway(
         providers={"echo": EchoProvider()},
         auth=api_keys(
-            {"sk-gw-alice-secret": "alice", "sk-gw-bob-secret": Principal("bob", allowed_models=("echo/small-*",))}
+            {
+                "sk-gw-alice-secret": "alice",
+                "sk-gw-bob-secret": Principal("bob", allowed_models=("echo/small-*",)),
+            }
         ),
     )
     with serve(gateway) as url:
         with openai.OpenAI(base_url=url + "/v1", api_key="sk-gw-wrong-secret", max_retries=0) as client:
             with pytest.raises(openai.AuthenticationError) as caught:
-                client.chat.completions.create(model="echo/echo-1", messages=[{"role": "user", "content": "x"}])
+                client.chat.completions.create(
+                    model="echo/echo-1", messages=[{"role": "user", "content": "x"}]
+                )
             assert "sk-gw" not in json.dumps(caught.value.body)
             with pytest.raises(openai.AuthenticationError):
                 client.models.list()
         with openai.OpenAI(base_url=url + "/v1", api_key="sk-gw-bob-secret", max_retries=0) as client:
             with pytest.raises(openai.PermissionDeniedError):
-                client.chat.completions.create(model="echo/echo-1", messages=[{"role": "user", "content": "x"}])
-            ok = client.chat.completions.create(model="echo/small-1", messages=[{"role": "user", "content": "x"}])
+                client.chat.completions.create(
+                    model="echo/echo-1", messages=[{"role": "user", "content": "x"}]
+                )
+            ok = client.chat.completions.create(
+                model="echo/small-1", messages=[{"role": "user", "content": "x"}]
+            )
             assert ok.choices[0].message.content == "x"
         with openai.OpenAI(base_url=url + "/v1", api_key="sk-gw-alice-secret", max_retries=0) as client:
-            assert client.chat.completions.create(
-                model="echo/echo-1", messages=[{"role": "user", "content": "hi"}]
-            ).choices[0].message.content == "hi"
-        assert httpx.post(url + "/v1/chat/completions", content=b"{").status_code == 401  # auth before parsing
+            assert (
+                client.chat.completions.create(
+                    model="echo/echo-1", messages=[{"role": "user", "content": "hi"}]
+                )
+                .choices[0]
+                .message.content
+                == "hi"
+            )
+        assert (
+            httpx.post(url + "/v1/chat/completions", content=b"{").status_code == 401
+        )  # auth before parsing
 
 
 def test_usage_hook_receives_a_record_per_call() -> None:
@@ -308,14 +340,13 @@ def test_usage_hook_receives_a_record_per_call() -> None:
     async def on_usage(record):  # type: ignore[no-untyped-def]
         records.append(record)
 
-    with serve(Gateway(on_usage=on_usage)) as url:
-        with openai.OpenAI(base_url=url + "/v1", api_key="x", max_retries=0) as client:
-            client.chat.completions.create(model="echo/echo-1", messages=[{"role": "user", "content": "a b"}])
-            list(
-                client.chat.completions.create(
-                    model="echo/echo-1", messages=[{"role": "user", "content": "a b c"}], stream=True
-                )
+    with serve(Gateway(on_usage=on_usage)) as url, openai.OpenAI(base_url=url + "/v1", api_key="x") as client:
+        client.chat.completions.create(model="echo/echo-1", messages=[{"role": "user", "content": "a b"}])
+        list(
+            client.chat.completions.create(
+                model="echo/echo-1", messages=[{"role": "user", "content": "a b c"}], stream=True
             )
+        )
     assert [(r.target, r.stream, r.status, r.usage["completion_tokens"]) for r in records] == [
         ("echo/echo-1", False, 200, 2),
         ("echo/echo-1", True, 200, 3),

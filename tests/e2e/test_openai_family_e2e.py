@@ -21,7 +21,7 @@ from asgi_llm_gateway.providers import (
     OpenAIProvider,
     XAIProvider,
 )
-from tests.fakes.openai import KEY, Fault, FakeOpenAI
+from tests.fakes.openai import KEY, FakeOpenAI, Fault
 from tests.support.openai_spec import assert_valid
 from tests.support.server import serve
 
@@ -63,7 +63,10 @@ def stacks() -> Iterator[dict[str, Stack]]:
                 "local": OpenAICompatibleProvider(base_url=openai_url + "/v1", api_key=KEY),
             }
         )
-        with serve(gateway) as url, openai.OpenAI(base_url=url + "/v1", api_key="client", max_retries=0) as client:
+        with (
+            serve(gateway) as url,
+            openai.OpenAI(base_url=url + "/v1", api_key="client", max_retries=0) as client,
+        ):
             yield {
                 name: Stack(fakes[flavour], client, url)
                 for name, flavour in [
@@ -87,7 +90,10 @@ def test_plain_completion(stacks: dict[str, Stack], provider: str) -> None:
     stack = stacks[provider]
     raw = stack.client.chat.completions.with_raw_response.create(
         model=f"{provider}/test-model",
-        messages=[{"role": "developer", "content": "Be nice."}, {"role": "user", "content": "Hello upstream"}],
+        messages=[
+            {"role": "developer", "content": "Be nice."},
+            {"role": "user", "content": "Hello upstream"},
+        ],
         seed=3,
         max_completion_tokens=20,
     )
@@ -143,7 +149,9 @@ def test_stream_without_usage_has_no_usage_chunk(stacks: dict[str, Stack], provi
 def test_tool_round_trip(stacks: dict[str, Stack], provider: str) -> None:
     client = stacks[provider].client
     messages: list[dict[str, Any]] = [{"role": "user", "content": "please lookup cats"}]
-    first = client.chat.completions.create(model=f"{provider}/m", messages=messages, tools=[TOOL], tool_choice="required")
+    first = client.chat.completions.create(
+        model=f"{provider}/m", messages=messages, tools=[TOOL], tool_choice="required"
+    )
     call = (first.choices[0].message.tool_calls or [])[0]
     assert first.choices[0].finish_reason == "tool_calls"
     assert json.loads(call.function.arguments) == {"q": "please lookup cats"}
@@ -162,7 +170,13 @@ def test_mistral_gets_9_character_ids_for_openai_style_history(stacks: dict[str,
         {
             "role": "assistant",
             "content": None,
-            "tool_calls": [{"id": "call_from_another_provider_1", "type": "function", "function": {"name": "lookup", "arguments": "{}"}}],
+            "tool_calls": [
+                {
+                    "id": "call_from_another_provider_1",
+                    "type": "function",
+                    "function": {"name": "lookup", "arguments": "{}"},
+                }
+            ],
         },
         {"role": "tool", "tool_call_id": "call_from_another_provider_1", "content": "done"},
     ]
@@ -206,7 +220,8 @@ def test_image_part_passes_through_to_openai(stacks: dict[str, Stack]) -> None:
     stack = stacks["openai"]
     part = {"type": "image_url", "image_url": {"url": "data:image/png;base64,iVBORw0KGgo=", "detail": "low"}}
     stack.client.chat.completions.create(
-        model="openai/gpt-4.1", messages=[{"role": "user", "content": [{"type": "text", "text": "see"}, part]}]
+        model="openai/gpt-4.1",
+        messages=[{"role": "user", "content": [{"type": "text", "text": "see"}, part]}],
     )
     assert stack.fake.requests[-1]["body"]["messages"][0]["content"][1] == part
 
@@ -217,7 +232,9 @@ def test_deepseek_rejects_images_before_calling_upstream(stacks: dict[str, Stack
     with pytest.raises(openai.BadRequestError) as caught:
         stack.client.chat.completions.create(
             model="deepseek/m",
-            messages=[{"role": "user", "content": [{"type": "image_url", "image_url": {"url": "https://x/y.png"}}]}],
+            messages=[
+                {"role": "user", "content": [{"type": "image_url", "image_url": {"url": "https://x/y.png"}}]}
+            ],
         )
     assert caught.value.param == "messages[0].content[0].type"
     assert len(stack.fake.requests) == count
@@ -225,7 +242,9 @@ def test_deepseek_rejects_images_before_calling_upstream(stacks: dict[str, Stack
 
 def test_openai_reasoning_model_gets_max_completion_tokens(stacks: dict[str, Stack]) -> None:
     stack = stacks["openai"]
-    stack.client.chat.completions.create(model="openai/o4-mini", messages=[{"role": "user", "content": "x"}], max_tokens=9)
+    stack.client.chat.completions.create(
+        model="openai/o4-mini", messages=[{"role": "user", "content": "x"}], max_tokens=9
+    )
     body = stack.fake.requests[-1]["body"]
     assert body["max_completion_tokens"] == 9 and "max_tokens" not in body
 
@@ -251,11 +270,64 @@ def test_models_listing_includes_upstream_models(stacks: dict[str, Stack]) -> No
 @pytest.mark.parametrize(
     ("fault", "exception", "status"),
     [
-        (Fault(429, {"error": {"message": "slow down", "type": "requests", "param": None, "code": "rate_limit_exceeded"}}, {"retry-after": "7"}), openai.RateLimitError, 429),
-        (Fault(500, {"error": {"message": "boom", "type": "server_error", "param": None, "code": None}}), openai.InternalServerError, 502),
-        (Fault(503, {"error": {"message": "overloaded", "type": "server_error", "param": None, "code": None}}), openai.InternalServerError, 503),
-        (Fault(401, {"error": {"message": f"Incorrect API key provided: {KEY}", "type": "invalid_request_error", "param": None, "code": "invalid_api_key"}}), openai.InternalServerError, 502),
-        (Fault(404, {"error": {"message": "The model does not exist", "type": "invalid_request_error", "param": None, "code": "model_not_found"}}), openai.NotFoundError, 404),
+        (
+            Fault(
+                429,
+                {
+                    "error": {
+                        "message": "slow down",
+                        "type": "requests",
+                        "param": None,
+                        "code": "rate_limit_exceeded",
+                    }
+                },
+                {"retry-after": "7"},
+            ),
+            openai.RateLimitError,
+            429,
+        ),
+        (
+            Fault(500, {"error": {"message": "boom", "type": "server_error", "param": None, "code": None}}),
+            openai.InternalServerError,
+            502,
+        ),
+        (
+            Fault(
+                503, {"error": {"message": "overloaded", "type": "server_error", "param": None, "code": None}}
+            ),
+            openai.InternalServerError,
+            503,
+        ),
+        (
+            Fault(
+                401,
+                {
+                    "error": {
+                        "message": f"Incorrect API key provided: {KEY}",
+                        "type": "invalid_request_error",
+                        "param": None,
+                        "code": "invalid_api_key",
+                    }
+                },
+            ),
+            openai.InternalServerError,
+            502,
+        ),
+        (
+            Fault(
+                404,
+                {
+                    "error": {
+                        "message": "The model does not exist",
+                        "type": "invalid_request_error",
+                        "param": None,
+                        "code": "model_not_found",
+                    }
+                },
+            ),
+            openai.NotFoundError,
+            404,
+        ),
         (Fault(200, raw="<html>definitely not json</html>"), openai.InternalServerError, 502),
     ],
     ids=["429", "500", "503", "upstream-401", "404", "garbage"],
@@ -276,7 +348,18 @@ def test_upstream_errors_map_to_the_right_sdk_exception(
 
 def test_mistral_422_becomes_400(stacks: dict[str, Stack]) -> None:
     stack = stacks["mistral"]
-    stack.fake.faults.append(Fault(422, {"object": "error", "message": {"detail": [{"msg": "bad"}]}, "type": "invalid_request_error", "param": None, "code": None}))
+    stack.fake.faults.append(
+        Fault(
+            422,
+            {
+                "object": "error",
+                "message": {"detail": [{"msg": "bad"}]},
+                "type": "invalid_request_error",
+                "param": None,
+                "code": None,
+            },
+        )
+    )
     with pytest.raises(openai.BadRequestError) as caught:
         stack.client.chat.completions.create(model="mistral/m", messages=[{"role": "user", "content": "x"}])
     assert "bad" in caught.value.message
@@ -297,6 +380,10 @@ def test_stream_cut_midway_ends_in_an_error_not_success(stacks: dict[str, Stack]
 
 def test_stream_error_before_first_chunk_is_a_status(stacks: dict[str, Stack]) -> None:
     stack = stacks["openai"]
-    stack.fake.faults.append(Fault(429, {"error": {"message": "busy", "type": "x", "param": None, "code": None}}))
+    stack.fake.faults.append(
+        Fault(429, {"error": {"message": "busy", "type": "x", "param": None, "code": None}})
+    )
     with pytest.raises(openai.RateLimitError):
-        stack.client.chat.completions.create(model="openai/m", messages=[{"role": "user", "content": "x"}], stream=True)
+        stack.client.chat.completions.create(
+            model="openai/m", messages=[{"role": "user", "content": "x"}], stream=True
+        )

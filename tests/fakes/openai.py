@@ -99,7 +99,9 @@ class FakeOpenAI:
                 return _mistral_422(["body", key], "Extra inputs are not permitted")
         for index, message in enumerate(body.get("messages") or ()):
             if message.get("role") not in ("system", "user", "assistant", "tool"):
-                return _mistral_422(["body", "messages", index, "role"], "Input should be 'system', 'user', …")
+                return _mistral_422(
+                    ["body", "messages", index, "role"], "Input should be 'system', 'user', …"
+                )
             for key in message:
                 if key not in MISTRAL_MESSAGE_KEYS or (key == "name" and message["role"] == "user"):
                     return _mistral_422(["body", "messages", index, key], "Extra inputs are not permitted")
@@ -111,7 +113,8 @@ class FakeOpenAI:
                     return JSONResponse(
                         {
                             "object": "error",
-                            "message": f"Tool call id was {tool_id} but must be a-z, A-Z, 0-9, with a length of 9.",
+                            "message": f"Tool call id was {tool_id} but must be a-z, A-Z, 0-9, "
+                            "with a length of 9.",
                             "type": "invalid_function_call",
                             "param": None,
                             "code": "3280",
@@ -127,10 +130,21 @@ class FakeOpenAI:
     async def chat(self, request: Request) -> Response:
         raw = await request.body()
         body = json.loads(raw)
-        self.requests.append({"path": request.url.path, "query": str(request.url.query), "headers": dict(request.headers), "body": body})
+        self.requests.append(
+            {
+                "path": request.url.path,
+                "query": str(request.url.query),
+                "headers": dict(request.headers),
+                "body": body,
+            }
+        )
         if not self._auth_ok(request):
             return _openai_error(401, "Incorrect API key provided: sk-up***", None, "invalid_api_key")
-        if self.flavour == "azure" and "/deployments/" in request.url.path and "api-version" not in request.query_params:
+        if (
+            self.flavour == "azure"
+            and "/deployments/" in request.url.path
+            and "api-version" not in request.query_params
+        ):
             return _openai_error(404, "Resource not found", None)
         if self.faults:
             fault = self.faults.pop(0)
@@ -144,8 +158,7 @@ class FakeOpenAI:
         if rejection is not None:
             return rejection
         echo_request = {**body, "seed": None}
-        if "random_seed" in echo_request:
-            del echo_request["random_seed"]
+        echo_request.pop("random_seed", None)
         if body.get("stream"):
             return StreamingResponse(self._stream(body, fault), media_type="text/event-stream")
         completion = await EchoProvider().complete(echo_request, body["model"])
@@ -168,7 +181,10 @@ class FakeOpenAI:
         include_usage = (body.get("stream_options") or {}).get("include_usage") or self.flavour == "mistral"
         chunks = [chunk async for chunk in EchoProvider().stream({**body, "seed": None}, body["model"])]
         if self.flavour == "azure":
-            yield 'data: {"choices":[],"created":0,"id":"","model":"","object":"","prompt_filter_results":[]}\n\n'
+            yield (
+                'data: {"choices":[],"created":0,"id":"","model":"","object":"",'
+                '"prompt_filter_results":[]}\n\n'
+            )
         if self.flavour == "deepseek":
             yield ": keep-alive\n\n"
         sent = 0
@@ -183,7 +199,9 @@ class FakeOpenAI:
             elif include_usage and self.flavour != "mistral":
                 chunk["usage"] = None
             if self.flavour == "mistral":
-                for call in (chunk["choices"][0]["delta"].get("tool_calls") or []) if chunk["choices"] else ():
+                for call in (
+                    (chunk["choices"][0]["delta"].get("tool_calls") or []) if chunk["choices"] else ()
+                ):
                     if "id" in call:
                         call["id"] = call["id"][5:14]
                 if chunk["choices"] and chunk["choices"][0]["finish_reason"]:
@@ -197,7 +215,10 @@ class FakeOpenAI:
         if not self._auth_ok(request):
             return _openai_error(401, "Incorrect API key provided", None, "invalid_api_key")
         return JSONResponse(
-            {"object": "list", "data": [{"id": "gpt-test", "object": "model", "created": 0, "owned_by": "fake"}]}
+            {
+                "object": "list",
+                "data": [{"id": "gpt-test", "object": "model", "created": 0, "owned_by": "fake"}],
+            }
         )
 
     def app(self) -> Starlette:

@@ -29,9 +29,15 @@ def test_request_golden(path: Path) -> None:
     request = fixture["request"]
     untouched = copy.deepcopy(request)
     body = family.build_request(
-        request, fixture["model"], QUIRKS[fixture["provider"]], provider=fixture["provider"], stream=fixture["stream"]
+        request,
+        fixture["model"],
+        QUIRKS[fixture["provider"]],
+        provider=fixture["provider"],
+        stream=fixture["stream"],
     )
-    expected = json.loads(json.dumps(fixture["expected"]).replace("SHORT", family.short_tool_id("call_abc123XYZ")))
+    expected = json.loads(
+        json.dumps(fixture["expected"]).replace("SHORT", family.short_tool_id("call_abc123XYZ"))
+    )
     assert body == expected
     assert request == untouched, "translation must not modify the client's request"
 
@@ -53,12 +59,21 @@ def test_short_tool_ids_are_9_alphanumerics_deterministic_and_keep_valid_ids() -
         ("deepseek", {"modalities": ["text", "audio"]}, "modalities"),
         (
             "deepseek",
-            {"messages": [{"role": "user", "content": [{"type": "image_url", "image_url": {"url": "https://x/y.png"}}]}]},
+            {
+                "messages": [
+                    {
+                        "role": "user",
+                        "content": [{"type": "image_url", "image_url": {"url": "https://x/y.png"}}],
+                    }
+                ]
+            },
             "messages[0].content[0].type",
         ),
     ],
 )
-def test_semantic_fields_an_upstream_lacks_are_400(provider: str, request_patch: dict[str, Any], param: str) -> None:
+def test_semantic_fields_an_upstream_lacks_are_400(
+    provider: str, request_patch: dict[str, Any], param: str
+) -> None:
     request = {"model": "x", "messages": [{"role": "user", "content": "hi"}], **request_patch}
     with pytest.raises(GatewayError) as caught:
         family.build_request(request, "m", QUIRKS[provider], provider=provider, stream=False)
@@ -74,22 +89,37 @@ def test_completion_normalisation_reasoning_finish_and_cache_usage() -> None:
         "created": 1,
         "model": "m",
         "choices": [
-            {"index": 0, "message": {"role": "assistant", "content": "hi", "reasoning": "think"}, "finish_reason": "model_length"},
+            {
+                "index": 0,
+                "message": {"role": "assistant", "content": "hi", "reasoning": "think"},
+                "finish_reason": "model_length",
+            },
             {
                 "index": 1,
                 "message": {
                     "role": "assistant",
                     "content": None,
-                    "tool_calls": [{"id": "a", "type": "function", "function": {"name": "f", "arguments": "{}"}}],
+                    "tool_calls": [
+                        {"id": "a", "type": "function", "function": {"name": "f", "arguments": "{}"}}
+                    ],
                 },
                 "finish_reason": "stop",
             },
         ],
-        "usage": {"prompt_tokens": 10, "completion_tokens": 2, "total_tokens": 12, "prompt_cache_hit_tokens": 4},
+        "usage": {
+            "prompt_tokens": 10,
+            "completion_tokens": 2,
+            "total_tokens": 12,
+            "prompt_cache_hit_tokens": 4,
+        },
         "x_groq": {"id": "req"},
     }
     out = family.normalize_completion(native, "groq")
-    assert out["choices"][0]["message"] == {"role": "assistant", "content": "hi", "reasoning_content": "think"}
+    assert out["choices"][0]["message"] == {
+        "role": "assistant",
+        "content": "hi",
+        "reasoning_content": "think",
+    }
     assert out["choices"][0]["finish_reason"] == "length"
     assert out["choices"][1]["finish_reason"] == "tool_calls"
     assert out["usage"]["prompt_tokens_details"] == {"cached_tokens": 4}
@@ -134,7 +164,11 @@ def test_chunk_normalisation() -> None:
 
 
 def test_usage_on_the_finishing_chunk_is_split_into_openais_usage_chunk() -> None:
-    chunk = {"id": "c", "choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}], "usage": {"prompt_tokens": 3}}
+    chunk = {
+        "id": "c",
+        "choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}],
+        "usage": {"prompt_tokens": 3},
+    }
     content, usage = family.split_usage(chunk)
     assert content["usage"] is None and content["choices"] == chunk["choices"]
     assert usage["choices"] == [] and usage["usage"] == {"prompt_tokens": 3}

@@ -52,7 +52,9 @@ def assert_valid(component: str, instance: Any) -> None:
     if errors:
         error = errors[0]
         path = "/".join(str(p) for p in error.absolute_path)
-        raise AssertionError(f"not a valid {component} at /{path}: {error.message}\n{json.dumps(instance)[:2000]}")
+        raise AssertionError(
+            f"not a valid {component} at /{path}: {error.message}\n{json.dumps(instance)[:2000]}"
+        )
 
 
 @functools.cache
