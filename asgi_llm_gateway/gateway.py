@@ -13,6 +13,7 @@ so an abandoned request never holds an upstream connection.
 from __future__ import annotations
 
 import logging
+import random
 import secrets
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, MutableMapping, Sequence
@@ -25,8 +26,9 @@ from starlette.requests import Request
 
 from .auth import AuthHook, Principal
 from .errors import GatewayError
+from .policy import DEFAULT_POLICY, HealthBook, Policy, retry_delay
 from .providers.base import Provider, stream_ended_early
-from .routing import Router, Target
+from .routing import Router, RouteSpec, Target
 from .schemas import parse_json_body, validate_chat_request
 from .usage import UsageHook, UsageRecord
 from .wire import SSE_DONE, dumps, sse_event
@@ -59,10 +61,12 @@ class Gateway:
     def __init__(
         self,
         providers: Mapping[str, Provider] | None = None,
-        routes: Mapping[str, Sequence[str] | str] | None = None,
+        routes: Mapping[str, RouteSpec] | None = None,
         auth: AuthHook | None = None,
         on_usage: UsageHook | None = None,
         *,
+        policy: Policy = DEFAULT_POLICY,
+        provider_policies: Mapping[str, Policy] | None = None,
         max_body_size: int = DEFAULT_MAX_BODY_SIZE,
     ) -> None:
         if providers is None:
@@ -77,6 +81,36 @@ class Gateway:
         self.auth = auth
         self.on_usage = on_usage
         self.max_body_size = max_body_size
+        self.policy = policy
+        self.provider_policies = dict(provider_policies or {})
+        unknown = set(self.provider_policies) - set(self.providers)
+        if unknown:
+            raise ValueError(f"provider_policies names unknown providers: {sorted(unknown)}")
+        self.health = HealthBook()
+        self.rng = random.Random()
+        self._limiters: dict[str, anyio.CapacityLimiter] = {}
+
+    def policy_for(self, provider_name: str) -> Policy:
+        return self.provider_policies.get(provider_name, self.policy)
+
+    async def acquire_slot(self, provider_name: str, policy: Policy) -> Callable[[], None] | None:
+        """Wait for one of the provider's concurrency slots; 503 when the queue wait runs out."""
+        limit = self.policy_for(provider_name).max_concurrency
+        if limit is None:
+            return None
+        limiter = self._limiters.get(provider_name)
+        if limiter is None:  # created lazily: a limiter belongs to the running event loop
+            limiter = self._limiters[provider_name] = anyio.CapacityLimiter(limit)
+        token = object()
+        with anyio.move_on_after(policy.queue_timeout):
+            await limiter.acquire_on_behalf_of(token)
+            return lambda: limiter.release_on_behalf_of(token)
+        raise GatewayError(
+            f"The provider '{provider_name}' is at its limit of {limit} concurrent requests; try again soon.",
+            status=503,
+            code="provider_busy",
+            headers={"retry-after": "1"},
+        )
 
     # -- lifecycle -----------------------------------------------------------------------------------
 
@@ -160,15 +194,17 @@ class Gateway:
                 param="model",
                 code="model_not_allowed",
             )
-        targets = self.router.resolve(model)
+        targets, route_policy = self.router.plan(model, self.health, self.rng, time.monotonic())
         call = _Call(self, request_id, principal, model, body, started)
         async with anyio.create_task_group() as watch_group:
             watch_group.start_soon(_cancel_on_disconnect, receive, watch_group.cancel_scope)
             try:
                 if body.get("stream"):
-                    await call.stream(targets, send)
+                    await call.stream(targets, route_policy, send)
                 else:
-                    await call.complete(targets, send)
+                    await call.complete(targets, route_policy, send)
+            except OSError:  # the client went away while we were sending
+                pass
             finally:
                 watch_group.cancel_scope.cancel()
 
@@ -210,9 +246,21 @@ class Gateway:
 
 
 class _Call:
-    """One chat-completions call: tries the targets in order and reports usage once."""
+    """One chat-completions call: tries the planned targets under the policy, and reports usage once."""
 
-    __slots__ = ("body", "gateway", "model", "principal", "request_id", "started", "target", "usage")
+    __slots__ = (
+        "attempts",
+        "body",
+        "gateway",
+        "model",
+        "policy",
+        "principal",
+        "release",
+        "request_id",
+        "started",
+        "target",
+        "usage",
+    )
 
     def __init__(
         self,
@@ -230,20 +278,24 @@ class _Call:
         self.body = body
         self.started = started
         self.target: Target | None = None
+        self.policy = gateway.policy
         self.usage: dict[str, Any] | None = None
+        self.attempts = 0
+        self.release: Callable[[], None] | None = None  # frees the concurrency slot a stream holds
 
     def _headers(self) -> list[tuple[bytes, bytes]]:
         assert self.target is not None
         return [
             (b"x-llm-gateway-provider", self.target.provider_name.encode()),
             (b"x-llm-gateway-target", self.target.name.encode()),
+            (b"x-llm-gateway-attempts", str(self.attempts).encode()),
         ]
 
-    async def complete(self, targets: Sequence[Target], send: Send) -> None:
+    async def complete(self, targets: Sequence[Target], route_policy: Policy | None, send: Send) -> None:
         try:
-            result = await self._first_success(targets, _complete_on)
+            result = await self._attempt_all(targets, route_policy, self._complete_once)
         except GatewayError as error:
-            await send_error(send, error, self.request_id)
+            await send_error(send, error, self.request_id, self._headers() if self.target else ())
             await self._report(error.status, error)
             return
         assert self.target is not None
@@ -252,34 +304,35 @@ class _Call:
         await send_json(send, 200, result, self.request_id, self._headers())
         await self._report(200)
 
-    async def stream(self, targets: Sequence[Target], send: Send) -> None:
+    async def stream(self, targets: Sequence[Target], route_policy: Policy | None, send: Send) -> None:
         try:
-            chunks, first = await self._first_success(targets, _open_stream_on)
+            chunks, first = await self._attempt_all(targets, route_policy, self._open_stream_once)
         except GatewayError as error:
-            await send_error(send, error, self.request_id)
+            await send_error(send, error, self.request_id, self._headers() if self.target else ())
             await self._report(error.status, error)
             return
         assert self.target is not None
         include_usage = bool((self.body.get("stream_options") or {}).get("include_usage"))
-        await send(
-            {
-                "type": "http.response.start",
-                "status": 200,
-                "headers": [
-                    (b"content-type", b"text/event-stream; charset=utf-8"),
-                    (b"cache-control", b"no-cache"),
-                    (b"x-accel-buffering", b"no"),
-                    (b"x-request-id", self.request_id.encode()),
-                    *self._headers(),
-                ],
-            }
-        )
         failure: GatewayError | None = None
         try:
+            await send(
+                {
+                    "type": "http.response.start",
+                    "status": 200,
+                    "headers": [
+                        (b"content-type", b"text/event-stream; charset=utf-8"),
+                        (b"cache-control", b"no-cache"),
+                        (b"x-accel-buffering", b"no"),
+                        (b"x-request-id", self.request_id.encode()),
+                        *self._headers(),
+                    ],
+                }
+            )
             failure = await self._pump(first, chunks, send, include_usage)
         finally:
             with anyio.CancelScope(shield=True):
-                await chunks.aclose()
+                await _aclose(chunks)
+                self._release()
                 await self._report(failure.status if failure else 200, failure)
 
     async def _pump(
@@ -288,6 +341,7 @@ class _Call:
         """Relay chunks as SSE events; returns the error that ended the stream, if any."""
         assert self.target is not None
         model = self.target.name
+        idle_timeout = self.policy.idle_timeout
         open_choices: set[int] = set()
         finished = False
         chunk: dict[str, Any] | None = first
@@ -313,11 +367,14 @@ class _Call:
                     elif "usage" in chunk:
                         del chunk["usage"]
                     await _send_body(send, sse_event(chunk))
-                chunk = await anext(chunks, None)
+                with anyio.fail_after(idle_timeout):
+                    chunk = await anext(chunks, None)
             if open_choices or not finished:
                 failure = stream_ended_early(self.target.provider.kind)
         except GatewayError as error:
             failure = error
+        except TimeoutError:
+            failure = _timed_out(self.target, f"no chunk for {idle_timeout:g} s")
         except Exception as exc:
             failure = _provider_bug(self.target, exc)
         if failure is not None:
@@ -327,24 +384,87 @@ class _Call:
             await _send_body(send, SSE_DONE, more=False)
         return failure
 
-    async def _first_success(
-        self, targets: Sequence[Target], attempt: Callable[[Target, dict[str, Any]], Awaitable[Any]]
+    async def _complete_once(self, target: Target) -> dict[str, Any]:
+        try:
+            with anyio.fail_after(self.policy.total_timeout):
+                return await target.provider.complete(self.body, target.model)
+        except TimeoutError:
+            raise _timed_out(target, f"no answer within {self.policy.total_timeout:g} s") from None
+
+    async def _open_stream_once(self, target: Target) -> tuple[AsyncIterator[dict[str, Any]], dict[str, Any]]:
+        """Start the provider's stream and wait for its first chunk, so that failures before the first byte
+        reach the client as a proper HTTP status, and can be retried or fall back."""
+        chunks = target.provider.stream(self.body, target.model)
+        try:
+            with anyio.fail_after(self.policy.first_token_timeout):
+                first = await anext(chunks)
+        except StopAsyncIteration:
+            raise stream_ended_early(target.provider.kind) from None
+        except TimeoutError:
+            with anyio.CancelScope(shield=True):
+                await _aclose(chunks)
+            raise _timed_out(target, f"no first chunk within {self.policy.first_token_timeout:g} s") from None
+        except BaseException:
+            with anyio.CancelScope(shield=True):
+                await _aclose(chunks)
+            raise
+        return chunks, first
+
+    async def _attempt_all(
+        self,
+        targets: Sequence[Target],
+        route_policy: Policy | None,
+        attempt: Callable[[Target], Awaitable[Any]],
     ) -> Any:
-        """Try each target in order; move on only for errors another target could avoid."""
+        """Retry each target under its policy, then fall back to the next, within the call's time budget."""
+        gateway = self.gateway
+        deadline: float | None = None
         last_error: GatewayError | None = None
-        for target in targets:
-            self.target = target
-            try:
-                return await attempt(target, self.body)
-            except GatewayError as error:
-                last_error = error
-            except Exception as exc:
-                last_error = _provider_bug(target, exc)
-            if not last_error.retryable:
-                break
-            logger.warning("target %s failed (%s), trying the next one", target.name, last_error.message)
+        for position, target in enumerate(targets):
+            policy = route_policy or gateway.policy_for(target.provider_name)
+            self.policy = policy
+            if deadline is None:
+                deadline = time.monotonic() + policy.budget
+            for tries in range(1, policy.max_attempts + 1):
+                if last_error is not None and time.monotonic() >= deadline:
+                    raise last_error
+                self.target = target
+                self.attempts += 1
+                try:
+                    self.release = await gateway.acquire_slot(target.provider_name, policy)
+                    result = await attempt(target)
+                except GatewayError as error:
+                    last_error = error
+                except Exception as exc:
+                    last_error = _provider_bug(target, exc)
+                else:
+                    gateway.health.succeeded(target.name)
+                    if not self.body.get("stream"):
+                        self._release()
+                    return result
+                self._release()
+                if not policy.should_fall_back(last_error):
+                    raise last_error
+                retry = policy.should_retry(last_error)
+                if retry:
+                    gateway.health.failed(target.name, policy, time.monotonic())
+                if not retry or tries == policy.max_attempts:
+                    break
+                delay = retry_delay(policy, tries, last_error, gateway.rng)
+                more_targets = position + 1 < len(targets)
+                if (more_targets and delay > policy.max_backoff) or time.monotonic() + delay > deadline:
+                    break  # a long Retry-After: let the next target answer instead of waiting
+                logger.info("retrying %s in %.2f s after: %s", target.name, delay, last_error.message)
+                await anyio.sleep(delay)
+            if last_error is not None and position + 1 < len(targets):
+                logger.warning("target %s failed (%s), trying the next one", target.name, last_error.message)
         assert last_error is not None
         raise last_error
+
+    def _release(self) -> None:
+        release, self.release = self.release, None
+        if release is not None:
+            release()
 
     async def _report(self, status: int, error: GatewayError | None = None) -> None:
         hook = self.gateway.on_usage
@@ -368,25 +488,16 @@ class _Call:
             logger.exception("on_usage hook failed")
 
 
-async def _complete_on(target: Target, body: dict[str, Any]) -> dict[str, Any]:
-    return await target.provider.complete(body, target.model)
+async def _aclose(chunks: AsyncIterator[dict[str, Any]]) -> None:
+    aclose = getattr(chunks, "aclose", None)
+    if aclose is not None:
+        await aclose()
 
 
-async def _open_stream_on(
-    target: Target, body: dict[str, Any]
-) -> tuple[AsyncIterator[dict[str, Any]], dict[str, Any]]:
-    """Start the provider's stream and wait for its first chunk, so that failures before the first byte
-    reach the client as a proper HTTP status (and can fall back to the next target)."""
-    chunks = target.provider.stream(body, target.model)
-    try:
-        first = await anext(chunks)
-    except StopAsyncIteration:
-        raise stream_ended_early(target.provider.kind) from None
-    except BaseException:
-        with anyio.CancelScope(shield=True):
-            await chunks.aclose()  # type: ignore[attr-defined]
-        raise
-    return chunks, first
+def _timed_out(target: Target, detail: str) -> GatewayError:
+    return GatewayError(
+        f"{target.provider.kind}: upstream timed out ({detail})", status=504, code="upstream_timeout"
+    )
 
 
 def _provider_bug(target: Target, exc: Exception) -> GatewayError:
@@ -493,9 +604,11 @@ async def send_json(
     await send({"type": "http.response.body", "body": content})
 
 
-async def send_error(send: Send, error: GatewayError, request_id: str) -> None:
+async def send_error(
+    send: Send, error: GatewayError, request_id: str, extra_headers: Sequence[tuple[bytes, bytes]] = ()
+) -> None:
     headers = [(name.encode(), value.encode()) for name, value in error.headers.items()]
-    await send_json(send, error.status, error.to_dict(), request_id, headers)
+    await send_json(send, error.status, error.to_dict(), request_id, [*headers, *extra_headers])
 
 
 async def _send_body(send: Send, data: bytes, more: bool = True) -> None:

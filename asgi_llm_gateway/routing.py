@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+import random
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from .errors import GatewayError
+from .policy import Group, HealthBook, Policy, Route, weighted_order
 from .providers.base import Provider
 
-__all__ = ["Router", "Target"]
+__all__ = ["RouteSpec", "Router", "Target"]
+
+#: What a host may pass for one route: a target, a list of targets and groups, or a `Route`.
+RouteSpec = str | Group | Sequence[str | Group] | Route
 
 
 @dataclass(frozen=True, slots=True)
@@ -26,29 +31,32 @@ class Target:
 
 
 class Router:
-    """Resolves `"<provider>/<model>"` strings and route aliases to ordered lists of targets.
+    """Resolves `"<provider>/<model>"` strings and route aliases to the targets to try, in order.
 
     Routes are checked when the gateway is built, so a typo in a host's configuration fails at start-up,
     not on the first request.
     """
 
-    def __init__(self, providers: Mapping[str, Provider], routes: Mapping[str, Sequence[str] | str]) -> None:
+    def __init__(self, providers: Mapping[str, Provider], routes: Mapping[str, RouteSpec]) -> None:
         self.providers = providers
-        self.routes: dict[str, tuple[Target, ...]] = {}
-        for alias, targets in routes.items():
-            names = [targets] if isinstance(targets, str) else list(targets)
-            if not names:
-                raise ValueError(f"route {alias!r} has no targets")
-            resolved = []
-            for name in names:
-                target = self._direct(name)
-                if target is None:
-                    raise ValueError(
-                        f"route {alias!r}: target {name!r} must be '<provider>/<model>' with a provider "
-                        f"among {sorted(providers)}"
-                    )
-                resolved.append(target)
-            self.routes[alias] = tuple(resolved)
+        self.routes: dict[str, tuple[tuple[_Entry, ...], Policy | None]] = {}
+        for alias, spec in routes.items():
+            route = spec if isinstance(spec, Route) else Route(spec)
+            entries = tuple(self._entry(alias, item) for item in route.targets)
+            self.routes[alias] = (entries, route.policy)
+
+    def _entry(self, alias: str, item: str | Group) -> _Entry:
+        names = [item] if isinstance(item, str) else list(item.weights)
+        targets = []
+        for name in names:
+            target = self._direct(name)
+            if target is None:
+                raise ValueError(
+                    f"route {alias!r}: target {name!r} must be '<provider>/<model>' with a provider "
+                    f"among {sorted(self.providers)}"
+                )
+            targets.append(target)
+        return _Entry(tuple(targets), item.weights if isinstance(item, Group) else None)
 
     def _direct(self, model: str) -> Target | None:
         provider_name, sep, upstream_model = model.partition("/")
@@ -57,8 +65,8 @@ class Router:
             return None
         return Target(provider_name, provider, upstream_model)
 
-    def resolve(self, model: str) -> tuple[Target, ...]:
-        """Targets for `model`, in the order to try them; 404 `model_not_found` when there are none."""
+    def resolve(self, model: str) -> tuple[tuple[_Entry, ...], Policy | None]:
+        """The entries for `model` and the route's own policy; 404 `model_not_found` when there are none."""
         route = self.routes.get(model)
         if route is not None:
             return route
@@ -71,4 +79,29 @@ class Router:
                 param="model",
                 code="model_not_found",
             )
-        return (target,)
+        return (_Entry((target,), None),), None
+
+    def plan(
+        self, model: str, health: HealthBook, rng: random.Random, now: float
+    ) -> tuple[list[Target], Policy | None]:
+        """Targets in the order to try them: groups shuffled by weight, cooled-down targets left out while
+        a healthy one remains."""
+        entries, policy = self.resolve(model)
+        order: list[Target] = []
+        for entry in entries:
+            if entry.weights is None:
+                order.extend(entry.targets)
+            else:
+                by_name = {target.name: target for target in entry.targets}
+                order.extend(by_name[name] for name in weighted_order(entry.weights, rng))
+        unique = list({target.name: target for target in order}.values())  # in order of first occurrence
+        healthy = [t for t in unique if health.healthy(t.name, now)]
+        return healthy or unique, policy
+
+
+@dataclass(frozen=True, slots=True)
+class _Entry:
+    """One step of a route: a single target, or a weighted group of deployments."""
+
+    targets: tuple[Target, ...]
+    weights: Mapping[str, float] | None

@@ -12,6 +12,7 @@ import pytest
 from pydantic import BaseModel
 
 from asgi_llm_gateway import Gateway
+from asgi_llm_gateway.policy import Policy
 from asgi_llm_gateway.providers import (
     AzureOpenAIProvider,
     DeepSeekProvider,
@@ -61,7 +62,8 @@ def stacks() -> Iterator[dict[str, Stack]]:
                 "groq": GroqProvider(api_key=KEY, base_url=groq_url + "/v1"),
                 "xai": XAIProvider(api_key=KEY, base_url=openai_url + "/v1"),
                 "local": OpenAICompatibleProvider(base_url=openai_url + "/v1", api_key=KEY),
-            }
+            },
+            policy=Policy(max_attempts=1),  # error mapping is tested here; retries in test_resilience
         )
         with (
             serve(gateway) as url,
