@@ -112,6 +112,8 @@ def upstream_error(
     The upstream message is kept, prefixed with the provider name, with secrets removed.
     """
     client_status, error_type, default_code = _status_for_upstream(status)
+    if status in (401, 403):
+        code = None  # whatever the upstream calls it, for the client it is the gateway's credential failing
     headers = {"retry-after": retry_after} if retry_after and client_status in (429, 503) else None
     text = redact(f"{provider}: {message or 'upstream error'} (upstream status {status})", secrets)
     return GatewayError(

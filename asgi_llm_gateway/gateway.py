@@ -42,6 +42,8 @@ Message = dict[str, Any]
 Receive = Callable[[], Awaitable[Message]]
 Send = Callable[[Message], Awaitable[None]]
 
+#: The status usage records carry for calls the client abandoned (nginx's convention).
+CLIENT_CLOSED_REQUEST = 499
 #: Large enough for several base64 images in one request.
 DEFAULT_MAX_BODY_SIZE = 32 * 1024 * 1024
 MODELS_TIMEOUT = 10.0
@@ -294,6 +296,10 @@ class _Call:
     async def complete(self, targets: Sequence[Target], route_policy: Policy | None, send: Send) -> None:
         try:
             result = await self._attempt_all(targets, route_policy, self._complete_once)
+        except anyio.get_cancelled_exc_class():
+            with anyio.CancelScope(shield=True):
+                await self._report(CLIENT_CLOSED_REQUEST)
+            raise
         except GatewayError as error:
             await send_error(send, error, self.request_id, self._headers() if self.target else ())
             await self._report(error.status, error)
@@ -307,6 +313,11 @@ class _Call:
     async def stream(self, targets: Sequence[Target], route_policy: Policy | None, send: Send) -> None:
         try:
             chunks, first = await self._attempt_all(targets, route_policy, self._open_stream_once)
+        except anyio.get_cancelled_exc_class():
+            with anyio.CancelScope(shield=True):
+                self._release()
+                await self._report(CLIENT_CLOSED_REQUEST)
+            raise
         except GatewayError as error:
             await send_error(send, error, self.request_id, self._headers() if self.target else ())
             await self._report(error.status, error)
@@ -314,6 +325,7 @@ class _Call:
         assert self.target is not None
         include_usage = bool((self.body.get("stream_options") or {}).get("include_usage"))
         failure: GatewayError | None = None
+        status = CLIENT_CLOSED_REQUEST  # unless the stream runs to its end
         try:
             await send(
                 {
@@ -329,11 +341,12 @@ class _Call:
                 }
             )
             failure = await self._pump(first, chunks, send, include_usage)
+            status = failure.status if failure else 200
         finally:
             with anyio.CancelScope(shield=True):
                 await _aclose(chunks)
                 self._release()
-                await self._report(failure.status if failure else 200, failure)
+                await self._report(status, failure)
 
     async def _pump(
         self, first: dict[str, Any], chunks: AsyncIterator[dict[str, Any]], send: Send, include_usage: bool

@@ -14,7 +14,8 @@ class UsageRecord:
     """One chat completion as the gateway served it.
 
     `usage` is the OpenAI usage object (None when the upstream reported none, or the call failed);
-    `error` is the OpenAI error envelope's inner object for a failed call.
+    `error` is the OpenAI error envelope's inner object for a failed call. `status` is the HTTP status the
+    client got, or 499 when the client disconnected before the answer was complete.
     """
 
     request_id: str

@@ -43,9 +43,12 @@ except ImportError:  # pragma: no cover - exercised when orjson is absent
         """Compact JSON as bytes."""
         return _encoder.encode(obj).encode()
 
+    def _reject_constant(name: str) -> Any:
+        raise ValueError(f"{name} is not valid JSON")
+
     def loads(data: bytes | str) -> Any:
-        """Parse JSON; raises ValueError on bad input."""
-        return json.loads(data)
+        """Parse JSON; raises ValueError on bad input (NaN and Infinity included, as orjson does)."""
+        return json.loads(data, parse_constant=_reject_constant)
 
 
 SSE_DONE = b"data: [DONE]\n\n"

@@ -40,11 +40,17 @@ _MISTRAL_ID = re.compile(r"^[a-zA-Z0-9]{9}$")
 class Fault:
     """What the next request gets instead of an answer."""
 
-    status: int = 500
+    #: None answers normally (after `delay`, with `cut_after`/`stall_after` applied to streams).
+    status: int | None = 500
     body: Any = None
     headers: dict[str, str] = field(default_factory=dict)
     #: For streams: send this many chunks, then cut the connection (no [DONE]).
     cut_after: int | None = None
+    #: For streams: send this many chunks, then go silent for `stall` seconds.
+    stall_after: int | None = None
+    stall: float = 30.0
+    #: Seconds before the first byte of the answer.
+    delay: float = 0.0
     #: Send this raw text instead of a JSON body (garbage).
     raw: str | None = None
 
@@ -55,6 +61,10 @@ class FakeOpenAI:
     key: str = KEY
     requests: list[dict[str, Any]] = field(default_factory=list)
     faults: list[Fault] = field(default_factory=list)
+    #: Seconds between streamed chunks.
+    chunk_delay: float = 0.0
+    #: Requests whose handler was cancelled or whose client went away before the answer was complete.
+    abandoned: int = 0
 
     # -- checks ------------------------------------------------------------------------------------------
 
@@ -146,14 +156,13 @@ class FakeOpenAI:
             and "api-version" not in request.query_params
         ):
             return _openai_error(404, "Resource not found", None)
-        if self.faults:
-            fault = self.faults.pop(0)
-            if fault.cut_after is None:
-                if fault.raw is not None:
-                    return Response(fault.raw, status_code=fault.status, headers=fault.headers)
-                return JSONResponse(fault.body, status_code=fault.status, headers=fault.headers)
-        else:
-            fault = None
+        fault = self.faults.pop(0) if self.faults else None
+        if fault is not None and fault.delay:
+            await asyncio.sleep(fault.delay)
+        if fault is not None and fault.status is not None and fault.cut_after is None:
+            if fault.raw is not None:
+                return Response(fault.raw, status_code=fault.status, headers=fault.headers)
+            return JSONResponse(fault.body, status_code=fault.status, headers=fault.headers)
         rejection = self._reject(body)
         if rejection is not None:
             return rejection
@@ -188,28 +197,41 @@ class FakeOpenAI:
         if self.flavour == "deepseek":
             yield ": keep-alive\n\n"
         sent = 0
-        for chunk in chunks:
-            if fault is not None and fault.cut_after is not None and sent >= fault.cut_after:
-                raise RuntimeError("fake upstream cuts the connection")
-            if not chunk["choices"]:
-                if not include_usage:
-                    continue
-                if self.flavour == "mistral":  # Mistral puts usage on the last content chunk instead
-                    continue
-            elif include_usage and self.flavour != "mistral":
-                chunk["usage"] = None
-            if self.flavour == "mistral":
-                for call in (
-                    (chunk["choices"][0]["delta"].get("tool_calls") or []) if chunk["choices"] else ()
-                ):
-                    if "id" in call:
-                        call["id"] = call["id"][5:14]
-                if chunk["choices"] and chunk["choices"][0]["finish_reason"]:
-                    chunk["usage"] = chunks[-1]["usage"]
-            yield f"data: {json.dumps(chunk)}\n\n"
-            sent += 1
-            await asyncio.sleep(0)
-        yield "data: [DONE]\n\n"
+        complete = False
+        try:
+            for chunk in chunks:
+                if fault is not None and fault.cut_after is not None and sent >= fault.cut_after:
+                    raise RuntimeError("fake upstream cuts the connection")
+                if fault is not None and fault.stall_after is not None and sent == fault.stall_after:
+                    await asyncio.sleep(fault.stall)
+                for line in self._render_chunk(chunk, chunks, include_usage):
+                    yield line
+                    sent += 1
+                if self.chunk_delay:
+                    await asyncio.sleep(self.chunk_delay)
+                else:
+                    await asyncio.sleep(0)
+            yield "data: [DONE]\n\n"
+            complete = True
+        finally:
+            if not complete:
+                self.abandoned += 1
+
+    def _render_chunk(
+        self, chunk: dict[str, Any], chunks: list[dict[str, Any]], include_usage: bool
+    ) -> list[str]:
+        """The SSE lines for one echo chunk, in this flavour."""
+        if not chunk["choices"] and (not include_usage or self.flavour == "mistral"):
+            return []  # Mistral puts usage on the last content chunk instead
+        if chunk["choices"] and include_usage and self.flavour != "mistral":
+            chunk["usage"] = None
+        if self.flavour == "mistral" and chunk["choices"]:
+            for call in chunk["choices"][0]["delta"].get("tool_calls") or ():
+                if "id" in call:
+                    call["id"] = call["id"][5:14]
+            if chunk["choices"][0]["finish_reason"]:
+                chunk["usage"] = chunks[-1]["usage"]
+        return [f"data: {json.dumps(chunk)}\n\n"]
 
     async def models(self, request: Request) -> Response:
         if not self._auth_ok(request):

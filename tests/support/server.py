@@ -19,10 +19,17 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
+class ServedURL(str):
+    """The base URL of a served app; `.loop` is the event loop serving it (to inspect its tasks)."""
+
+    loop: asyncio.AbstractEventLoop
+
+
 @contextmanager
-def serve(app: Any, *, lifespan: str = "auto", **config: Any) -> Iterator[str]:
+def serve(app: Any, *, lifespan: str = "auto", **config: Any) -> Iterator[ServedURL]:
     """Yield `http://127.0.0.1:<port>` while uvicorn serves `app` there; shut it down afterwards."""
     port = free_port()
+    config.setdefault("timeout_graceful_shutdown", 1)  # don't wait long for a fake's sleeping handlers
     server = uvicorn.Server(
         uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan=lifespan, **config)
     )
@@ -40,7 +47,9 @@ def serve(app: Any, *, lifespan: str = "auto", **config: Any) -> Iterator[str]:
             raise RuntimeError("uvicorn did not start")
         time.sleep(0.01)
     try:
-        yield f"http://127.0.0.1:{port}"
+        url = ServedURL(f"http://127.0.0.1:{port}")
+        url.loop = loop
+        yield url
     finally:
         server.should_exit = True
         thread.join(timeout=10)
