@@ -13,6 +13,12 @@
     [auth]
     keys = { "env:GATEWAY_KEY_ALICE" = "alice" }             # client key → principal name
 
+    [policy]                           # retries, timeouts, cooldown (asgi_llm_gateway.policy.Policy)
+    max_attempts = 3
+
+Routes may also hold weighted groups, `pool = [{ group = { "a/m" = 3, "b/m" = 1 } }, "c/m"]`, or be a table
+`{ targets = [...], policy = { ... } }`; a provider table may have a `policy = { ... }` of its own.
+
 Every error names the file, the key and what is wrong.
 """
 
@@ -22,12 +28,13 @@ import os
 import re
 import sys
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
 from .auth import AuthHook, Principal, api_keys
 from .gateway import Gateway
+from .policy import Group, Policy, Route
 from .providers import (
     AnthropicProvider,
     AzureOpenAIProvider,
@@ -95,8 +102,10 @@ class GatewayConfig:
     """What the runner needs: the gateway's arguments and where to listen."""
 
     providers: dict[str, Provider]
-    routes: dict[str, list[str]] = field(default_factory=dict)
+    routes: dict[str, Route] = field(default_factory=dict)
     auth: AuthHook | None = None
+    policy: Policy | None = None
+    provider_policies: dict[str, Policy] = field(default_factory=dict)
     max_body_size: int | None = None
     host: str | None = None
     port: int | None = None
@@ -105,7 +114,15 @@ class GatewayConfig:
         options: dict[str, Any] = {}
         if self.max_body_size is not None:
             options["max_body_size"] = self.max_body_size
-        return Gateway(providers=self.providers, routes=self.routes, auth=self.auth, **options)
+        if self.policy is not None:
+            options["policy"] = self.policy
+        return Gateway(
+            providers=self.providers,
+            routes=self.routes,
+            auth=self.auth,
+            provider_policies=self.provider_policies,
+            **options,
+        )
 
 
 def from_environment(environ: Mapping[str, str] | None = None) -> GatewayConfig:
@@ -133,25 +150,33 @@ def load_config(path: str | Path, environ: Mapping[str, str] | None = None) -> G
 
 
 def _parse(data: Mapping[str, Any], source: str, environ: Mapping[str, str]) -> GatewayConfig:
-    unknown = set(data) - {"providers", "routes", "auth", "server"}
+    unknown = set(data) - {"providers", "routes", "auth", "server", "policy"}
     if unknown:
         raise ConfigError(
-            f"{source}: unknown section(s) {sorted(unknown)}; expected providers, routes, auth, server"
+            f"{source}: unknown section(s) {sorted(unknown)}; "
+            "expected providers, routes, auth, server, policy"
         )
     providers_table = _table(data, "providers", source)
-    providers = {
-        name: _provider(name, _table(providers_table, name, source, f"providers.{name}"), source, environ)
-        for name in providers_table
-    }
+    providers: dict[str, Provider] = {}
+    provider_policies: dict[str, Policy] = {}
+    for name in providers_table:
+        table = dict(_table(providers_table, name, source, f"providers.{name}"))
+        if "policy" in table:
+            provider_policies[name] = _policy(table.pop("policy"), source, f"providers.{name}.policy")
+        providers[name] = _provider(name, table, source, environ)
     if not providers:
         providers = {"echo": EchoProvider()}
-    routes: dict[str, list[str]] = {}
-    for alias, targets in _table(data, "routes", source).items():
-        names = [targets] if isinstance(targets, str) else targets
-        if not isinstance(names, list) or not names or not all(isinstance(t, str) for t in names):
-            raise ConfigError(f"{source}: routes.{alias}: expected a target string or a list of them")
-        routes[alias] = names
-    config = GatewayConfig(providers=providers, routes=routes, auth=_auth(data, source, environ))
+    routes = {
+        alias: _route(spec, source, f"routes.{alias}")
+        for alias, spec in _table(data, "routes", source).items()
+    }
+    config = GatewayConfig(
+        providers=providers,
+        routes=routes,
+        auth=_auth(data, source, environ),
+        policy=_policy(data["policy"], source, "policy") if "policy" in data else None,
+        provider_policies=provider_policies,
+    )
     server = _table(data, "server", source)
     for key, value in server.items():
         if key in ("host",) and isinstance(value, str):
@@ -165,6 +190,60 @@ def _parse(data: Mapping[str, Any], source: str, environ: Mapping[str, str]) -> 
     except ValueError as exc:
         raise ConfigError(f"{source}: {exc}") from None
     return config
+
+
+def _policy(value: Any, source: str, where: str) -> Policy:
+    """A `Policy` from a table of its fields (see asgi_llm_gateway.policy.Policy)."""
+    if not isinstance(value, dict):
+        raise ConfigError(f"{source}: {where}: expected a table")
+    known = {f.name: f for f in fields(Policy)}
+    options: dict[str, Any] = {}
+    for key, item in value.items():
+        if key not in known:
+            raise ConfigError(f"{source}: {where}.{key}: unknown policy option; one of {sorted(known)}")
+        if key == "fallback_on":
+            if not isinstance(item, list) or not all(isinstance(code, str) for code in item):
+                raise ConfigError(f"{source}: {where}.fallback_on: expected a list of error codes")
+            item = frozenset(item)
+        elif isinstance(item, bool) or not isinstance(item, (int, float)):
+            raise ConfigError(f"{source}: {where}.{key}: expected a number")
+        options[key] = item
+    try:
+        return Policy(**options)
+    except ValueError as exc:
+        raise ConfigError(f"{source}: {where}: {exc}") from None
+
+
+def _route(spec: Any, source: str, where: str) -> Route:
+    """A route: `"p/m"`, a list of targets and `{ group = { "p/m" = weight } }` tables, or a table with
+    `targets` and `policy`."""
+    policy = None
+    if isinstance(spec, dict) and "targets" in spec:
+        unknown = set(spec) - {"targets", "policy"}
+        if unknown:
+            raise ConfigError(
+                f"{source}: {where}.{sorted(unknown)[0]}: unknown key; expected targets, policy"
+            )
+        if "policy" in spec:
+            policy = _policy(spec["policy"], source, f"{where}.policy")
+        spec = spec["targets"]
+    items = [spec] if isinstance(spec, (str, dict)) else spec
+    if not isinstance(items, list) or not items:
+        raise ConfigError(f"{source}: {where}: expected a target string or a list of targets")
+    targets: list[str | Group] = []
+    for index, item in enumerate(items):
+        if isinstance(item, str):
+            targets.append(item)
+        elif isinstance(item, dict) and set(item) == {"group"} and isinstance(item["group"], dict):
+            try:
+                targets.append(Group(dict(item["group"])))
+            except (TypeError, ValueError) as exc:
+                raise ConfigError(f"{source}: {where}[{index}].group: {exc}") from None
+        else:
+            raise ConfigError(
+                f"{source}: {where}[{index}]: expected a target string or {{ group = {{ ... }} }}"
+            )
+    return Route(targets, policy)
 
 
 def _table(data: Mapping[str, Any], key: str, source: str, where: str | None = None) -> Mapping[str, Any]:
