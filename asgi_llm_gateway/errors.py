@@ -80,6 +80,8 @@ def _status_for_upstream(status: int) -> tuple[int, str, str | None]:
     if status in (401, 403):
         # The client's key was accepted by the gateway; it is the gateway's upstream credential that failed.
         return 502, "server_error", "upstream_authentication_error"
+    if status == 402:  # the gateway's account is out of credit: not the client's fault, not retryable
+        return 429, "insufficient_quota", "insufficient_quota"
     if status == 404:
         return 404, "invalid_request_error", "model_not_found"
     if status == 413:

@@ -12,6 +12,7 @@ so an abandoned request never holds an upstream connection.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import random
 import secrets
@@ -167,8 +168,9 @@ class Gateway:
             elif path == "/models" or path.startswith("/models/"):
                 if method not in ("GET", "HEAD"):
                     raise _method_not_allowed(method, path, "GET")
-                await self._authenticate(scope)
-                body = await self._models(unquote(path[len("/models/") :]) if path != "/models" else None)
+                principal = await self._authenticate(scope)
+                model_id = unquote(path[len("/models/") :]) if path != "/models" else None
+                body = await self._models(model_id, principal)
                 await send_json(send, 200, body, request_id)
             else:
                 raise GatewayError(
@@ -180,6 +182,17 @@ class Gateway:
             await send_error(send, error, request_id)
         except _ClientGone:
             return
+        except Exception:
+            # A bug in a host's hook (or ours): log it, and still answer in OpenAI's shape.
+            logger.exception("request %s failed", request_id)
+            with contextlib.suppress(Exception):  # the response may already have started
+                await send_error(
+                    send,
+                    GatewayError(
+                        "The gateway failed to handle the request.", status=500, code="internal_error"
+                    ),
+                    request_id,
+                )
 
     # -- /v1/chat/completions --------------------------------------------------------------------------
 
@@ -224,9 +237,14 @@ class Gateway:
 
     # -- /v1/models --------------------------------------------------------------------------------
 
-    async def _models(self, model_id: str | None) -> dict[str, Any]:
+    async def _models(self, model_id: str | None, principal: Any) -> dict[str, Any]:
+        allowed = principal.may_use if isinstance(principal, Principal) else None
         if model_id is not None:
             self.router.resolve(model_id)  # 404 for what cannot be called
+            if allowed is not None and not allowed(model_id):
+                raise GatewayError(
+                    f"The model '{model_id}' does not exist.", status=404, code="model_not_found"
+                )
             owner = "gateway" if model_id in self.router.routes else model_id.partition("/")[0]
             return _model_object(model_id, owner)
         data = [_model_object(alias, "gateway") for alias in self.router.routes]
@@ -244,6 +262,8 @@ class Gateway:
                 group.start_soon(collect, name, provider)
         for name in self.providers:
             data.extend(_model_object(f"{name}/{model}", name) for model in listed.get(name, ()))
+        if allowed is not None:
+            data = [model for model in data if allowed(model["id"])]
         return {"object": "list", "data": data}
 
 

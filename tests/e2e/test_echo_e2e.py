@@ -351,3 +351,28 @@ def test_usage_hook_receives_a_record_per_call() -> None:
         ("echo/echo-1", False, 200, 2),
         ("echo/echo-1", True, 200, 3),
     ]
+
+
+def test_a_failing_auth_hook_is_a_500_in_openais_shape_not_a_traceback() -> None:
+    async def broken_auth(request: object) -> object:
+        raise RuntimeError("database is down")
+
+    with serve(Gateway(auth=broken_auth)) as url:
+        response = httpx.post(url + "/v1/chat/completions", json={"model": "echo/echo-1", "messages": []})
+    assert response.status_code == 500
+    assert_valid("ErrorResponse", response.json())
+    assert "database" not in response.text
+
+
+def test_models_list_only_shows_what_the_principal_may_call() -> None:
+    gateway = Gateway(
+        auth=api_keys({"sk-gw-carol": Principal("carol", allowed_models=("smart",))}),
+        routes={"smart": "echo/echo-1"},
+    )
+    with (
+        serve(gateway) as url,
+        openai.OpenAI(base_url=url + "/v1", api_key="sk-gw-carol", max_retries=0) as client,
+    ):
+        assert [model.id for model in client.models.list()] == ["smart"]
+        with pytest.raises(openai.NotFoundError):
+            client.models.retrieve("echo/echo-1")
