@@ -141,7 +141,9 @@ class HTTPProvider(Provider):
         await self.sign(request)
         return request
 
-    def _error(self, response: httpx.Response, content: bytes) -> GatewayError:
+    def error_from_response(self, response: httpx.Response, content: bytes) -> GatewayError:
+        """The `GatewayError` for a failed upstream response. Override to read provider-specific hints
+        (a retry delay in the body, an auth failure under another status)."""
         text = content.decode("utf-8", errors="replace")
         try:
             body = loads(content) if content else None
@@ -186,7 +188,7 @@ class HTTPProvider(Provider):
         except httpx.HTTPError as exc:
             raise self._transport_error(exc) from None
         if response.status_code >= 400:
-            raise self._error(response, content)
+            raise self.error_from_response(response, content)
         try:
             return loads(content)
         except ValueError:
@@ -219,7 +221,7 @@ class HTTPProvider(Provider):
                     content = await response.aread()
                 except httpx.HTTPError:
                     content = b""
-                raise self._error(response, content)
+                raise self.error_from_response(response, content)
             yield response
         finally:
             await response.aclose()
@@ -245,7 +247,7 @@ class HTTPProvider(Provider):
             content_type = response.headers.get("content-type", "")
             if "json" in content_type and "event-stream" not in content_type:
                 # Some upstreams answer a streaming request with a plain JSON error and a 200.
-                raise self._error(response, await response.aread())
+                raise self.error_from_response(response, await response.aread())
             async for event in aiter_sse(self.iter_bytes(response)):
                 yield event
 

@@ -1,0 +1,350 @@
+"""The fake Bedrock is checked against boto3, the official client: what boto3 sends must be accepted, what the
+real service rejects must be rejected, and boto3 must read its answers and event streams."""
+
+from __future__ import annotations
+
+import base64
+import datetime
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote
+
+import boto3
+import botocore.exceptions
+import httpx
+import pytest
+from botocore.config import Config
+
+from tests.fakes.bedrock import (
+    ACCESS_KEY,
+    API_KEY,
+    REGION,
+    SECRET_KEY,
+    FakeBedrock,
+    encode_frame,
+    event_frame,
+    verify_sigv4,
+)
+from tests.support.server import serve
+
+MODEL = "us.anthropic.claude-sonnet-4-5-20250929-v1:0"  # the ':' exercises the double-encoded canonical path
+PNG = base64.b64decode(
+    "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNk+M9QDwADhgGAWjR9awAAAABJRU5ErkJggg=="
+)
+
+# The test vector of shared/docs/providers/bedrock.md §7.2.
+VECTOR = bytes.fromhex(
+    "0000009400000057b4ab9aee0b3a6576656e742d74797065070011636f6e74656e74426c6f636b44656c7461"
+    "0d3a636f6e74656e742d747970650700106170706c69636174696f6e2f6a736f6e0d3a6d6573736167652d74"
+    "7970650700056576656e747b22636f6e74656e74426c6f636b496e646578223a302c2264656c7461223a7b22"
+    "74657874223a224869227d7d1f944657"
+)
+
+
+@pytest.fixture
+def aws_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """No credentials, profiles or API keys from the machine running the tests."""
+    for name in (
+        "AWS_BEARER_TOKEN_BEDROCK",
+        "AWS_PROFILE",
+        "AWS_DEFAULT_PROFILE",
+        "AWS_ACCESS_KEY_ID",
+        "AWS_SECRET_ACCESS_KEY",
+        "AWS_SESSION_TOKEN",
+        "AWS_REGION",
+        "AWS_DEFAULT_REGION",
+    ):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "config"))
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "credentials"))
+    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
+
+
+@pytest.fixture
+def fake() -> FakeBedrock:
+    return FakeBedrock()
+
+
+@pytest.fixture
+def url(fake: FakeBedrock, aws_env: None) -> Iterator[str]:
+    with serve(fake.app) as base:
+        yield base
+
+
+def client(
+    url: str, *, secret: str = SECRET_KEY, token: str | None = None, validate: bool = True, **kw: Any
+) -> Any:
+    return boto3.client(
+        "bedrock-runtime",
+        region_name=REGION,
+        endpoint_url=url,
+        aws_access_key_id=ACCESS_KEY,
+        aws_secret_access_key=secret,
+        aws_session_token=token,
+        config=Config(retries={"max_attempts": 1, "mode": "standard"}, parameter_validation=validate, **kw),
+    )
+
+
+def user(text: str) -> list[dict[str, Any]]:
+    return [{"role": "user", "content": [{"text": text}]}]
+
+
+def test_frames_are_encoded_as_the_documented_test_vector() -> None:
+    assert event_frame("contentBlockDelta", {"contentBlockIndex": 0, "delta": {"text": "Hi"}}) == VECTOR
+    assert len(encode_frame({":message-type": "event"}, b"")) == 16 + 1 + 13 + 1 + 2 + 5
+
+
+def test_boto3_converse_is_signed_validated_and_answered(url: str, fake: FakeBedrock) -> None:
+    response = client(url).converse(
+        modelId=MODEL,
+        system=[{"text": "Be brief."}],
+        messages=[
+            {
+                "role": "user",
+                "content": [{"text": "hello there"}, {"image": {"format": "png", "source": {"bytes": PNG}}}],
+            }
+        ],
+        inferenceConfig={"maxTokens": 50, "temperature": 0.2},
+    )
+    assert response["output"]["message"] == {
+        "role": "assistant",
+        "content": [{"text": "You said: hello there"}],
+    }
+    assert response["stopReason"] == "end_turn"
+    assert response["usage"] == {"inputTokens": 4, "outputTokens": 4, "totalTokens": 8}
+    [recorded] = fake.requests
+    assert recorded.model == MODEL
+    assert (
+        recorded.body["messages"][0]["content"][1]["image"]["source"]["bytes"]
+        == base64.b64encode(PNG).decode()
+    )
+
+
+def test_boto3_converse_with_a_forced_tool(url: str) -> None:
+    tool = {
+        "toolSpec": {
+            "name": "get_weather",
+            "inputSchema": {"json": {"type": "object", "properties": {"city": {"type": "string"}}}},
+        }
+    }
+    response = client(url).converse(
+        modelId=MODEL, messages=user("Paris"), toolConfig={"tools": [tool], "toolChoice": {"any": {}}}
+    )
+    [block] = response["output"]["message"]["content"]
+    assert block["toolUse"]["name"] == "get_weather"
+    assert block["toolUse"]["input"] == {"city": "Paris"}
+    assert response["stopReason"] == "tool_use"
+
+
+def test_boto3_reads_the_event_stream(url: str) -> None:
+    tool = {
+        "toolSpec": {
+            "name": "lookup",
+            "inputSchema": {"json": {"type": "object", "properties": {"q": {"type": "string"}}}},
+        }
+    }
+    response = client(url).converse_stream(
+        modelId=MODEL,
+        messages=user("please lookup cats"),
+        toolConfig={"tools": [tool]},
+        additionalModelRequestFields={"thinking": {"type": "enabled", "budget_tokens": 2048}},
+    )
+    events = list(response["stream"])
+    kinds = [next(iter(event)) for event in events]
+    assert kinds[0] == "messageStart" and kinds[-2:] == ["messageStop", "metadata"]
+    assert "contentBlockStart" in kinds
+    arguments = "".join(
+        e["contentBlockDelta"]["delta"]["toolUse"]["input"]
+        for e in events
+        if "toolUse" in e.get("contentBlockDelta", {}).get("delta", {})
+    )
+    assert arguments == '{"q": "please lookup cats"}'
+    assert events[-2]["messageStop"]["stopReason"] == "tool_use"
+    assert events[-1]["metadata"]["usage"]["totalTokens"] > 0
+
+
+def test_boto3_sees_a_mid_stream_exception(url: str) -> None:
+    response = client(url).converse_stream(modelId="stream-error.throttlingException", messages=user("hi"))
+    with pytest.raises(botocore.exceptions.EventStreamError) as caught:
+        list(response["stream"])
+    assert caught.value.response["Error"]["Code"] == "throttlingException"
+
+
+def test_boto3_gets_the_modelled_exception(url: str) -> None:
+    with pytest.raises(botocore.exceptions.ClientError) as caught:
+        client(url).converse(modelId="error.ThrottlingException", messages=user("hi"))
+    assert caught.value.response["Error"]["Code"] == "ThrottlingException"
+    assert caught.value.response["ResponseMetadata"]["HTTPStatusCode"] == 429
+
+
+def test_a_wrong_secret_is_rejected(url: str) -> None:
+    with pytest.raises(botocore.exceptions.ClientError) as caught:
+        client(url, secret="not-the-secret").converse(modelId=MODEL, messages=user("hi"))
+    assert caught.value.response["Error"]["Code"] == "InvalidSignatureException"
+    assert caught.value.response["ResponseMetadata"]["HTTPStatusCode"] == 403
+
+
+def test_temporary_credentials_need_their_session_token(url: str, fake: FakeBedrock) -> None:
+    fake.add_credentials("ASIATESTTESTTESTTEST", "temporary-secret", "the-session-token")
+    good = boto3.client(
+        "bedrock-runtime",
+        region_name=REGION,
+        endpoint_url=url,
+        aws_access_key_id="ASIATESTTESTTESTTEST",
+        aws_secret_access_key="temporary-secret",
+        aws_session_token="the-session-token",
+    )
+    assert good.converse(modelId=MODEL, messages=user("hi"))["stopReason"] == "end_turn"
+    bad = boto3.client(
+        "bedrock-runtime",
+        region_name=REGION,
+        endpoint_url=url,
+        aws_access_key_id="ASIATESTTESTTESTTEST",
+        aws_secret_access_key="temporary-secret",
+        config=Config(retries={"max_attempts": 1}),
+    )
+    with pytest.raises(botocore.exceptions.ClientError) as caught:
+        bad.converse(modelId=MODEL, messages=user("hi"))
+    assert caught.value.response["Error"]["Code"] == "UnrecognizedClientException"
+
+
+def test_bedrock_api_keys_are_accepted_as_bearer_tokens(url: str) -> None:
+    # boto3 sends API keys only over https, so this one request is made by hand.
+    body = {"messages": user("hi")}
+    path = f"{url}/model/{quote(MODEL, safe='')}/converse"
+    good = httpx.post(path, json=body, headers={"authorization": f"Bearer {API_KEY}"})
+    assert good.status_code == 200
+    assert good.json()["output"]["message"]["content"] == [{"text": "You said: hi"}]
+    wrong = httpx.post(path, json=body, headers={"authorization": "Bearer ABSK-not-a-key"})
+    assert wrong.status_code == 403
+    assert wrong.headers["x-amzn-errortype"].startswith("UnrecognizedClientException:")
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"messages": user("hi"), "inferenceConfig": {"temperature": 1.5}}, "above the maximum 1"),
+        ({"messages": user("hi"), "inferenceConfig": {"maxTokens": 0}}, "valid min value: 1"),
+        ({"messages": user("   ")}, "is blank"),
+        (
+            {"messages": [{"role": "assistant", "content": [{"text": "hi"}]}]},
+            "must start with a user message",
+        ),
+        ({"messages": [*user("a"), *user("b")]}, "alternate between user and assistant"),
+        (
+            {
+                "messages": [
+                    {
+                        "role": "user",
+                        "content": [{"text": "a", "image": {"format": "png", "source": {"bytes": PNG}}}],
+                    }
+                ]
+            },
+            "tagged union",
+        ),
+        (
+            {
+                "messages": [
+                    *user("a"),
+                    {
+                        "role": "assistant",
+                        "content": [{"toolUse": {"toolUseId": "t1", "name": "f", "input": {}}}],
+                    },
+                    {
+                        "role": "user",
+                        "content": [{"toolResult": {"toolUseId": "t1", "content": [{"text": "x"}]}}],
+                    },
+                ]
+            },
+            "toolConfig field must be defined",
+        ),
+        (
+            {
+                "messages": user("a"),
+                "toolConfig": {
+                    "tools": [{"toolSpec": {"name": "bad name", "inputSchema": {"json": {"type": "object"}}}}]
+                },
+            },
+            "does not match [a-zA-Z0-9_-]+",
+        ),
+        (
+            {
+                "messages": [
+                    *user("a"),
+                    {
+                        "role": "assistant",
+                        "content": [{"toolUse": {"toolUseId": "t1", "name": "f", "input": {}}}],
+                    },
+                    {
+                        "role": "user",
+                        "content": [{"toolResult": {"toolUseId": "t2", "content": [{"text": "x"}]}}],
+                    },
+                ],
+                "toolConfig": {
+                    "tools": [{"toolSpec": {"name": "f", "inputSchema": {"json": {"type": "object"}}}}]
+                },
+            },
+            "must answer the toolUse blocks",
+        ),
+    ],
+)
+def test_what_the_service_rejects_is_rejected(url: str, kwargs: dict[str, Any], message: str) -> None:
+    with pytest.raises(botocore.exceptions.ClientError) as caught:
+        client(url, validate=False).converse(modelId=MODEL, **kwargs)
+    assert caught.value.response["Error"]["Code"] == "ValidationException"
+    assert message in caught.value.response["Error"]["Message"]
+
+
+def signed_post(url: str, body: bytes) -> httpx.Response:
+    """A request boto3 would refuse to send, signed the way boto3 signs."""
+    from botocore.auth import SigV4Auth
+    from botocore.awsrequest import AWSRequest
+    from botocore.credentials import ReadOnlyCredentials
+
+    target = f"{url}/model/{quote(MODEL, safe='')}/converse"
+    request = AWSRequest(method="POST", url=target, data=body, headers={"content-type": "application/json"})
+    SigV4Auth(ReadOnlyCredentials(ACCESS_KEY, SECRET_KEY, None), "bedrock", REGION).add_auth(request)
+    return httpx.post(target, content=body, headers=dict(request.headers.items()))
+
+
+def test_unknown_fields_and_bad_json_are_rejected(url: str) -> None:
+    unknown = signed_post(url, b'{"messages": [{"role": "user", "content": [{"text": "hi"}]}], "bogus": 1}')
+    assert unknown.status_code == 400
+    assert unknown.headers["x-amzn-errortype"].startswith("ValidationException:")
+    assert 'Unknown parameter in input: "bogus"' in unknown.json()["message"]
+    assert signed_post(url, b"{not json").status_code == 400
+    assert (
+        signed_post(url, b'{"messages": [{"role": "user", "content": [{"text": "hi"}]}]}').status_code == 200
+    )
+
+
+def test_a_stale_signature_is_rejected() -> None:
+    from botocore.auth import SigV4Auth
+    from botocore.awsrequest import AWSRequest
+    from botocore.credentials import ReadOnlyCredentials
+
+    request = AWSRequest(
+        method="POST", url="http://h:1/model/m%3A0/converse", data=b"{}", headers={"host": "h:1"}
+    )
+    SigV4Auth(ReadOnlyCredentials(ACCESS_KEY, SECRET_KEY, None), "bedrock", REGION).add_auth(request)
+    headers = {name.lower(): value for name, value in request.headers.items()}
+    check = {
+        "method": "POST",
+        "raw_path": "/model/m%3A0/converse",
+        "query": "",
+        "headers": headers,
+        "body": b"{}",
+        "credentials": {ACCESS_KEY: (SECRET_KEY, None)},
+        "region": REGION,
+    }
+    assert verify_sigv4(**check) is None
+    # The same signature is valid whether the ':' travels encoded or not: AWS decodes the path first.
+    assert verify_sigv4(**{**check, "raw_path": "/model/m:0/converse"}) is None
+    later = datetime.datetime.now(datetime.timezone.utc) + datetime.timedelta(minutes=6)
+    assert verify_sigv4(**check, now=later) == (
+        "InvalidSignatureException",
+        "Signature expired or not yet valid.",
+    )
+    assert verify_sigv4(**{**check, "body": b"{ }"})[0] == "InvalidSignatureException"  # type: ignore[index]
+    assert verify_sigv4(**{**check, "region": "eu-west-1"})[0] == "InvalidSignatureException"  # type: ignore[index]
