@@ -21,7 +21,7 @@ differ (see ../../shared/docs/providers/anthropic.md for the wire formats):
   `top_p` passes through; `stop` becomes `stop_sequences`; `safety_identifier` (else `user`) becomes
   `metadata.user_id`.
 * **reasoning_effort** turns thinking on: adaptive thinking with `output_config.effort` on Claude 4.6 and
-  later (where fixed budgets are deprecated), else extended thinking with a budget (`_THINKING_BUDGETS`)
+  later (where fixed budgets are deprecated), else extended thinking with a budget (`claude.THINKING_BUDGETS`)
   kept below `max_tokens`, since thinking counts towards it. `none` disables thinking. Thinking is left off
   when the request continues a tool loop: OpenAI messages cannot carry the signed thinking blocks Anthropic
   then wants back. Thinking text comes back as `reasoning_content`.
@@ -62,14 +62,13 @@ from ..translate import (
 )
 from ..wire import dumps, loads
 from .base import HTTPProvider, bad_upstream_data, stream_ended_early
+from .claude import default_max_tokens, output_schema, thinking_for
 
 __all__ = [
     "AnthropicProvider",
     "NativeRequest",
     "StreamTranslator",
-    "default_max_tokens",
     "error_message",
-    "output_schema",
     "to_completion",
     "to_messages_request",
     "tool_use_id",
@@ -88,41 +87,8 @@ _LEAD_IN = "(start of conversation)"
 
 _IMAGE_TYPES = frozenset({"image/jpeg", "image/png", "image/gif", "image/webp"})
 
-# Extended-thinking budgets for OpenAI's effort levels; Anthropic's minimum budget is 1024.
-_THINKING_BUDGETS = {
-    "minimal": 1024,
-    "low": 2048,
-    "medium": 8192,
-    "high": 16384,
-    "xhigh": 32768,
-    "max": 65536,
-}
-_MIN_THINKING_BUDGET = 1024
-# `output_config.effort` for models with adaptive thinking.
-_EFFORTS = {
-    "minimal": "low",
-    "low": "low",
-    "medium": "medium",
-    "high": "high",
-    "xhigh": "xhigh",
-    "max": "max",
-}
-# `claude-<family>-<major>[-<minor>]…`; a minor of more than two digits is a date.
-_GENERATION = re.compile(r"^claude-[a-z]+-(\d+)(?:-(\d+))?")
 # Models that refuse `temperature` and `top_p` whatever their value.
 _NO_SAMPLING = ("claude-opus-4-7", "claude-opus-4-8")
-
-# (model id prefix, maximum output tokens), first match wins.
-_MAX_OUTPUT = (
-    ("claude-3-7-", 64000),
-    ("claude-3-5-", 8192),
-    ("claude-3-", 4096),
-    ("claude-opus-4-0", 32000),
-    ("claude-opus-4-1", 32000),
-    ("claude-opus-4-2025", 32000),
-    ("claude-4-opus", 32000),
-)
-_DEFAULT_MAX_OUTPUT = 64000
 
 # Model id prefixes of the models that predate native structured output (`output_config.format`).
 _NO_NATIVE_JSON = (
@@ -165,11 +131,6 @@ _MESSAGE_EVENTS = frozenset(
 
 _TOOL_ID_UNSAFE = re.compile(r"[^a-zA-Z0-9_-]")
 
-# Keywords the structured-output endpoint accepts, per the official SDK's `transform_schema`.
-_STRING_FORMATS = frozenset(
-    {"date-time", "time", "date", "duration", "email", "hostname", "uri", "ipv4", "ipv6", "uuid"}
-)
-
 
 class NativeRequest(NamedTuple):
     """A Messages API body and, when `response_format` is served by a forced tool, that tool's name."""
@@ -179,14 +140,6 @@ class NativeRequest(NamedTuple):
 
 
 # -- request -------------------------------------------------------------------------------------------------
-
-
-def default_max_tokens(model: str) -> int:
-    """The model's maximum output, sent when the client sets no limit."""
-    for prefix, limit in _MAX_OUTPUT:
-        if model.startswith(prefix):
-            return limit
-    return _DEFAULT_MAX_OUTPUT
 
 
 def _native_json(model: str) -> bool:
@@ -457,30 +410,11 @@ def _thinking(
     if effort is None:
         return None, None
     if effort == "none":
-        return {"type": "disabled"}, None
+        return thinking_for(effort, model, max_tokens, "Anthropic")
     last = messages[-1]["content"] if messages else []
     if any(block["type"] == "tool_result" for block in last):
         return None, None  # a tool loop continues; see the module docstring
-    if _adaptive_thinking(model):
-        return {"type": "adaptive"}, _EFFORTS.get(effort, "medium")
-    budget = min(_THINKING_BUDGETS.get(effort, _THINKING_BUDGETS["medium"]), max_tokens - 1)
-    if budget < _MIN_THINKING_BUDGET:
-        raise GatewayError(
-            f"reasoning_effort needs a token limit above {_MIN_THINKING_BUDGET} on Anthropic: "
-            "thinking tokens count towards max_completion_tokens",
-            param="reasoning_effort",
-            code="unsupported_value",
-        )
-    return {"type": "enabled", "budget_tokens": budget}, None
-
-
-def _adaptive_thinking(model: str) -> bool:
-    """Claude 4.6 and later think adaptively, steered by `output_config.effort`; budgets are deprecated."""
-    match = _GENERATION.match(model)
-    if match is None:
-        return model.startswith("claude-mythos")
-    minor = match.group(2)
-    return (int(match.group(1)), int(minor) if minor and len(minor) <= 2 else 0) >= (4, 6)
+    return thinking_for(effort, model, max_tokens, "Anthropic")
 
 
 def _structured_output(
@@ -510,49 +444,6 @@ def _structured_output(
         # The model must either call one of the client's tools or answer through the JSON tool.
         forced = {"type": "any", **{k: v for k, v in (tool_choice or {}).items() if k != "type"}}
     return None, [*(tools or ()), json_tool], forced, JSON_TOOL
-
-
-def output_schema(schema: Mapping[str, Any]) -> dict[str, Any]:
-    """A JSON Schema reduced to what `output_config.format` accepts, following the official SDK: objects get
-    `additionalProperties: false` (any answer valid for it is valid for the original), and keywords the API
-    rejects move into `description`, where the model still reads them."""
-    rest = dict(schema)
-    out: dict[str, Any] = {}
-    if (defs := rest.pop("$defs", None)) is not None:
-        out["$defs"] = {name: output_schema(sub) for name, sub in defs.items()}
-    if (ref := rest.pop("$ref", None)) is not None:
-        out["$ref"] = ref
-        return out
-    type_ = rest.pop("type", None)
-    for key in ("anyOf", "oneOf", "allOf"):
-        if (variants := rest.pop(key, None)) is not None:
-            out["allOf" if key == "allOf" else "anyOf"] = [output_schema(v) for v in variants]
-    for key in ("enum", "const"):
-        if key in rest:
-            out[key] = rest.pop(key)
-    if type_ is not None:
-        out["type"] = type_
-    for key in ("description", "title"):
-        if key in rest:
-            out[key] = rest.pop(key)
-    if type_ == "object":
-        out["properties"] = {k: output_schema(v) for k, v in rest.pop("properties", {}).items()}
-        rest.pop("additionalProperties", None)
-        out["additionalProperties"] = False
-        if "required" in rest:
-            out["required"] = list(rest.pop("required"))
-    elif type_ == "array":
-        if "items" in rest:
-            out["items"] = output_schema(rest.pop("items"))
-        if rest.get("minItems") in (0, 1):
-            out["minItems"] = rest.pop("minItems")
-    elif type_ == "string" and rest.get("format") in _STRING_FORMATS:
-        out["format"] = rest.pop("format")
-    rest.pop("strict", None)
-    if rest:
-        extra = "{" + ", ".join(f"{key}: {value}" for key, value in rest.items()) + "}"
-        out["description"] = f"{out['description']}\n\n{extra}" if "description" in out else extra
-    return out
 
 
 # -- response ------------------------------------------------------------------------------------------------

@@ -79,9 +79,15 @@ from ..translate import (
     unsupported,
 )
 from ..wire import dumps, loads
-from .anthropic import default_max_tokens as claude_max_tokens
-from .anthropic import output_schema as claude_output_schema
 from .base import HTTPProvider, bad_upstream_data, stream_ended_early
+from .claude import (
+    EFFORTS,
+    adaptive_thinking,
+    claude_version,
+    default_max_tokens,
+    output_schema,
+    thinking_for,
+)
 
 __all__ = [
     "BedrockProvider",
@@ -139,25 +145,6 @@ _DOCUMENT_FORMATS = {
     "text/markdown": "md",
 }
 
-# Extended-thinking budgets for Claude before 4.6 (the same table as the Anthropic provider).
-_THINKING_BUDGETS = {
-    "minimal": 1024,
-    "low": 2048,
-    "medium": 8192,
-    "high": 16384,
-    "xhigh": 32768,
-    "max": 65536,
-}
-_MIN_THINKING_BUDGET = 1024
-# `outputConfig.effort` takes low..max; OpenAI's `minimal` is the closest to `low`.
-_EFFORTS = {
-    "minimal": "low",
-    "low": "low",
-    "medium": "medium",
-    "high": "high",
-    "xhigh": "xhigh",
-    "max": "max",
-}
 # Families with three levels (Nova 2, gpt-oss).
 _THREE_LEVELS = {
     "minimal": "low",
@@ -236,17 +223,6 @@ def model_family(model: str) -> str | None:
     return next((part for part in parts[:2] if part in _VENDORS), None)
 
 
-def _claude_version(model: str) -> tuple[int, int] | None:
-    """(major, minor) of a Claude model id: `claude-sonnet-4-5-…` → (4, 5), `claude-3-7-sonnet-…` → (3, 7)."""
-    name = _model_name(model)
-    match = re.match(r"claude-(?:opus|sonnet|haiku)-(\d+)(?:-(\d)(?!\d))?", name)
-    if match is None:
-        match = re.match(r"claude-(\d+)(?:-(\d)(?!\d))?", name)
-    if match is None:
-        return None
-    return int(match.group(1)), int(match.group(2) or 0)
-
-
 def _is_claude(model: str) -> bool:
     return model_family(model) == "anthropic"
 
@@ -255,7 +231,7 @@ def _native_json(model: str) -> bool:
     """Whether Converse's `outputConfig.textFormat` is served; for Claude only from 4.5 on."""
     if not _is_claude(model):
         return True
-    version = _claude_version(model)
+    version = claude_version(_model_name(model))
     return version is None or version >= (4, 5)
 
 
@@ -515,24 +491,12 @@ def _reasoning(
             return {"thinking": {"type": "disabled"}}, None
         if _tool_loop_continues(messages):
             return {}, None  # see the module docstring
-        version = _claude_version(model)
-        if version is not None and version >= (4, 6):
-            return {"thinking": {"type": "adaptive"}}, _EFFORTS.get(effort, "medium")
-        if "maxTokens" not in inference:
-            inference["maxTokens"] = claude_max_tokens(name)
-        budget = min(_THINKING_BUDGETS.get(effort, _THINKING_BUDGETS["medium"]), inference["maxTokens"] - 1)
-        if budget < _MIN_THINKING_BUDGET:
-            raise GatewayError(
-                f"reasoning_effort needs a token limit above {_MIN_THINKING_BUDGET} on Claude: "
-                "thinking tokens count towards max_completion_tokens",
-                param="reasoning_effort",
-                code="unsupported_value",
-            )
-        return {"thinking": {"type": "enabled", "budget_tokens": budget}}, None
+        if not adaptive_thinking(name) and "maxTokens" not in inference:
+            inference["maxTokens"] = default_max_tokens(name)
+        thinking, level = thinking_for(effort, name, inference.get("maxTokens", 0), "Claude")
+        return {"thinking": thinking}, level
     if family == "openai" and not name.startswith("gpt-oss"):
-        return {
-            "reasoning": {"effort": _EFFORTS.get(effort, effort)}
-        }, None  # GPT-5 and later take `none` too
+        return {"reasoning": {"effort": EFFORTS.get(effort, effort)}}, None  # GPT-5 and later take `none` too
     if effort == "none":
         return {}, None  # Nova 2 and gpt-oss reason only when asked to
     if family == "amazon" and name.startswith("nova-2"):
@@ -601,7 +565,7 @@ def _structured_output(
     kind, schema = spec
     if kind == "json_schema" and _native_json(model):
         options = request["response_format"].get("json_schema") or {}
-        native_schema = claude_output_schema(schema or {}) if _is_claude(model) else schema
+        native_schema = output_schema(schema or {}) if _is_claude(model) else schema
         definition: Block = {"schema": dumps(native_schema).decode()}
         for key in ("name", "description"):
             if options.get(key):
