@@ -14,7 +14,7 @@ from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from starlette.requests import Request
+from starlette.requests import HTTPConnection, Request
 
 __all__ = ["AuthHook", "Principal", "api_keys", "bearer_token"]
 
@@ -35,7 +35,7 @@ class Principal:
         return any(fnmatch.fnmatchcase(model, pattern) for pattern in self.allowed_models)
 
 
-def bearer_token(request: Request) -> str | None:
+def bearer_token(request: HTTPConnection) -> str | None:
     """The client's key: `Authorization: Bearer …`, or the `api-key` header Azure-style clients send."""
     header = request.headers.get("authorization")
     if header:

@@ -1,4 +1,18 @@
-"""The standalone runner: `asgi-llm-gateway --config gateway.toml --host 127.0.0.1 --port 8000`."""
+"""The standalone runner: `asgi-llm-gateway --config gateway.toml --host 0.0.0.0 --port 8000 --workers 4`.
+
+Its production behaviour is uvicorn's, set up here (docs/deployment.md tells the whole story):
+
+- `--workers N` (N > 1) runs uvicorn's process manager. Each worker loads the config itself (the file's path
+  travels in ASGI_LLM_GATEWAY_CONFIG), so SIGHUP to the manager replaces the workers one at a time with the
+  file re-read: with uvicorn >= 0.51 a new worker is serving before an old one retires, and one that cannot
+  start (a broken file) aborts the restart with the old workers still serving. A single process has no
+  reload: a config change means a restart.
+- SIGTERM or SIGINT: stop accepting connections, let in-flight requests (streams included) run for up to
+  `--graceful-timeout` seconds, cancel what is still running, then close the upstream connections.
+- Access logs are on unless `--no-access-log`. `--forwarded-allow-ips` names the proxies whose
+  X-Forwarded-For/-Proto headers are believed (default: $FORWARDED_ALLOW_IPS, else 127.0.0.1 only).
+- `--check` loads the config and exits: 0 when it is good, 2 and the problem otherwise.
+"""
 
 from __future__ import annotations
 
@@ -6,13 +20,17 @@ import argparse
 import os
 import sys
 from collections.abc import Sequence
+from typing import Any
 
 from .config import ConfigError, GatewayConfig, from_environment, load_config
 from .gateway import Gateway
 
-__all__ = ["app_from_environment", "main"]
+__all__ = ["CONFIG_VARIABLE", "app_from_environment", "main"]
 
-_CONFIG_VARIABLE = "ASGI_LLM_GATEWAY_CONFIG"
+#: The config file's path when `--config` is not given; also how the path reaches worker processes.
+CONFIG_VARIABLE = "ASGI_LLM_GATEWAY_CONFIG"
+DEFAULT_GRACEFUL_TIMEOUT = 30
+_LOG_LEVELS = ("critical", "error", "warning", "info", "debug", "trace")
 
 
 def _load(path: str | None) -> GatewayConfig:
@@ -20,55 +38,132 @@ def _load(path: str | None) -> GatewayConfig:
 
 
 def app_from_environment() -> Gateway:
-    """The app factory uvicorn's workers import (`--workers N`); the config path travels in the environment."""
-    return _load(os.environ.get(_CONFIG_VARIABLE) or None).gateway()
+    """The app factory each worker calls (`--workers N`); the config path travels in the environment.
+
+    A bad file ends the worker with one line instead of a traceback: on SIGHUP the process manager then keeps
+    the old workers serving.
+    """
+    try:
+        return _load(os.environ.get(CONFIG_VARIABLE) or None).gateway()
+    except ConfigError as exc:
+        print(f"asgi-llm-gateway: config error: {exc}", file=sys.stderr)
+        raise SystemExit(1) from None
+
+
+def _count(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, not {value}")
+    return value
+
+
+def _seconds(text: str) -> int:
+    value = int(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be 0 or more, not {value}")
+    return value
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="asgi-llm-gateway",
+        description="Serve an OpenAI-compatible LLM gateway.",
+        epilog=f"Without --config the file named by ${CONFIG_VARIABLE} is used; without either, the echo "
+        "provider plus every provider whose API key variable is set.",
+    )
+    parser.add_argument("--config", metavar="FILE", help="TOML config file")
+    parser.add_argument(
+        "--check", action="store_true", help="load the config, report, and exit (0 good, 2 bad)"
+    )
+    parser.add_argument("--host", help="interface to listen on (default: [server] host, else 127.0.0.1)")
+    parser.add_argument("--port", type=int, help="port to listen on (default: [server] port, else 8000)")
+    parser.add_argument("--workers", type=_count, default=1, metavar="N", help="worker processes (default 1)")
+    parser.add_argument(
+        "--graceful-timeout",
+        type=_seconds,
+        default=DEFAULT_GRACEFUL_TIMEOUT,
+        metavar="SECONDS",
+        help="on SIGTERM, how long in-flight requests may run before they are cut "
+        f"(default {DEFAULT_GRACEFUL_TIMEOUT})",
+    )
+    parser.add_argument(
+        "--timeout-keep-alive",
+        type=_seconds,
+        default=5,
+        metavar="SECONDS",
+        help="close idle client connections after this long; behind a load balancer, make it longer than "
+        "the balancer's idle timeout (default 5)",
+    )
+    parser.add_argument(
+        "--forwarded-allow-ips",
+        metavar="IPS",
+        help="comma-separated proxy addresses (or '*') whose X-Forwarded-* headers are trusted "
+        "(default: $FORWARDED_ALLOW_IPS, else 127.0.0.1)",
+    )
+    parser.add_argument(
+        "--access-log",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="log one line per request (default on; needs --log-level info or lower)",
+    )
+    parser.add_argument("--log-level", choices=_LOG_LEVELS, default="info", help="log level (default info)")
+    return parser
+
+
+def _summary(gateway: Gateway) -> str:
+    routes = f" and routes {', '.join(gateway.router.routes)}" if gateway.router.routes else ""
+    keys = "client keys required" if gateway.auth else "no client keys required"
+    return f"providers {', '.join(gateway.providers)}{routes} ({keys})"
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        prog="asgi-llm-gateway", description="Serve an OpenAI-compatible LLM gateway."
-    )
-    parser.add_argument("--config", help="TOML config file (default: echo + providers whose key env var is set)")
-    parser.add_argument("--host", help="interface to listen on (default 127.0.0.1)")
-    parser.add_argument("--port", type=int, help="port to listen on (default 8000)")
-    parser.add_argument("--workers", type=int, default=1, help="worker processes (default 1)")
-    parser.add_argument("--log-level", default="info", help="uvicorn log level (default info)")
-    args = parser.parse_args(argv)
-
+    args = _parser().parse_args(argv)
+    path: str | None = args.config or os.environ.get(CONFIG_VARIABLE) or None
     try:
-        config = _load(args.config)
+        config = _load(path)
         gateway = config.gateway()
     except ConfigError as exc:
         print(f"asgi-llm-gateway: config error: {exc}", file=sys.stderr)
         return 2
+    if args.check:
+        print(f"asgi-llm-gateway: {path or 'environment'}: OK: {_summary(gateway)}", file=sys.stderr)
+        return 0
     try:
         import uvicorn
     except ImportError:
-        print("asgi-llm-gateway: the runner needs uvicorn: pip install 'asgi-llm-gateway[server]'", file=sys.stderr)
+        print(
+            "asgi-llm-gateway: the runner needs uvicorn: pip install 'asgi-llm-gateway[server]'",
+            file=sys.stderr,
+        )
         return 2
 
     host = args.host or config.host or "127.0.0.1"
     port = args.port if args.port is not None else config.port or 8000
     shown_host = f"[{host}]" if ":" in host else host
+    workers = f", {args.workers} workers" if args.workers > 1 else ""
     print(
-        f"asgi-llm-gateway: serving providers {', '.join(gateway.providers)}"
-        + (f" and routes {', '.join(gateway.router.routes)}" if gateway.router.routes else "")
-        + f" at http://{shown_host}:{port}/v1"
-        + (" (client keys required)" if gateway.auth else " (no client keys required)"),
+        f"asgi-llm-gateway: serving {_summary(gateway)} at http://{shown_host}:{port}/v1{workers}",
         file=sys.stderr,
     )
     print(f"asgi-llm-gateway: try  curl http://{shown_host}:{port}/v1/models", file=sys.stderr)
+    options: dict[str, Any] = {
+        "host": host,
+        "port": port,
+        "log_level": args.log_level,
+        "access_log": args.access_log,
+        "forwarded_allow_ips": args.forwarded_allow_ips,
+        "timeout_graceful_shutdown": args.graceful_timeout,
+        "timeout_keep_alive": args.timeout_keep_alive,
+    }
+    app: Gateway | str = gateway
     if args.workers > 1:
-        if args.config:
-            os.environ[_CONFIG_VARIABLE] = os.path.abspath(args.config)
-        uvicorn.run(
-            "asgi_llm_gateway.cli:app_from_environment",
-            factory=True,
-            host=host,
-            port=port,
-            workers=args.workers,
-            log_level=args.log_level,
-        )
-    else:
-        uvicorn.run(gateway, host=host, port=port, log_level=args.log_level)
+        # Each worker builds its own gateway from the file (uvicorn imports apps by name in new processes).
+        if path:
+            os.environ[CONFIG_VARIABLE] = os.path.abspath(path)
+        app = "asgi_llm_gateway.cli:app_from_environment"
+        options.update(factory=True, workers=args.workers)
+    try:
+        uvicorn.run(app, **options)
+    except SystemExit as exc:  # uvicorn exits on start-up failures: port taken, a worker that cannot start
+        return exc.code if isinstance(exc.code, int) else 1
     return 0

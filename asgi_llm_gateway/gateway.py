@@ -39,7 +39,7 @@ __all__ = ["Gateway"]
 logger = logging.getLogger("asgi_llm_gateway")
 
 Scope = MutableMapping[str, Any]
-Message = dict[str, Any]
+Message = MutableMapping[str, Any]
 Receive = Callable[[], Awaitable[Message]]
 Send = Callable[[Message], Awaitable[None]]
 
