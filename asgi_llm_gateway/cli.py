@@ -17,6 +17,7 @@ Its production behaviour is uvicorn's, set up here (docs/deployment.md tells the
 from __future__ import annotations
 
 import argparse
+import gc
 import os
 import sys
 from collections.abc import Sequence
@@ -44,10 +45,23 @@ def app_from_environment() -> Gateway:
     the old workers serving.
     """
     try:
-        return _load(os.environ.get(CONFIG_VARIABLE) or None).gateway()
+        gateway = _load(os.environ.get(CONFIG_VARIABLE) or None).gateway()
     except ConfigError as exc:
         print(f"asgi-llm-gateway: config error: {exc}", file=sys.stderr)
         raise SystemExit(1) from None
+    _freeze_startup_objects()
+    return gateway
+
+
+def _freeze_startup_objects() -> None:
+    """Move everything built at start-up out of the garbage collector's sight.
+
+    httpx and aiohttp leave a few dozen objects in reference cycles per request, so full collections run
+    often; each one scanned the whole start-up heap (15-20 ms pauses, a 40% higher p99 at c=64 in bench/).
+    Only the runner does this: an embedded gateway leaves the host's interpreter settings alone.
+    """
+    gc.collect()
+    gc.freeze()
 
 
 def _count(text: str) -> int:
@@ -162,6 +176,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             os.environ[CONFIG_VARIABLE] = os.path.abspath(path)
         app = "asgi_llm_gateway.cli:app_from_environment"
         options.update(factory=True, workers=args.workers)
+    if args.workers == 1:
+        _freeze_startup_objects()
     try:
         uvicorn.run(app, **options)
     except SystemExit as exc:  # uvicorn exits on start-up failures: port taken, a worker that cannot start

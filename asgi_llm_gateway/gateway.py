@@ -23,6 +23,7 @@ from typing import Any
 from urllib.parse import unquote
 
 import anyio
+import anyio.abc
 from starlette.requests import Request
 
 from .auth import AuthHook, Principal
@@ -215,7 +216,7 @@ class Gateway:
             watch_group.start_soon(_cancel_on_disconnect, receive, watch_group.cancel_scope)
             try:
                 if body.get("stream"):
-                    await call.stream(targets, route_policy, send)
+                    await call.stream(targets, route_policy, send, watch_group)
                 else:
                     await call.complete(targets, route_policy, send)
             except OSError:  # the client went away while we were sending
@@ -330,7 +331,9 @@ class _Call:
         await send_json(send, 200, result, self.request_id, self._headers())
         await self._report(200)
 
-    async def stream(self, targets: Sequence[Target], route_policy: Policy | None, send: Send) -> None:
+    async def stream(
+        self, targets: Sequence[Target], route_policy: Policy | None, send: Send, tasks: anyio.abc.TaskGroup
+    ) -> None:
         try:
             chunks, first = await self._attempt_all(targets, route_policy, self._open_stream_once)
         except anyio.get_cancelled_exc_class():
@@ -360,7 +363,7 @@ class _Call:
                     ],
                 }
             )
-            failure = await self._pump(first, chunks, send, include_usage)
+            failure = await self._pump(first, chunks, send, include_usage, tasks)
             status = failure.status if failure else 200
         finally:
             with anyio.CancelScope(shield=True):
@@ -369,45 +372,53 @@ class _Call:
                 await self._report(status, failure)
 
     async def _pump(
-        self, first: dict[str, Any], chunks: AsyncIterator[dict[str, Any]], send: Send, include_usage: bool
+        self,
+        first: dict[str, Any],
+        chunks: AsyncIterator[dict[str, Any]],
+        send: Send,
+        include_usage: bool,
+        tasks: anyio.abc.TaskGroup,
     ) -> GatewayError | None:
         """Relay chunks as SSE events; returns the error that ended the stream, if any."""
         assert self.target is not None
         model = self.target.name
-        idle_timeout = self.policy.idle_timeout
+        idle = _IdleWatch(self.policy.idle_timeout)
         open_choices: set[int] = set()
         finished = False
         chunk: dict[str, Any] | None = first
         failure: GatewayError | None = None
         try:
-            while chunk is not None:
-                chunk["model"] = model
-                choices = chunk.get("choices")
-                if not choices:
-                    if chunk.get("usage") is not None:
-                        self.usage = chunk["usage"]
+            with anyio.CancelScope() as idle.scope:
+                tasks.start_soon(idle.run)
+                while chunk is not None:
+                    chunk["model"] = model
+                    choices = chunk.get("choices")
+                    if not choices:
+                        if chunk.get("usage") is not None:
+                            self.usage = chunk["usage"]
+                            if include_usage:
+                                await _send_body(send, sse_event(chunk))
+                    else:
+                        for choice in choices:
+                            if choice.get("finish_reason"):
+                                open_choices.discard(choice["index"])
+                                finished = True
+                            else:
+                                open_choices.add(choice["index"])
                         if include_usage:
-                            await _send_body(send, sse_event(chunk))
-                else:
-                    for choice in choices:
-                        if choice.get("finish_reason"):
-                            open_choices.discard(choice["index"])
-                            finished = True
-                        else:
-                            open_choices.add(choice["index"])
-                    if include_usage:
-                        chunk["usage"] = None
-                    elif "usage" in chunk:
-                        del chunk["usage"]
-                    await _send_body(send, sse_event(chunk))
-                with anyio.fail_after(idle_timeout):
+                            chunk["usage"] = None
+                        elif "usage" in chunk:
+                            del chunk["usage"]
+                        await _send_body(send, sse_event(chunk))
                     chunk = await anext(chunks, None)
-            if open_choices or not finished:
+                    idle.last = time.monotonic()
+            idle.scope.cancel()  # stops the watch
+            if idle.expired:
+                failure = _timed_out(self.target, f"no chunk for {idle.timeout:g} s")
+            elif open_choices or not finished:
                 failure = stream_ended_early(self.target.provider.kind)
         except GatewayError as error:
             failure = error
-        except TimeoutError:
-            failure = _timed_out(self.target, f"no chunk for {idle_timeout:g} s")
         except Exception as exc:
             failure = _provider_bug(self.target, exc)
         if failure is not None:
@@ -519,6 +530,31 @@ class _Call:
             await hook(record)
         except Exception:  # the client already has its answer; a broken hook must not change it
             logger.exception("on_usage hook failed")
+
+
+class _IdleWatch:
+    """Ends a stream whose upstream goes quiet for `timeout` seconds.
+
+    One sleeping task per stream that re-arms itself, rather than a timeout scope around every chunk: the
+    relay loop only records the time of each chunk, which costs next to nothing."""
+
+    __slots__ = ("expired", "last", "scope", "timeout")
+
+    def __init__(self, timeout: float) -> None:
+        self.timeout = timeout
+        self.last = time.monotonic()
+        self.expired = False
+        self.scope: anyio.CancelScope | None = None
+
+    async def run(self) -> None:
+        assert self.scope is not None
+        while not self.scope.cancel_called:
+            remaining = self.last + self.timeout - time.monotonic()
+            if remaining <= 0:
+                self.expired = True
+                self.scope.cancel()
+                return
+            await anyio.sleep(remaining)
 
 
 async def _aclose(chunks: AsyncIterator[dict[str, Any]]) -> None:

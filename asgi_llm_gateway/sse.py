@@ -28,7 +28,7 @@ class SSEDecoder:
     def __init__(self) -> None:
         self._buffer = b""
         self._pending_cr = False  # a chunk ended in CR: a following LF belongs to the same line end
-        self._data: list[str] = []
+        self._data: list[bytes] = []  # decoded once per event, not once per line
         self._has_data = False
         self._event = ""
         self._id: str | None = None
@@ -46,9 +46,16 @@ class SSEDecoder:
             end = buffer.find(b"\n", start)
             if end < 0:
                 break
-            event = self._line(buffer[start:end])
-            if event is not None:
-                events.append(event)
+            if end == start:
+                event = self._dispatch()
+                if event is not None:
+                    events.append(event)
+            elif buffer.startswith(b"data:", start):  # the common line, handled inline
+                value_start = start + 6 if buffer[start + 5 : start + 6] == b" " else start + 5
+                self._data.append(buffer[value_start:end])
+                self._has_data = True
+            else:
+                self._line(buffer[start:end])
             start = end + 1
         self._buffer = buffer[start:]
         return events
@@ -60,29 +67,30 @@ class SSEDecoder:
         event = self._dispatch()
         return [event] if event is not None else []
 
-    def _line(self, raw: bytes) -> ServerSentEvent | None:
-        if not raw:
-            return self._dispatch()
+    def _line(self, raw: bytes) -> None:
+        """Any line but a blank one or `data:` (those are handled inline in `feed`)."""
         line = raw.decode("utf-8", errors="replace")
         if line.startswith(":"):
-            return None  # comment / keep-alive
+            return  # comment / keep-alive
         name, sep, value = line.partition(":")
         if sep and value.startswith(" "):
             value = value[1:]
-        if name == "data":
-            self._data.append(value)
+        if name == "data":  # `data` with no colon
+            self._data.append(value.encode())
             self._has_data = True
         elif name == "event":
             self._event = value
         elif name == "id" and "\0" not in value:
             self._id = value
-        return None
 
     def _dispatch(self) -> ServerSentEvent | None:
         if not self._has_data:
             self._event = ""
             return None
-        event = ServerSentEvent(data="\n".join(self._data), event=self._event or "message", id=self._id)
+        data = self._data[0] if len(self._data) == 1 else b"\n".join(self._data)
+        event = ServerSentEvent(
+            data=data.decode("utf-8", errors="replace"), event=self._event or "message", id=self._id
+        )
         self._data = []
         self._has_data = False
         self._event = ""

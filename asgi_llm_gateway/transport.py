@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import asyncio
 import socket
+from http.cookiejar import CookieJar, DefaultCookiePolicy
 
 import httpx
+from httpx_aiohttp import HttpxAiohttpClient  # imported up front: a lazy import costs the first request
 
 __all__ = ["create_client"]
 
@@ -20,13 +22,18 @@ _LIMITS = httpx.Limits(max_connections=1000, max_keepalive_connections=200, keep
 def create_client(timeout: httpx.Timeout) -> httpx.AsyncClient:
     """A pooled client for one provider. Called lazily, inside the running event loop."""
     if _on_asyncio():
-        from httpx_aiohttp import HttpxAiohttpClient
-
-        return HttpxAiohttpClient(timeout=timeout, limits=_LIMITS)
+        return HttpxAiohttpClient(timeout=timeout, limits=_LIMITS, cookies=_no_cookies())
     transport = httpx.AsyncHTTPTransport(
         limits=_LIMITS, socket_options=[(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)]
     )
-    return httpx.AsyncClient(timeout=timeout, transport=transport)
+    return httpx.AsyncClient(timeout=timeout, transport=transport, cookies=_no_cookies())
+
+
+def _no_cookies() -> CookieJar:
+    """A jar that keeps nothing: one client serves every user, so an upstream's Set-Cookie must never be
+    replayed on someone else's request. (Passed as a jar: httpx would copy an `httpx.Cookies` into a plain
+    jar and lose the policy.)"""
+    return CookieJar(policy=DefaultCookiePolicy(allowed_domains=[]))
 
 
 def _on_asyncio() -> bool:

@@ -87,6 +87,9 @@ class HTTPProvider(Provider):
         self.extra_headers = dict(headers or {})
         self._client = client
         self._owns_client = client is None
+        self._headers: dict[str, str] | None = None
+        self._urls: dict[str, httpx.URL] = {}
+        self._extensions = {"timeout": self.timeout.as_dict()}
 
     def _env_key(self) -> str | None:
         return os.environ.get(self.api_key_env) if self.api_key_env else None
@@ -133,11 +136,31 @@ class HTTPProvider(Provider):
         if client is not None and self._owns_client:
             await client.aclose()
 
+    def _base_headers(self) -> dict[str, str]:
+        if self._headers is None:
+            self._headers = {"content-type": "application/json", **self.auth_headers(), **self.extra_headers}
+        return self._headers
+
+    def _url(self, url: str) -> httpx.URL:
+        """Parsed once per distinct URL (one per model at most): parsing shows in the profile."""
+        parsed = self._urls.get(url)
+        if parsed is None:
+            if len(self._urls) >= 256:
+                self._urls.clear()
+            parsed = self._urls[url] = httpx.URL(url)
+        return parsed
+
     async def _build(self, url: str, body: Any, headers: Mapping[str, str] | None) -> httpx.Request:
-        all_headers = {"content-type": "application/json", **self.auth_headers(), **self.extra_headers}
+        all_headers = self._base_headers()
         if headers:
-            all_headers.update(headers)
-        request = self.client.build_request("POST", url, content=dumps(body), headers=all_headers)
+            all_headers = {**all_headers, **headers}
+        if self._owns_client:
+            # Our own client has no defaults to merge: skip build_request's per-call merging.
+            request = httpx.Request(
+                "POST", self._url(url), content=dumps(body), headers=all_headers, extensions=self._extensions
+            )
+        else:  # a host's client: honour its default headers, cookies and timeouts
+            request = self.client.build_request("POST", url, content=dumps(body), headers=all_headers)
         await self.sign(request)
         return request
 

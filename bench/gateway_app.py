@@ -1,0 +1,142 @@
+"""The gateway as the bench runs it: one provider pointed at the mock upstream, uvicorn, uvloop, httptools.
+
+Run: python bench/gateway_app.py --provider openai --upstream http://127.0.0.1:9001 --port 9003
+Exit status 3 (with the reason on stderr) when the provider cannot be built, so the runner can skip its row.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from typing import Any
+
+#: provider name -> the model string clients send
+MODELS = {
+    "openai": "openai/gpt-bench",
+    "anthropic": "anthropic/claude-bench",
+    "gemini": "gemini/gemini-bench",
+    "bedrock": "bedrock/bench.model-v1:0",
+}
+
+CANT_BUILD = 3
+
+
+def build_provider(name: str, upstream: str) -> Any:
+    """The provider `name`, talking to the mock at `upstream` with fake credentials."""
+    if name == "openai":
+        from asgi_llm_gateway.providers.openai import OpenAIProvider
+
+        return OpenAIProvider(api_key="k", base_url=upstream + "/v1")
+    if name == "anthropic":
+        from asgi_llm_gateway.providers.anthropic import AnthropicProvider
+
+        return AnthropicProvider(api_key="k", base_url=upstream)
+    if name == "gemini":
+        from asgi_llm_gateway.providers.gemini import GeminiProvider
+
+        return GeminiProvider(api_key="k", base_url=upstream)
+    if name == "bedrock":
+        from asgi_llm_gateway.providers.bedrock import BedrockProvider
+
+        # SigV4 with static keys: the signing cost is part of what a real Bedrock user pays per request.
+        return BedrockProvider(
+            base_url=upstream,
+            region="us-east-1",
+            aws_access_key_id="AKIDBENCHMARK0000000",
+            aws_secret_access_key="bench-secret-key",
+        )
+    raise ValueError(f"unknown provider {name!r}")
+
+
+def build_gateway(name: str, upstream: str) -> Any:
+    from asgi_llm_gateway import Gateway
+
+    return Gateway(providers={name: build_provider(name, upstream)})
+
+
+def _watch_gc() -> None:
+    """Count collections, their time and what they freed, per generation; print it as one line at exit."""
+    import atexit
+    import gc
+    import json
+    import time
+
+    stats = {gen: {"collections": 0, "seconds": 0.0, "collected": 0} for gen in range(3)}
+    started: list[float] = []
+
+    def callback(phase: str, info: dict[str, int]) -> None:
+        if phase == "start":
+            started[:] = [time.perf_counter()]
+        elif started:
+            entry = stats[info["generation"]]
+            entry["collections"] += 1
+            entry["seconds"] += time.perf_counter() - started[0]
+            entry["collected"] += info["collected"]
+
+    gc.callbacks.append(callback)
+    atexit.register(lambda: print("GCSTATS " + json.dumps(stats), file=sys.stderr, flush=True))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--provider", choices=sorted(MODELS), default="openai")
+    parser.add_argument("--upstream", required=True, help="the mock upstream's origin")
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=9003)
+    parser.add_argument(
+        "--gc-freeze",
+        action="store_true",
+        help="move everything alive after start-up out of the collector's sight (gc.freeze) before serving",
+    )
+    parser.add_argument(
+        "--gc-stats", action="store_true", help="on exit, print how often and how long the collector ran"
+    )
+    parser.add_argument("--cprofile", metavar="FILE", help="run under cProfile and write the stats to FILE")
+    args = parser.parse_args()
+    os.environ.setdefault("AWS_EC2_METADATA_DISABLED", "true")  # never probe instance metadata
+    try:
+        app = build_gateway(args.provider, args.upstream.rstrip("/"))
+    except Exception as exc:
+        print(f"cannot build provider {args.provider!r}: {type(exc).__name__}: {exc}", file=sys.stderr)
+        sys.exit(CANT_BUILD)
+
+    import uvicorn
+
+    if args.gc_stats:
+        _watch_gc()
+    if args.gc_freeze:
+        import gc
+
+        gc.collect()
+        gc.freeze()
+
+    def serve() -> None:
+        uvicorn.run(
+            app,
+            host=args.host,
+            port=args.port,
+            loop="uvloop",
+            http="httptools",
+            log_level="warning",
+            access_log=False,
+        )
+
+    if not args.cprofile:
+        serve()
+        return
+    import cProfile
+
+    profiler = cProfile.Profile()
+    profiler.enable()
+    try:
+        serve()
+    finally:
+        profiler.disable()
+        profiler.dump_stats(args.cprofile)
+
+
+if __name__ == "__main__":
+    main()
