@@ -314,16 +314,29 @@ class _Call:
             (b"x-llm-gateway-attempts", str(self.attempts).encode()),
         ]
 
-    async def complete(self, targets: Sequence[Target], route_policy: Policy | None, send: Send) -> None:
+    async def _answer_or_error(
+        self,
+        targets: Sequence[Target],
+        route_policy: Policy | None,
+        attempt: Callable[[Target], Awaitable[Any]],
+        send: Send,
+    ) -> Any:
+        """The first successful attempt's result; None once the client has been sent the error."""
         try:
-            result = await self._attempt_all(targets, route_policy, self._complete_once)
+            return await self._attempt_all(targets, route_policy, attempt)
         except anyio.get_cancelled_exc_class():
             with anyio.CancelScope(shield=True):
+                self._release()
                 await self._report(CLIENT_CLOSED_REQUEST)
             raise
         except GatewayError as error:
             await send_error(send, error, self.request_id, self._headers() if self.target else ())
             await self._report(error.status, error)
+            return None
+
+    async def complete(self, targets: Sequence[Target], route_policy: Policy | None, send: Send) -> None:
+        result = await self._answer_or_error(targets, route_policy, self._complete_once, send)
+        if result is None:
             return
         assert self.target is not None
         result["model"] = self.target.name
@@ -334,17 +347,10 @@ class _Call:
     async def stream(
         self, targets: Sequence[Target], route_policy: Policy | None, send: Send, tasks: anyio.abc.TaskGroup
     ) -> None:
-        try:
-            chunks, first = await self._attempt_all(targets, route_policy, self._open_stream_once)
-        except anyio.get_cancelled_exc_class():
-            with anyio.CancelScope(shield=True):
-                self._release()
-                await self._report(CLIENT_CLOSED_REQUEST)
-            raise
-        except GatewayError as error:
-            await send_error(send, error, self.request_id, self._headers() if self.target else ())
-            await self._report(error.status, error)
+        opened = await self._answer_or_error(targets, route_policy, self._open_stream_once, send)
+        if opened is None:
             return
+        chunks, first = opened
         assert self.target is not None
         include_usage = bool((self.body.get("stream_options") or {}).get("include_usage"))
         failure: GatewayError | None = None
