@@ -72,7 +72,11 @@ def test_generate_content_echoes_and_counts(client: genai.Client, fake: FakeGemi
     assert response.usage_metadata.prompt_token_count == 5  # three words + "Be brief"
     assert response.usage_metadata.candidates_token_count == 3
     recorded = fake.requests[-1]
-    assert recorded["path"] == "/v1/models/gemini-3-flash:generateContent"
+    # google-genai 3.x calls /v1, 2.x (the newest for Python 3.10) /v1beta; the fake serves both.
+    assert recorded["path"] in (
+        "/v1/models/gemini-3-flash:generateContent",
+        "/v1beta/models/gemini-3-flash:generateContent",
+    )
     assert recorded["headers"]["x-goog-api-key"] == KEY
     assert recorded["body"]["systemInstruction"]["parts"] == [{"text": "Be brief"}]
 
