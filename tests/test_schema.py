@@ -14,6 +14,7 @@ import jsonschema_rs
 import openai
 import pydantic
 import pytest
+import typing_extensions
 from jsonschema import Draft202012Validator
 from openai.lib._parsing._completions import type_to_response_format_param
 from openai.types.chat import (
@@ -90,7 +91,7 @@ def test_schema_is_a_valid_draft_2020_12_schema() -> None:
 
 
 def test_schema_lists_exactly_the_sdk_request_fields() -> None:
-    hints = typing.get_type_hints(completion_create_params.CompletionCreateParamsStreaming)
+    hints = typing_extensions.get_type_hints(completion_create_params.CompletionCreateParamsStreaming)
     assert set(load_chat_request_schema()["properties"]) == set(hints)
     assert load_chat_request_schema()["required"] == ["model", "messages"]
 
@@ -104,7 +105,7 @@ def literal_strings(hint: Any) -> set[str]:
 
 def sdk_literals(typed_dict: Any, key: str) -> set[str]:
     """The string values a TypedDict field allows, as the openai SDK declares them."""
-    return literal_strings(typing.get_type_hints(typed_dict)[key])
+    return literal_strings(typing_extensions.get_type_hints(typed_dict)[key])
 
 
 def union_literals(union: Any, key: str) -> set[str]:
@@ -131,9 +132,9 @@ def enum_at(pointer: str) -> set[str]:
             lambda: (
                 {"text", "refusal"}
                 | union_literals(
-                    typing.get_args(typing.get_type_hints(ChatCompletionAssistantMessageParam)["content"])[
-                        1
-                    ].__args__[0],
+                    typing.get_args(
+                        typing_extensions.get_type_hints(ChatCompletionAssistantMessageParam)["content"]
+                    )[1].__args__[0],
                     "type",
                 )
             ),
@@ -160,13 +161,14 @@ def enum_at(pointer: str) -> set[str]:
         (
             "$defs/user_content_part/else/then/properties/image_url/properties/detail",
             lambda: sdk_literals(
-                typing.get_type_hints(ChatCompletionContentPartImageParam)["image_url"], "detail"
+                typing_extensions.get_type_hints(ChatCompletionContentPartImageParam)["image_url"], "detail"
             ),
         ),
         (
             "$defs/user_content_part/else/else/then/properties/input_audio/properties/format",
             lambda: sdk_literals(
-                typing.get_type_hints(ChatCompletionContentPartInputAudioParam)["input_audio"], "format"
+                typing_extensions.get_type_hints(ChatCompletionContentPartInputAudioParam)["input_audio"],
+                "format",
             ),
         ),
     ],
