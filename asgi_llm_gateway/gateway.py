@@ -257,6 +257,8 @@ class Gateway:
                     listed[name] = await provider.list_models()
                 except GatewayError as error:
                     logger.warning("listing models of provider %r failed: %s", name, error.message)
+                except Exception:  # one broken provider must not hide the others' models
+                    logger.exception("listing models of provider %r failed", name)
 
         async with anyio.create_task_group() as group:
             for name, provider in self.providers.items():

@@ -1378,3 +1378,17 @@ def test_parse_json_body_says_why_json_is_invalid(raw: bytes) -> None:
     assert error.message.startswith("the request body is not valid JSON: ")
     assert len(error.message) > len("the request body is not valid JSON: ")
     assert (error.status, error.code, error.param) == (400, "invalid_json", None)
+
+
+def test_tool_choice_must_name_a_declared_function() -> None:
+    tool = {"type": "function", "function": {"name": "get_weather", "parameters": {"type": "object"}}}
+    body = {"model": "m", "messages": [{"role": "user", "content": "x"}], "tools": [tool]}
+    validate_chat_request({**body, "tool_choice": {"type": "function", "function": {"name": "get_weather"}}})
+    with pytest.raises(GatewayError) as caught:
+        validate_chat_request({**body, "tool_choice": {"type": "function", "function": {"name": "get_time"}}})
+    assert caught.value.param == "tool_choice.function.name"
+    assert "'get_time' is not one of the functions in tools" in caught.value.message
+    with pytest.raises(GatewayError):
+        validate_chat_request(
+            {**body, "tools": None, "tool_choice": {"type": "function", "function": {"name": "f"}}}
+        )

@@ -31,6 +31,7 @@ Speed: the `jsonschema` package needs about 200 us for a typical request. When `
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import json
 import re
@@ -89,15 +90,37 @@ def _fast_check() -> Callable[[object], bool] | None:
 def validate_chat_request(body: object) -> None:
     """Raise `GatewayError` 400 for the first way `body` breaks the chat-completions contract."""
     fast = _fast_check()
+    valid = False
     if fast is not None:
-        try:
-            if fast(body):
-                return
-        except ValueError:  # not made of JSON types; let jsonschema judge it
-            pass
-    error = next(_validator().iter_errors(body), None)
-    if error is not None:
-        raise _gateway_error(error)
+        with contextlib.suppress(ValueError):  # not made of JSON types: jsonschema judges it
+            valid = fast(body)
+    if not valid:
+        error = next(_validator().iter_errors(body), None)
+        if error is not None:
+            raise _gateway_error(error)
+    assert isinstance(body, dict)
+    _check_named_tool(body)
+
+
+def _check_named_tool(body: dict[str, Any]) -> None:
+    """A `tool_choice` that names a function must name one of `tools` (OpenAI answers 400 too): a schema
+    cannot say that, and an upstream would otherwise fail in its own words, or not at all."""
+    choice = body.get("tool_choice")
+    if not isinstance(choice, dict) or choice.get("type") != "function":
+        return
+    name = choice.get("function", {}).get("name")
+    declared = {
+        tool.get("function", {}).get("name")
+        for tool in body.get("tools") or ()
+        if tool.get("type") == "function"
+    }
+    if name not in declared:
+        raise GatewayError(
+            f"tool_choice.function.name: '{name}' is not one of the functions in tools",
+            status=400,
+            param="tool_choice.function.name",
+            code="invalid_value",
+        )
 
 
 def parse_json_body(raw: bytes) -> dict[str, Any]:

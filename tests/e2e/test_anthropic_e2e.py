@@ -319,13 +319,23 @@ def test_upstream_errors(
 
 
 def test_upstream_validation_error_is_400(stack: Stack) -> None:
-    with pytest.raises(openai.BadRequestError, match="Tool 'nope' not found"):
+    with pytest.raises(
+        openai.BadRequestError, match="anthropic: invalid_request_error: scripted failure 400"
+    ):
+        stack.client.chat.completions.create(model=MODEL, messages=user("FAIL 400"))
+
+
+def test_tool_choice_naming_an_undeclared_tool_never_reaches_the_upstream(stack: Stack) -> None:
+    sent = len(stack.fake.requests)
+    with pytest.raises(openai.BadRequestError) as caught:
         stack.client.chat.completions.create(
             model=MODEL,
             messages=user("hi"),
             tools=[WEATHER],
             tool_choice={"type": "function", "function": {"name": "nope"}},
         )
+    assert caught.value.param == "tool_choice.function.name"
+    assert len(stack.fake.requests) == sent
 
 
 def test_unknown_upstream_model_is_404(stack: Stack) -> None:

@@ -376,3 +376,14 @@ def test_models_list_only_shows_what_the_principal_may_call() -> None:
         assert [model.id for model in client.models.list()] == ["smart"]
         with pytest.raises(openai.NotFoundError):
             client.models.retrieve("echo/echo-1")
+
+
+def test_models_list_survives_a_provider_that_cannot_list() -> None:
+    class Broken(EchoProvider):
+        async def list_models(self) -> list[str]:
+            raise RuntimeError("listing exploded")
+
+    with serve(Gateway(providers={"echo": EchoProvider(), "broken": Broken()})) as url:
+        response = httpx.get(url + "/v1/models")
+    assert response.status_code == 200
+    assert [model["id"] for model in response.json()["data"]] == ["echo/echo-1"]
