@@ -16,13 +16,10 @@ import httpx
 import pytest
 
 from asgi_llm_gateway.errors import GatewayError
+from asgi_llm_gateway.eventstream import EventStreamDecoder, EventStreamError, Frame, event_stream_decoder
 from asgi_llm_gateway.providers.bedrock import (
     BedrockProvider,
-    EventStreamDecoder,
-    EventStreamError,
-    Frame,
     StreamTranslator,
-    event_stream_decoder,
     frame_event,
     model_family,
     to_completion,
@@ -780,7 +777,7 @@ def test_the_package_works_without_botocore_for_api_keys() -> None:
 import sys
 sys.modules["botocore"] = None
 from asgi_llm_gateway.providers import BedrockProvider
-from asgi_llm_gateway.providers.bedrock import EventStreamDecoder, event_stream_decoder
+from asgi_llm_gateway.eventstream import EventStreamDecoder, event_stream_decoder
 provider = BedrockProvider(api_key="k", region="us-east-1")
 assert isinstance(event_stream_decoder(), EventStreamDecoder)
 try:
