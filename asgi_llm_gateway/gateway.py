@@ -49,6 +49,8 @@ CLIENT_CLOSED_REQUEST = 499
 #: Large enough for several base64 images in one request.
 DEFAULT_MAX_BODY_SIZE = 32 * 1024 * 1024
 MODELS_TIMEOUT = 10.0
+#: Upstream model lists change rarely; a listing is reused this long rather than fetched on every call.
+MODELS_CACHE_SECONDS = 300.0
 
 
 class _ClientGone(Exception):
@@ -93,6 +95,7 @@ class Gateway:
         self.health = HealthBook()
         self.rng = random.Random()
         self._limiters: dict[str, anyio.CapacityLimiter] = {}
+        self._model_lists: dict[str, tuple[float, list[str]]] = {}  # provider → (expires, model ids)
 
     def policy_for(self, provider_name: str) -> Policy:
         return self.provider_policies.get(provider_name, self.policy)
@@ -250,11 +253,17 @@ class Gateway:
             return _model_object(model_id, owner)
         data = [_model_object(alias, "gateway") for alias in self.router.routes]
         listed: dict[str, list[str]] = {}
+        now = time.monotonic()
 
         async def collect(name: str, provider: Provider) -> None:
+            cached = self._model_lists.get(name)
+            if cached is not None and cached[0] > now:
+                listed[name] = cached[1]
+                return
             with anyio.move_on_after(MODELS_TIMEOUT):
                 try:
                     listed[name] = await provider.list_models()
+                    self._model_lists[name] = (now + MODELS_CACHE_SECONDS, listed[name])
                 except GatewayError as error:
                     logger.warning("listing models of provider %r failed: %s", name, error.message)
                 except Exception:  # one broken provider must not hide the others' models

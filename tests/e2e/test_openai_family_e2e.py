@@ -389,3 +389,14 @@ def test_stream_error_before_first_chunk_is_a_status(stacks: dict[str, Stack]) -
         stack.client.chat.completions.create(
             model="openai/m", messages=[{"role": "user", "content": "x"}], stream=True
         )
+
+
+def test_upstream_model_lists_are_cached() -> None:
+    fake = FakeOpenAI()
+    with serve(fake.app()) as upstream:
+        gateway = Gateway(providers={"up": OpenAIProvider(api_key=KEY, base_url=upstream + "/v1")})
+        with serve(gateway) as url, openai.OpenAI(base_url=url + "/v1", api_key="x", max_retries=0) as client:
+            first = [model.id for model in client.models.list()]
+            second = [model.id for model in client.models.list()]
+    assert first == second == ["up/gpt-test"]
+    assert fake.model_listings == 1

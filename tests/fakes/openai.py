@@ -65,6 +65,8 @@ class FakeOpenAI:
     chunk_delay: float = 0.0
     #: Requests whose handler was cancelled or whose client went away before the answer was complete.
     abandoned: int = 0
+    #: GET /v1/models calls.
+    model_listings: int = 0
 
     # -- checks ------------------------------------------------------------------------------------------
 
@@ -234,6 +236,7 @@ class FakeOpenAI:
         return [f"data: {json.dumps(chunk)}\n\n"]
 
     async def models(self, request: Request) -> Response:
+        self.model_listings += 1
         if not self._auth_ok(request):
             return _openai_error(401, "Incorrect API key provided", None, "invalid_api_key")
         return JSONResponse(
