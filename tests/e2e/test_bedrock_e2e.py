@@ -19,7 +19,7 @@ import pytest
 from asgi_llm_gateway import Gateway
 from asgi_llm_gateway.policy import Policy
 from asgi_llm_gateway.providers import BedrockProvider
-from tests.fakes.bedrock import ACCESS_KEY, API_KEY, SECRET_KEY, FakeBedrock
+from tests.fakes.bedrock import ACCESS_KEY, API_KEY, SECRET_KEY, FakeBedrock, isolate_aws_environment
 from tests.support.server import serve
 
 CLAUDE = "us.anthropic.claude-sonnet-4-5-20250929-v1:0"
@@ -41,16 +41,6 @@ READ: Any = {
         "parameters": {"type": "object", "properties": {"path": {"type": "string"}}},
     },
 }
-AWS_ENV = (
-    "AWS_BEARER_TOKEN_BEDROCK",
-    "AWS_PROFILE",
-    "AWS_DEFAULT_PROFILE",
-    "AWS_ACCESS_KEY_ID",
-    "AWS_SECRET_ACCESS_KEY",
-    "AWS_SESSION_TOKEN",
-    "AWS_REGION",
-    "AWS_DEFAULT_REGION",
-)
 
 
 class Stack:
@@ -88,12 +78,7 @@ def stack() -> Iterator[Stack]:
 @pytest.fixture
 def aws_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Path:
     """An empty AWS environment; returns the folder of its config and credentials files."""
-    for name in AWS_ENV:
-        monkeypatch.delenv(name, raising=False)
-    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "config"))
-    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "credentials"))
-    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
-    return tmp_path
+    return isolate_aws_environment(monkeypatch, tmp_path)
 
 
 def user(text: str) -> list[Any]:

@@ -34,6 +34,7 @@ import uuid
 import zlib
 from collections.abc import AsyncIterator, Iterable, Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 from urllib.parse import quote, unquote
 
@@ -565,3 +566,26 @@ class FakeBedrock:
         data = b"".join(frames)
         for start in range(0, len(data), 97):
             yield data[start : start + 97]
+
+
+#: Variables through which the machine running the tests could leak credentials or a region into a test.
+AWS_ENVIRONMENT = (
+    "AWS_BEARER_TOKEN_BEDROCK",
+    "AWS_PROFILE",
+    "AWS_DEFAULT_PROFILE",
+    "AWS_ACCESS_KEY_ID",
+    "AWS_SECRET_ACCESS_KEY",
+    "AWS_SESSION_TOKEN",
+    "AWS_REGION",
+    "AWS_DEFAULT_REGION",
+)
+
+
+def isolate_aws_environment(monkeypatch: Any, folder: Path) -> Path:
+    """An empty AWS environment whose config and credentials files live in `folder` (returned)."""
+    for name in AWS_ENVIRONMENT:
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(folder / "config"))
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(folder / "credentials"))
+    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
+    return folder

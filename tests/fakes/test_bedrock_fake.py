@@ -24,6 +24,7 @@ from tests.fakes.bedrock import (
     FakeBedrock,
     encode_frame,
     event_frame,
+    isolate_aws_environment,
     verify_sigv4,
 )
 from tests.support.server import serve
@@ -45,20 +46,7 @@ VECTOR = bytes.fromhex(
 @pytest.fixture
 def aws_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     """No credentials, profiles or API keys from the machine running the tests."""
-    for name in (
-        "AWS_BEARER_TOKEN_BEDROCK",
-        "AWS_PROFILE",
-        "AWS_DEFAULT_PROFILE",
-        "AWS_ACCESS_KEY_ID",
-        "AWS_SECRET_ACCESS_KEY",
-        "AWS_SESSION_TOKEN",
-        "AWS_REGION",
-        "AWS_DEFAULT_REGION",
-    ):
-        monkeypatch.delenv(name, raising=False)
-    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "config"))
-    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "credentials"))
-    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
+    isolate_aws_environment(monkeypatch, tmp_path)
 
 
 @pytest.fixture

@@ -33,21 +33,12 @@ from tests.fakes.bedrock import (
     encode_frame,
     event_frame,
     exception_frame,
+    isolate_aws_environment,
     verify_sigv4,
 )
 
 FIXTURES = Path(__file__).parent.parent / "fixtures" / "bedrock"
 MODEL = "us.anthropic.claude-sonnet-4-5-20250929-v1:0"
-AWS_ENV = (
-    "AWS_BEARER_TOKEN_BEDROCK",
-    "AWS_PROFILE",
-    "AWS_DEFAULT_PROFILE",
-    "AWS_ACCESS_KEY_ID",
-    "AWS_SECRET_ACCESS_KEY",
-    "AWS_SESSION_TOKEN",
-    "AWS_REGION",
-    "AWS_DEFAULT_REGION",
-)
 
 
 def fixtures(kind: str) -> list[Any]:
@@ -65,11 +56,7 @@ def chat(text: str = "hi", **extra: Any) -> dict[str, Any]:
 @pytest.fixture(autouse=True)
 def aws_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     """No credentials, profiles, API keys or regions from the machine running the tests."""
-    for name in AWS_ENV:
-        monkeypatch.delenv(name, raising=False)
-    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "config"))
-    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "credentials"))
-    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
+    isolate_aws_environment(monkeypatch, tmp_path)
 
 
 # -- golden translation ------------------------------------------------------------------------------------
