@@ -19,17 +19,10 @@ from asgi_llm_gateway.policy import Policy
 from asgi_llm_gateway.providers import AnthropicProvider
 from tests.fakes.anthropic import KEY, FakeAnthropic, respond
 from tests.support.server import serve
+from tests.support.tools import WEATHER
 
 MODEL = "claude/claude-haiku-4-5"
 PNG = "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR4nGNgYGD4DwABBAEAwS2OUAAAAABJRU5ErkJggg=="
-WEATHER: Any = {
-    "type": "function",
-    "function": {
-        "name": "get_weather",
-        "description": "Current weather in a city",
-        "parameters": {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]},
-    },
-}
 TIME: Any = {
     "type": "function",
     "function": {

@@ -21,19 +21,12 @@ from asgi_llm_gateway.policy import Policy
 from asgi_llm_gateway.providers import BedrockProvider
 from tests.fakes.bedrock import ACCESS_KEY, API_KEY, SECRET_KEY, FakeBedrock, isolate_aws_environment
 from tests.support.server import serve
+from tests.support.tools import WEATHER
 
 CLAUDE = "us.anthropic.claude-sonnet-4-5-20250929-v1:0"
 PNG = "data:image/png;base64," + (
     "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNk+M9QDwADhgGAWjR9awAAAABJRU5ErkJggg=="
 )
-WEATHER: Any = {
-    "type": "function",
-    "function": {
-        "name": "get_weather",
-        "description": "Current weather in a city",
-        "parameters": {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]},
-    },
-}
 READ: Any = {
     "type": "function",
     "function": {
