@@ -23,7 +23,6 @@ from typing import Any
 from urllib.parse import unquote
 
 import anyio
-import anyio.abc
 from starlette.requests import Request
 
 from .auth import AuthHook, Principal
@@ -33,6 +32,7 @@ from .providers.base import Provider, stream_ended_early
 from .routing import Router, RouteSpec, Target
 from .schemas import parse_json_body, validate_chat_request
 from .usage import UsageHook, UsageRecord
+from .watch import Spawn, watched
 from .wire import SSE_DONE, dumps, sse_event
 
 __all__ = ["Gateway"]
@@ -215,17 +215,14 @@ class Gateway:
             )
         targets, route_policy = self.router.plan(model, self.health, self.rng, time.monotonic())
         call = _Call(self, request_id, principal, model, body, started)
-        async with anyio.create_task_group() as watch_group:
-            watch_group.start_soon(_cancel_on_disconnect, receive, watch_group.cancel_scope)
+        async with watched(receive) as spawn:
             try:
                 if body.get("stream"):
-                    await call.stream(targets, route_policy, send, watch_group)
+                    await call.stream(targets, route_policy, send, spawn)
                 else:
                     await call.complete(targets, route_policy, send)
             except OSError:  # the client went away while we were sending
                 pass
-            finally:
-                watch_group.cancel_scope.cancel()
 
     async def _authenticate(self, scope: Scope) -> Any:
         if self.auth is None:
@@ -356,7 +353,7 @@ class _Call:
         await self._report(200)
 
     async def stream(
-        self, targets: Sequence[Target], route_policy: Policy | None, send: Send, tasks: anyio.abc.TaskGroup
+        self, targets: Sequence[Target], route_policy: Policy | None, send: Send, spawn: Spawn
     ) -> None:
         opened = await self._answer_or_error(targets, route_policy, self._open_stream_once, send)
         if opened is None:
@@ -380,7 +377,7 @@ class _Call:
                     ],
                 }
             )
-            failure = await self._pump(first, chunks, send, include_usage, tasks)
+            failure = await self._pump(first, chunks, send, include_usage, spawn)
             status = failure.status if failure else 200
         finally:
             with anyio.CancelScope(shield=True):
@@ -394,7 +391,7 @@ class _Call:
         chunks: AsyncIterator[dict[str, Any]],
         send: Send,
         include_usage: bool,
-        tasks: anyio.abc.TaskGroup,
+        spawn: Spawn,
     ) -> GatewayError | None:
         """Relay chunks as SSE events; returns the error that ended the stream, if any."""
         assert self.target is not None
@@ -406,7 +403,7 @@ class _Call:
         failure: GatewayError | None = None
         try:
             with anyio.CancelScope() as idle.scope:
-                tasks.start_soon(idle.run)
+                spawn(idle.run)
                 while chunk is not None:
                     chunk["model"] = model
                     choices = chunk.get("choices")
@@ -596,12 +593,6 @@ def _provider_bug(target: Target, exc: Exception) -> GatewayError:
         status=502,
         code="upstream_bad_response",
     )
-
-
-async def _cancel_on_disconnect(receive: Receive, scope: anyio.CancelScope) -> None:
-    while (await receive())["type"] != "http.disconnect":
-        pass
-    scope.cancel()
 
 
 def _method_not_allowed(method: str, path: str, allowed: str) -> GatewayError:

@@ -21,7 +21,7 @@ _LIMITS = httpx.Limits(max_connections=1000, max_keepalive_connections=200, keep
 
 def create_client(timeout: httpx.Timeout) -> httpx.AsyncClient:
     """A pooled client for one provider. Called lazily, inside the running event loop."""
-    if _on_asyncio():
+    if on_asyncio():
         return HttpxAiohttpClient(timeout=timeout, limits=_LIMITS, cookies=_no_cookies())
     transport = httpx.AsyncHTTPTransport(
         limits=_LIMITS, socket_options=[(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)]
@@ -36,7 +36,8 @@ def _no_cookies() -> CookieJar:
     return CookieJar(policy=DefaultCookiePolicy(allowed_domains=[]))
 
 
-def _on_asyncio() -> bool:
+def on_asyncio() -> bool:
+    """Whether the running event loop is asyncio's (the gateway also runs under trio)."""
     try:
         asyncio.get_running_loop()
     except RuntimeError:
