@@ -17,7 +17,7 @@ import logging
 import random
 import secrets
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, MutableMapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from types import TracebackType
 from typing import Any
 from urllib.parse import unquote
@@ -25,6 +25,7 @@ from urllib.parse import unquote
 import anyio
 from starlette.requests import Request
 
+from .asgi import ClientGone, Receive, Scope, Send, local_path, read_body, send_body, send_error, send_json
 from .auth import AuthHook, Principal
 from .errors import GatewayError
 from .policy import DEFAULT_POLICY, HealthBook, Policy, retry_delay
@@ -33,16 +34,11 @@ from .routing import Router, RouteSpec, Target
 from .schemas import parse_json_body, validate_chat_request
 from .usage import UsageHook, UsageRecord
 from .watch import Spawn, watched
-from .wire import SSE_DONE, dumps, sse_event
+from .wire import SSE_DONE, sse_event
 
 __all__ = ["Gateway"]
 
 logger = logging.getLogger("asgi_llm_gateway")
-
-Scope = MutableMapping[str, Any]
-Message = MutableMapping[str, Any]
-Receive = Callable[[], Awaitable[Message]]
-Send = Callable[[Message], Awaitable[None]]
 
 #: The status usage records carry for calls the client abandoned (nginx's convention).
 CLIENT_CLOSED_REQUEST = 499
@@ -51,10 +47,6 @@ DEFAULT_MAX_BODY_SIZE = 32 * 1024 * 1024
 MODELS_TIMEOUT = 10.0
 #: Upstream model lists change rarely; a listing is reused this long rather than fetched on every call.
 MODELS_CACHE_SECONDS = 300.0
-
-
-class _ClientGone(Exception):
-    """The client disconnected before the request was complete."""
 
 
 class Gateway:
@@ -184,7 +176,7 @@ class Gateway:
                 )
         except GatewayError as error:
             await send_error(send, error, request_id)
-        except _ClientGone:
+        except ClientGone:
             return
         except Exception:
             # A bug in a host's hook (or ours): log it, and still answer in OpenAI's shape.
@@ -411,7 +403,7 @@ class _Call:
                         if chunk.get("usage") is not None:
                             self.usage = chunk["usage"]
                             if include_usage:
-                                await _send_body(send, sse_event(chunk))
+                                await send_body(send, sse_event(chunk))
                     else:
                         for choice in choices:
                             if choice.get("finish_reason"):
@@ -423,7 +415,7 @@ class _Call:
                             chunk["usage"] = None
                         elif "usage" in chunk:
                             del chunk["usage"]
-                        await _send_body(send, sse_event(chunk))
+                        await send_body(send, sse_event(chunk))
                     chunk = await anext(chunks, None)
                     idle.last = time.monotonic()
             idle.scope.cancel()  # stops the watch
@@ -437,9 +429,9 @@ class _Call:
             failure = _provider_bug(self.target, exc)
         if failure is not None:
             logger.warning("stream %s failed: %s", self.request_id, failure.message)
-            await _send_body(send, sse_event(failure.to_dict()), more=False)
+            await send_body(send, sse_event(failure.to_dict()), more=False)
         else:
-            await _send_body(send, SSE_DONE, more=False)
+            await send_body(send, SSE_DONE, more=False)
         return failure
 
     async def _complete_once(self, target: Target) -> dict[str, Any]:
@@ -603,90 +595,3 @@ def _method_not_allowed(method: str, path: str, allowed: str) -> GatewayError:
 
 def _model_object(model_id: str, owner: str) -> dict[str, Any]:
     return {"id": model_id, "object": "model", "created": 0, "owned_by": owner}
-
-
-# -- ASGI helpers -------------------------------------------------------------------------------------
-
-
-def local_path(scope: Scope) -> str:
-    """The path below the mount point, without the optional `/v1` prefix or a trailing slash.
-
-    Starlette and FastAPI keep the full path and put the mount prefix in `root_path`; Litestar strips the
-    prefix itself (and may add a trailing slash). Both end up the same here.
-    """
-    path: str = scope["path"]
-    root: str = scope.get("root_path", "")
-    if root and path.startswith(root) and path[len(root) : len(root) + 1] in ("", "/"):
-        path = path[len(root) :]
-    path = path.rstrip("/")
-    if path.startswith("/v1/"):
-        path = path[3:]
-    return path or "/"
-
-
-async def read_body(scope: Scope, receive: Receive, limit: int) -> bytes:
-    """The request body, refusing with 413 as soon as it is known to exceed `limit` bytes."""
-    for name, value in scope.get("headers", ()):
-        if name == b"content-length":
-            try:
-                declared = int(value)
-            except ValueError:
-                raise GatewayError("invalid Content-Length header") from None
-            if declared > limit:
-                raise _too_large(limit)
-    parts: list[bytes] = []
-    size = 0
-    while True:
-        message = await receive()
-        if message["type"] == "http.disconnect":
-            raise _ClientGone
-        chunk = message.get("body", b"")
-        if chunk:
-            size += len(chunk)
-            if size > limit:
-                raise _too_large(limit)
-            parts.append(chunk)
-        if not message.get("more_body", False):
-            return parts[0] if len(parts) == 1 else b"".join(parts)
-
-
-def _too_large(limit: int) -> GatewayError:
-    return GatewayError(
-        f"The request body is larger than the gateway's limit of {limit} bytes.",
-        status=413,
-        code="request_too_large",
-    )
-
-
-async def send_json(
-    send: Send,
-    status: int,
-    body: Any,
-    request_id: str,
-    extra_headers: Sequence[tuple[bytes, bytes]] = (),
-) -> None:
-    content = dumps(body)
-    await send(
-        {
-            "type": "http.response.start",
-            "status": status,
-            "headers": [
-                (b"content-type", b"application/json"),
-                (b"content-length", str(len(content)).encode()),
-                (b"x-request-id", request_id.encode()),
-                *extra_headers,
-            ],
-        }
-    )
-    await send({"type": "http.response.body", "body": content})
-
-
-async def send_error(
-    send: Send, error: GatewayError, request_id: str, extra_headers: Sequence[tuple[bytes, bytes]] = ()
-) -> None:
-    headers = [(name.encode(), value.encode()) for name, value in error.headers.items()]
-    await send_json(send, error.status, error.to_dict(), request_id, [*headers, *extra_headers])
-
-
-async def _send_body(send: Send, data: bytes, more: bool = True) -> None:
-    await send({"type": "http.response.body", "body": data, "more_body": more})
