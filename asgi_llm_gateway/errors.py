@@ -53,7 +53,7 @@ class GatewayError(Exception):
     @property
     def retryable(self) -> bool:
         """Whether another attempt (or another target) could succeed."""
-        return self.status in (429, 502, 503, 504) or self.code == "upstream_timeout"
+        return self.status in (429, 502, 503, 504)
 
     def __repr__(self) -> str:
         return f"GatewayError(status={self.status}, code={self.code!r}, message={self.message!r})"

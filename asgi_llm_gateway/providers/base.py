@@ -255,10 +255,9 @@ class HTTPProvider(Provider):
             async for chunk in response.aiter_raw():
                 yield chunk
         except httpx.HTTPError as exc:
-            error = self._transport_error(exc)
             raise GatewayError(
                 f"{self.kind}: upstream stream broke off ({redact(str(exc), self.secrets())})",
-                status=504 if error.status == 504 else 502,
+                status=504 if isinstance(exc, httpx.TimeoutException) else 502,
                 code="upstream_stream_error",
             ) from None
 

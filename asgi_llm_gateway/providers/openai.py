@@ -188,7 +188,21 @@ def _messages_need_rewrite(quirks: Quirks) -> bool:
     )
 
 
-def _message(message: Mapping[str, Any], index: int, quirks: Quirks, provider: str) -> dict[str, Any]:
+def _message(message: Mapping[str, Any], index: int, quirks: Quirks, provider: str) -> Mapping[str, Any]:
+    """The message as the upstream wants it; the client's own dict when nothing changes (no copy)."""
+    if quirks.text_only and isinstance(message.get("content"), list):
+        for part_index, part in enumerate(message["content"]):
+            if part.get("type") != "text":
+                raise unsupported(
+                    provider, f"messages[{index}].content[{part_index}].type", f"'{part.get('type')}' parts"
+                )
+    if (
+        not (quirks.developer_as_system and message.get("role") == "developer")
+        and (quirks.keep_reasoning_content or "reasoning_content" not in message)
+        and quirks.message_keys is None
+        and not quirks.short_tool_ids
+    ):
+        return message
     out = dict(message)
     if quirks.developer_as_system and out.get("role") == "developer":
         out["role"] = "system"
@@ -199,12 +213,6 @@ def _message(message: Mapping[str, Any], index: int, quirks: Quirks, provider: s
             del out[key]
         if out.get("role") == "user":
             out.pop("name", None)
-    if quirks.text_only and isinstance(out.get("content"), list):
-        for part_index, part in enumerate(out["content"]):
-            if part.get("type") != "text":
-                raise unsupported(
-                    provider, f"messages[{index}].content[{part_index}].type", f"'{part.get('type')}' parts"
-                )
     if quirks.short_tool_ids:
         if out.get("tool_calls"):
             out["tool_calls"] = [
