@@ -29,7 +29,7 @@ from .asgi import ClientGone, Receive, Scope, Send, local_path, read_body, send_
 from .auth import AuthHook, Principal
 from .errors import GatewayError
 from .policy import DEFAULT_POLICY, HealthBook, Policy, retry_delay
-from .providers.base import Provider, stream_ended_early
+from .providers.base import Provider, aclose_iterator, stream_ended_early
 from .routing import Router, RouteSpec, Target
 from .schemas import parse_json_body, validate_chat_request
 from .usage import UsageHook, UsageRecord
@@ -350,7 +350,7 @@ class _Call:
         opened = await self._answer_or_error(targets, route_policy, self._open_stream_once, send)
         if opened is None:
             return
-        chunks, first = opened
+        batches, first = opened
         assert self.target is not None
         include_usage = bool((self.body.get("stream_options") or {}).get("include_usage"))
         failure: GatewayError | None = None
@@ -369,42 +369,44 @@ class _Call:
                     ],
                 }
             )
-            failure = await self._pump(first, chunks, send, include_usage, spawn)
+            failure = await self._pump(first, batches, send, include_usage, spawn)
             status = failure.status if failure else 200
         finally:
             with anyio.CancelScope(shield=True):
-                await _aclose(chunks)
+                await aclose_iterator(batches)
                 self._release()
                 await self._report(status, failure)
 
     async def _pump(
         self,
-        first: dict[str, Any],
-        chunks: AsyncIterator[dict[str, Any]],
+        first: list[dict[str, Any]],
+        batches: AsyncIterator[list[dict[str, Any]]],
         send: Send,
         include_usage: bool,
         spawn: Spawn,
     ) -> GatewayError | None:
-        """Relay chunks as SSE events; returns the error that ended the stream, if any."""
+        """Relay chunks as SSE events, one send per batch; returns the error that ended the stream, if any."""
         assert self.target is not None
         model = self.target.name
         idle = _IdleWatch(self.policy.idle_timeout)
         open_choices: set[int] = set()
         finished = False
-        chunk: dict[str, Any] | None = first
+        batch: list[dict[str, Any]] | None = first
         failure: GatewayError | None = None
         try:
             with anyio.CancelScope() as idle.scope:
                 spawn(idle.run)
-                while chunk is not None:
-                    chunk["model"] = model
-                    choices = chunk.get("choices")
-                    if not choices:
-                        if chunk.get("usage") is not None:
-                            self.usage = chunk["usage"]
-                            if include_usage:
-                                await send_body(send, sse_event(chunk))
-                    else:
+                while batch is not None:
+                    events: list[bytes] = []
+                    for chunk in batch:
+                        chunk["model"] = model
+                        choices = chunk.get("choices")
+                        if not choices:
+                            if chunk.get("usage") is not None:
+                                self.usage = chunk["usage"]
+                                if include_usage:
+                                    events.append(sse_event(chunk))
+                            continue
                         for choice in choices:
                             if choice.get("finish_reason"):
                                 open_choices.discard(choice["index"])
@@ -415,8 +417,10 @@ class _Call:
                             chunk["usage"] = None
                         elif "usage" in chunk:
                             del chunk["usage"]
-                        await send_body(send, sse_event(chunk))
-                    chunk = await anext(chunks, None)
+                        events.append(sse_event(chunk))
+                    if events:
+                        await send_body(send, events[0] if len(events) == 1 else b"".join(events))
+                    batch = await anext(batches, None)
                     idle.last = time.monotonic()
             idle.scope.cancel()  # stops the watch
             if idle.expired:
@@ -441,10 +445,12 @@ class _Call:
         except TimeoutError:
             raise _timed_out(target, f"no answer within {self.policy.total_timeout:g} s") from None
 
-    async def _open_stream_once(self, target: Target) -> tuple[AsyncIterator[dict[str, Any]], dict[str, Any]]:
-        """Start the provider's stream and wait for its first chunk, so that failures before the first byte
+    async def _open_stream_once(
+        self, target: Target
+    ) -> tuple[AsyncIterator[list[dict[str, Any]]], list[dict[str, Any]]]:
+        """Start the provider's stream and wait for its first chunks, so that failures before the first byte
         reach the client as a proper HTTP status, and can be retried or fall back."""
-        chunks = target.provider.stream(self.body, target.model)
+        chunks = target.provider.stream_batches(self.body, target.model)
         try:
             with anyio.fail_after(self.policy.first_token_timeout):
                 first = await anext(chunks)
@@ -452,11 +458,11 @@ class _Call:
             raise stream_ended_early(target.provider.kind) from None
         except TimeoutError:
             with anyio.CancelScope(shield=True):
-                await _aclose(chunks)
+                await aclose_iterator(chunks)
             raise _timed_out(target, f"no first chunk within {self.policy.first_token_timeout:g} s") from None
         except BaseException:
             with anyio.CancelScope(shield=True):
-                await _aclose(chunks)
+                await aclose_iterator(chunks)
             raise
         return chunks, first
 
@@ -561,12 +567,6 @@ class _IdleWatch:
                 self.scope.cancel()
                 return
             await anyio.sleep(remaining)
-
-
-async def _aclose(chunks: AsyncIterator[dict[str, Any]]) -> None:
-    aclose = getattr(chunks, "aclose", None)
-    if aclose is not None:
-        await aclose()
 
 
 def _timed_out(target: Target, detail: str) -> GatewayError:

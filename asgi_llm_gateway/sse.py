@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterable, AsyncIterator
 from dataclasses import dataclass
 
-__all__ = ["SSEDecoder", "ServerSentEvent", "aiter_sse"]
+__all__ = ["SSEDecoder", "ServerSentEvent", "aiter_sse_batches"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -97,11 +97,15 @@ class SSEDecoder:
         return event
 
 
-async def aiter_sse(chunks: AsyncIterable[bytes]) -> AsyncIterator[ServerSentEvent]:
-    """Events from a byte stream, e.g. `response.aiter_raw()`."""
+async def aiter_sse_batches(chunks: AsyncIterable[bytes]) -> AsyncIterator[list[ServerSentEvent]]:
+    """The events completed by each read of a byte stream, one non-empty list per read.
+
+    Kept together so that what arrived together can be translated and written to the client together."""
     decoder = SSEDecoder()
     async for chunk in chunks:
-        for event in decoder.feed(chunk):
-            yield event
-    for event in decoder.flush():
-        yield event
+        events = decoder.feed(chunk)
+        if events:
+            yield events
+    events = decoder.flush()
+    if events:
+        yield events

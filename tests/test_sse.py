@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-from asgi_llm_gateway.sse import ServerSentEvent, SSEDecoder, aiter_sse
+from asgi_llm_gateway.sse import ServerSentEvent, SSEDecoder, aiter_sse_batches
 
 
 def decode_all(*chunks: bytes) -> list[ServerSentEvent]:
@@ -67,9 +67,11 @@ def test_partial_last_line_of_a_cut_stream_is_dropped() -> None:
 
 
 @pytest.mark.anyio
-async def test_aiter_sse() -> None:
+async def test_aiter_sse_batches_groups_the_events_of_each_read() -> None:
     async def source():  # type: ignore[no-untyped-def]
-        for chunk in (b"da", b"ta: 1\n", b"\ndata: 2\n\n"):
+        for chunk in (b"da", b"ta: 1\n", b"\ndata: 2\n\ndata: 3\n\n", b": keep-alive\n\n", b"data: 4\n"):
             yield chunk
 
-    assert [event.data async for event in aiter_sse(source())] == ["1", "2"]
+    batches = [[event.data for event in batch] async for batch in aiter_sse_batches(source())]
+    # Reads that complete no event give no batch; the unterminated last event is flushed at the end.
+    assert batches == [["1", "2", "3"], ["4"]]

@@ -42,15 +42,13 @@ differ (see ../../shared/docs/providers/anthropic.md for the wire formats):
 from __future__ import annotations
 
 import re
-from collections.abc import AsyncGenerator, AsyncIterator, Mapping, Sequence
-from contextlib import aclosing
-from typing import Any, NamedTuple, cast
+from collections.abc import AsyncIterator, Mapping, Sequence
+from typing import Any, NamedTuple
 
 import httpx
 
 from .. import wire
 from ..errors import GatewayError, upstream_error
-from ..sse import ServerSentEvent
 from ..translate import (
     json_schema_of,
     max_tokens_of,
@@ -61,7 +59,7 @@ from ..translate import (
     unsupported,
 )
 from ..wire import dumps, loads
-from .base import HTTPProvider, bad_upstream_data, stream_ended_early
+from .base import HTTPProvider, bad_upstream_data, one_by_one, stream_ended_early, translate_reads
 from .claude import default_max_tokens, output_schema, thinking_for
 
 __all__ = [
@@ -711,15 +709,16 @@ class AnthropicProvider(HTTPProvider):
         message = await self.post_json(self.url, native.body)
         return to_completion(message, json_tool=native.json_tool)
 
-    async def stream(self, request: Request, model: str) -> AsyncIterator[dict[str, Any]]:
+    def stream(self, request: Request, model: str) -> AsyncIterator[dict[str, Any]]:
+        return one_by_one(self.stream_batches(request, model))
+
+    async def stream_batches(self, request: Request, model: str) -> AsyncIterator[list[dict[str, Any]]]:
         native = to_messages_request(request, model, stream=True, default_limit=self.default_max_tokens)
         translator = StreamTranslator(model, json_tool=native.json_tool, secrets=tuple(self.secrets()))
-        # post_sse is an async generator: closing it on message_stop releases the connection at once.
-        events = cast(AsyncGenerator[ServerSentEvent, None], self.post_sse(self.url, native.body))
-        async with aclosing(events):
-            async for event in events:
-                for chunk in translator.feed(event.event, event.data):
-                    yield chunk
-                if translator.done:
-                    return
+        reads = self.post_sse(self.url, native.body)
+        feed = translator.feed
+        async for batch in translate_reads(
+            reads, lambda event: feed(event.event, event.data), lambda: translator.done
+        ):
+            yield batch
         translator.end()

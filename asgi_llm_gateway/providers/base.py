@@ -5,6 +5,10 @@ model id, and returns a `chat.completion` dict, or an async iterator of `chat.co
 knows the usage of a stream it ends with a usage chunk (`choices: []`); the gateway forwards that chunk only
 to clients that asked for it. The gateway sets `model` on what it returns.
 
+The gateway reads streams through `stream_batches()`: the chunks that are ready together, which it writes
+to the client in one send. Its default takes `stream()` one chunk at a time, so a provider only has to write
+`stream()`; the HTTP providers here group the chunks of each upstream read (in a burst that is most of them).
+
 Translation lives in pure functions in each provider's module; `HTTPProvider` is the only place that
 touches the network: one lazily created pooled client per provider, auth headers, and error mapping.
 """
@@ -13,20 +17,22 @@ from __future__ import annotations
 
 import os
 from abc import ABC, abstractmethod
-from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
+from collections.abc import AsyncGenerator, AsyncIterator, Callable, Iterable, Mapping, Sequence
 from contextlib import asynccontextmanager
-from typing import Any, ClassVar
+from typing import Any, ClassVar, TypeVar
 
 import httpx
 
 from ..errors import GatewayError, redact, upstream_error
-from ..sse import ServerSentEvent, aiter_sse
+from ..sse import ServerSentEvent, aiter_sse_batches
 from ..transport import create_client
 from ..wire import dumps, loads
 
-__all__ = ["HTTPProvider", "Provider"]
+__all__ = ["HTTPProvider", "Provider", "one_by_one", "translate_reads"]
 
 Request = Mapping[str, Any]
+Chunk = dict[str, Any]
+T = TypeVar("T")
 
 
 class Provider(ABC):
@@ -42,6 +48,16 @@ class Provider(ABC):
     @abstractmethod
     def stream(self, request: Request, model: str) -> AsyncIterator[dict[str, Any]]:
         """Serve a streaming request; yields `chat.completion.chunk` dicts."""
+
+    async def stream_batches(self, request: Request, model: str) -> AsyncIterator[list[Chunk]]:
+        """The same chunks as `stream()`, in non-empty lists of those ready at the same time. Override it
+        (and derive `stream()` with `one_by_one`) when chunks arrive in groups."""
+        chunks = self.stream(request, model)
+        try:
+            async for chunk in chunks:
+                yield [chunk]
+        finally:
+            await aclose_iterator(chunks)
 
     async def list_models(self) -> list[str]:
         """Upstream model ids this provider serves (without the provider prefix); empty when unknown."""
@@ -263,15 +279,60 @@ class HTTPProvider(Provider):
 
     async def post_sse(
         self, url: str, body: Any, headers: Mapping[str, str] | None = None
-    ) -> AsyncIterator[ServerSentEvent]:
-        """POST and yield the upstream's server-sent events."""
+    ) -> AsyncGenerator[list[ServerSentEvent], None]:
+        """POST and yield the upstream's server-sent events, in one list per read that completed any."""
         async with self.open_stream(url, body, headers) as response:
             content_type = response.headers.get("content-type", "")
             if "json" in content_type and "event-stream" not in content_type:
                 # Some upstreams answer a streaming request with a plain JSON error and a 200.
                 raise self.error_from_response(response, await response.aread())
-            async for event in aiter_sse(self.iter_bytes(response)):
-                yield event
+            async for events in aiter_sse_batches(self.iter_bytes(response)):
+                yield events
+
+
+async def translate_reads(
+    reads: AsyncIterator[Iterable[T]],
+    translate: Callable[[T], Iterable[Chunk]],
+    done: Callable[[], bool] | None = None,
+) -> AsyncIterator[list[Chunk]]:
+    """One list of chunks per upstream read that produced any, from the read's events (or frames).
+
+    A read that fails part-way still hands over what it translated before the failure is raised: the client
+    gets every chunk the upstream sent before it. Stops after the read in which `done()` turns true (the
+    upstream said the stream is complete), closing `reads`, which releases the connection at once."""
+    try:
+        async for items in reads:
+            batch: list[Chunk] = []
+            try:
+                for item in items:
+                    batch.extend(translate(item))
+            except Exception:
+                if batch:
+                    yield batch
+                raise
+            if batch:
+                yield batch
+            if done is not None and done():
+                return
+    finally:
+        await aclose_iterator(reads)
+
+
+async def one_by_one(batches: AsyncIterator[list[T]]) -> AsyncIterator[T]:
+    """Flatten a stream of batches; closing the result closes the source (and its upstream connection)."""
+    try:
+        async for batch in batches:
+            for item in batch:
+                yield item
+    finally:
+        await aclose_iterator(batches)
+
+
+async def aclose_iterator(iterator: AsyncIterator[Any]) -> None:
+    """Close an async iterator that has `aclose` (generators do; a plain iterator has nothing to close)."""
+    aclose = getattr(iterator, "aclose", None)
+    if aclose is not None:
+        await aclose()
 
 
 def stream_ended_early(kind: str) -> GatewayError:

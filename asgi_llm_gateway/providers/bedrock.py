@@ -78,7 +78,7 @@ from ..translate import (
     unsupported,
 )
 from ..wire import dumps, loads
-from .base import HTTPProvider, bad_upstream_data, stream_ended_early
+from .base import HTTPProvider, bad_upstream_data, one_by_one, stream_ended_early, translate_reads
 from .claude import (
     EFFORTS,
     adaptive_thinking,
@@ -1086,7 +1086,10 @@ class BedrockProvider(HTTPProvider):
             raise bad_upstream_data(KIND, "the response is not an object")
         return to_completion(response, model, tool_names=native.tool_names, json_tool=native.json_tool)
 
-    async def stream(self, request: Request, model: str) -> AsyncIterator[dict[str, Any]]:
+    def stream(self, request: Request, model: str) -> AsyncIterator[dict[str, Any]]:
+        return one_by_one(self.stream_batches(request, model))
+
+    async def stream_batches(self, request: Request, model: str) -> AsyncIterator[list[dict[str, Any]]]:
         native = to_converse_request(request, model)
         translator = StreamTranslator(model, tool_names=native.tool_names, json_tool=native.json_tool)
         decoder = event_stream_decoder()
@@ -1098,13 +1101,13 @@ class BedrockProvider(HTTPProvider):
             body = cast(AsyncGenerator[bytes, None], self.iter_bytes(response))
             async with aclosing(body):
                 try:
-                    async for data in body:
-                        for frame in decoder.feed(data):
-                            for chunk in translator.feed(*frame_event(frame, secrets)):
-                                yield chunk
-                        if translator.done:
-                            return
-                    decoder.close()
+                    reads = (decoder.feed(data) async for data in body)
+                    feed = translator.feed
+                    translate = lambda frame: feed(*frame_event(frame, secrets))  # noqa: E731
+                    async for batch in translate_reads(reads, translate, lambda: translator.done):
+                        yield batch
+                    if not translator.done:
+                        decoder.close()
                 except EventStreamError as exc:
                     raise bad_upstream_data(KIND, str(exc)) from None
         translator.end()

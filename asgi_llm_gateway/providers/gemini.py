@@ -55,7 +55,7 @@ from ..translate import (
     unsupported,
 )
 from ..wire import ChunkBuilder, choice, completion, dumps, loads, message, tool_call, tool_call_delta, usage
-from .base import HTTPProvider, bad_upstream_data, stream_ended_early
+from .base import HTTPProvider, bad_upstream_data, one_by_one, stream_ended_early, translate_reads
 
 __all__ = [
     "DUMMY_THOUGHT_SIGNATURE",
@@ -975,7 +975,10 @@ class GeminiProvider(HTTPProvider):
             raise self._payload_error(response)
         return to_completion(response, model)
 
-    async def stream(self, request: Request, model: str) -> AsyncIterator[dict[str, Any]]:
+    def stream(self, request: Request, model: str) -> AsyncIterator[dict[str, Any]]:
+        return one_by_one(self.stream_batches(request, model))
+
+    async def stream_batches(self, request: Request, model: str) -> AsyncIterator[list[dict[str, Any]]]:
         body = to_gemini_request(request, model, json_schema=self.json_schema)
         translator = StreamTranslator(model)
         async with self.open_stream(self.url(model, "streamGenerateContent") + "?alt=sse", body) as response:
@@ -983,15 +986,17 @@ class GeminiProvider(HTTPProvider):
             if "json" in content_type and "event-stream" not in content_type:
                 raise self.error_from_response(response, await response.aread())
             decoder = StreamDecoder()
-            async for data in self.iter_bytes(response):
-                for payload in decoder.feed(data):
-                    for chunk in self._translate(translator, payload):
-                        yield chunk
-            for payload in decoder.end():
-                for chunk in self._translate(translator, payload):
-                    yield chunk
-        for chunk in translator.end():
-            yield chunk
+
+            async def reads() -> AsyncIterator[list[Any]]:
+                async for data in self.iter_bytes(response):
+                    yield decoder.feed(data)
+                yield decoder.end()
+
+            async for batch in translate_reads(reads(), lambda payload: self._translate(translator, payload)):
+                yield batch
+        final = translator.end()
+        if final:
+            yield final
 
     def _translate(self, translator: StreamTranslator, payload: Any) -> list[dict[str, Any]]:
         if not isinstance(payload, dict):

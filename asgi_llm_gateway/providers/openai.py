@@ -21,9 +21,10 @@ from urllib.parse import quote
 import httpx
 
 from ..errors import GatewayError
+from ..sse import ServerSentEvent
 from ..translate import unsupported
 from ..wire import loads
-from .base import HTTPProvider, bad_upstream_data
+from .base import HTTPProvider, bad_upstream_data, one_by_one, translate_reads
 
 __all__ = [
     "AzureOpenAIProvider",
@@ -345,6 +346,30 @@ def normalize_chunk(chunk: Any, provider: str) -> dict[str, Any] | None:
     return chunk
 
 
+class ChunkReader:
+    """An OpenAI-style upstream's stream events → normalised chunks, up to `data: [DONE]`."""
+
+    __slots__ = ("done", "kind")
+
+    def __init__(self, kind: str) -> None:
+        self.kind = kind
+        self.done = False
+
+    def feed(self, event: ServerSentEvent) -> list[dict[str, Any]]:
+        data = event.data
+        if self.done or not data.strip():
+            return []
+        if data.startswith("[DONE]"):
+            self.done = True
+            return []
+        try:
+            parsed = loads(data)
+        except ValueError:
+            raise bad_upstream_data(self.kind, "a stream event that is not JSON") from None
+        chunk = normalize_chunk(parsed, self.kind)
+        return split_usage(chunk) if chunk is not None else []
+
+
 def split_usage(chunk: dict[str, Any]) -> list[dict[str, Any]]:
     """OpenAI sends usage in its own chunk with `choices: []`; some upstreams attach it to the last one."""
     usage = chunk.get("usage")
@@ -382,21 +407,13 @@ class OpenAICompatibleProvider(HTTPProvider):
         native = await self.post_json(self.chat_url(model), self._body(request, model, stream=False))
         return normalize_completion(native, self.kind)
 
-    async def stream(self, request: Request, model: str) -> AsyncIterator[dict[str, Any]]:
-        async for event in self.post_sse(self.chat_url(model), self._body(request, model, stream=True)):
-            data = event.data
-            if data.startswith("[DONE]"):
-                return
-            if not data.strip():
-                continue
-            try:
-                parsed = loads(data)
-            except ValueError:
-                raise bad_upstream_data(self.kind, "a stream event that is not JSON") from None
-            chunk = normalize_chunk(parsed, self.kind)
-            if chunk is not None:
-                for piece in split_usage(chunk):
-                    yield piece
+    def stream(self, request: Request, model: str) -> AsyncIterator[dict[str, Any]]:
+        return one_by_one(self.stream_batches(request, model))
+
+    def stream_batches(self, request: Request, model: str) -> AsyncIterator[list[dict[str, Any]]]:
+        reader = ChunkReader(self.kind)
+        reads = self.post_sse(self.chat_url(model), self._body(request, model, stream=True))
+        return translate_reads(reads, reader.feed, lambda: reader.done)
 
     async def list_models(self) -> list[str]:
         if self.models is not None:
