@@ -7,10 +7,16 @@ CRLF, so this works on bytes and splits on exactly those.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterable, AsyncIterator
+from collections.abc import AsyncIterable, AsyncIterator, Callable
 from dataclasses import dataclass
 
 __all__ = ["SSEDecoder", "ServerSentEvent", "aiter_sse_batches"]
+
+_FIELDS = frozenset(("data", "event", "id", "retry"))
+
+
+def _field(line: str) -> str:
+    return line.partition(":")[0]
 
 
 @dataclass(frozen=True, slots=True)
@@ -23,9 +29,12 @@ class ServerSentEvent:
 class SSEDecoder:
     """Feed it bytes as they arrive; it returns the events completed so far."""
 
-    __slots__ = ("_buffer", "_data", "_event", "_has_data", "_id", "_pending_cr")
+    __slots__ = ("_buffer", "_data", "_event", "_has_data", "_id", "_on_other_line", "_pending_cr")
 
-    def __init__(self) -> None:
+    def __init__(self, on_other_line: Callable[[str], None] | None = None) -> None:
+        #: Called with each line that is no SSE field (the spec says to ignore those): an upstream that
+        #: writes a bare error body into its stream can be caught there, at no cost to the common lines.
+        self._on_other_line = on_other_line
         self._buffer = b""
         self._pending_cr = False  # a chunk ended in CR: a following LF belongs to the same line end
         self._data: list[bytes] = []  # decoded once per event, not once per line
@@ -62,8 +71,13 @@ class SSEDecoder:
 
     def flush(self) -> list[ServerSentEvent]:
         """End of stream: complete lines still waiting for their blank line are dispatched; a partial
-        last line (the connection was cut mid-line) is dropped, so it never parses as a whole event."""
-        self._buffer = b""
+        last line (the connection was cut mid-line) is dropped, so it never parses as a whole event.
+        Only `on_other_line` sees an unterminated last line that is no field (bare text ending the body)."""
+        rest, self._buffer = self._buffer, b""
+        if rest and self._on_other_line is not None:
+            line = rest.decode("utf-8", errors="replace")
+            if line.strip() and _field(line) not in _FIELDS:
+                self._on_other_line(line)
         event = self._dispatch()
         return [event] if event is not None else []
 
@@ -80,8 +94,11 @@ class SSEDecoder:
             self._has_data = True
         elif name == "event":
             self._event = value
-        elif name == "id" and "\0" not in value:
-            self._id = value
+        elif name == "id":
+            if "\0" not in value:
+                self._id = value
+        elif name != "retry" and self._on_other_line is not None:
+            self._on_other_line(line)
 
     def _dispatch(self) -> ServerSentEvent | None:
         if not self._has_data:

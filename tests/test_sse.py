@@ -75,3 +75,20 @@ async def test_aiter_sse_batches_groups_the_events_of_each_read() -> None:
     batches = [[event.data for event in batch] async for batch in aiter_sse_batches(source())]
     # Reads that complete no event give no batch; the unterminated last event is flushed at the end.
     assert batches == [["1", "2", "3"], ["4"]]
+
+
+def test_lines_that_are_no_field_go_to_on_other_line() -> None:
+    other: list[str] = []
+    decoder = SSEDecoder(on_other_line=other.append)
+    events = decoder.feed(b'data: 1\nretry: 5\nid: x\n: comment\n{"error": {\n\n  "code": 1}\n')
+    events += decoder.feed(b"event: e\ndata: 2\n\n}")
+    events += decoder.flush()
+    assert [event.data for event in events] == ["1", "2"]
+    assert other == ['{"error": {', '  "code": 1}', "}"]  # the unterminated last line too, at the end
+
+
+def test_a_cut_data_line_is_not_handed_to_on_other_line() -> None:
+    other: list[str] = []
+    decoder = SSEDecoder(on_other_line=other.append)
+    assert decoder.feed(b'data: {"a": 1}\n\ndata: {"tru') == [ServerSentEvent(data='{"a": 1}')]
+    assert decoder.flush() == [] and other == []

@@ -800,8 +800,6 @@ class StreamTranslator:
 
 # -- stream framing --------------------------------------------------------------------------------------
 
-_SSE_FIELD = re.compile(rb"(?:data|event|id|retry)(?::|$)")
-_LINE_END = re.compile(rb"\r\n?|\n")
 _MAX_RAW_ERROR = 64 * 1024
 
 
@@ -809,48 +807,40 @@ class StreamDecoder:
     """The JSON payloads of a `streamGenerateContent?alt=sse` body.
 
     Events are `data:` lines (decoded by the shared SSE decoder), but when Google fails after the 200 it
-    writes a bare, possibly multi-line JSON error object without `data:`. Those lines are collected here
-    until they parse, so the error is reported instead of silently dropped.
+    writes a bare, possibly multi-line JSON error object without `data:`. The SSE decoder hands over those
+    lines (they are no SSE field); they are collected here until they parse, so the error is reported
+    instead of silently dropped.
     """
 
     def __init__(self) -> None:
-        self._sse = SSEDecoder()
-        self._line = b""
-        self._raw: list[bytes] = []
+        self._sse = SSEDecoder(on_other_line=self._raw_line)
+        self._raw: list[str] = []
+        self._bare: list[Any] = []  # bare JSON objects completed by the last read
 
     def feed(self, chunk: bytes) -> list[Any]:
         payloads = [self._parse(event.data) for event in self._sse.feed(chunk)]
-        lines = _LINE_END.split(self._line + chunk)
-        self._line = lines.pop()
-        for line in lines:
-            payload = self._raw_line(line)
-            if payload is not None:
-                payloads.append(payload)
+        if self._bare:
+            payloads += self._bare
+            self._bare = []
         return payloads
 
     def end(self) -> list[Any]:
-        payloads = [self._parse(event.data) for event in self._sse.flush()]
-        if self._line.strip():
-            payload = self._raw_line(self._line)
-            if payload is not None:
-                payloads.append(payload)
+        payloads = [self._parse(event.data) for event in self._sse.flush()] + self._bare
         if self._raw:
             raise bad_upstream_data(KIND, "text outside of server-sent events")
         return payloads
 
-    def _raw_line(self, line: bytes) -> Any:
-        if not self._raw and (not line or line.startswith(b":") or _SSE_FIELD.match(line)):
-            return None
+    def _raw_line(self, line: str) -> None:
         self._raw.append(line)
-        text = b"\n".join(self._raw)
+        text = "\n".join(self._raw)
         if len(text) > _MAX_RAW_ERROR:
             raise bad_upstream_data(KIND, "text outside of server-sent events")
         try:
             payload = loads(text)
         except ValueError:
-            return None  # not complete yet
+            return  # not complete yet
         self._raw = []
-        return payload
+        self._bare.append(payload)
 
     @staticmethod
     def _parse(data: str) -> Any:

@@ -388,9 +388,10 @@ def test_decoder_reads_events_split_anywhere() -> None:
         assert payloads + decoder.end() == [{"a": 1}, {"b": 2}]
 
 
-def test_decoder_finds_a_bare_json_error_after_the_events() -> None:
+@pytest.mark.parametrize("last_line_end", [b"\n", b""])
+def test_decoder_finds_a_bare_json_error_after_the_events(last_line_end: bytes) -> None:
     error = {"error": {"code": 503, "message": "The model is overloaded. {braces}", "status": "UNAVAILABLE"}}
-    body = b'data: {"a": 1}\n\n' + json.dumps(error, indent=2).encode() + b"\n"
+    body = b'data: {"a": 1}\n\n' + json.dumps(error, indent=2).encode() + last_line_end
     for size in (3, len(body)):
         decoder = StreamDecoder()
         payloads = [p for i in range(0, len(body), size) for p in decoder.feed(body[i : i + size])]
