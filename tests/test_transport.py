@@ -2,17 +2,31 @@
 
 from __future__ import annotations
 
+import json
+import socket
+from typing import Any
+
 import httpx
 import pytest
 
+from asgi_llm_gateway.providers import OpenAIProvider
 from asgi_llm_gateway.transport import create_client
+from tests.support.server import serve
+
+PROXY_VARIABLES = ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "http_proxy", "https_proxy", "all_proxy")
+
+
+@pytest.fixture
+def no_proxy_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in PROXY_VARIABLES:
+        monkeypatch.delenv(name, raising=False)
 
 
 @pytest.mark.parametrize("anyio_backend", ["asyncio", "trio"])
 @pytest.mark.anyio
 async def test_upstream_set_cookie_is_never_kept_for_the_next_user(anyio_backend: str) -> None:
     """Regression: one pooled client serves every user; httpx's default jar would replay cookies."""
-    client = create_client(httpx.Timeout(5))
+    client, _ = create_client(httpx.Timeout(5))
     try:
         response = httpx.Response(
             200,
@@ -27,11 +41,78 @@ async def test_upstream_set_cookie_is_never_kept_for_the_next_user(anyio_backend
 
 
 @pytest.mark.anyio
-async def test_asyncio_uses_the_aiohttp_pool_with_tcp_nodelay_from_aiohttp() -> None:
-    from httpx_aiohttp import HttpxAiohttpClient
+async def test_asyncio_sends_straight_to_the_aiohttp_pool(no_proxy_env: None) -> None:
+    from httpx_aiohttp.transport import AiohttpTransport
 
-    client = create_client(httpx.Timeout(5))
+    client, direct = create_client(httpx.Timeout(5))
     try:
-        assert isinstance(client, HttpxAiohttpClient)
+        assert isinstance(direct, AiohttpTransport)  # aiohttp sets TCP_NODELAY on its sockets itself
     finally:
         await client.aclose()
+
+
+@pytest.mark.parametrize("anyio_backend", ["trio"])
+@pytest.mark.anyio
+async def test_trio_sends_straight_to_httpx_transport_with_tcp_nodelay(
+    anyio_backend: str, no_proxy_env: None
+) -> None:
+    client, direct = create_client(httpx.Timeout(5))
+    try:
+        assert isinstance(direct, httpx.AsyncHTTPTransport)
+        assert (socket.IPPROTO_TCP, socket.TCP_NODELAY, 1) in direct._pool._socket_options  # type: ignore[attr-defined]
+    finally:
+        await client.aclose()
+
+
+def _forward_proxy(seen: list[dict[str, Any]]) -> Any:
+    """A plain-HTTP forward proxy that answers for every upstream itself, and records what it was asked."""
+
+    async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            return
+        seen.append({"path": scope["path"], "host": dict(scope["headers"]).get(b"host", b"").decode()})
+        body = json.dumps(
+            {
+                "id": "chatcmpl-1",
+                "object": "chat.completion",
+                "created": 1,
+                "model": "gpt-x",
+                "choices": [
+                    {
+                        "index": 0,
+                        "message": {"role": "assistant", "content": "via proxy"},
+                        "finish_reason": "stop",
+                    }
+                ],
+            }
+        ).encode()
+        await send(
+            {
+                "type": "http.response.start",
+                "status": 200,
+                "headers": [(b"content-type", b"application/json")],
+            }
+        )
+        await send({"type": "http.response.body", "body": body})
+
+    return app
+
+
+@pytest.mark.parametrize("anyio_backend", ["asyncio", "trio"])
+@pytest.mark.anyio
+async def test_a_proxy_in_the_environment_is_used(
+    anyio_backend: str, no_proxy_env: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Sending straight to the transport must not bypass HTTP(S)_PROXY, which httpx's client honours."""
+    seen: list[dict[str, Any]] = []
+    with serve(_forward_proxy(seen)) as proxy_url:
+        monkeypatch.setenv("HTTP_PROXY", proxy_url)
+        provider = OpenAIProvider(api_key="k", base_url="http://upstream.invalid/v1")
+        try:
+            request = {"model": "openai/gpt-x", "messages": [{"role": "user", "content": "hi"}]}
+            answer = await provider.complete(request, "gpt-x")
+            assert provider._direct is None
+        finally:
+            await provider.aclose()
+    assert answer["choices"][0]["message"]["content"] == "via proxy"
+    assert seen == [{"path": "/v1/chat/completions", "host": "upstream.invalid"}]

@@ -103,6 +103,7 @@ class HTTPProvider(Provider):
         self.extra_headers = dict(headers or {})
         self._client = client
         self._owns_client = client is None
+        self._direct: httpx.AsyncBaseTransport | None = None  # set with our own client (see `_send`)
         self._headers: dict[str, str] | None = None
         self._urls: dict[str, httpx.URL] = {}
         self._extensions = {"timeout": self.timeout.as_dict()}
@@ -144,13 +145,29 @@ class HTTPProvider(Provider):
     def client(self) -> httpx.AsyncClient:
         """Created on first use, inside the running loop: mounted apps get no lifespan events."""
         if self._client is None:
-            self._client = create_client(self.timeout)
+            self._client, self._direct = create_client(self.timeout)
         return self._client
 
     async def aclose(self) -> None:
-        client, self._client = self._client, None
+        client, self._client, self._direct = self._client, None, None
         if client is not None and self._owns_client:
             await client.aclose()
+
+    async def _send(self, request: httpx.Request, stream: bool = False) -> httpx.Response:
+        """Send through the client, or straight to its transport when the client has nothing to add
+        (our own client, no proxy configured: see `transport.py`). Raises httpx errors either way."""
+        client = self.client
+        direct = self._direct
+        if direct is None:
+            return await client.send(request, stream=stream)
+        response = await direct.handle_async_request(request)
+        if not stream:
+            try:
+                await response.aread()  # reading to the end also releases the connection
+            except BaseException:
+                await response.aclose()
+                raise
+        return response
 
     def _base_headers(self) -> dict[str, str]:
         if self._headers is None:
@@ -222,7 +239,7 @@ class HTTPProvider(Provider):
 
     async def _send_for_json(self, request: httpx.Request) -> Any:
         try:
-            response = await self.client.send(request)
+            response = await self._send(request)
             content = response.content
         except httpx.HTTPError as exc:
             raise self._transport_error(exc) from None
@@ -251,7 +268,7 @@ class HTTPProvider(Provider):
         """POST and hold the response open for streaming; an error status becomes a `GatewayError`."""
         request = await self._build(url, body, headers)
         try:
-            response = await self.client.send(request, stream=True)
+            response = await self._send(request, stream=True)
         except httpx.HTTPError as exc:
             raise self._transport_error(exc) from None
         try:
