@@ -1392,3 +1392,24 @@ def test_tool_choice_must_name_a_declared_function() -> None:
         validate_chat_request(
             {**body, "tools": None, "tool_choice": {"type": "function", "function": {"name": "f"}}}
         )
+
+
+def test_valid_requests_never_import_jsonschema_when_jsonschema_rs_is_installed() -> None:
+    """jsonschema (with referencing, rpds, attrs) only explains rejections: a process that sees only valid
+    requests keeps it out of memory (part of the idle-RSS budget)."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys\n"
+        "from asgi_llm_gateway import Gateway\n"
+        "from asgi_llm_gateway.schemas import validate_chat_request\n"
+        "validate_chat_request({'model': 'm', 'messages': [{'role': 'user', 'content': 'hi'}]})\n"
+        "print('jsonschema' in sys.modules)\n"
+        "try:\n"
+        "    validate_chat_request({'model': 'm', 'messages': [{'role': 'nobody', 'content': 'hi'}]})\n"
+        "except Exception as exc:\n"
+        "    print(type(exc).__name__, exc.param, 'jsonschema' in sys.modules)\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert done.stdout.split("\n")[:2] == ["False", "GatewayError messages[0].role True"]

@@ -37,14 +37,15 @@ import json
 import re
 from collections.abc import Callable, Iterable
 from importlib import resources
-from typing import Any
-
-# jsonschema ships no type information; `unused-ignore` keeps this clean once types-jsonschema is installed.
-from jsonschema import Draft202012Validator  # type: ignore[import-untyped, unused-ignore]
-from jsonschema.exceptions import ValidationError  # type: ignore[import-untyped, unused-ignore]
+from typing import TYPE_CHECKING, Any
 
 from ..errors import GatewayError
 from ..wire import loads
+
+if TYPE_CHECKING:
+    # jsonschema ships no type information; `unused-ignore` keeps this clean once types-jsonschema is there.
+    from jsonschema import Draft202012Validator  # type: ignore[import-untyped, unused-ignore]
+    from jsonschema.exceptions import ValidationError  # type: ignore[import-untyped, unused-ignore]
 
 __all__ = ["load_chat_request_schema", "parse_json_body", "validate_chat_request"]
 
@@ -70,7 +71,12 @@ def load_chat_request_schema() -> dict[str, Any]:
 
 @functools.cache
 def _validator() -> Draft202012Validator:
-    """The reference validator, built on first use; no format checker (`format` costs time, adds nothing)."""
+    """The reference validator, built on first use; no format checker (`format` costs time, adds nothing).
+
+    Imported here, not at the top: with `jsonschema-rs` a process that only sees valid requests never needs
+    it, and it (with `referencing`, `rpds`, `attrs`) is about 10 MB of resident memory."""
+    from jsonschema import Draft202012Validator
+
     return Draft202012Validator(load_chat_request_schema())
 
 
