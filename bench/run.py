@@ -74,14 +74,17 @@ class Processes:
         self.logdir = logdir
         self.running: dict[int, tuple[str, subprocess.Popen[bytes]]] = {}
 
-    def start(self, name: str, argv: list[str], core: int | None) -> subprocess.Popen[bytes]:
+    def start(
+        self, name: str, argv: list[str], core: int | None, root: Path = ROOT
+    ) -> subprocess.Popen[bytes]:
+        """Start `argv` with the package imported from `root` (another checkout, for comparisons)."""
         log = open(self.logdir / f"{name}.log", "ab")  # noqa: SIM115 - closed with the process
         env = {
             **os.environ,
-            "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])),
+            "PYTHONPATH": os.pathsep.join(filter(None, [str(root), os.environ.get("PYTHONPATH")])),
         }
         process = subprocess.Popen(
-            argv, stdout=log, stderr=subprocess.STDOUT, env=env, preexec_fn=pin_to(core), cwd=ROOT
+            argv, stdout=log, stderr=subprocess.STDOUT, env=env, preexec_fn=pin_to(core), cwd=root
         )
         log.close()
         self.running[process.pid] = (name, process)
@@ -392,6 +395,8 @@ class Row:
     first_ms: float | None = None
     stream_foreign: float = 0.0
     note: str = ""
+    #: the floor at c=64 again, measured just before this row: the machine drifts between rows
+    floor_beside: WrkResult | None = None
 
     @property
     def noise(self) -> float | None:
@@ -496,40 +501,52 @@ def run_rows(
     rows: list[str], s: Settings, procs: Processes, mock_url: str, mock_port: int, gateway_options: list[str]
 ) -> list[Row]:
     results = []
-    for name in rows:
-        row = Row(name, LABELS[name])
-        print(f"-- {row.label}", file=sys.stderr)
-        if name == "direct":
-            measure_row(row, mock_port, None, s)
-            results.append(row)
-            continue
-        port = free_port()
-        if name == "floor":
-            argv = [
-                sys.executable,
-                str(BENCH / "floor_proxy.py"),
-                "--upstream",
-                mock_url,
-                "--port",
-                str(port),
-            ]
-        else:
-            argv = [
-                sys.executable, str(BENCH / "gateway_app.py"), "--provider", name,
-                "--upstream", mock_url, "--port", str(port), *gateway_options,
-            ]  # fmt: skip
-        process = procs.start(name, argv, s.server_core)
-        try:
-            if not wait_for_port(port, process):
-                status = process.poll()
-                reason = "provider unavailable" if status == CANT_BUILD else f"did not start (exit {status})"
-                row.note = f"skipped: {reason}: {procs.log_tail(name)}"
+    floor: tuple[str, subprocess.Popen[bytes]] | None = None  # kept running once its row is done
+    try:
+        for name in rows:
+            row = Row(name, LABELS[name])
+            print(f"-- {row.label}", file=sys.stderr)
+            if name == "direct":
+                measure_row(row, mock_port, None, s)
             else:
-                measure_row(row, port, process.pid, s)
-        finally:
-            procs.stop(process)
-        results.append(row)
+                if floor is not None and 64 in s.concurrency:
+                    plain = request_body(name, stream=False, tokens=s.tokens)
+                    row.floor_beside = s.run(floor[0], plain, 64, floor[1].pid)
+                    print(f"  floor c=64, again: {row.floor_beside.rps:,.0f} req/s", file=sys.stderr)
+                process = _measure_server(row, s, procs, mock_url, gateway_options)
+                if name == "floor" and process is not None:
+                    floor = (f"http://127.0.0.1:{process[0]}/v1/chat/completions", process[1])
+                elif process is not None:
+                    procs.stop(process[1])
+            results.append(row)
+    finally:
+        if floor is not None:
+            procs.stop(floor[1])
     return results
+
+
+def _measure_server(
+    row: Row, s: Settings, procs: Processes, mock_url: str, gateway_options: list[str]
+) -> tuple[int, subprocess.Popen[bytes]] | None:
+    """Start the floor or a gateway for `row` and measure it; returns (port, process) while it still runs."""
+    name = row.name
+    port = free_port()
+    if name == "floor":
+        argv = [sys.executable, str(BENCH / "floor_proxy.py"), "--upstream", mock_url, "--port", str(port)]
+    else:
+        argv = [
+            sys.executable, str(BENCH / "gateway_app.py"), "--provider", name,
+            "--upstream", mock_url, "--port", str(port), *gateway_options,
+        ]  # fmt: skip
+    process = procs.start(name, argv, s.server_core)
+    if not wait_for_port(port, process):
+        status = process.poll()
+        reason = "provider unavailable" if status == CANT_BUILD else f"did not start (exit {status})"
+        row.note = f"skipped: {reason}: {procs.log_tail(name)}"
+        procs.stop(process)
+        return None
+    measure_row(row, port, process.pid, s)
+    return port, process
 
 
 # -- the table -------------------------------------------------------------------------------------------
@@ -590,19 +607,21 @@ def render(rows: list[Row], s: Settings) -> str:
         lines.append("| " + " | ".join(cells) + " |")
     out = ["\n".join(lines)]
     notes = [f"- {r.name}: {r.note.strip()}" for r in rows if r.note.strip()]
-    if floor and base:
+    if floor:
         ratios = []
-        floor_added = floor.cells[1].p50_ms - base.p50_ms if 1 in floor.cells else None
+        floor_added = floor.cells[1].p50_ms - base.p50_ms if 1 in floor.cells and base else None
         floor_ttfc = (floor.ttfc_p50_ms - base_ttfc) if floor.ttfc_p50_ms and base_ttfc else None
         for row in rows:
             if row.name in ("direct", "floor") or not row.cells:
                 continue
             parts = []
-            if 64 in row.cells and 64 in floor.cells:
+            beside = row.floor_beside or floor.cells.get(64)
+            if 64 in row.cells and beside is not None:
                 parts.append(
-                    f"c=64 throughput {row.cells[64].rps / floor.cells[64].rps:.2f}x floor (target >= 0.5)"
+                    f"c=64 throughput {row.cells[64].rps / beside.rps:.2f}x floor (target >= 0.5; "
+                    f"the floor measured just before this row: {beside.rps:,.0f} req/s)"
                 )
-            if 1 in row.cells and floor_added:
+            if 1 in row.cells and floor_added and base:
                 added = row.cells[1].p50_ms - base.p50_ms
                 parts.append(f"c=1 added latency {added / floor_added:.1f}x floor (target <= 2)")
             if row.ttfc_p50_ms is not None and floor_ttfc and base_ttfc is not None:
