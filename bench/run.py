@@ -979,7 +979,10 @@ def main() -> None:
             json.dumps(
                 [
                     {
-                        **{k: v for k, v in vars(r).items() if k != "cells"},
+                        **{k: v for k, v in vars(r).items() if k not in ("cells", "floor_beside")},
+                        "floor_beside": {**vars(r.floor_beside), "rps": r.floor_beside.rps}
+                        if r.floor_beside
+                        else None,
                         "cells": {c: {**vars(w), "rps": w.rps} for c, w in r.cells.items()},
                     }
                     for r in results
