@@ -450,21 +450,21 @@ class _Call:
     ) -> tuple[AsyncIterator[list[dict[str, Any]]], list[dict[str, Any]]]:
         """Start the provider's stream and wait for its first chunks, so that failures before the first byte
         reach the client as a proper HTTP status, and can be retried or fall back."""
-        chunks = target.provider.stream_batches(self.body, target.model)
+        batches = target.provider.stream_batches(self.body, target.model)
         try:
             with anyio.fail_after(self.policy.first_token_timeout):
-                first = await anext(chunks)
+                first = await anext(batches)
         except StopAsyncIteration:
             raise stream_ended_early(target.provider.kind) from None
         except TimeoutError:
             with anyio.CancelScope(shield=True):
-                await aclose_iterator(chunks)
+                await aclose_iterator(batches)
             raise _timed_out(target, f"no first chunk within {self.policy.first_token_timeout:g} s") from None
         except BaseException:
             with anyio.CancelScope(shield=True):
-                await aclose_iterator(chunks)
+                await aclose_iterator(batches)
             raise
-        return chunks, first
+        return batches, first
 
     async def _attempt_all(
         self,

@@ -1102,8 +1102,10 @@ class BedrockProvider(HTTPProvider):
             async with aclosing(body):
                 try:
                     reads = (decoder.feed(data) async for data in body)
-                    feed = translator.feed
-                    translate = lambda frame: feed(*frame_event(frame, secrets))  # noqa: E731
+
+                    def translate(frame: Frame) -> list[dict[str, Any]]:
+                        return translator.feed(*frame_event(frame, secrets))
+
                     async for batch in translate_reads(reads, translate, lambda: translator.done):
                         yield batch
                     if not translator.done:
