@@ -7,10 +7,10 @@ CRLF, so this works on bytes and splits on exactly those.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterable, AsyncIterator, Callable
+from collections.abc import Callable
 from dataclasses import dataclass
 
-__all__ = ["SSEDecoder", "ServerSentEvent", "aiter_sse_batches"]
+__all__ = ["SSEDecoder", "ServerSentEvent"]
 
 _FIELDS = frozenset(("data", "event", "id", "retry"))
 
@@ -112,17 +112,3 @@ class SSEDecoder:
         self._has_data = False
         self._event = ""
         return event
-
-
-async def aiter_sse_batches(chunks: AsyncIterable[bytes]) -> AsyncIterator[list[ServerSentEvent]]:
-    """The events completed by each read of a byte stream, one non-empty list per read.
-
-    Kept together so that what arrived together can be translated and written to the client together."""
-    decoder = SSEDecoder()
-    async for chunk in chunks:
-        events = decoder.feed(chunk)
-        if events:
-            yield events
-    events = decoder.flush()
-    if events:
-        yield events

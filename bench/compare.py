@@ -8,10 +8,10 @@ alike. It prints, per target, the median req/s, CPU µs per request, and the med
 same round.
 
     python bench/compare.py HEAD~1                 # 5 rounds of 4 s, OpenAI passthrough, c=64
-    python bench/compare.py main --row anthropic --rounds 8 --stream
+    python bench/compare.py main --row anthropic --rounds 8 --stream paced
 
-Only plain (non-streamed) requests unless `--stream` (then streamed answers of `--tokens` chunks in one burst,
-and the CPU column is per request, i.e. per stream). Everything it starts it stops, by PID.
+Plain (non-streamed) requests unless `--stream burst|paced` (then streamed answers of `--tokens` chunks, all
+at once or one every 1 ms, and the CPU column is per stream). Everything it starts it stops, by PID.
 """
 
 from __future__ import annotations
@@ -92,12 +92,12 @@ def main() -> None:
     parser.add_argument("-d", "--duration", type=int, default=4, help="seconds per measured run (default 4)")
     parser.add_argument("-c", "--connections", type=int, default=64, help="wrk connections (default 64)")
     parser.add_argument("--tokens", type=int, default=16, help="content chunks per answer (default 16)")
-    parser.add_argument("--stream", action="store_true", help="streamed answers, in one burst")
+    parser.add_argument("--stream", choices=["burst", "paced"], help="streamed answers, all at once or paced")
     args = parser.parse_args()
     if shutil.which("wrk") is None:
         sys.exit("wrk is not installed (apt-get install -y wrk)")
 
-    body = request_body(args.row, stream=args.stream, tokens=args.tokens, paced=False)
+    body = request_body(args.row, stream=bool(args.stream), tokens=args.tokens, paced=args.stream == "paced")
     results: dict[str, list[WrkResult]] = {"floor": [], args.rev: [], "working tree": []}
     with tempfile.TemporaryDirectory() as tmp, worktree(args.rev) as other:
         procs = Processes(Path(tmp))
@@ -119,7 +119,7 @@ def main() -> None:
                     print(f"round {round_number}: " + ", ".join(line) + " req/s", file=sys.stderr)
         finally:
             procs.stop_all()
-    kind = "streams" if args.stream else "requests"
+    kind = f"streams ({args.stream})" if args.stream else "requests"
     report(results, f"{args.row}, c={args.connections}, {args.rounds} rounds of {args.duration} s, {kind}")
 
 

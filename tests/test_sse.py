@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-from asgi_llm_gateway.sse import ServerSentEvent, SSEDecoder, aiter_sse_batches
+from asgi_llm_gateway.sse import ServerSentEvent, SSEDecoder
 
 
 def decode_all(*chunks: bytes) -> list[ServerSentEvent]:
@@ -64,17 +64,6 @@ def test_event_missing_final_blank_line_is_flushed() -> None:
 
 def test_partial_last_line_of_a_cut_stream_is_dropped() -> None:
     assert decode_all(b'data: {"a": 1}\n\ndata: {"tru') == [ServerSentEvent(data='{"a": 1}')]
-
-
-@pytest.mark.anyio
-async def test_aiter_sse_batches_groups_the_events_of_each_read() -> None:
-    async def source():  # type: ignore[no-untyped-def]
-        for chunk in (b"da", b"ta: 1\n", b"\ndata: 2\n\ndata: 3\n\n", b": keep-alive\n\n", b"data: 4\n"):
-            yield chunk
-
-    batches = [[event.data for event in batch] async for batch in aiter_sse_batches(source())]
-    # Reads that complete no event give no batch; the unterminated last event is flushed at the end.
-    assert batches == [["1", "2", "3"], ["4"]]
 
 
 def test_lines_that_are_no_field_go_to_on_other_line() -> None:

@@ -191,3 +191,41 @@ async def test_openai_provider_yields_one_batch_per_upstream_read() -> None:
     assert len(batches) == 1 and len(batches[0]) == 7
     assert [chunk async for chunk in provider.stream(BODY, "gpt-x")] == batches[0]
     await client.aclose()
+
+
+class _Reads(httpx.AsyncByteStream):
+    """An upstream body that arrives in the given pieces, one read each."""
+
+    def __init__(self, pieces: list[bytes]) -> None:
+        self.pieces = pieces
+
+    async def __aiter__(self) -> AsyncIterator[bytes]:
+        for piece in self.pieces:
+            yield piece
+
+
+async def test_sse_events_are_grouped_by_the_read_that_completed_them() -> None:
+    builder = ChunkBuilder("gpt-x")
+    role, a, b = (
+        json.dumps(e).encode()
+        for e in (builder.role(), builder.chunk({"content": "a"}), builder.chunk({"content": "b"}))
+    )
+    finish = json.dumps(builder.finish("stop")).encode()
+    pieces = [
+        b"da",
+        b"ta: " + role + b"\n",  # completes no event yet
+        b"\ndata: " + a + b"\n\ndata: " + b + b"\n\n",  # completes three
+        b": keep-alive\n\n",  # completes none
+        b"data: " + finish + b"\n\ndata: [DONE]\n\n",
+    ]
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(200, headers={"content-type": "text/event-stream"}, stream=_Reads(pieces))
+
+    client = httpx.AsyncClient(transport=httpx.MockTransport(handler))
+    provider = OpenAIProvider(api_key="k", base_url="http://upstream/v1", client=client)
+    batches = [batch async for batch in provider.stream_batches(BODY, "gpt-x")]
+    await client.aclose()
+    assert [len(batch) for batch in batches] == [3, 1]
+    assert [c["choices"][0]["delta"].get("content") for c in batches[0]] == ["", "a", "b"]
+    assert batches[1][0]["choices"][0]["finish_reason"] == "stop"

@@ -712,13 +712,13 @@ class AnthropicProvider(HTTPProvider):
     def stream(self, request: Request, model: str) -> AsyncIterator[dict[str, Any]]:
         return one_by_one(self.stream_batches(request, model))
 
-    async def stream_batches(self, request: Request, model: str) -> AsyncIterator[list[dict[str, Any]]]:
+    def stream_batches(self, request: Request, model: str) -> AsyncIterator[list[dict[str, Any]]]:
         native = to_messages_request(request, model, stream=True, default_limit=self.default_max_tokens)
         translator = StreamTranslator(model, json_tool=native.json_tool, secrets=tuple(self.secrets()))
-        reads = self.post_sse(self.url, native.body)
         feed = translator.feed
-        async for batch in translate_reads(
-            reads, lambda event: feed(event.event, event.data), lambda: translator.done
-        ):
-            yield batch
-        translator.end()
+        return translate_reads(
+            self.post_sse(self.url, native.body),
+            lambda event: feed(event.event, event.data),
+            done=lambda: translator.done,
+            end=translator.end,
+        )

@@ -19,12 +19,12 @@ import os
 from abc import ABC, abstractmethod
 from collections.abc import AsyncGenerator, AsyncIterator, Callable, Iterable, Mapping, Sequence
 from contextlib import asynccontextmanager
-from typing import Any, ClassVar, TypeVar
+from typing import Any, ClassVar, TypeVar, cast
 
 import httpx
 
 from ..errors import GatewayError, redact, upstream_error
-from ..sse import ServerSentEvent, aiter_sse_batches
+from ..sse import ServerSentEvent, SSEDecoder
 from ..transport import create_client
 from ..wire import dumps, loads
 
@@ -283,9 +283,12 @@ class HTTPProvider(Provider):
             await response.aclose()
 
     async def iter_bytes(self, response: httpx.Response) -> AsyncIterator[bytes]:
-        """The raw body of a streaming response; a cut connection becomes a 502 `GatewayError`."""
+        """The raw body of a streaming response; a cut connection becomes a 502 `GatewayError`.
+
+        Reads `response.stream` itself rather than `aiter_raw()`, whose bookkeeping the gateway does not use:
+        every async-generator layer here is crossed twice per upstream read. `open_stream` closes it."""
         try:
-            async for chunk in response.aiter_raw():
+            async for chunk in cast(httpx.AsyncByteStream, response.stream):
                 yield chunk
         except httpx.HTTPError as exc:
             raise GatewayError(
@@ -303,7 +306,13 @@ class HTTPProvider(Provider):
             if "json" in content_type and "event-stream" not in content_type:
                 # Some upstreams answer a streaming request with a plain JSON error and a 200.
                 raise self.error_from_response(response, await response.aread())
-            async for events in aiter_sse_batches(self.iter_bytes(response)):
+            decoder = SSEDecoder()  # decoded here, not in one more generator layer
+            async for data in self.iter_bytes(response):
+                events = decoder.feed(data)
+                if events:
+                    yield events
+            events = decoder.flush()
+            if events:
                 yield events
 
 
@@ -311,12 +320,14 @@ async def translate_reads(
     reads: AsyncIterator[Iterable[T]],
     translate: Callable[[T], Iterable[Chunk]],
     done: Callable[[], bool] | None = None,
+    end: Callable[[], Iterable[Chunk] | None] | None = None,
 ) -> AsyncIterator[list[Chunk]]:
     """One list of chunks per upstream read that produced any, from the read's events (or frames).
 
     A read that fails part-way still hands over what it translated before the failure is raised: the client
     gets every chunk the upstream sent before it. Stops after the read in which `done()` turns true (the
-    upstream said the stream is complete), closing `reads`, which releases the connection at once."""
+    upstream said the stream is complete), closing `reads`, which releases the connection at once. When the
+    reads run out instead, `end()` gives the last chunks, or raises when the stream was cut short."""
     try:
         async for items in reads:
             batch: list[Chunk] = []
@@ -333,6 +344,9 @@ async def translate_reads(
                 return
     finally:
         await aclose_iterator(reads)
+    last = list(end() or ()) if end is not None else []
+    if last:
+        yield last
 
 
 async def one_by_one(batches: AsyncIterator[list[T]]) -> AsyncIterator[T]:

@@ -1106,10 +1106,11 @@ class BedrockProvider(HTTPProvider):
                     def translate(frame: Frame) -> list[dict[str, Any]]:
                         return translator.feed(*frame_event(frame, secrets))
 
-                    async for batch in translate_reads(reads, translate, lambda: translator.done):
+                    def end() -> None:
+                        decoder.close()  # the body ended inside a frame
+                        translator.end()  # the stream never said it was complete
+
+                    async for batch in translate_reads(reads, translate, lambda: translator.done, end):
                         yield batch
-                    if not translator.done:
-                        decoder.close()
                 except EventStreamError as exc:
                     raise bad_upstream_data(KIND, str(exc)) from None
-        translator.end()

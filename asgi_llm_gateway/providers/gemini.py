@@ -977,16 +977,15 @@ class GeminiProvider(HTTPProvider):
                 raise self.error_from_response(response, await response.aread())
             decoder = StreamDecoder()
 
-            async def reads() -> AsyncIterator[list[Any]]:
-                async for data in self.iter_bytes(response):
-                    yield decoder.feed(data)
-                yield decoder.end()
+            def translate(payload: Any) -> list[dict[str, Any]]:
+                return self._translate(translator, payload)
 
-            async for batch in translate_reads(reads(), lambda payload: self._translate(translator, payload)):
+            def end() -> list[dict[str, Any]]:
+                return [chunk for payload in decoder.end() for chunk in translate(payload)] + translator.end()
+
+            reads = (decoder.feed(data) async for data in self.iter_bytes(response))
+            async for batch in translate_reads(reads, translate, end=end):
                 yield batch
-        final = translator.end()
-        if final:
-            yield final
 
     def _translate(self, translator: StreamTranslator, payload: Any) -> list[dict[str, Any]]:
         if not isinstance(payload, dict):
