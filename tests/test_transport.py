@@ -116,3 +116,70 @@ async def test_a_proxy_in_the_environment_is_used(
             await provider.aclose()
     assert answer["choices"][0]["message"]["content"] == "via proxy"
     assert seen == [{"path": "/v1/chat/completions", "host": "upstream.invalid"}]
+
+
+def _gzipping_upstream(seen: list[str]) -> Any:
+    """An OpenAI-style upstream that compresses every answer with gzip (as upstreams may, since aiohttp asks
+    for it), sending a streamed answer in several pieces of one gzip stream."""
+    import gzip
+
+    async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            return
+        seen.append(dict(scope["headers"]).get(b"accept-encoding", b"").decode())
+        request = json.loads((await receive())["body"])
+        chunk = {"id": "c", "object": "chat.completion.chunk", "created": 1, "model": "gpt-x"}
+        if request.get("stream"):
+            events = [
+                {**chunk, "choices": [{"index": 0, "delta": {"role": "assistant", "content": "zip"}}]},
+                {**chunk, "choices": [{"index": 0, "delta": {"content": "ped"}, "finish_reason": "stop"}]},
+            ]
+            body = (
+                b"".join(b"data: " + json.dumps(e).encode() + b"\n\n" for e in events) + b"data: [DONE]\n\n"
+            )
+            content_type = b"text/event-stream"
+        else:
+            answer = {
+                "id": "c",
+                "object": "chat.completion",
+                "created": 1,
+                "model": "gpt-x",
+                "choices": [
+                    {
+                        "index": 0,
+                        "message": {"role": "assistant", "content": "zipped"},
+                        "finish_reason": "stop",
+                    }
+                ],
+            }
+            body, content_type = json.dumps(answer).encode(), b"application/json"
+        packed = gzip.compress(body)
+        headers = [(b"content-type", content_type), (b"content-encoding", b"gzip")]
+        await send({"type": "http.response.start", "status": 200, "headers": headers})
+        third = len(packed) // 3 + 1
+        for start in range(0, len(packed), third):
+            more = start + third < len(packed)
+            await send(
+                {"type": "http.response.body", "body": packed[start : start + third], "more_body": more}
+            )
+
+    return app
+
+
+@pytest.mark.parametrize("anyio_backend", ["asyncio", "trio"])
+@pytest.mark.anyio
+async def test_compressed_upstream_bodies_are_decoded(anyio_backend: str, no_proxy_env: None) -> None:
+    """Regression: streams were read raw, so a gzip-encoded SSE body reached the SSE decoder compressed."""
+    seen: list[str] = []
+    with serve(_gzipping_upstream(seen)) as url:
+        provider = OpenAIProvider(api_key="k", base_url=url + "/v1")
+        try:
+            request = {"model": "openai/gpt-x", "messages": [{"role": "user", "content": "hi"}]}
+            answer = await provider.complete(request, "gpt-x")
+            chunks = [chunk async for chunk in provider.stream({**request, "stream": True}, "gpt-x")]
+        finally:
+            await provider.aclose()
+    assert answer["choices"][0]["message"]["content"] == "zipped"
+    text = "".join(c["choices"][0]["delta"].get("content") or "" for c in chunks if c["choices"])
+    assert text == "zipped"
+    assert len(seen) == 2
