@@ -37,6 +37,7 @@ class GatewayError(Exception):
         param: str | None = None,
         code: str | None = None,
         headers: Mapping[str, str] | None = None,
+        retry_hint: bool | None = None,
     ) -> None:
         super().__init__(message)
         self.message = message
@@ -45,6 +46,8 @@ class GatewayError(Exception):
         self.param = param
         self.code = code
         self.headers: dict[str, str] = dict(headers or {})
+        #: The upstream's `x-should-retry` (OpenAI and Anthropic send it); None when it said nothing.
+        self.retry_hint = retry_hint
 
     def to_dict(self) -> dict[str, Any]:
         """The OpenAI error envelope; all four keys are always present."""
@@ -107,6 +110,7 @@ def upstream_error(
     code: str | None = None,
     param: str | None = None,
     retry_after: str | None = None,
+    retry_hint: bool | None = None,
     secrets: Iterable[str | None] = (),
 ) -> GatewayError:
     """Map a failed upstream call onto the status an OpenAI client expects (see DESIGN.md's error table).
@@ -125,4 +129,5 @@ def upstream_error(
         param=param if client_status == 400 else None,
         code=code or default_code,
         headers=headers,
+        retry_hint=retry_hint,
     )

@@ -502,7 +502,7 @@ class _Call:
                 if not policy.should_fall_back(last_error):
                     raise last_error
                 retry = policy.should_retry(last_error)
-                if retry:
+                if retry and last_error.retryable:  # the target is in trouble, not just this request
                     gateway.health.failed(target.name, policy, time.monotonic())
                 if not retry or tries == policy.max_attempts:
                     break

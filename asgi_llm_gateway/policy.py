@@ -63,10 +63,23 @@ class Policy:
             raise ValueError("max_concurrency must be at least 1")
 
     def should_retry(self, error: GatewayError) -> bool:
-        return error.retryable and error.code not in _NEVER_RETRY_CODES
+        """Whether to try the same target again: as the official SDKs do, the upstream's `x-should-retry`
+        decides when it sent one, else the status does."""
+        if error.code in _NEVER_RETRY_CODES:
+            return False
+        if error.retry_hint is not None:
+            return error.retry_hint
+        return error.retryable
 
     def should_fall_back(self, error: GatewayError) -> bool:
-        return self.should_retry(error) or (error.code is not None and error.code in self.fallback_on)
+        """Whether the next target may answer instead: any transient failure (an upstream that asks not to be
+        retried may still be replaced), anything worth a retry, or a code listed in `fallback_on`."""
+        transient = error.retryable and error.code not in _NEVER_RETRY_CODES
+        return (
+            transient
+            or self.should_retry(error)
+            or (error.code is not None and error.code in self.fallback_on)
+        )
 
 
 DEFAULT_POLICY = Policy()

@@ -218,12 +218,14 @@ class HTTPProvider(Provider):
                 retry_after = str(max(0.0, float(response.headers["retry-after-ms"]) / 1000))
             except ValueError:
                 retry_after = None
+        hint = response.headers.get("x-should-retry", "").strip().lower()
         return upstream_error(
             self.kind,
             response.status_code,
             message,
             code=code,
             retry_after=retry_after,
+            retry_hint={"true": True, "false": False}.get(hint),
             secrets=self.secrets(),
         )
 

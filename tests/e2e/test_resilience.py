@@ -98,6 +98,28 @@ def test_client_errors_are_never_retried(rig: Rig, status: int) -> None:
     assert len(rig.a.requests) == 1 and not rig.b.requests
 
 
+def test_x_should_retry_false_is_not_retried_but_may_fall_back(rig: Rig) -> None:
+    """As the official SDKs do, the upstream's `x-should-retry: false` wins over its status: one attempt on
+    that target; another target may still answer."""
+    fault = Fault(503, error_body("do not bother"), {"x-should-retry": "false"})
+    rig.a.faults.append(fault)
+    with rig.client() as client, pytest.raises(openai.APIStatusError) as caught:
+        client.chat.completions.create(model="a/m", messages=HELLO)
+    assert caught.value.status_code == 503 and len(rig.a.requests) == 1
+    rig.a.faults.append(fault)
+    with rig.client() as client:
+        assert client.chat.completions.create(model="ab", messages=HELLO).model == "b/m"
+    assert (len(rig.a.requests), len(rig.b.requests)) == (2, 1)
+
+
+def test_x_should_retry_true_retries_what_the_status_alone_would_not(rig: Rig) -> None:
+    rig.a.faults.append(Fault(409, error_body("lock timeout, try again"), {"x-should-retry": "true"}))
+    with rig.client() as client:
+        raw = client.chat.completions.with_raw_response.create(model="a/m", messages=HELLO)
+    assert raw.parse().choices[0].message.content == "hello there"
+    assert raw.headers["x-llm-gateway-attempts"] == "2" and len(rig.a.requests) == 2
+
+
 @pytest.mark.gateway(policy=Policy(max_attempts=2, backoff=0.01))
 def test_fallback_to_the_next_target_names_who_answered(rig: Rig) -> None:
     rig.a.faults += [Fault(503, error_body("overloaded"))] * 2
