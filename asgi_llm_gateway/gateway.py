@@ -28,6 +28,7 @@ from starlette.requests import Request
 from .asgi import ClientGone, Receive, Scope, Send, local_path, read_body, send_body, send_error, send_json
 from .auth import AuthHook, Principal
 from .errors import GatewayError
+from .legacy import as_function_call_chunk, as_function_call_completion, uses_functions, with_tools
 from .policy import DEFAULT_POLICY, HealthBook, Policy, retry_delay
 from .providers.base import Provider, aclose_iterator, stream_ended_early
 from .routing import Router, RouteSpec, Target
@@ -206,7 +207,11 @@ class Gateway:
                 code="model_not_allowed",
             )
         targets, route_policy = self.router.plan(model, self.health, self.rng, time.monotonic())
-        call = _Call(self, request_id, principal, model, body, started)
+        legacy_answer = False
+        if uses_functions(body):  # deprecated function calling: every provider gets tools
+            legacy_answer = body.get("functions") is not None
+            body = with_tools(body)
+        call = _Call(self, request_id, principal, model, body, started, legacy_answer)
         async with watched(receive) as spawn:
             try:
                 if body.get("stream"):
@@ -275,6 +280,7 @@ class _Call:
         "attempts",
         "body",
         "gateway",
+        "legacy_answer",
         "model",
         "policy",
         "principal",
@@ -293,8 +299,11 @@ class _Call:
         model: str,
         body: dict[str, Any],
         started: float,
+        legacy_answer: bool = False,
     ) -> None:
         self.gateway = gateway
+        #: The client asked with `functions`: answer with `function_call` (see legacy.py).
+        self.legacy_answer = legacy_answer
         self.request_id = request_id
         self.principal = principal
         self.model = model
@@ -340,6 +349,8 @@ class _Call:
             return
         assert self.target is not None
         result["model"] = self.target.name
+        if self.legacy_answer:
+            as_function_call_completion(result)
         self.usage = result.get("usage")
         await send_json(send, 200, result, self.request_id, self._headers())
         await self._report(200)
@@ -388,6 +399,7 @@ class _Call:
         """Relay chunks as SSE events, one send per batch; returns the error that ended the stream, if any."""
         assert self.target is not None
         model = self.target.name
+        legacy_answer = self.legacy_answer
         idle = _IdleWatch(self.policy.idle_timeout)
         open_choices: set[int] = set()
         finished = False
@@ -417,6 +429,8 @@ class _Call:
                             chunk["usage"] = None
                         elif "usage" in chunk:
                             del chunk["usage"]
+                        if legacy_answer:
+                            as_function_call_chunk(chunk)
                         events.append(sse_event(chunk))
                     if events:
                         await send_body(send, events[0] if len(events) == 1 else b"".join(events))

@@ -31,7 +31,8 @@ differ (see ../../shared/docs/providers/anthropic.md for the wire formats):
   use a forced tool named `json_output` whose input comes back as JSON text in `message.content`, never as a
   tool call. A forced tool excludes thinking, so `json_object` with `reasoning_effort` is a 400.
 * **Unsupported:** `n > 1`, `logprobs`/`top_logprobs`, audio output, `web_search_options`, legacy
-  `functions`/`function_call`, custom tools, audio input and non-PDF files answer 400. Pure hints
+  `functions`/`function_call` (the gateway rewrites those into tools before a provider sees them:
+  legacy.py), custom tools, audio input and non-PDF files answer 400. Pure hints
   (penalties, seed, logit_bias, store, metadata, service_tier, prompt caching keys, verbosity, prediction) are
   dropped.
 * **Errors.** `{"type": "error", "error": {"type", "message"}}` keeps its message (prefixed with the error

@@ -37,8 +37,9 @@ made where the two APIs differ (wire formats in ../../shared/docs/providers/bedr
   before 4.5, use a tool named `json_output` forced with `any`, whose input comes back as JSON text in
   `message.content`, never as a tool call.
 * **Unsupported:** `n > 1`, `logprobs`/`top_logprobs`, audio output, `web_search_options`, legacy
-  `functions`, custom tools, `file_id` files answer 400. Pure hints (penalties, seed, logit_bias, store,
-  prompt caching keys, verbosity, prediction, `parallel_tool_calls`) are dropped; `metadata` pairs that fit
+  `functions` (the gateway rewrites them into tools first: legacy.py), custom tools, `file_id` files answer
+  400. Pure hints (penalties, seed, logit_bias, store, prompt caching keys, verbosity, prediction,
+  `parallel_tool_calls`) are dropped; `metadata` pairs that fit
   Bedrock's pattern become `requestMetadata`; `service_tier` priority/default/flex pass through.
 * **Answers.** `stopReason` maps to `finish_reason` (`malformed_model_output`/`malformed_tool_use` are a 502:
   the answer is unusable, another target may do better). Usage sums cache reads and writes into

@@ -115,6 +115,36 @@ def test_single_tool_call(stack: Stack) -> None:
     ]
 
 
+def test_legacy_functions_work_on_claude(stack: Stack) -> None:
+    """`functions`/`function_call` (deprecated, still sent by older clients) used to be a 400 here."""
+    function = WEATHER["function"]
+    messages: list[Any] = user("get_weather(city=Paris) please")
+    first = stack.client.chat.completions.create(model=MODEL, messages=messages, functions=[function])
+    choice = first.choices[0]
+    assert choice.finish_reason == "function_call" and choice.message.tool_calls is None
+    assert choice.message.function_call is not None
+    assert (choice.message.function_call.name, json.loads(choice.message.function_call.arguments)) == (
+        "get_weather",
+        {"city": "Paris"},
+    )
+    assert stack.fake.last["tool_choice"]["disable_parallel_tool_use"] is True
+    messages += [
+        choice.message.model_dump(exclude_none=True),
+        {"role": "function", "name": "get_weather", "content": "sunny"},
+    ]
+    second = stack.client.chat.completions.create(model=MODEL, messages=messages, functions=[function])
+    assert second.choices[0].message.content == "Tool results: sunny"
+    stream = stack.client.chat.completions.create(
+        model=MODEL, messages=user("get_weather(city=Rome) please"), functions=[function], stream=True
+    )
+    arguments = "".join(
+        c.choices[0].delta.function_call.arguments or ""
+        for c in stream
+        if c.choices and c.choices[0].delta.function_call is not None
+    )
+    assert json.loads(arguments) == {"city": "Rome"}
+
+
 def test_parallel_tool_calls_round_trip(stack: Stack) -> None:
     messages: list[Any] = user("get_weather(city=Paris) and get_time(zone=CET)")
     first = stack.client.chat.completions.create(model=MODEL, messages=messages, tools=[WEATHER, TIME])

@@ -205,6 +205,61 @@ def test_streamed_tool_call(stacks: dict[str, Stack], provider: str) -> None:
     assert names == ["lookup"] and json.loads(arguments) == {"q": "lookup"}
 
 
+LEGACY_FUNCTION = TOOL["function"]
+
+
+@pytest.mark.parametrize("provider", ["openai", "mistral", "groq", "deepseek"])
+def test_legacy_functions_round_trip(stacks: dict[str, Stack], provider: str) -> None:
+    """Regression: Mistral's field list dropped `functions` without a word (and refused function messages).
+    Every provider now gets tools, and the client gets `function_call` back, as it asked."""
+    stack = stacks[provider]
+    messages: list[dict[str, Any]] = [{"role": "user", "content": "please lookup cats"}]
+    first = stack.client.chat.completions.create(
+        model=f"{provider}/m",
+        messages=messages,
+        functions=[LEGACY_FUNCTION],
+        function_call={"name": "lookup"},
+    )
+    choice = first.choices[0]
+    assert choice.finish_reason == "function_call" and choice.message.tool_calls is None
+    assert choice.message.function_call is not None and choice.message.function_call.name == "lookup"
+    assert json.loads(choice.message.function_call.arguments) == {"q": "please lookup cats"}
+    sent = stack.fake.requests[-1]["body"]
+    assert "functions" not in sent and [t["function"]["name"] for t in sent["tools"]] == ["lookup"]
+    messages += [
+        choice.message.model_dump(exclude_none=True),
+        {"role": "function", "name": "lookup", "content": "cats are great"},
+    ]
+    second = stack.client.chat.completions.create(
+        model=f"{provider}/m", messages=messages, functions=[LEGACY_FUNCTION]
+    )
+    assert second.choices[0].message.content == "Tool results: cats are great"
+    sent = stack.fake.requests[-1]["body"]["messages"]
+    assert sent[-1]["role"] == "tool" and sent[-1]["tool_call_id"] == sent[-2]["tool_calls"][0]["id"]
+
+
+@pytest.mark.parametrize("provider", ["openai", "mistral"])
+def test_legacy_functions_streamed(stacks: dict[str, Stack], provider: str) -> None:
+    stream = stacks[provider].client.chat.completions.create(
+        model=f"{provider}/m",
+        messages=[{"role": "user", "content": "lookup"}],
+        functions=[LEGACY_FUNCTION],
+        function_call={"name": "lookup"},
+        stream=True,
+    )
+    name, arguments, finish = None, "", None
+    for chunk in stream:
+        if not chunk.choices:
+            continue
+        delta = chunk.choices[0].delta
+        assert delta.tool_calls is None
+        if delta.function_call is not None:
+            name = delta.function_call.name or name
+            arguments += delta.function_call.arguments or ""
+        finish = chunk.choices[0].finish_reason or finish
+    assert (name, json.loads(arguments), finish) == ("lookup", {"q": "lookup"}, "function_call")
+
+
 class Answer(BaseModel):
     answer: str
     confidence: float
