@@ -29,6 +29,7 @@ from .asgi import ClientGone, Receive, Scope, Send, local_path, read_body, send_
 from .auth import AuthHook, Principal
 from .errors import GatewayError
 from .legacy import as_function_call_chunk, as_function_call_completion, uses_functions, with_tools
+from .model_ids import check_model_id
 from .policy import DEFAULT_POLICY, HealthBook, Policy, retry_delay
 from .providers.base import Provider, aclose_iterator, stream_ended_early
 from .routing import Router, RouteSpec, Target
@@ -167,6 +168,8 @@ class Gateway:
                     raise _method_not_allowed(method, path, "GET")
                 principal = await self._authenticate(scope)
                 model_id = unquote(path[len("/models/") :]) if path != "/models" else None
+                if model_id is not None:
+                    check_model_id(model_id)
                 body = await self._models(model_id, principal)
                 await send_json(send, 200, body, request_id)
             else:
@@ -199,6 +202,7 @@ class Gateway:
         body = parse_json_body(await read_body(scope, receive, self.max_body_size))
         validate_chat_request(body)
         model: str = body["model"]
+        check_model_id(model)  # it goes into response headers and, for some providers, upstream URLs
         if isinstance(principal, Principal) and not principal.may_use(model):
             raise GatewayError(
                 f"The key in use may not call the model '{model}'.",

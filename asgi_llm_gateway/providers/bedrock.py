@@ -61,7 +61,7 @@ import threading
 from collections.abc import AsyncGenerator, AsyncIterator, Iterable, Mapping, Sequence
 from contextlib import aclosing
 from typing import Any, NamedTuple, cast
-from urllib.parse import quote, urlsplit
+from urllib.parse import urlsplit
 
 import anyio.to_thread
 import httpx
@@ -69,6 +69,7 @@ import httpx
 from .. import wire
 from ..errors import GatewayError, redact, upstream_error
 from ..eventstream import EventStreamError, Frame, event_stream_decoder
+from ..model_ids import path_segment
 from ..translate import (
     json_schema_of,
     max_tokens_of,
@@ -1001,7 +1002,7 @@ class BedrockProvider(HTTPProvider):
                 type="server_error",
                 code="provider_not_configured",
             )
-        return f"{self.base_url}/model/{quote(model, safe='')}/{operation}"
+        return f"{self.base_url}/model/{path_segment(model)}/{operation}"
 
     # -- signing ----------------------------------------------------------------------------------------
 

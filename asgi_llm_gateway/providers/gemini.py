@@ -39,11 +39,12 @@ import secrets
 from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, NamedTuple
-from urllib.parse import quote, urlsplit
+from urllib.parse import urlsplit
 
 import httpx
 
 from ..errors import GatewayError, upstream_error
+from ..model_ids import path_segment
 from ..sse import SSEDecoder
 from ..translate import (
     json_schema_of,
@@ -910,8 +911,12 @@ class GeminiProvider(HTTPProvider):
         return {"x-goog-api-key": self.api_key} if self.api_key else {}
 
     def url(self, model: str, method: str) -> str:
-        path = model if model.startswith(("models/", "tunedModels/")) else f"models/{model}"
-        return f"{self.base_url}/{self.api_version}/{quote(path, safe='/')}:{method}"
+        """`{version}/models/{id}:{method}`; a `models/` or `tunedModels/` prefix names the collection, and
+        the rest of the id is one path segment whatever it contains (never a way into another API)."""
+        collection, slash, name = model.partition("/")
+        if not (slash and collection in ("models", "tunedModels")):
+            collection, name = "models", model
+        return f"{self.base_url}/{self.api_version}/{collection}/{path_segment(name)}:{method}"
 
     def error_details(self, status: int, body: Any, text: str) -> tuple[str, str | None]:
         """Google's `{"error": {"code", "message", "status"}}`; its status names a 400's cause."""

@@ -21,6 +21,7 @@ from urllib.parse import quote
 import httpx
 
 from ..errors import GatewayError
+from ..model_ids import path_segment
 from ..sse import ServerSentEvent
 from ..translate import unsupported
 from ..wire import loads
@@ -495,7 +496,7 @@ class AzureOpenAIProvider(OpenAICompatibleProvider):
             return f"{self.base_url}/chat/completions"
         if self.api_version:
             return (
-                f"{self.base_url}/openai/deployments/{quote(model, safe='')}/chat/completions"
+                f"{self.base_url}/openai/deployments/{path_segment(model)}/chat/completions"
                 f"?api-version={quote(self.api_version, safe='')}"
             )
         return f"{self.base_url}/openai/v1/chat/completions"
