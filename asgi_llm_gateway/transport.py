@@ -9,6 +9,9 @@ the environment its requests go straight to the client's transport (`handle_asyn
 transport API): `AsyncClient.send` around it costs more than the aiohttp pool itself (measured ~60-80 µs a
 request, a third of it in cookie extraction for a jar that keeps nothing). With `HTTP(S)_PROXY`/`ALL_PROXY`
 set, requests go through `AsyncClient.send`, whose proxy mounts honour them (and `NO_PROXY`).
+
+Either way aiohttp is handed the URL exactly as httpx encoded it (`ExactURLTransport`): what is sent is
+what was signed, and a path segment stays one segment.
 """
 
 from __future__ import annotations
@@ -17,13 +20,15 @@ import asyncio
 import socket
 import urllib.request
 from http.cookiejar import CookieJar, DefaultCookiePolicy
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import httpx
+from aiohttp import BasicAuth, ClientSession, ClientTimeout
 from httpx_aiohttp import HttpxAiohttpClient  # imported up front: a lazy import costs the first request
-from httpx_aiohttp.transport import AiohttpTransport
+from httpx_aiohttp.transport import AiohttpResponseStream, AiohttpTransport, map_aiohttp_exceptions
+from yarl import URL
 
-__all__ = ["Upstream", "create_client"]
+__all__ = ["ExactURLTransport", "Upstream", "create_client"]
 
 _LIMITS = httpx.Limits(max_connections=1000, max_keepalive_connections=200, keepalive_expiry=30.0)
 
@@ -35,15 +40,80 @@ class Upstream(NamedTuple):
     direct: httpx.AsyncBaseTransport | None
 
 
+class ExactURLTransport(AiohttpTransport):
+    """httpx-aiohttp's transport, but aiohttp gets the URL exactly as httpx encoded it.
+
+    The stock transport passes `str(request.url)`, which aiohttp parses again and normalises: `%3A` becomes
+    `:` and `%2E%2E` becomes `..`, then is resolved. SigV4 signs the encoded path, so a Bedrock model id with
+    a colon (`…-v1:0`, ARNs) was signed for one path and sent on another (aiohttp-based AWS signers pass an
+    already-encoded URL for the same reason)."""
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        if not isinstance(self.client, ClientSession):
+            self.client = self.get_client()
+        timeout = request.extensions.get("timeout", {})
+        data: bytes | httpx.AsyncByteStream | None
+        try:
+            data = request.content or None
+        except httpx.RequestNotRead:
+            data = request.stream  # type: ignore[assignment]
+            request.headers.pop("transfer-encoding", None)  # aiohttp frames the body itself
+        proxy = self.proxy
+        with map_aiohttp_exceptions():
+            response = await self.client.request(
+                method=request.method,
+                url=URL(str(request.url), encoded=True),
+                headers=request.headers,
+                data=data,
+                allow_redirects=False,
+                auto_decompress=False,
+                compress=False,
+                timeout=ClientTimeout(
+                    sock_connect=timeout.get("connect"),
+                    sock_read=timeout.get("read"),
+                    connect=timeout.get("pool"),
+                ),
+                server_hostname=request.extensions.get("sni_hostname"),
+                proxy=str(proxy.url) if proxy else None,
+                proxy_auth=BasicAuth(*proxy.auth) if proxy and proxy.auth else None,
+                proxy_headers=proxy.headers if proxy else None,
+            ).__aenter__()
+        extensions: dict[str, Any] = {"http_version": b"HTTP/1.1"}
+        if response.reason:
+            extensions["reason_phrase"] = response.reason.encode()
+        return httpx.Response(
+            status_code=response.status,
+            headers=response.raw_headers,
+            stream=AiohttpResponseStream(response),
+            request=request,
+            extensions=extensions,
+        )
+
+
+class _ProxyAwareClient(HttpxAiohttpClient):
+    """httpx-aiohttp's client (proxy mounts from the environment), with `ExactURLTransport` everywhere.
+    The options are the ones httpx passes to these two hooks (verify, cert, trust_env, http1/2, limits)."""
+
+    def _init_transport(  # type: ignore[override]  # same keywords, forwarded as they come
+        self, transport: httpx.AsyncBaseTransport | None = None, **options: Any
+    ) -> httpx.AsyncBaseTransport:
+        return transport or ExactURLTransport(**options)
+
+    def _init_proxy_transport(  # type: ignore[override]
+        self, proxy: httpx.Proxy, **options: Any
+    ) -> httpx.AsyncBaseTransport:
+        return ExactURLTransport(proxy=proxy, **options)
+
+
 def create_client(timeout: httpx.Timeout) -> Upstream:
     """A pooled client for one provider. Called lazily, inside the running event loop."""
     if urllib.request.getproxies():  # what httpx reads: a client without an explicit transport mounts them
         if on_asyncio():
-            return Upstream(HttpxAiohttpClient(timeout=timeout, limits=_LIMITS, cookies=_no_cookies()), None)
+            return Upstream(_ProxyAwareClient(timeout=timeout, limits=_LIMITS, cookies=_no_cookies()), None)
         return Upstream(httpx.AsyncClient(timeout=timeout, limits=_LIMITS, cookies=_no_cookies()), None)
     transport: httpx.AsyncBaseTransport
     if on_asyncio():
-        transport = AiohttpTransport(limits=_LIMITS)
+        transport = ExactURLTransport(limits=_LIMITS)
     else:
         transport = httpx.AsyncHTTPTransport(
             limits=_LIMITS, socket_options=[(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)]

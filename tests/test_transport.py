@@ -46,7 +46,8 @@ async def test_asyncio_sends_straight_to_the_aiohttp_pool(no_proxy_env: None) ->
 
     client, direct = create_client(httpx.Timeout(5))
     try:
-        assert isinstance(direct, AiohttpTransport)  # aiohttp sets TCP_NODELAY on its sockets itself
+        # our ExactURLTransport; aiohttp sets TCP_NODELAY on its sockets itself
+        assert isinstance(direct, AiohttpTransport)
     finally:
         await client.aclose()
 
@@ -183,3 +184,44 @@ async def test_compressed_upstream_bodies_are_decoded(anyio_backend: str, no_pro
     text = "".join(c["choices"][0]["delta"].get("content") or "" for c in chunks if c["choices"])
     assert text == "zipped"
     assert len(seen) == 2
+
+
+def _path_recorder(seen: list[bytes]) -> Any:
+    async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            return
+        seen.append(scope["raw_path"])
+        await send({"type": "http.response.start", "status": 204, "headers": []})
+        await send({"type": "http.response.body", "body": b""})
+
+    return app
+
+
+SIGNED_PATH = "/model/arn%3Aaws%3Abedrock%3Aus-east-1%3A1%3Ainference-profile%2Fus.x-v1%3A0/converse"
+
+
+@pytest.mark.parametrize("anyio_backend", ["asyncio", "trio"])
+@pytest.mark.parametrize("through_proxy", [False, True])
+@pytest.mark.anyio
+async def test_bedrock_ids_with_colons_are_sent_on_the_exact_path_that_was_signed(
+    anyio_backend: str, through_proxy: bool, no_proxy_env: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Regression: aiohttp re-parsed the URL and sent `:` where `%3A` was signed (SigV4 then fails)."""
+    seen: list[bytes] = []
+    with serve(_path_recorder(seen)) as url:
+        target = url + SIGNED_PATH
+        if through_proxy:  # the proxy records the request line it was asked for
+            monkeypatch.setenv("HTTP_PROXY", url)
+            target = "http://upstream.invalid" + SIGNED_PATH
+        client, direct = create_client(httpx.Timeout(5))
+        try:
+            request = client.build_request("POST", target, content=b"{}")
+            if direct is None:
+                response = await client.send(request)
+            else:
+                response = await direct.handle_async_request(request)
+                await response.aclose()
+        finally:
+            await client.aclose()
+    assert response.status_code == 204
+    assert seen == [SIGNED_PATH.encode()]

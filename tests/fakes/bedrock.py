@@ -36,7 +36,7 @@ from collections.abc import AsyncIterator, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
-from urllib.parse import quote, unquote
+from urllib.parse import unquote
 
 import botocore.session
 from botocore.auth import SigV4Auth
@@ -98,11 +98,6 @@ def exception_frame(exception_type: str, message: str) -> bytes:
 # -- SigV4 ---------------------------------------------------------------------------------------------------
 
 
-def canonical_path(raw_path: str) -> str:
-    """The path AWS signs: every segment decoded, then encoded (botocore encodes it once more)."""
-    return "/".join(quote(unquote(segment), safe="") for segment in raw_path.split("/"))
-
-
 def verify_sigv4(
     *,
     method: str,
@@ -145,7 +140,9 @@ def verify_sigv4(
     content_hash = headers.get("x-amz-content-sha256")
     if content_hash is not None and content_hash != hashlib.sha256(body).hexdigest():
         return "InvalidSignatureException", "x-amz-content-sha256 does not match the body."
-    url = f"https://{headers['host']}{canonical_path(raw_path)}" + (f"?{query}" if query else "")
+    # The path exactly as received: botocore normalises and encodes it (once more) as AWS does, so a path
+    # sent with `:` where `%3A` was signed fails here, as it would against the real service.
+    url = f"https://{headers['host']}{raw_path}" + (f"?{query}" if query else "")
     request = AWSRequest(
         method=method, url=url, data=body, headers={name: headers.get(name, "") for name in signed}
     )
