@@ -10,7 +10,6 @@ from __future__ import annotations
 import copy
 import json
 from collections.abc import AsyncIterator, Callable
-from pathlib import Path
 from typing import Any
 
 import anyio
@@ -25,16 +24,10 @@ from asgi_llm_gateway.providers.anthropic import (
     to_completion,
     to_messages_request,
 )
+from tests.support.golden import fixture, golden
 
-FIXTURES = Path(__file__).resolve().parent.parent / "fixtures" / "anthropic"
 KEY = "sk-ant-api03-secretsecret"
 REQUEST = {"model": "claude/claude-haiku-4-5", "messages": [{"role": "user", "content": "hi"}]}
-
-
-def fixtures(kind: str) -> list[Any]:
-    paths = sorted((FIXTURES / kind).glob("*.json"))
-    assert paths, f"no fixtures in {kind}/"
-    return [pytest.param(json.loads(path.read_text()), id=path.stem) for path in paths]
 
 
 def error_dict(error: GatewayError) -> dict[str, Any]:
@@ -50,7 +43,7 @@ def error_dict(error: GatewayError) -> dict[str, Any]:
 # -- pure translation ---------------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("case", fixtures("request"))
+@pytest.mark.parametrize("case", golden("anthropic", "request"))
 def test_request(case: dict[str, Any]) -> None:
     request = case["openai"]
     untouched = copy.deepcopy(request)
@@ -60,7 +53,7 @@ def test_request(case: dict[str, Any]) -> None:
     assert request == untouched  # the request is shared with fallback targets: never mutated
 
 
-@pytest.mark.parametrize("case", fixtures("rejected"))
+@pytest.mark.parametrize("case", golden("anthropic", "rejected"))
 def test_rejected_request(case: dict[str, Any]) -> None:
     with pytest.raises(GatewayError) as caught:
         to_messages_request(case["openai"], case["model"])
@@ -73,7 +66,7 @@ def test_default_max_tokens_can_be_configured() -> None:
     assert to_messages_request(limited, "claude-haiku-4-5", default_limit=1234).body["max_tokens"] == 10
 
 
-@pytest.mark.parametrize("case", fixtures("response"))
+@pytest.mark.parametrize("case", golden("anthropic", "response"))
 def test_response(case: dict[str, Any]) -> None:
     completion = to_completion(case["anthropic"], json_tool=case["json_tool"], created=0)
     assert completion == case["openai"]
@@ -87,7 +80,7 @@ def test_response_without_content_list_is_502(message: Any) -> None:
     assert caught.value.status == 502 and caught.value.code == "upstream_bad_response"
 
 
-@pytest.mark.parametrize("case", fixtures("stream"))
+@pytest.mark.parametrize("case", golden("anthropic", "stream"))
 def test_stream(case: dict[str, Any]) -> None:
     translator = StreamTranslator("claude-haiku-4-5", json_tool=case["json_tool"], created=0)
     chunks: list[dict[str, Any]] = []
@@ -105,7 +98,7 @@ def test_stream(case: dict[str, Any]) -> None:
 
 
 def test_stream_tool_call_indexes_count_tool_calls_only() -> None:
-    case = json.loads((FIXTURES / "stream" / "parallel_tool_calls_after_text.json").read_text())
+    case = fixture("anthropic", "stream", "parallel_tool_calls_after_text")
     block_indexes = {data["index"] for event, data in case["events"] if event == "content_block_start"}
     firsts = [
         d
@@ -131,14 +124,14 @@ def sse(*events: tuple[str, dict[str, Any]]) -> bytes:
 
 
 def stream_case(name: str) -> bytes:
-    case = json.loads((FIXTURES / "stream" / f"{name}.json").read_text())
+    case = fixture("anthropic", "stream", name)
     return sse(*[(event, data) for event, data in case["events"]])
 
 
 @pytest.mark.anyio
 async def test_complete_sends_native_request_with_auth_headers() -> None:
     seen: list[httpx.Request] = []
-    answer = json.loads((FIXTURES / "response" / "parallel_tool_use.json").read_text())
+    answer = fixture("anthropic", "response", "parallel_tool_use")
 
     def handler(request: httpx.Request) -> httpx.Response:
         seen.append(request)
@@ -161,9 +154,7 @@ async def test_key_from_environment_and_version_override(monkeypatch: pytest.Mon
 
     def handler(request: httpx.Request) -> httpx.Response:
         seen.append(request)
-        return httpx.Response(
-            200, json=json.loads((FIXTURES / "response" / "text_end_turn.json").read_text())["anthropic"]
-        )
+        return httpx.Response(200, json=fixture("anthropic", "response", "text_end_turn")["anthropic"])
 
     client = httpx.AsyncClient(transport=httpx.MockTransport(handler))
     anthropic = AnthropicProvider(client=client, version="2026-10-21")
@@ -201,7 +192,7 @@ async def test_stream_yields_chunks_and_stops_at_message_stop() -> None:
         chunks = [chunk async for chunk in provider(handler).stream(REQUEST, "claude-haiku-4-5")]
     assert body.closed
     assert json.loads(seen[0].content)["stream"] is True
-    expected = json.loads((FIXTURES / "stream" / "parallel_tool_calls_after_text.json").read_text())["chunks"]
+    expected = fixture("anthropic", "stream", "parallel_tool_calls_after_text")["chunks"]
     assert [c["choices"] for c in chunks] == [c["choices"] for c in expected]
     assert chunks[-1]["usage"] == expected[-1]["usage"]
     assert {c["id"] for c in chunks} == {"msg_01STREAM"}
@@ -240,7 +231,7 @@ def _error_handler(case: dict[str, Any]) -> Callable[[httpx.Request], httpx.Resp
 
 
 @pytest.mark.anyio
-@pytest.mark.parametrize("case", fixtures("http_error"))
+@pytest.mark.parametrize("case", golden("anthropic", "http_error"))
 async def test_http_error(case: dict[str, Any]) -> None:
     with pytest.raises(GatewayError) as caught:
         await provider(_error_handler(case)).complete(REQUEST, "claude-haiku-4-5")
@@ -249,7 +240,7 @@ async def test_http_error(case: dict[str, Any]) -> None:
 
 
 @pytest.mark.anyio
-@pytest.mark.parametrize("case", fixtures("http_error"))
+@pytest.mark.parametrize("case", golden("anthropic", "http_error"))
 async def test_http_error_on_stream(case: dict[str, Any]) -> None:
     with pytest.raises(GatewayError) as caught:
         async for _ in provider(_error_handler(case)).stream(REQUEST, "claude-haiku-4-5"):

@@ -4,7 +4,6 @@ network: upstream answers come from `httpx.MockTransport`."""
 from __future__ import annotations
 
 import copy
-import json
 import re
 import subprocess
 import sys
@@ -36,17 +35,9 @@ from tests.fakes.bedrock import (
     isolate_aws_environment,
     verify_sigv4,
 )
+from tests.support.golden import fixture, golden
 
-FIXTURES = Path(__file__).parent.parent / "fixtures" / "bedrock"
 MODEL = "us.anthropic.claude-sonnet-4-5-20250929-v1:0"
-
-
-def fixtures(kind: str) -> list[Any]:
-    return [pytest.param(path, id=path.stem) for path in sorted((FIXTURES / kind).glob("*.json"))]
-
-
-def load(path: Path) -> dict[str, Any]:
-    return json.loads(path.read_text())
 
 
 def chat(text: str = "hi", **extra: Any) -> dict[str, Any]:
@@ -62,9 +53,8 @@ def aws_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
 # -- golden translation ------------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("path", fixtures("requests"))
-def test_request_translation(path: Path) -> None:
-    case = load(path)
+@pytest.mark.parametrize("case", golden("bedrock", "request"))
+def test_request_translation(case: dict[str, Any]) -> None:
     request = case["openai"]
     before = copy.deepcopy(request)
     native = to_converse_request(request, case["model"])
@@ -74,9 +64,8 @@ def test_request_translation(path: Path) -> None:
     assert request == before  # the request is read-only: fallback targets share it
 
 
-@pytest.mark.parametrize("path", fixtures("responses"))
-def test_response_translation(path: Path) -> None:
-    case = load(path)
+@pytest.mark.parametrize("case", golden("bedrock", "response"))
+def test_response_translation(case: dict[str, Any]) -> None:
     result = to_completion(
         case["converse"], "model-id", tool_names=case["tool_names"], json_tool=case["json_tool"], created=0
     )
@@ -84,9 +73,8 @@ def test_response_translation(path: Path) -> None:
     assert {**result, "id": "chatcmpl-test"} == case["openai"]
 
 
-@pytest.mark.parametrize("path", fixtures("streams"))
-def test_stream_translation(path: Path) -> None:
-    case = load(path)
+@pytest.mark.parametrize("case", golden("bedrock", "stream"))
+def test_stream_translation(case: dict[str, Any]) -> None:
     translator = StreamTranslator(
         "model-id", tool_names=case["tool_names"], json_tool=case["json_tool"], id="chatcmpl-test", created=0
     )
@@ -332,7 +320,7 @@ def test_the_documented_test_vector(decoder: str) -> None:
 @pytest.mark.parametrize("decoder", DECODERS)
 @pytest.mark.parametrize("size", [1, 7, 97, 148, 10_000], ids=lambda size: f"reads-of-{size}")
 def test_frames_decode_whatever_the_reads(decoder: str, size: int) -> None:
-    case = load(FIXTURES / "eventstream" / "converse_stream.json")
+    case = fixture("bedrock", "eventstream", "converse_stream")
     body = bytes.fromhex(case["body_hex"])
     decode = DECODERS[decoder]()
     frames = [frame for piece in pieces(body, size) for frame in decode.feed(piece)]

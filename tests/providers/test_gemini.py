@@ -5,7 +5,6 @@ from __future__ import annotations
 import enum
 import json
 from collections.abc import AsyncIterator, Callable
-from pathlib import Path
 from typing import Any, Literal
 
 import httpx
@@ -26,35 +25,28 @@ from asgi_llm_gateway.providers.gemini import (
     to_gemini_request,
     to_openapi_schema,
 )
+from tests.support.golden import fixture, golden
 
-FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "gemini"
 KEY = "AIzaSyTEST-provider-key-000000000000"
 CREATED = 1700000000
-
-
-def fixtures(kind: str) -> list[Any]:
-    return [
-        pytest.param(json.loads(path.read_text()), id=path.stem)
-        for path in sorted((FIXTURES / kind).glob("*.json"))
-    ]
 
 
 # -- golden fixtures -------------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("case", fixtures("request"))
+@pytest.mark.parametrize("case", golden("gemini", "request"))
 def test_request_translation(case: dict[str, Any]) -> None:
     frozen = json.dumps(case["openai"])
     assert to_gemini_request(case["openai"], case["model"], json_schema=case["json_schema"]) == case["gemini"]
     assert json.dumps(case["openai"]) == frozen  # the request is read-only
 
 
-@pytest.mark.parametrize("case", fixtures("response"))
+@pytest.mark.parametrize("case", golden("gemini", "response"))
 def test_response_translation(case: dict[str, Any]) -> None:
     assert to_completion(case["gemini"], case["model"], created=CREATED) == case["openai"]
 
 
-@pytest.mark.parametrize("case", fixtures("stream"))
+@pytest.mark.parametrize("case", golden("gemini", "stream"))
 def test_stream_translation(case: dict[str, Any]) -> None:
     translator = StreamTranslator(case["model"], created=CREATED)
     chunks = [chunk for event in case["events"] for chunk in translator.feed(event)]
@@ -92,7 +84,7 @@ class Person(BaseModel):
     ],
 )
 def test_schema_conversion_of_pydantic_models(name: str, generated: Callable[[], Any]) -> None:
-    case = json.loads((FIXTURES / "schema" / f"{name}.json").read_text())
+    case = fixture("gemini", "schema", name)
     assert generated() == case["input"]  # the fixture really is what Pydantic (and openai) produce
     assert sanitize_json_schema(case["input"], "p") == case["parametersJsonSchema"]
     assert to_openapi_schema(case["input"], "p") == case["parameters"]

@@ -4,15 +4,14 @@ from __future__ import annotations
 
 import copy
 import json
-from pathlib import Path
 from typing import Any
 
 import pytest
 
 from asgi_llm_gateway.errors import GatewayError
 from asgi_llm_gateway.providers import openai as family
+from tests.support.golden import golden
 
-FIXTURES = Path(__file__).parent.parent / "fixtures" / "openai_family"
 QUIRKS = {
     "openai": family.OPENAI,
     "mistral": family.MISTRAL,
@@ -23,9 +22,8 @@ QUIRKS = {
 }
 
 
-@pytest.mark.parametrize("path", sorted(FIXTURES.glob("*.json")), ids=lambda p: p.stem)
-def test_request_golden(path: Path) -> None:
-    fixture = json.loads(path.read_text())
+@pytest.mark.parametrize("fixture", golden("openai_family", "request"))
+def test_request_golden(fixture: dict[str, Any]) -> None:
     request = fixture["request"]
     untouched = copy.deepcopy(request)
     body = family.build_request(
