@@ -36,9 +36,9 @@ class Policy:
     until the first chunk and `idle_timeout` between chunks. Connect timeouts belong to the provider's
     HTTP client (its `timeout` argument).
 
-    Cooldown: a target that failed `cooldown_after` times in a row is skipped for `cooldown` seconds while a
-    healthy target remains. `max_concurrency` caps in-flight calls per provider; a call that waits more
-    than `queue_timeout` for a slot gets 503. `fallback_on` lists extra error codes (e.g.
+    Cooldown: for `cooldown` seconds after failing `cooldown_after` times in a row, a target is tried only
+    after every healthy one: last, not never. `max_concurrency` caps in-flight calls per provider; a call
+    that waits more than `queue_timeout` for a slot gets 503. `fallback_on` lists extra error codes (e.g.
     `context_length_exceeded`, `content_filter`) that move on to the next target without retrying.
     """
 

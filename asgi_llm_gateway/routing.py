@@ -84,8 +84,9 @@ class Router:
     def plan(
         self, model: str, health: HealthBook, rng: random.Random, now: float
     ) -> tuple[list[Target], Policy | None]:
-        """Targets in the order to try them: groups shuffled by weight, cooled-down targets left out while
-        a healthy one remains."""
+        """Targets in the order to try them: groups shuffled by weight, then cooled-down targets moved to the
+        end, so that they are tried last rather than never (a route whose healthy targets all fail still
+        gets an answer from one that is recovering; Envoy's panic threshold does the same)."""
         entries, policy = self.resolve(model)
         order: list[Target] = []
         for entry in entries:
@@ -95,8 +96,11 @@ class Router:
                 by_name = {target.name: target for target in entry.targets}
                 order.extend(by_name[name] for name in weighted_order(entry.weights, rng))
         unique = list({target.name: target for target in order}.values())  # in order of first occurrence
-        healthy = [t for t in unique if health.healthy(t.name, now)]
-        return healthy or unique, policy
+        healthy: list[Target] = []
+        cooling: list[Target] = []
+        for target in unique:
+            (healthy if health.healthy(target.name, now) else cooling).append(target)
+        return healthy + cooling, policy
 
 
 @dataclass(frozen=True, slots=True)

@@ -254,6 +254,23 @@ def test_failing_deployment_is_cooled_down_and_skipped(rig: Rig) -> None:
     assert len(rig.b.requests) == 20
 
 
+@pytest.mark.gateway(policy=Policy(max_attempts=1, cooldown_after=1, cooldown=60))
+def test_cooled_down_target_is_tried_last_not_never(rig: Rig) -> None:
+    """Issue 12: `a` is cooling down when `b`, the only healthy target, fails; `a` (recovered by now) must
+    still get its chance, after `b`, instead of the call failing untried."""
+    rig.a.faults.append(Fault(500, error_body("a hiccup")))
+    with rig.client() as client:
+        assert client.chat.completions.create(model="ab", messages=HELLO).model == "b/m"  # a cools down
+        rig.b.faults.append(Fault(503, error_body("b down")))
+        raw = client.chat.completions.with_raw_response.create(model="ab", messages=HELLO)
+        assert raw.parse().model == "a/m"
+        assert raw.headers["x-llm-gateway-attempts"] == "2"  # b first (healthy), then a (cooling)
+        assert (len(rig.a.requests), len(rig.b.requests)) == (2, 2)
+        # a's success ended its cooldown, and b is the one cooling now: a is first again.
+        assert client.chat.completions.create(model="ab", messages=HELLO).model == "a/m"
+    assert (len(rig.a.requests), len(rig.b.requests)) == (3, 2)
+
+
 @pytest.mark.gateway(routes={"pool": [Group({"a/m": 9, "b/m": 1})]})
 def test_weighted_load_balancing(rig: Rig) -> None:
     rig.gateway.rng = random.Random(7)
