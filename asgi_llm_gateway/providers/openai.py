@@ -24,7 +24,7 @@ from ..errors import GatewayError
 from ..model_ids import path_segment
 from ..sse import ServerSentEvent
 from ..translate import unsupported
-from ..wire import loads
+from ..wire import dumps, loads, tool_call_id
 from .base import HTTPProvider, bad_upstream_data, one_by_one, translate_reads
 
 __all__ = [
@@ -283,6 +283,42 @@ def _normalize_message(message: dict[str, Any]) -> None:
     _flatten_content(message.get("content"), message)
 
 
+def _normalize_tool_calls(calls: Any, provider: str) -> None:
+    """`message.tool_calls` in OpenAI's exact shape, in place: `id`, `type`, `function: {name, arguments}`.
+
+    Mistral omits `type` and numbers each call with an `index` (a chunk-only field); the SDKs then see
+    `type=None` and their tool loops stop (openai-node's `runTools`, the Vercel AI SDK). Unconditional
+    rather than a quirk: a call already in shape costs a few dict lookups, only answers with tool calls pay
+    them, and a compatible server that deviates the same way is fixed without anyone listing it.
+    """
+    if not isinstance(calls, list):
+        raise bad_upstream_data(provider, "tool_calls that are not a list")
+    for call in calls:
+        if not isinstance(call, dict):
+            raise bad_upstream_data(provider, "a tool call that is not an object")
+        call.pop("index", None)
+        if not call.get("id") or not isinstance(call["id"], str):
+            call["id"] = tool_call_id()
+        if call.get("type") is None:
+            call["type"] = "function"
+        if call["type"] != "function":
+            continue  # OpenAI's own `custom` tool calls pass through as they are
+        function = call.get("function")
+        if not isinstance(function, dict) or not isinstance(function.get("name"), str):
+            raise bad_upstream_data(provider, "a tool call without a function name")
+        arguments = function.get("arguments")
+        if not isinstance(arguments, str):  # absent, or an object instead of its JSON text
+            function["arguments"] = "{}" if arguments is None else dumps(arguments).decode()
+
+
+def _normalize_tool_call_deltas(deltas: Any) -> None:
+    """Streamed tool-call fragments as OpenAI sends them, in place: `index` stays (chunks require it), and
+    the fragment that opens a call (the one with its `id`) says `type: "function"`."""
+    for delta in deltas if isinstance(deltas, list) else ():
+        if isinstance(delta, dict) and delta.get("id") is not None and delta.get("type") is None:
+            delta["type"] = "function"
+
+
 def _normalize_usage(usage: dict[str, Any]) -> dict[str, Any]:
     hit = usage.get("prompt_cache_hit_tokens")
     if hit is not None:  # DeepSeek
@@ -303,6 +339,7 @@ def normalize_completion(native: Any, provider: str) -> dict[str, Any]:
         _normalize_message(message)
         choice["finish_reason"] = _finish_reason(choice.get("finish_reason"), provider) or "stop"
         if message.get("tool_calls"):
+            _normalize_tool_calls(message["tool_calls"], provider)
             choice["finish_reason"] = "tool_calls"
         choice.setdefault("logprobs", None)
     native["object"] = "chat.completion"
@@ -340,6 +377,8 @@ def normalize_chunk(chunk: Any, provider: str) -> dict[str, Any] | None:
         if not isinstance(delta, dict):
             raise bad_upstream_data(provider, "a chunk choice without a delta")
         _normalize_message(delta)
+        if delta.get("tool_calls"):
+            _normalize_tool_call_deltas(delta["tool_calls"])
         choice["finish_reason"] = _finish_reason(choice.get("finish_reason"), provider)
         choice.pop("content_filter_results", None)
     chunk.pop("prompt_filter_results", None)

@@ -11,6 +11,7 @@ import pytest
 from asgi_llm_gateway.errors import GatewayError
 from asgi_llm_gateway.providers import openai as family
 from tests.support.golden import golden
+from tests.support.openai_spec import assert_valid
 
 QUIRKS = {
     "openai": family.OPENAI,
@@ -170,3 +171,111 @@ def test_usage_on_the_finishing_chunk_is_split_into_openais_usage_chunk() -> Non
     content, usage = family.split_usage(chunk)
     assert content["usage"] is None and content["choices"] == chunk["choices"]
     assert usage["choices"] == [] and usage["usage"] == {"prompt_tokens": 3}
+
+
+# -- tool calls in OpenAI's exact shape (issue 12) -------------------------------------------------------
+
+
+def _completion(*calls: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "id": "x",
+        "object": "chat.completion",
+        "created": 1,
+        "model": "m",
+        "choices": [
+            {
+                "index": 0,
+                "message": {"role": "assistant", "content": None, "refusal": None, "tool_calls": list(calls)},
+                "finish_reason": "tool_calls",
+            }
+        ],
+    }
+
+
+def _chunk(delta: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "id": "x",
+        "object": "chat.completion.chunk",
+        "created": 1,
+        "model": "m",
+        "choices": [{"index": 0, "delta": delta, "finish_reason": None}],
+    }
+
+
+def test_mistral_tool_calls_come_back_with_type_function() -> None:
+    """Mistral's answer: no `type`, and an `index` although this is not a stream."""
+    native = _completion(
+        {"id": "D681PevKs", "function": {"name": "lookup", "arguments": '{"q": "cats"}'}, "index": 0},
+        {"id": "aB3dE6gH9", "function": {"name": "other", "arguments": "{}"}, "index": 1},
+    )
+    out = family.normalize_completion(native, "mistral")
+    assert out["choices"][0]["message"]["tool_calls"] == [
+        {"id": "D681PevKs", "type": "function", "function": {"name": "lookup", "arguments": '{"q": "cats"}'}},
+        {"id": "aB3dE6gH9", "type": "function", "function": {"name": "other", "arguments": "{}"}},
+    ]
+    assert_valid("CreateChatCompletionResponse", out)
+
+
+def test_mistral_streamed_tool_calls_come_back_with_type_function() -> None:
+    """Mistral streams each call whole, with its `index` and without `type`: `type` is added where the
+    `id` is, `index` stays (chunks require it)."""
+    mistral = {"id": "D681PevKs", "function": {"name": "f", "arguments": "{}"}, "index": 0}
+    chunk = family.normalize_chunk(_chunk({"tool_calls": [mistral]}), "mistral")
+    assert chunk is not None
+    assert chunk["choices"][0]["delta"]["tool_calls"] == [
+        {"id": "D681PevKs", "type": "function", "function": {"name": "f", "arguments": "{}"}, "index": 0}
+    ]
+    assert_valid("CreateChatCompletionStreamResponse", chunk)
+
+
+def test_continuation_fragments_and_chunks_without_tool_calls_are_left_as_they_are() -> None:
+    continuation = {"index": 0, "function": {"arguments": '"}'}}
+    chunk = family.normalize_chunk(_chunk({"tool_calls": [dict(continuation)]}), "openai")
+    assert chunk is not None and chunk["choices"][0]["delta"]["tool_calls"] == [continuation]
+    text = family.normalize_chunk(_chunk({"content": "hi"}), "openai")
+    assert text is not None and text["choices"][0]["delta"] == {"content": "hi"}
+
+
+def test_tool_calls_already_in_openais_shape_are_unchanged() -> None:
+    call = {"id": "call_1", "type": "function", "function": {"name": "f", "arguments": "{}"}}
+    out = family.normalize_completion(_completion(copy.deepcopy(call)), "openai")
+    assert out["choices"][0]["message"]["tool_calls"] == [call]
+    opening = {"index": 0, "id": "call_1", "type": "function", "function": {"name": "f", "arguments": ""}}
+    chunk = family.normalize_chunk(_chunk({"tool_calls": [dict(opening)]}), "openai")
+    assert chunk is not None and chunk["choices"][0]["delta"]["tool_calls"] == [opening]
+
+
+def test_tool_calls_missing_an_id_or_with_object_arguments_are_completed() -> None:
+    out = family.normalize_completion(
+        _completion(
+            {"type": None, "function": {"name": "f", "arguments": {"q": "x"}}},
+            {"id": "", "function": {"name": "g"}},
+        ),
+        "openai-compatible",
+    )
+    first, second = out["choices"][0]["message"]["tool_calls"]
+    assert first["id"].startswith("call_") and second["id"].startswith("call_")
+    assert first["id"] != second["id"]
+    assert first["type"] == second["type"] == "function"
+    assert json.loads(first["function"]["arguments"]) == {"q": "x"}
+    assert second["function"]["arguments"] == "{}"
+    assert_valid("CreateChatCompletionResponse", out)
+
+
+def test_openais_custom_tool_calls_pass_through() -> None:
+    call = {"id": "call_1", "type": "custom", "custom": {"name": "grammar", "input": "x"}}
+    out = family.normalize_completion(_completion(copy.deepcopy(call)), "openai")
+    assert out["choices"][0]["message"]["tool_calls"] == [call]
+
+
+@pytest.mark.parametrize(
+    "tool_calls",
+    [{"id": "a"}, ["not an object"], [{"id": "a", "function": {"arguments": "{}"}}]],
+    ids=["not-a-list", "not-an-object", "no-name"],
+)
+def test_malformed_tool_calls_are_a_502(tool_calls: Any) -> None:
+    native = _completion()
+    native["choices"][0]["message"]["tool_calls"] = tool_calls
+    with pytest.raises(GatewayError) as caught:
+        family.normalize_completion(native, "mistral")
+    assert caught.value.status == 502
