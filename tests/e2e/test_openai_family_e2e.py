@@ -23,7 +23,7 @@ from asgi_llm_gateway.providers import (
     XAIProvider,
 )
 from tests.fakes.openai import KEY, FakeOpenAI, Fault
-from tests.support.openai_spec import assert_valid
+from tests.support.openai_spec import ValidatingTransport, assert_valid
 from tests.support.server import serve
 
 TOOL = {
@@ -36,15 +36,26 @@ TOOL = {
 
 
 class Stack:
-    def __init__(self, fake: FakeOpenAI, client: openai.OpenAI, gateway_url: str) -> None:
+    def __init__(
+        self,
+        fake: FakeOpenAI,
+        client: openai.OpenAI,
+        gateway_url: str,
+        upstream_url: str,
+        transport: ValidatingTransport,
+    ) -> None:
         self.fake = fake
         self.client = client
         self.url = gateway_url
+        self.upstream_url = upstream_url
+        #: Every chat-completions answer the client receives is checked against OpenAI's spec on its way in.
+        self.transport = transport
 
 
 @pytest.fixture(scope="module")
 def stacks() -> Iterator[dict[str, Stack]]:
     fakes = {name: FakeOpenAI(flavour=name) for name in ("openai", "mistral", "azure", "deepseek", "groq")}
+    transport = ValidatingTransport()
     with (
         serve(fakes["openai"].app()) as openai_url,
         serve(fakes["mistral"].app()) as mistral_url,
@@ -52,6 +63,13 @@ def stacks() -> Iterator[dict[str, Stack]]:
         serve(fakes["deepseek"].app()) as deepseek_url,
         serve(fakes["groq"].app()) as groq_url,
     ):
+        upstreams = {
+            "openai": openai_url,
+            "mistral": mistral_url,
+            "azure": azure_url,
+            "deepseek": deepseek_url,
+            "groq": groq_url,
+        }
         gateway = Gateway(
             providers={
                 "openai": OpenAIProvider(api_key=KEY, base_url=openai_url + "/v1"),
@@ -67,10 +85,15 @@ def stacks() -> Iterator[dict[str, Stack]]:
         )
         with (
             serve(gateway) as url,
-            openai.OpenAI(base_url=url + "/v1", api_key="client", max_retries=0) as client,
+            openai.OpenAI(
+                base_url=url + "/v1",
+                api_key="client",
+                max_retries=0,
+                http_client=httpx.Client(transport=transport),
+            ) as client,
         ):
             yield {
-                name: Stack(fakes[flavour], client, url)
+                name: Stack(fakes[flavour], client, url, upstreams[flavour], transport)
                 for name, flavour in [
                     ("openai", "openai"),
                     ("mistral", "mistral"),
@@ -203,6 +226,73 @@ def test_streamed_tool_call(stacks: dict[str, Stack], provider: str) -> None:
                 names.append(delta.function.name)
             arguments += (delta.function.arguments if delta.function else "") or ""
     assert names == ["lookup"] and json.loads(arguments) == {"q": "lookup"}
+
+
+def test_the_mistral_fake_answers_tool_calls_as_mistral_does(stacks: dict[str, Stack]) -> None:
+    """The regression tests below prove something only while the fake deviates as Mistral does: no `type`
+    on tool calls, an `index` on non-streamed ones, each streamed call whole in one delta."""
+    stack = stacks["mistral"]
+    body = {"model": "m", "messages": [{"role": "user", "content": "lookup"}], "tools": [TOOL]}
+    headers = {"authorization": f"Bearer {KEY}"}
+    answer = httpx.post(stack.upstream_url + "/v1/chat/completions", json=body, headers=headers).json()
+    call = answer["choices"][0]["message"]["tool_calls"][0]
+    assert "type" not in call and call["index"] == 0 and len(call["id"]) == 9
+    streamed = httpx.post(
+        stack.upstream_url + "/v1/chat/completions", json={**body, "stream": True}, headers=headers
+    ).text
+    chunks = [json.loads(e[6:]) for e in streamed.split("\n\n") if e.startswith("data: {")]
+    fragments = [f for c in chunks for f in c["choices"][0]["delta"].get("tool_calls") or ()]
+    assert len(fragments) == 1 and "type" not in fragments[0] and fragments[0]["index"] == 0
+    assert json.loads(fragments[0]["function"]["arguments"]) == {"q": "lookup"}
+
+
+def test_mistral_tool_calls_come_back_with_type_function(stacks: dict[str, Stack]) -> None:
+    """Regression (issue 12): Mistral's tool calls were passed on without `type` and with an `index`; the
+    SDK showed `type=None` and openai-node's and the Vercel AI SDK's tool loops failed."""
+    stack = stacks["mistral"]
+    raw = stack.client.chat.completions.with_raw_response.create(
+        model="mistral/m", messages=[{"role": "user", "content": "please lookup cats"}], tools=[TOOL]
+    )
+    body = json.loads(raw.text)
+    assert_valid("CreateChatCompletionResponse", body)
+    call = body["choices"][0]["message"]["tool_calls"][0]
+    assert set(call) == {"id", "type", "function"} and call["type"] == "function"
+    assert set(call["function"]) == {"name", "arguments"}
+    sdk_call = (raw.parse().choices[0].message.tool_calls or [])[0]
+    assert sdk_call.type == "function" and sdk_call.id == call["id"]
+
+
+def test_mistral_streamed_tool_calls_come_back_with_type_function(stacks: dict[str, Stack]) -> None:
+    """Regression (issue 12), streamed: the fragment that opens a call carries `type: "function"` (and its
+    `index`), so the SDK's stream helper assembles a complete tool call."""
+    stack = stacks["mistral"]
+    fragments = []
+    with stack.client.chat.completions.stream(
+        model="mistral/m", messages=[{"role": "user", "content": "please lookup cats"}], tools=[TOOL]
+    ) as stream:
+        for event in stream:
+            if event.type == "chunk" and event.chunk.choices:
+                fragments += event.chunk.choices[0].delta.tool_calls or []
+        final = stream.get_final_completion()
+    opening = [f for f in fragments if f.id]
+    assert len(opening) == 1 and opening[0].type == "function" and opening[0].index == 0
+    call = (final.choices[0].message.tool_calls or [])[0]
+    assert call.type == "function" and call.id == opening[0].id
+    assert json.loads(call.function.arguments) == {"q": "please lookup cats"}
+
+
+def test_every_answer_the_sdk_receives_is_checked_against_the_spec(stacks: dict[str, Stack]) -> None:
+    """Issue 12 went unseen because tool-call answers were only read through the SDK, which accepts
+    `type=None`; the stack's transport now validates every answer and event it carries."""
+    stack = stacks["openai"]
+    before = stack.transport.checked
+    stack.client.chat.completions.create(model="openai/m", messages=[{"role": "user", "content": "x"}])
+    list(
+        stack.client.chat.completions.create(
+            model="openai/m", messages=[{"role": "user", "content": "a b"}], stream=True
+        )
+    )
+    assert stack.transport.checked >= before + 1 + 4  # the answer; role, two words, finish
 
 
 LEGACY_FUNCTION = TOOL["function"]

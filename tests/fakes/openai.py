@@ -2,7 +2,8 @@
 
 Flavours: "openai" (body checked against OpenAI's official OpenAPI schema; unknown fields and `max_tokens`
 on reasoning models rejected), "mistral" (unknown fields → 422 with Mistral's flat envelope; tool-call ids
-must be 9 alphanumerics; `developer` role and `name` on user messages rejected), "azure" (api-key header,
+must be 9 alphanumerics; `developer` role and `name` on user messages rejected; tool calls answered without
+`type`, with an `index` outside streams too, and streamed whole in one delta), "azure" (api-key header,
 deployments URL with api-version, a leading prompt-filter chunk with empty choices), "deepseek"
 (`: keep-alive` comments, cache-hit usage fields, text-only content), "groq" (n must be 1, `reasoning`
 field). Answers are the echo provider's, rendered in the flavour's format. Faults can be scripted.
@@ -177,9 +178,11 @@ class FakeOpenAI:
 
     def _render(self, completion: dict[str, Any]) -> dict[str, Any]:
         for choice in completion["choices"]:
-            for call in choice["message"].get("tool_calls") or ():
-                if self.flavour == "mistral":
+            for position, call in enumerate(choice["message"].get("tool_calls") or ()):
+                if self.flavour == "mistral":  # no `type`, and an `index` even outside streams
                     call["id"] = call["id"][5:14]
+                    del call["type"]
+                    call["index"] = position
             if self.flavour == "groq":
                 choice["message"]["reasoning"] = "thinking about it"
         usage = completion["usage"]
@@ -191,6 +194,8 @@ class FakeOpenAI:
     async def _stream(self, body: dict[str, Any], fault: Fault | None):  # type: ignore[no-untyped-def]
         include_usage = (body.get("stream_options") or {}).get("include_usage") or self.flavour == "mistral"
         chunks = [chunk async for chunk in EchoProvider().stream({**body, "seed": None}, body["model"])]
+        if self.flavour == "mistral":
+            chunks = _whole_tool_calls(chunks)
         if self.flavour == "azure":
             yield (
                 'data: {"choices":[],"created":0,"id":"","model":"","object":"",'
@@ -229,8 +234,8 @@ class FakeOpenAI:
             chunk["usage"] = None
         if self.flavour == "mistral" and chunk["choices"]:
             for call in chunk["choices"][0]["delta"].get("tool_calls") or ():
-                if "id" in call:
-                    call["id"] = call["id"][5:14]
+                call["id"] = call["id"][5:14]
+                call.pop("type", None)
             if chunk["choices"][0]["finish_reason"]:
                 chunk["usage"] = chunks[-1]["usage"]
         return [f"data: {json.dumps(chunk)}\n\n"]
@@ -253,6 +258,30 @@ class FakeOpenAI:
             routes=[Route(path, self.chat, methods=["POST"]) for path in chat]
             + [Route("/v1/models", self.models)]
         )
+
+
+def _whole_tool_calls(chunks: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Mistral streams each tool call whole, in one delta (`id`, `function`, `index`; no `type`): the
+    echo's argument fragments are folded into the delta that opened their call."""
+    out: list[dict[str, Any]] = []
+    opened: dict[tuple[int, int], dict[str, Any]] = {}
+    for chunk in chunks:
+        choice = chunk["choices"][0] if chunk["choices"] else None
+        calls = choice["delta"].get("tool_calls") if choice else None
+        if not calls:
+            out.append(chunk)
+            continue
+        assert choice is not None
+        for call in calls:
+            key = (choice["index"], call["index"])
+            if "id" in call:
+                opened[key] = call
+            else:
+                opened[key]["function"]["arguments"] += call["function"]["arguments"]
+        choice["delta"]["tool_calls"] = [call for call in calls if "id" in call]
+        if choice["delta"]["tool_calls"]:
+            out.append(chunk)
+    return out
 
 
 def _openai_error(status: int, message: str, param: str | None, code: str | None = None) -> JSONResponse:
