@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import json
+import re
 import typing
 from collections.abc import Iterator
 from pathlib import Path
@@ -1413,3 +1414,242 @@ def test_valid_requests_never_import_jsonschema_when_jsonschema_rs_is_installed(
     )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert done.stdout.split("\n")[:2] == ["False", "GatewayError messages[0].role True"]
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Numbers out of range (issue 12, item 6): integers past 64 bits, floats in integer fields, NaN and Infinity
+
+
+def wire_loads_without_orjson() -> Any:
+    """The `loads` that wire.py falls back to when orjson is absent: its own copy of the module, loaded with
+    orjson hidden, so the gateway's real modules stay as they are."""
+    import importlib.util
+    import sys
+
+    from asgi_llm_gateway import wire
+
+    assert wire.__file__ is not None
+    spec = importlib.util.spec_from_file_location("_wire_without_orjson", wire.__file__)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    saved = sys.modules.get("orjson")
+    sys.modules["orjson"] = None  # type: ignore[assignment]  # makes `import orjson` raise ImportError
+    try:
+        spec.loader.exec_module(module)
+    finally:
+        if saved is None:
+            del sys.modules["orjson"]
+        else:
+            sys.modules["orjson"] = saved
+    return module.loads
+
+
+@pytest.fixture(params=["orjson", "json"])
+def parser(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Run a test with the JSON parser the gateway uses when orjson is installed (the `fast` extra), and with
+    the stdlib fallback."""
+    if request.param == "json":
+        fallback = wire_loads_without_orjson()
+        assert fallback.__module__ == "_wire_without_orjson"
+        monkeypatch.setattr(schemas, "loads", fallback)
+    else:
+        from asgi_llm_gateway import wire
+
+        assert vars(schemas)["loads"] is wire.loads
+        assert "orjson" in wire.loads.__code__.co_names  # the tests run with the `fast` extra
+    return str(request.param)
+
+
+def edge_error(raw: str) -> GatewayError:
+    """What the edge answers to a raw body: parsed, then validated, as the gateway does."""
+    with pytest.raises(GatewayError) as info:
+        validate_chat_request(parse_json_body(raw.encode()))
+    return info.value
+
+
+def raw_body(**raw_fields: str) -> str:
+    """BASE as JSON text, with fields whose values are given as raw JSON text."""
+    return json.dumps(BASE)[:-1] + "".join(f", {json.dumps(k)}: {v}" for k, v in raw_fields.items()) + "}"
+
+
+PAST_64_BITS = "100000000000000000000"  # 1e20: orjson reads it as a float, the stdlib as a big int
+
+OUT_OF_RANGE_INTEGERS = [
+    ({"max_tokens": PAST_64_BITS}, "max_tokens"),
+    ({"max_completion_tokens": PAST_64_BITS}, "max_completion_tokens"),
+    ({"max_tokens": "-" + PAST_64_BITS}, "max_tokens"),
+    ({"max_tokens": "2147483648"}, "max_tokens"),
+    ({"max_completion_tokens": "2147483648"}, "max_completion_tokens"),
+    ({"n": PAST_64_BITS}, "n"),
+    ({"seed": PAST_64_BITS}, "seed"),
+    ({"seed": "9223372036854775808"}, "seed"),  # 2^63: still an int for orjson (it reads up to 2^64 - 1)
+    ({"seed": "-9223372036854775809"}, "seed"),  # -2^63 - 1: a float for orjson, equal to the minimum
+    ({"seed": "18446744073709551616"}, "seed"),  # 2^64
+    ({"logprobs": "true", "top_logprobs": PAST_64_BITS}, "top_logprobs"),
+    ({"logit_bias": '{"50256": ' + PAST_64_BITS + "}"}, "logit_bias.50256"),
+]
+
+
+@pytest.mark.parametrize(
+    ("fields", "param"), OUT_OF_RANGE_INTEGERS, ids=[field_id(f) for f, _ in OUT_OF_RANGE_INTEGERS]
+)
+def test_integer_past_64_bits_is_rejected_naming_the_field(
+    engine: str, parser: str, fields: dict[str, str], param: str
+) -> None:
+    """Was: `max_tokens: 100000000000000000000` answered 200 and forwarded as 1e+20."""
+    error = edge_error(raw_body(**fields))
+    assert (error.status, error.type, error.param) == (400, "invalid_request_error", param), error.message
+    assert error.message.startswith(f"{param}: ")
+
+
+def test_an_integer_past_64_bits_is_reported_as_out_of_range() -> None:
+    assert edge_error(raw_body(max_tokens=PAST_64_BITS)).message == (
+        "max_tokens: 1e+20 is greater than the maximum of 2147483647"
+    )
+    assert edge_error(raw_body(seed="-9223372036854775809")).message == (
+        "seed: expected an integer or null, got -9.223372036854776e+18 "
+        "(an integer past the 64-bit range, read as a float)"
+    )
+
+
+NOT_INTEGERS = [
+    ({"max_tokens": "1.5"}, "max_tokens"),
+    ({"max_tokens": "100.0"}, "max_tokens"),
+    ({"max_completion_tokens": "1e3"}, "max_completion_tokens"),
+    ({"n": "2.0"}, "n"),
+    ({"seed": "1e18"}, "seed"),  # inside the range: only the type can reject it
+    ({"seed": "-7.0"}, "seed"),
+    ({"logprobs": "true", "top_logprobs": "2.0"}, "top_logprobs"),
+    ({"logit_bias": '{"50256": -100, "1": 1.0}'}, "logit_bias.1"),
+]
+
+
+@pytest.mark.parametrize(("fields", "param"), NOT_INTEGERS, ids=[field_id(f) for f, _ in NOT_INTEGERS])
+def test_a_float_in_an_integer_field_is_rejected_naming_the_field(
+    engine: str, parser: str, fields: dict[str, str], param: str
+) -> None:
+    """JSON Schema counts 1.0 as an integer, and jsonschema-rs and jsonschema follow it; the gateway does not
+    (a float such as 1e18 in `seed` was forwarded as a float)."""
+    error = edge_error(raw_body(**fields))
+    assert (error.status, error.type, error.param, error.code) == (400, "invalid_request_error", param, TYPE)
+    assert error.message.startswith(f"{param}: expected an integer")
+
+
+def test_a_float_in_an_integer_field_says_how_to_write_it() -> None:
+    assert rejection(with_fields(max_tokens=100.0)).message == (
+        "max_tokens: expected an integer or null, got 100.0 "
+        "(write an integer without a decimal point or exponent)"
+    )
+    assert (
+        rejection(with_fields(max_tokens=1.5)).message == "max_tokens: expected an integer or null, got 1.5"
+    )
+
+
+@pytest.mark.parametrize(
+    "fields",
+    [
+        {"max_tokens": 1, "max_completion_tokens": 1},
+        {"max_tokens": 2**31 - 1, "max_completion_tokens": 2**31 - 1},
+        {"n": 128},
+        {"seed": -(2**63)},
+        {"seed": 2**63 - 1},
+        {"seed": 0},
+        {"logprobs": True, "top_logprobs": 0},
+        {"logprobs": True, "top_logprobs": 20},
+        {"logit_bias": {"0": -100, "50256": 100}},
+        {"logit_bias": {}},
+    ],
+    ids=field_id,
+)
+def test_integer_fields_accept_their_whole_range(engine: str, parser: str, fields: dict[str, Any]) -> None:
+    body = parse_json_body(json.dumps(with_fields(**fields)).encode())
+    assert body == with_fields(**fields)
+    validate_chat_request(body)
+
+
+def test_the_integer_fields_are_the_ones_the_sdk_types_as_int() -> None:
+    hints = typing_extensions.get_type_hints(completion_create_params.CompletionCreateParamsBase)
+    sdk_ints = {name for name, hint in hints.items() if re.search(r"\bint\b", str(hint))}
+    scalars, maps = schemas._integer_fields(load_chat_request_schema())
+    assert (
+        set(scalars) | set(maps)
+        == sdk_ints
+        == {
+            "max_tokens",
+            "max_completion_tokens",
+            "n",
+            "seed",
+            "top_logprobs",
+            "logit_bias",
+        }
+    )
+    assert maps == ("logit_bias",)
+
+
+def test_integers_are_nowhere_else_in_the_schema() -> None:
+    """The check after jsonschema-rs looks only at the fields `_integer_fields` lists: an integer field added
+    deeper in the schema needs that check to grow, and this test to change."""
+    schema = load_chat_request_schema()
+    scalars, maps = schemas._integer_fields(schema)
+    found: list[str] = []
+
+    def walk(node: object, pointer: str) -> None:
+        if isinstance(node, dict):
+            kind = node.get("type")
+            if kind == "integer" or (isinstance(kind, list) and "integer" in kind):
+                found.append(pointer)
+            for key, child in node.items():
+                walk(child, f"{pointer}/{key}")
+        elif isinstance(node, list):
+            for index, child in enumerate(node):
+                walk(child, f"{pointer}/{index}")
+
+    walk(schema, "")
+    expected = {f"/properties/{name}" for name in scalars}
+    expected |= {f"/properties/{name}/additionalProperties" for name in maps}
+    expected.add("/dependentSchemas/top_logprobs/if/properties/top_logprobs")  # a condition, not a field
+    assert set(found) == expected
+
+
+def float_bodies() -> Iterator[dict[str, Any]]:
+    for fields, _ in NOT_INTEGERS:
+        yield json.loads(raw_body(**fields))
+    yield with_fields(max_tokens=2.0, temperature=1.0)
+    yield with_fields(logit_bias={"1": 1, "2": 2.0})
+    yield with_fields(logit_bias={"1": 1, "2": 2}, seed=3, n=2, max_tokens=10)
+    yield with_fields(temperature=1, top_p=1, frequency_penalty=0, presence_penalty=0)  # ints in floats
+
+
+def test_the_gateways_fast_check_agrees_with_its_reference_validator() -> None:
+    """As the test above, for the two checks the gateway really runs (integers narrowed in both)."""
+    fast = schemas._fast_check()
+    assert fast is not None
+    reference = schemas._validator()
+    bodies = [*all_table_bodies(), *float_bodies()]
+    disagreements = [body for body in bodies if fast(body) != reference.is_valid(body)]
+    assert disagreements == []
+
+
+def test_out_of_range_numbers_are_answered_400_by_the_gateway() -> None:
+    """The same through the ASGI app: 400 in the OpenAI envelope, `param` set."""
+    import anyio
+
+    from asgi_llm_gateway import Gateway
+
+    async def post(raw: str) -> httpx.Response:
+        transport = httpx.ASGITransport(app=Gateway())
+        async with httpx.AsyncClient(transport=transport, base_url="http://gateway.test") as http:
+            return await http.post(
+                "/v1/chat/completions", content=raw, headers={"content-type": "application/json"}
+            )
+
+    body = {"model": "echo/echo-1", "messages": [{"role": "user", "content": "hi"}]}
+    for raw, param in [
+        (json.dumps(body)[:-1] + f', "max_tokens": {PAST_64_BITS}}}', "max_tokens"),
+        (json.dumps(body)[:-1] + ', "n": 2.0}', "n"),
+    ]:
+        response = anyio.run(post, raw)
+        assert response.status_code == 400, response.text
+        error = response.json()["error"]
+        assert (error["type"], error["param"]) == ("invalid_request_error", param)
+    assert anyio.run(post, json.dumps({**body, "max_tokens": 5})).status_code == 200

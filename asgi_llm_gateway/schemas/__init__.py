@@ -20,6 +20,13 @@ Error codes: `missing_required_parameter` when a value is missing, `invalid_type
 JSON type (including null where null is not allowed), `invalid_value` for everything else (out of range, not
 one of the allowed values, too long, bad pattern). A body that cannot be parsed gets `invalid_json`.
 
+Integers: "integer" here means a JSON integer, written without fraction or exponent. JSON Schema counts
+1.0 as an integer, and both validators follow it, so the gateway narrows the type itself: in the reference
+validator's type checker, and after jsonschema-rs with a look at the few integer fields (top-level ones and
+`logit_bias` values), which costs next to nothing when a request has none. The integer fields are bounded,
+with the range listed before the type, so that an integer too large for the parser (orjson reads one past
+64 bits as a float, 1e+20) is reported as out of range, not as a float.
+
 The schema is written so that no violation is hidden inside `anyOf`/`oneOf` (alternatives are JSON type lists,
 variants are `if`/`then`/`else` chains on their discriminator): every error the validator yields is already
 the precise one, so the first error is the one reported, and validation stops there.
@@ -75,22 +82,63 @@ def _validator() -> Draft202012Validator:
 
     Imported here, not at the top: with `jsonschema-rs` a process that only sees valid requests never needs
     it, and it (with `referencing`, `rpds`, `attrs`) is about 10 MB of resident memory."""
-    from jsonschema import Draft202012Validator
+    from jsonschema import Draft202012Validator, validators
 
-    return Draft202012Validator(load_chat_request_schema())
+    type_checker = Draft202012Validator.TYPE_CHECKER.redefine("integer", _is_json_integer)
+    validator_class = validators.extend(Draft202012Validator, type_checker=type_checker)
+    return validator_class(load_chat_request_schema())
+
+
+def _is_json_integer(checker: object, instance: object) -> bool:
+    """An integer as JSON writes one: `1`, not `1.0` nor `1e3` (which parse to floats)."""
+    return isinstance(instance, int) and not isinstance(instance, bool)
 
 
 @functools.cache
 def _fast_check() -> Callable[[object], bool] | None:
-    """`jsonschema-rs`'s yes/no check when it is installed, else None."""
+    """`jsonschema-rs`'s yes/no check when it is installed, with floats in integer fields ruled out; else
+    None."""
     try:
         import jsonschema_rs  # type: ignore[import-not-found, unused-ignore]
     except ImportError:
         return None
-    is_valid: Callable[[object], bool] = jsonschema_rs.Draft202012Validator(
-        load_chat_request_schema()
-    ).is_valid
-    return is_valid
+    schema = load_chat_request_schema()
+    is_valid: Callable[[object], bool] = jsonschema_rs.Draft202012Validator(schema).is_valid
+    scalars, maps = _integer_fields(schema)
+    names = frozenset(scalars + maps)
+
+    def check(body: object) -> bool:
+        if not is_valid(body):
+            return False
+        assert isinstance(body, dict)  # the schema's root is an object
+        if names.isdisjoint(body):  # most requests: one C-level pass over their few keys
+            return True
+        for name in scalars:
+            if type(body.get(name)) is float:
+                return False
+        for name in maps:
+            values = body.get(name)
+            if values and float in map(type, values.values()):
+                return False
+        return True
+
+    return check
+
+
+def _integer_fields(schema: dict[str, Any]) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """The top-level fields that hold an integer, and those that hold an object of integers (`logit_bias`).
+
+    The schema has integers nowhere else (a test keeps it so): that is what makes the check after
+    jsonschema-rs a handful of dict lookups."""
+    scalars: list[str] = []
+    maps: list[str] = []
+    for name, field in schema["properties"].items():
+        values = field.get("additionalProperties")
+        if "integer" in _as_list(field.get("type", [])):
+            scalars.append(name)
+        elif isinstance(values, dict) and "integer" in _as_list(values.get("type", [])):
+            maps.append(name)
+    return tuple(scalars), tuple(maps)
 
 
 def validate_chat_request(body: object) -> None:
@@ -196,7 +244,14 @@ def _explain(keyword: str, value: Any, instance: Any) -> str:
     if keyword == "required":
         return "a value is required"
     if keyword == "type":
-        return f"expected {_either([_TYPE_NAMES[t] for t in _as_list(value)])}, got {_show(instance)}"
+        expected = _as_list(value)
+        hint = ""
+        if "integer" in expected and isinstance(instance, float) and instance.is_integer():
+            if abs(instance) >= 2**63:
+                hint = " (an integer past the 64-bit range, read as a float)"
+            else:
+                hint = " (write an integer without a decimal point or exponent)"
+        return f"expected {_either([_TYPE_NAMES[t] for t in expected])}, got {_show(instance)}{hint}"
     if keyword == "enum":
         allowed = [_show(v) for v in value if v is not None]
         if len(allowed) == 1:
@@ -244,4 +299,5 @@ def _show(value: object) -> str:
         return "an object"
     if isinstance(value, list):
         return "an array"
-    return repr(value)
+    text = repr(value)  # a number: an integer may have thousands of digits
+    return text if len(text) <= _SHOWN_CHARS else text[:_SHOWN_CHARS] + "…"
