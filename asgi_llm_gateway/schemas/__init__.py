@@ -18,7 +18,8 @@ Policy for what the schema does not list (the schema's `description` says the sa
 
 Error codes: `missing_required_parameter` when a value is missing, `invalid_type` when a value has the wrong
 JSON type (including null where null is not allowed), `invalid_value` for everything else (out of range, not
-one of the allowed values, too long, bad pattern). A body that cannot be parsed gets `invalid_json`.
+one of the allowed values, too long, bad pattern). A body that cannot be parsed gets `invalid_json`; when
+what breaks it is a number JSON does not allow (`NaN`, `Infinity`, `1e999`), `param` names where it is.
 
 Integers: "integer" here means a JSON integer, written without fraction or exponent. JSON Schema counts
 1.0 as an integer, and both validators follow it, so the gateway narrows the type itself: in the reference
@@ -41,6 +42,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import json
+import math
 import re
 from collections.abc import Callable, Iterable
 from importlib import resources
@@ -183,21 +185,102 @@ def parse_json_body(raw: bytes) -> dict[str, Any]:
         raise _body_error("the request body is empty; send a JSON object")
     try:
         body = loads(raw)
+    except RecursionError:  # the stdlib parser's way to say so (orjson stops at 1024 levels itself)
+        raise _body_error("the request body is not valid JSON: it is nested too deeply") from None
     except ValueError as exc:  # JSONDecodeError and UnicodeDecodeError both are ValueErrors
         if not raw.strip():
             raise _body_error("the request body is empty; send a JSON object") from None
         try:
-            raw.decode("utf-8")
+            text = raw.decode("utf-8")
         except UnicodeDecodeError:
             raise _body_error("the request body is not valid UTF-8") from None
-        raise _body_error(f"the request body is not valid JSON: {exc}") from None
+        raise _bad_number_error(text) or _body_error(f"the request body is not valid JSON: {exc}") from None
     if not isinstance(body, dict):
         raise GatewayError("the request body must be a JSON object", status=400, code="invalid_type")
     return body
 
 
-def _body_error(message: str) -> GatewayError:
-    return GatewayError(message, status=400, type="invalid_request_error", code="invalid_json")
+def _body_error(message: str, param: str | None = None) -> GatewayError:
+    return GatewayError(message, status=400, type="invalid_request_error", param=param, code="invalid_json")
+
+
+#: A path as links from the leaf up: (key, parent's link), None at the root.
+_Link = tuple[str | int, "_Link"] | None
+
+
+class _BadNumber:
+    """Stands in, during a re-parse, for a number JSON does not allow."""
+
+    __slots__ = ("text",)
+
+    def __init__(self, text: str) -> None:
+        self.text = text
+
+
+def _bad_number_error(text: str) -> GatewayError | None:
+    """For a body the parser rejected: if what breaks it is a number JSON does not allow (`NaN`,
+    `Infinity`, `-Infinity`, or a number past the float range, `1e999`), an error that names where it is;
+    else None.
+
+    Only the error path pays for this: the stdlib parser reads the body again, with hooks that turn such
+    numbers into markers (orjson only says at which character it stopped), and the first marker's path
+    becomes `param`. A body that is broken some other way (the stdlib fails too, or finds no such number)
+    gives None, and keeps the parser's own message."""
+    try:
+        tree = json.loads(
+            text,
+            parse_constant=_BadNumber,
+            parse_float=_finite_float,
+            parse_int=_finite_int,
+        )
+    except (ValueError, RecursionError):
+        return None
+    found = _find_bad_number(tree)
+    if found is None:
+        return None
+    bad, path = found
+    shown = bad.text if len(bad.text) <= _SHOWN_CHARS else bad.text[:_SHOWN_CHARS] + "…"
+    if bad.text.lstrip("-") in ("NaN", "Infinity"):
+        explanation = f"{shown} is not valid JSON (JSON has no NaN or Infinity); send a number or null"
+    else:
+        explanation = f"{shown} is out of range: a number must fit in a 64-bit float"
+    if not path:
+        return _body_error(f"the request body is not valid JSON: {explanation}")
+    param = _param(path)
+    return _body_error(f"{param}: {explanation}", param)
+
+
+def _finite_float(text: str) -> float | _BadNumber:
+    value = float(text)
+    return value if math.isfinite(value) else _BadNumber(text)
+
+
+def _finite_int(text: str) -> int | _BadNumber:
+    # Past the float range orjson gives up (and past 4300 digits the stdlib would): a marker, before int().
+    return _BadNumber(text) if math.isinf(float(text)) else int(text)
+
+
+def _find_bad_number(tree: object) -> tuple[_BadNumber, list[str | int]] | None:
+    """The first marker in document order, and its path. Iterative, so any depth the parser took is fine;
+    a path is a chain of (key, parent) links, made into a list only for the marker found."""
+    stack: list[tuple[object, _Link]] = [(tree, None)]
+    while stack:
+        node, link = stack.pop()
+        items: Iterable[tuple[str | int, object]]
+        if isinstance(node, _BadNumber):
+            path: list[str | int] = []
+            while link is not None:
+                key, link = link
+                path.append(key)
+            return node, path[::-1]
+        if isinstance(node, dict):
+            items = node.items()
+        elif isinstance(node, list):
+            items = enumerate(node)
+        else:
+            continue
+        stack.extend(reversed([(child, (key, link)) for key, child in items]))
+    return None
 
 
 def _gateway_error(error: ValidationError) -> GatewayError:
