@@ -1,0 +1,136 @@
+"""Real Node clients → gateway (uvicorn, loopback) → the Mistral fake: openai-node's `runTools` and the
+Vercel AI SDK's tool loop, the clients issue 12 was reported against.
+
+The clients are pinned in tests/node (package.json and its lockfile); the first test of a session runs
+`npm ci` there when node_modules is missing or older than the lockfile. Without node and npm the tests
+skip, except under CI (`CI` set), where they fail: a skip must never pass CI silently.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from asgi_llm_gateway import Gateway
+from asgi_llm_gateway.policy import Policy
+from asgi_llm_gateway.providers import MistralProvider
+from tests.fakes.openai import KEY, FakeOpenAI
+from tests.support.server import serve
+
+NODE_DIR = Path(__file__).resolve().parents[1] / "node"
+MODEL = "mistral/mistral-large-latest"
+
+
+def _tool(name: str) -> str:
+    path = shutil.which(name)
+    if path is None:
+        message = f"`{name}` is not on PATH: the Node client tests need node and npm"
+        if os.environ.get("CI", "").lower() not in ("", "0", "false"):
+            pytest.fail(message + " (CI is set, so this is a failure, not a skip)")
+        pytest.skip(message)
+    return path
+
+
+@pytest.fixture(scope="session")
+def node() -> str:
+    """The `node` executable, with tests/node's pinned packages installed (`npm ci`, once)."""
+    node = _tool("node")
+    npm = _tool("npm")
+    installed = NODE_DIR / "node_modules" / ".package-lock.json"
+    lockfile = NODE_DIR / "package-lock.json"
+    if not installed.is_file() or installed.stat().st_mtime < lockfile.stat().st_mtime:
+        result = subprocess.run(
+            [npm, "ci", "--no-audit", "--no-fund"],
+            cwd=NODE_DIR,
+            capture_output=True,
+            text=True,
+            timeout=600,
+            check=False,
+        )
+        if result.returncode != 0:
+            pytest.fail(f"npm ci failed in {NODE_DIR}:\n{result.stdout[-3000:]}\n{result.stderr[-3000:]}")
+    return node
+
+
+class Stack:
+    def __init__(self, fake: FakeOpenAI, url: str) -> None:
+        self.fake = fake
+        self.url = url
+
+
+@pytest.fixture(scope="module")
+def mistral() -> Iterator[Stack]:
+    fake = FakeOpenAI(flavour="mistral")
+    with serve(fake.app()) as upstream:
+        gateway = Gateway(
+            providers={"mistral": MistralProvider(api_key=KEY, base_url=upstream + "/v1")},
+            policy=Policy(max_attempts=1),
+        )
+        with serve(gateway) as url:
+            yield Stack(fake, url + "/v1")
+
+
+def run(node: str, script: str, *args: str) -> dict[str, Any]:
+    """Run one of tests/node's scripts; its last stdout line is its JSON result."""
+    result = subprocess.run(
+        [node, script, *args], cwd=NODE_DIR, capture_output=True, text=True, timeout=120, check=False
+    )
+    lines = result.stdout.strip().splitlines()
+    if not lines:
+        pytest.fail(f"{script} printed nothing (exit {result.returncode}):\n{result.stderr[-3000:]}")
+    output: dict[str, Any] = json.loads(lines[-1])
+    if result.returncode != 0 or "error" in output:
+        pytest.fail(f"node {script} {' '.join(args)}:\n{output.get('error')}\n{result.stderr[-3000:]}")
+    return output
+
+
+def assert_tool_loop_reached_the_upstream(stack: Stack, requests_before: int) -> None:
+    """Two upstream requests: the one answered with a tool call, and the one carrying its result back
+    (the id Mistral gave the call, the tool's output) that was answered with text."""
+    requests = stack.fake.requests[requests_before:]
+    assert len(requests) == 2, [r["body"]["messages"] for r in requests]
+    call_id = requests[1]["body"]["messages"][1]["tool_calls"][0]["id"]
+    result = requests[1]["body"]["messages"][-1]
+    assert result["role"] == "tool" and result["tool_call_id"] == call_id
+    assert "cats are great" in result["content"]
+
+
+@pytest.mark.parametrize("mode", ["", "stream"], ids=["plain", "streamed"])
+def test_mistral_tool_calls_come_back_with_type_function_for_openai_node_run_tools(
+    node: str, mistral: Stack, mode: str
+) -> None:
+    """Regression (issue 12): without `type` on Mistral's tool calls, openai-node's `runTools` threw
+    before running the tool ("Currently only `function` tool calls are supported; Received `undefined`";
+    streamed: "tool call snapshot missing `type`")."""
+    before = len(mistral.fake.requests)
+    output = run(node, "openai_run_tools.mjs", mistral.url, MODEL, mode)
+    assert output["calls"] == [{"q": "please lookup cats"}]
+    assert output["final"] == "Tool results: cats are great"
+    assert output["completions"] == 2
+    assert_tool_loop_reached_the_upstream(mistral, before)
+
+
+@pytest.mark.parametrize(
+    ("provider", "mode"),
+    [("openai-chat", ""), ("openai-compatible", ""), ("openai-chat", "stream")],
+    ids=["openai-chat", "openai-compatible", "openai-chat-streamed"],
+)
+def test_mistral_tool_calls_come_back_with_type_function_for_the_vercel_ai_sdk_tool_loop(
+    node: str, mistral: Stack, provider: str, mode: str
+) -> None:
+    """Regression (issue 12): `generateText` with an executing tool, through `@ai-sdk/openai`'s `.chat()`,
+    failed with "Invalid JSON response" (its schema requires `type: "function"`). The compatible provider
+    and streaming, which tolerate a missing type, are checked alongside."""
+    before = len(mistral.fake.requests)
+    output = run(node, "ai_sdk_tool_loop.mjs", mistral.url, MODEL, provider, mode)
+    assert output["calls"] == [{"q": "please lookup cats"}]
+    assert output["final"] == "Tool results: cats are great"
+    assert output["steps"] == 2
+    assert_tool_loop_reached_the_upstream(mistral, before)
