@@ -31,7 +31,8 @@ from .errors import GatewayError
 from .legacy import as_function_call_chunk, as_function_call_completion, uses_functions, with_tools
 from .model_ids import check_model_id
 from .policy import DEFAULT_POLICY, HealthBook, Policy, retry_delay
-from .providers.base import Provider, aclose_iterator, stream_ended_early
+from .providers.base import Provider, aclose_iterator
+from .providers.streams import stream_ended_early
 from .routing import Router, RouteSpec, Target
 from .schemas import parse_json_body, validate_chat_request
 from .usage import UsageHook, UsageRecord

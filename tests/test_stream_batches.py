@@ -14,7 +14,8 @@ import pytest
 
 from asgi_llm_gateway import Gateway, GatewayError
 from asgi_llm_gateway.providers import OpenAIProvider
-from asgi_llm_gateway.providers.base import Provider, Request, translate_reads
+from asgi_llm_gateway.providers.base import Provider, Request
+from asgi_llm_gateway.providers.streams import translate_reads
 from asgi_llm_gateway.wire import ChunkBuilder
 
 pytestmark = pytest.mark.anyio
@@ -145,33 +146,50 @@ async def _reads(batches: list[list[str]], closed: list[bool]) -> AsyncIterator[
         closed.append(True)
 
 
-async def test_translate_reads_hands_over_what_a_read_translated_before_it_failed() -> None:
-    def translate(item: str) -> list[dict[str, Any]]:
+class _Items:
+    """A StreamTranslator over strings: "boom" fails, "ping" adds nothing, "stop" completes the stream."""
+
+    def __init__(self) -> None:
+        self.done = False
+        self.ended = False
+
+    def feed(self, item: str) -> list[dict[str, Any]]:
         if item == "boom":
             raise GatewayError("upstream: overloaded", status=503)
-        return [{"item": item}]
+        if item == "stop":
+            self.done = True
+        return [] if item == "ping" else [{"item": item}]
 
+    def end(self) -> list[dict[str, Any]]:
+        self.ended = True
+        return [{"item": "end"}]
+
+
+async def test_translate_reads_hands_over_what_a_read_translated_before_it_failed() -> None:
     closed: list[bool] = []
     got: list[list[dict[str, Any]]] = []
     with pytest.raises(GatewayError, match="overloaded"):
-        async for batch in translate_reads(_reads([["a"], ["b", "c", "boom", "d"]], closed), translate):
+        async for batch in translate_reads(_reads([["a"], ["b", "c", "boom", "d"]], closed), _Items()):
             got.append(batch)
     assert got == [[{"item": "a"}], [{"item": "b"}, {"item": "c"}]]
     assert closed == [True]
 
 
 async def test_translate_reads_skips_empty_reads_and_stops_after_done() -> None:
-    state = {"done": False}
-
-    def translate(item: str) -> list[dict[str, Any]]:
-        if item == "stop":
-            state["done"] = True
-        return [] if item == "ping" else [{"item": item}]
-
     closed: list[bool] = []
     reads = _reads([["ping"], ["a", "stop"], ["after"]], closed)
-    got = [batch async for batch in translate_reads(reads, translate, lambda: state["done"])]
+    translator = _Items()
+    got = [batch async for batch in translate_reads(reads, translator)]
     assert got == [[{"item": "a"}, {"item": "stop"}]]  # nothing read after the read that completed it
+    assert closed == [True]
+    assert not translator.ended  # the upstream said it was complete: no end-of-body check
+
+
+async def test_translate_reads_ends_with_the_translators_last_chunks_when_reads_run_out() -> None:
+    closed: list[bool] = []
+    translator = _Items()
+    got = [batch async for batch in translate_reads(_reads([["a"], ["ping"]], closed), translator)]
+    assert got == [[{"item": "a"}], [{"item": "end"}]]
     assert closed == [True]
 
 

@@ -1,10 +1,11 @@
 """Every provider the gateway ships. Each module translates one upstream's native API."""
 
 from .anthropic import AnthropicProvider
-from .base import HTTPProvider, Provider
+from .base import Provider
 from .bedrock import BedrockProvider
 from .echo import EchoProvider
 from .gemini import GeminiProvider
+from .http import HTTPProvider
 from .openai import (
     AzureOpenAIProvider,
     DeepSeekProvider,

@@ -50,6 +50,7 @@ import httpx
 
 from .. import wire
 from ..errors import GatewayError, upstream_error
+from ..sse import ServerSentEvent
 from ..translate import (
     json_schema_of,
     max_tokens_of,
@@ -60,8 +61,9 @@ from ..translate import (
     unsupported,
 )
 from ..wire import dumps, loads
-from .base import HTTPProvider, bad_upstream_data, one_by_one, stream_ended_early, translate_reads
 from .claude import default_max_tokens, output_schema, thinking_for
+from .http import HTTPProvider
+from .streams import bad_upstream_data, one_by_one, stream_ended_early, translate_reads
 
 __all__ = [
     "AnthropicProvider",
@@ -549,8 +551,9 @@ class StreamTranslator:
         self._started = False
         self.done = False
 
-    def feed(self, event: str, data: str) -> list[dict[str, Any]]:
+    def feed(self, item: ServerSentEvent) -> list[dict[str, Any]]:
         """Chunks for one SSE event (`event` is its name, `data` its JSON text)."""
+        event, data = item.event, item.data
         if self.done or event == "ping":
             return []
         try:
@@ -584,10 +587,11 @@ class StreamTranslator:
             return [self._builder.finish(finish), self._builder.usage(usage_of(self._usage))]
         return []  # event types added later are skipped, as Anthropic asks clients to do
 
-    def end(self) -> None:
+    def end(self) -> list[dict[str, Any]]:
         """Call when the upstream closed the stream: a stream that never said `message_stop` failed."""
         if not self.done:
             raise stream_ended_early(KIND)
+        return []
 
     def _error(self, payload: Mapping[str, Any]) -> GatewayError:
         error = payload.get("error")
@@ -716,10 +720,4 @@ class AnthropicProvider(HTTPProvider):
     def stream_batches(self, request: Request, model: str) -> AsyncIterator[list[dict[str, Any]]]:
         native = to_messages_request(request, model, stream=True, default_limit=self.default_max_tokens)
         translator = StreamTranslator(model, json_tool=native.json_tool, secrets=tuple(self.secrets()))
-        feed = translator.feed
-        return translate_reads(
-            self.post_sse(self.url, native.body),
-            lambda event: feed(event.event, event.data),
-            done=lambda: translator.done,
-            end=translator.end,
-        )
+        return translate_reads(self.post_sse(self.url, native.body), translator)

@@ -80,7 +80,6 @@ from ..translate import (
     unsupported,
 )
 from ..wire import dumps, loads
-from .base import HTTPProvider, bad_upstream_data, one_by_one, stream_ended_early, translate_reads
 from .claude import (
     EFFORTS,
     adaptive_thinking,
@@ -89,6 +88,8 @@ from .claude import (
     output_schema,
     thinking_for,
 )
+from .http import HTTPProvider
+from .streams import bad_upstream_data, one_by_one, stream_ended_early, translate_reads
 
 __all__ = [
     "BedrockProvider",
@@ -804,8 +805,9 @@ class StreamTranslator:
         self._tool_calls = 0
         self._stop_reason: str | None = None
 
-    def feed(self, event: str, payload: Mapping[str, Any]) -> list[dict[str, Any]]:
-        """The chunks for one event."""
+    def feed(self, item: tuple[str, Mapping[str, Any]]) -> list[dict[str, Any]]:
+        """The chunks for one (event type, payload)."""
+        event, payload = item
         if self.done:
             return []
         out: list[dict[str, Any]] = []
@@ -827,10 +829,11 @@ class StreamTranslator:
             raise bad_upstream_data(KIND, f"unexpected {event} event ({type(exc).__name__})") from None
         return out  # messageStart (handled above) and unknown events add nothing
 
-    def end(self) -> None:
+    def end(self) -> list[dict[str, Any]]:
         """Called when the body ends: a stream without `messageStop` and `metadata` did not complete."""
         if not self.done:
             raise stream_ended_early(KIND)
+        return []
 
     def _block_start(self, index: int, start: Mapping[str, Any]) -> list[dict[str, Any]]:
         use = start.get("toolUse")
@@ -882,6 +885,27 @@ class StreamTranslator:
         self.done = True
         finish_reason = _finish_reason(self._stop_reason, self._tool_calls > 0)
         return [self.chunks.finish(finish_reason), self.chunks.usage(usage_of(usage))]
+
+
+class FrameTranslator:
+    """Event-stream frames → chunks: each frame read as its event (`frame_event`), then translated. At the
+    end, a body that stopped inside a frame is reported as such before the translator's own check."""
+
+    def __init__(self, events: StreamTranslator, decoder: Any, secrets: Iterable[str | None]) -> None:
+        self.events = events
+        self.decoder = decoder
+        self.secrets = tuple(secrets)
+
+    @property
+    def done(self) -> bool:
+        return self.events.done
+
+    def feed(self, item: Frame) -> list[dict[str, Any]]:
+        return self.events.feed(frame_event(item, self.secrets))
+
+    def end(self) -> list[dict[str, Any]]:
+        self.decoder.close()  # the body ended inside a frame
+        return self.events.end()  # the stream never said it was complete
 
 
 # -- provider ------------------------------------------------------------------------------------------------
@@ -1104,15 +1128,8 @@ class BedrockProvider(HTTPProvider):
             async with aclosing(body):
                 try:
                     reads = (decoder.feed(data) async for data in body)
-
-                    def translate(frame: Frame) -> list[dict[str, Any]]:
-                        return translator.feed(*frame_event(frame, secrets))
-
-                    def end() -> None:
-                        decoder.close()  # the body ended inside a frame
-                        translator.end()  # the stream never said it was complete
-
-                    async for batch in translate_reads(reads, translate, lambda: translator.done, end):
+                    frames = FrameTranslator(translator, decoder, secrets)
+                    async for batch in translate_reads(reads, frames):
                         yield batch
                 except EventStreamError as exc:
                     raise bad_upstream_data(KIND, str(exc)) from None

@@ -56,7 +56,8 @@ from ..translate import (
     unsupported,
 )
 from ..wire import ChunkBuilder, choice, completion, dumps, loads, message, tool_call, tool_call_delta, usage
-from .base import HTTPProvider, bad_upstream_data, one_by_one, stream_ended_early, translate_reads
+from .http import HTTPProvider
+from .streams import bad_upstream_data, one_by_one, stream_ended_early, translate_reads
 
 __all__ = [
     "DUMMY_THOUGHT_SIGNATURE",
@@ -981,23 +982,9 @@ class GeminiProvider(HTTPProvider):
             if "json" in content_type and "event-stream" not in content_type:
                 raise self.error_from_response(response, await response.aread())
             decoder = StreamDecoder()
-
-            def translate(payload: Any) -> list[dict[str, Any]]:
-                return self._translate(translator, payload)
-
-            def end() -> list[dict[str, Any]]:
-                return [chunk for payload in decoder.end() for chunk in translate(payload)] + translator.end()
-
             reads = (decoder.feed(data) async for data in self.iter_bytes(response))
-            async for batch in translate_reads(reads, translate, end=end):
+            async for batch in translate_reads(reads, _Payloads(self, translator, decoder)):
                 yield batch
-
-    def _translate(self, translator: StreamTranslator, payload: Any) -> list[dict[str, Any]]:
-        if not isinstance(payload, dict):
-            raise bad_upstream_data(self.kind, "an event that is not a JSON object")
-        if "error" in payload:
-            raise self._payload_error(payload)
-        return translator.feed(payload)
 
     async def list_models(self) -> list[str]:
         """The configured models, else every model the key can call `generateContent` on."""
@@ -1012,3 +999,29 @@ class GeminiProvider(HTTPProvider):
             and isinstance(item.get("name"), str)
             and "generateContent" in (item.get("supportedGenerationMethods") or ())
         ]
+
+
+class _Payloads:
+    """A stream's JSON payloads → chunks: an error payload (Google fails after the 200 this way) is raised,
+    and at the end the decoder's last payloads are translated before the translator's own check."""
+
+    done = False  # Gemini says nothing before the body ends
+
+    def __init__(
+        self, provider: GeminiProvider, translator: StreamTranslator, decoder: StreamDecoder
+    ) -> None:
+        self.provider = provider
+        self.translator = translator
+        self.decoder = decoder
+
+    def feed(self, item: Any) -> list[dict[str, Any]]:
+        if not isinstance(item, dict):
+            raise bad_upstream_data(KIND, "an event that is not a JSON object")
+        if "error" in item:
+            raise self.provider._payload_error(item)
+        return self.translator.feed(item)
+
+    def end(self) -> list[dict[str, Any]]:
+        return [
+            chunk for payload in self.decoder.end() for chunk in self.feed(payload)
+        ] + self.translator.end()

@@ -25,7 +25,8 @@ from ..model_ids import path_segment
 from ..sse import ServerSentEvent
 from ..translate import unsupported
 from ..wire import dumps, loads, tool_call_id
-from .base import HTTPProvider, bad_upstream_data, one_by_one, translate_reads
+from .http import HTTPProvider
+from .streams import bad_upstream_data, one_by_one, translate_reads
 
 __all__ = [
     "AzureOpenAIProvider",
@@ -409,6 +410,10 @@ class ChunkReader:
         chunk = normalize_chunk(parsed, self.kind)
         return split_usage(chunk) if chunk is not None else []
 
+    def end(self) -> list[dict[str, Any]]:
+        """Nothing to add: the relay itself fails a stream whose choices never finished."""
+        return []
+
 
 def split_usage(chunk: dict[str, Any]) -> list[dict[str, Any]]:
     """OpenAI sends usage in its own chunk with `choices: []`; some upstreams attach it to the last one."""
@@ -453,7 +458,7 @@ class OpenAICompatibleProvider(HTTPProvider):
     def stream_batches(self, request: Request, model: str) -> AsyncIterator[list[dict[str, Any]]]:
         reader = ChunkReader(self.kind)
         reads = self.post_sse(self.chat_url(model), self._body(request, model, stream=True))
-        return translate_reads(reads, reader.feed, lambda: reader.done)
+        return translate_reads(reads, reader)
 
     async def list_models(self) -> list[str]:
         if self.models is not None:

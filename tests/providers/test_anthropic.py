@@ -24,6 +24,7 @@ from asgi_llm_gateway.providers.anthropic import (
     to_completion,
     to_messages_request,
 )
+from asgi_llm_gateway.sse import ServerSentEvent
 from tests.support.golden import fixture, golden
 
 KEY = "sk-ant-api03-secretsecret"
@@ -87,7 +88,9 @@ def test_stream(case: dict[str, Any]) -> None:
     error: dict[str, Any] | None = None
     try:
         for event, data in case["events"]:
-            chunks += translator.feed(event, data if isinstance(data, str) else json.dumps(data))
+            chunks += translator.feed(
+                ServerSentEvent(data if isinstance(data, str) else json.dumps(data), event)
+            )
         translator.end()
     except GatewayError as exc:
         error = {**error_dict(exc), "headers": exc.headers}

@@ -78,16 +78,16 @@ def test_stream_translation(case: dict[str, Any]) -> None:
     translator = StreamTranslator(
         "model-id", tool_names=case["tool_names"], json_tool=case["json_tool"], id="chatcmpl-test", created=0
     )
-    chunks = [chunk for event, payload in case["events"] for chunk in translator.feed(event, payload)]
+    chunks = [chunk for event, payload in case["events"] for chunk in translator.feed((event, payload))]
     translator.end()
     assert chunks == case["chunks"]
 
 
 def test_stream_holds_the_finish_until_metadata() -> None:
     translator = StreamTranslator("m")
-    translator.feed("messageStart", {"role": "assistant"})
-    translator.feed("contentBlockDelta", {"contentBlockIndex": 0, "delta": {"text": "hi"}})
-    assert translator.feed("messageStop", {"stopReason": "end_turn"}) == []
+    translator.feed(("messageStart", {"role": "assistant"}))
+    translator.feed(("contentBlockDelta", {"contentBlockIndex": 0, "delta": {"text": "hi"}}))
+    assert translator.feed(("messageStop", {"stopReason": "end_turn"})) == []
     with pytest.raises(GatewayError) as caught:
         translator.end()  # metadata never came: not a success
     assert caught.value.status == 502
@@ -236,9 +236,11 @@ def test_reasoning_effort_is_ignored_where_converse_cannot_configure_it() -> Non
 
 def test_tool_input_for_a_block_never_started_is_a_502() -> None:
     translator = StreamTranslator("m")
-    translator.feed("messageStart", {"role": "assistant"})
+    translator.feed(("messageStart", {"role": "assistant"}))
     with pytest.raises(GatewayError) as caught:
-        translator.feed("contentBlockDelta", {"contentBlockIndex": 3, "delta": {"toolUse": {"input": "{}"}}})
+        translator.feed(
+            ("contentBlockDelta", {"contentBlockIndex": 3, "delta": {"toolUse": {"input": "{}"}}})
+        )
     assert caught.value.status == 502
 
 

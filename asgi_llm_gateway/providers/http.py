@@ -1,0 +1,288 @@
+"""`HTTPProvider`: the HTTP plumbing every HTTP provider shares.
+
+One lazily created pooled client per provider (mounted apps get no lifespan events), auth headers, request
+building and signing, error mapping, and reading streamed bodies (SSE) in one list of events per read.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import AsyncGenerator, AsyncIterator, Iterable, Mapping, Sequence
+from contextlib import asynccontextmanager
+from typing import Any, ClassVar, cast
+
+import httpx
+
+from ..errors import GatewayError, redact, upstream_error
+from ..sse import ServerSentEvent, SSEDecoder
+from ..transport import create_client
+from ..wire import dumps, loads
+from .base import Provider
+
+__all__ = ["HTTPProvider"]
+
+
+def _timeout(timeout: float | httpx.Timeout | None) -> httpx.Timeout:
+    if isinstance(timeout, httpx.Timeout):
+        return timeout
+    total = 600.0 if timeout is None else float(timeout)
+    return httpx.Timeout(total, connect=min(10.0, total))
+
+
+class HTTPProvider(Provider):
+    """Shared transport for providers that speak HTTP. Subclasses set the class attributes and translate."""
+
+    #: Environment variable read when `api_key` is not given.
+    api_key_env: ClassVar[str | None] = None
+    #: Used when `base_url` is not given (same meaning as the provider's official SDK).
+    default_base_url: ClassVar[str] = ""
+
+    def __init__(
+        self,
+        api_key: str | None = None,
+        base_url: str | None = None,
+        timeout: float | httpx.Timeout | None = 600.0,
+        *,
+        models: Sequence[str] | None = None,
+        headers: Mapping[str, str] | None = None,
+        client: httpx.AsyncClient | None = None,
+    ) -> None:
+        self.api_key = api_key if api_key is not None else self._env_key()
+        self.base_url = (base_url or self.default_base_url).rstrip("/")
+        self.timeout = _timeout(timeout)
+        self.models = list(models) if models is not None else None
+        self.extra_headers = dict(headers or {})
+        self._client = client
+        self._owns_client = client is None
+        self._direct: httpx.AsyncBaseTransport | None = None  # set with our own client (see `_open`)
+        self._headers: dict[str, str] | None = None
+        self._urls: dict[str, httpx.URL] = {}
+        self._extensions = {"timeout": self.timeout.as_dict()}
+
+    def _env_key(self) -> str | None:
+        return os.environ.get(self.api_key_env) if self.api_key_env else None
+
+    def __repr__(self) -> str:  # never shows the key
+        return f"{type(self).__name__}(base_url={self.base_url!r})"
+
+    # -- hooks for subclasses -------------------------------------------------------------------------
+
+    def auth_headers(self) -> dict[str, str]:
+        """Headers that authenticate with the upstream."""
+        return {"authorization": f"Bearer {self.api_key}"} if self.api_key else {}
+
+    async def sign(self, request: httpx.Request) -> None:
+        """Last look at a request before it is sent (Bedrock signs it here)."""
+
+    def secrets(self) -> Iterable[str | None]:
+        """Values that must never appear in anything the gateway returns or logs."""
+        return (self.api_key,)
+
+    def error_details(self, status: int, body: Any, text: str) -> tuple[str, str | None]:
+        """(message, code) from an upstream error body. `body` is the parsed JSON, or None."""
+        if isinstance(body, dict):
+            error = body.get("error", body)
+            if isinstance(error, dict):
+                message = error.get("message") or error.get("detail") or text
+                code = error.get("code") or error.get("type")
+                return str(message), str(code) if code is not None else None
+            if isinstance(error, str):
+                return error, None
+        return text[:500] or f"HTTP {status}", None
+
+    # -- transport --------------------------------------------------------------------------------------
+
+    @property
+    def client(self) -> httpx.AsyncClient:
+        """Created on first use, inside the running loop: mounted apps get no lifespan events."""
+        if self._client is None:
+            self._client, self._direct = create_client(self.timeout)
+        return self._client
+
+    async def aclose(self) -> None:
+        client, self._client, self._direct = self._client, None, None
+        if client is not None and self._owns_client:
+            await client.aclose()
+
+    async def _open(self, request: httpx.Request) -> httpx.Response:
+        """Send through the client, or straight to its transport when the client has nothing to add
+        (our own client, no proxy configured: see `transport.py`); the body is left to read. Raises httpx
+        errors either way."""
+        client = self.client
+        direct = self._direct
+        if direct is None:
+            return await client.send(request, stream=True)
+        return await direct.handle_async_request(request)
+
+    async def _fetch(self, request: httpx.Request) -> tuple[httpx.Response, bytes]:
+        """Send, and read the whole body; the connection goes back to the pool."""
+        response = await self._open(request)
+        try:
+            if _compressed(response):
+                content = await response.aread()  # httpx decodes gzip, deflate, br, zstd
+            else:  # `aread()` would add decoder and chunker layers that do nothing (~10 us at c=64)
+                content = b"".join([chunk async for chunk in _body_stream(response)])
+        finally:
+            await response.aclose()
+        return response, content
+
+    def _base_headers(self) -> dict[str, str]:
+        if self._headers is None:
+            self._headers = {"content-type": "application/json", **self.auth_headers(), **self.extra_headers}
+        return self._headers
+
+    def _url(self, url: str) -> httpx.URL:
+        """Parsed once per distinct URL (one per model at most): parsing shows in the profile."""
+        parsed = self._urls.get(url)
+        if parsed is None:
+            if len(self._urls) >= 256:
+                self._urls.clear()
+            parsed = self._urls[url] = httpx.URL(url)
+        return parsed
+
+    async def _build(self, url: str, body: Any, headers: Mapping[str, str] | None) -> httpx.Request:
+        all_headers = self._base_headers()
+        if headers:
+            all_headers = {**all_headers, **headers}
+        if self._owns_client:
+            # Our own client has no defaults to merge: skip build_request's per-call merging.
+            request = httpx.Request(
+                "POST", self._url(url), content=dumps(body), headers=all_headers, extensions=self._extensions
+            )
+        else:  # a host's client: honour its default headers, cookies and timeouts
+            request = self.client.build_request("POST", url, content=dumps(body), headers=all_headers)
+        await self.sign(request)
+        return request
+
+    def error_from_response(self, response: httpx.Response, content: bytes) -> GatewayError:
+        """The `GatewayError` for a failed upstream response. Override to read provider-specific hints
+        (a retry delay in the body, an auth failure under another status)."""
+        text = content.decode("utf-8", errors="replace")
+        try:
+            body = loads(content) if content else None
+        except ValueError:
+            body = None
+        message, code = self.error_details(response.status_code, body, text)
+        retry_after = response.headers.get("retry-after")
+        if retry_after is None and "retry-after-ms" in response.headers:
+            try:
+                retry_after = str(max(0.0, float(response.headers["retry-after-ms"]) / 1000))
+            except ValueError:
+                retry_after = None
+        hint = response.headers.get("x-should-retry", "").strip().lower()
+        return upstream_error(
+            self.kind,
+            response.status_code,
+            message,
+            code=code,
+            retry_after=retry_after,
+            retry_hint={"true": True, "false": False}.get(hint),
+            secrets=self.secrets(),
+        )
+
+    def _transport_error(self, exc: httpx.HTTPError) -> GatewayError:
+        detail = redact(str(exc) or type(exc).__name__, self.secrets())
+        if isinstance(exc, httpx.TimeoutException):
+            return GatewayError(
+                f"{self.kind}: upstream timed out ({detail})", status=504, code="upstream_timeout"
+            )
+        return GatewayError(
+            f"{self.kind}: upstream connection failed ({detail})",
+            status=502,
+            code="upstream_connection_error",
+        )
+
+    async def post_json(self, url: str, body: Any, headers: Mapping[str, str] | None = None) -> Any:
+        """POST a JSON body and return the parsed JSON answer; failures become `GatewayError`s."""
+        return await self._send_for_json(await self._build(url, body, headers))
+
+    async def _send_for_json(self, request: httpx.Request) -> Any:
+        try:
+            response, content = await self._fetch(request)
+        except httpx.HTTPError as exc:
+            raise self._transport_error(exc) from None
+        if response.status_code >= 400:
+            raise self.error_from_response(response, content)
+        try:
+            return loads(content)
+        except ValueError:
+            raise GatewayError(
+                f"{self.kind}: upstream sent a body that is not JSON",
+                status=502,
+                code="upstream_bad_response",
+            ) from None
+
+    async def get_json(self, url: str) -> Any:
+        """GET a JSON resource (model lists); failures become `GatewayError`s."""
+        headers = {**self.auth_headers(), **self.extra_headers}
+        request = self.client.build_request("GET", url, headers=headers)
+        await self.sign(request)
+        return await self._send_for_json(request)
+
+    @asynccontextmanager
+    async def open_stream(
+        self, url: str, body: Any, headers: Mapping[str, str] | None = None
+    ) -> AsyncIterator[httpx.Response]:
+        """POST and hold the response open for streaming; an error status becomes a `GatewayError`."""
+        request = await self._build(url, body, headers)
+        try:
+            response = await self._open(request)
+        except httpx.HTTPError as exc:
+            raise self._transport_error(exc) from None
+        try:
+            if response.status_code >= 400:
+                try:
+                    content = await response.aread()
+                except httpx.HTTPError:
+                    content = b""
+                raise self.error_from_response(response, content)
+            yield response
+        finally:
+            await response.aclose()
+
+    async def iter_bytes(self, response: httpx.Response) -> AsyncIterator[bytes]:
+        """The body of a streaming response, decoded if the upstream compressed it; a cut connection becomes
+        a 502 `GatewayError`. `open_stream` closes it.
+
+        An uncompressed body is read from `response.stream` itself rather than through `aiter_bytes()`, whose
+        decoder and chunker layers are crossed twice per upstream read and do nothing then."""
+        chunks = response.aiter_bytes() if _compressed(response) else _body_stream(response)
+        try:
+            async for chunk in chunks:
+                yield chunk
+        except httpx.HTTPError as exc:
+            raise GatewayError(
+                f"{self.kind}: upstream stream broke off ({redact(str(exc), self.secrets())})",
+                status=504 if isinstance(exc, httpx.TimeoutException) else 502,
+                code="upstream_stream_error",
+            ) from None
+
+    async def post_sse(
+        self, url: str, body: Any, headers: Mapping[str, str] | None = None
+    ) -> AsyncGenerator[list[ServerSentEvent], None]:
+        """POST and yield the upstream's server-sent events, in one list per read that completed any."""
+        async with self.open_stream(url, body, headers) as response:
+            content_type = response.headers.get("content-type", "")
+            if "json" in content_type and "event-stream" not in content_type:
+                # Some upstreams answer a streaming request with a plain JSON error and a 200.
+                raise self.error_from_response(response, await response.aread())
+            decoder = SSEDecoder()  # decoded here, not in one more generator layer
+            async for data in self.iter_bytes(response):
+                events = decoder.feed(data)
+                if events:
+                    yield events
+            events = decoder.flush()
+            if events:
+                yield events
+
+
+def _compressed(response: httpx.Response) -> bool:
+    """Whether the body needs decoding. The transports leave bodies as sent (aiohttp's `auto_decompress` is
+    off under httpx-aiohttp, and aiohttp asks for gzip/deflate by default), so httpx decodes them."""
+    encoding = response.headers.get("content-encoding")
+    return encoding is not None and encoding.strip().lower() != "identity"
+
+
+def _body_stream(response: httpx.Response) -> httpx.AsyncByteStream:
+    """The response's byte stream, as the transport gives it."""
+    return cast(httpx.AsyncByteStream, response.stream)
