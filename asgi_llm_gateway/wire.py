@@ -7,6 +7,7 @@ whatever upstream served it.
 from __future__ import annotations
 
 import json
+import math
 import secrets
 import time
 from typing import Any
@@ -46,9 +47,16 @@ except ImportError:  # pragma: no cover - exercised when orjson is absent
     def _reject_constant(name: str) -> Any:
         raise ValueError(f"{name} is not valid JSON")
 
+    def _finite_float(text: str) -> float:
+        value = float(text)
+        if value in (math.inf, -math.inf):  # `1e999`: orjson refuses it, json would make it `inf`
+            raise ValueError(f"{text} is past the range of a JSON number")
+        return value
+
     def loads(data: bytes | str) -> Any:
-        """Parse JSON; raises ValueError on bad input (NaN and Infinity included, as orjson does)."""
-        return json.loads(data, parse_constant=_reject_constant)
+        """Parse JSON; raises ValueError on bad input (NaN, Infinity and numbers past the float range
+        included, as orjson does)."""
+        return json.loads(data, parse_constant=_reject_constant, parse_float=_finite_float)
 
 
 SSE_DONE = b"data: [DONE]\n\n"
