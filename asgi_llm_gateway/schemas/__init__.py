@@ -239,7 +239,7 @@ def _bad_number_error(text: str) -> GatewayError | None:
     if found is None:
         return None
     bad, path = found
-    shown = bad.text if len(bad.text) <= _SHOWN_CHARS else bad.text[:_SHOWN_CHARS] + "…"
+    shown = _clip(bad.text)
     if bad.text.lstrip("-") in ("NaN", "Infinity"):
         explanation = f"{shown} is not valid JSON (JSON has no NaN or Infinity); send a number or null"
     else:
@@ -375,12 +375,16 @@ def _either(options: list[str]) -> str:
 def _show(value: object) -> str:
     """A short rendering of a JSON value for a message: strings quoted and cut, containers named."""
     if isinstance(value, str):
-        return repr(value if len(value) <= _SHOWN_CHARS else value[:_SHOWN_CHARS] + "…")
+        return repr(_clip(value))
     if value is None or isinstance(value, bool):
         return json.dumps(value)
     if isinstance(value, dict):
         return "an object"
     if isinstance(value, list):
         return "an array"
-    text = repr(value)  # a number: an integer may have thousands of digits
+    return _clip(repr(value))  # a number: an integer may have thousands of digits
+
+
+def _clip(text: str) -> str:
+    """`text`, cut to what a message shows."""
     return text if len(text) <= _SHOWN_CHARS else text[:_SHOWN_CHARS] + "…"
