@@ -30,6 +30,7 @@ from asgi_llm_gateway.providers import (
     OpenAIProvider,
     XAIProvider,
 )
+from tests.e2e.test_bedrock_e2e import gateway_for, openai_client
 from tests.fakes.bedrock import ACCESS_KEY, SECRET_KEY, FakeBedrock
 from tests.support.server import serve
 
@@ -240,11 +241,7 @@ def signed_bedrock() -> Iterator[tuple[FakeBedrock, openai.OpenAI]]:
             aws_access_key_id=ACCESS_KEY,
             aws_secret_access_key=SECRET_KEY,
         )
-        gateway = Gateway(providers={"bedrock": provider}, policy=Policy(max_attempts=1))
-        with (
-            serve(gateway) as url,
-            openai.OpenAI(base_url=url + "/v1", api_key="unused", max_retries=0) as client,
-        ):
+        with serve(gateway_for(provider)) as url, openai_client(url) as client:
             yield fake, client
 
 
