@@ -36,7 +36,7 @@ import mimetypes
 import os
 import re
 import secrets
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, NamedTuple
 from urllib.parse import urlsplit
@@ -983,7 +983,7 @@ class GeminiProvider(HTTPProvider):
                 raise self.error_from_response(response, await response.aread())
             decoder = StreamDecoder()
             reads = (decoder.feed(data) async for data in self.iter_bytes(response))
-            async for batch in translate_reads(reads, _Payloads(self, translator, decoder)):
+            async for batch in translate_reads(reads, _Payloads(translator, decoder, self._payload_error)):
                 yield batch
 
     async def list_models(self) -> list[str]:
@@ -1008,17 +1008,20 @@ class _Payloads:
     done = False  # Gemini says nothing before the body ends
 
     def __init__(
-        self, provider: GeminiProvider, translator: StreamTranslator, decoder: StreamDecoder
+        self,
+        translator: StreamTranslator,
+        decoder: StreamDecoder,
+        payload_error: Callable[[Mapping[str, Any]], GatewayError],
     ) -> None:
-        self.provider = provider
         self.translator = translator
         self.decoder = decoder
+        self.payload_error = payload_error
 
     def feed(self, item: Any) -> list[dict[str, Any]]:
         if not isinstance(item, dict):
             raise bad_upstream_data(KIND, "an event that is not a JSON object")
         if "error" in item:
-            raise self.provider._payload_error(item)
+            raise self.payload_error(item)
         return self.translator.feed(item)
 
     def end(self) -> list[dict[str, Any]]:
