@@ -33,7 +33,6 @@ from __future__ import annotations
 import hashlib
 import math
 import mimetypes
-import os
 import re
 import secrets
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
@@ -883,6 +882,7 @@ class GeminiProvider(HTTPProvider):
 
     kind = KIND
     api_key_env = "GEMINI_API_KEY"
+    api_key_env_aliases = ("GOOGLE_API_KEY",)  # the other name Google's SDKs read
     default_base_url = "https://generativelanguage.googleapis.com"
 
     def __init__(
@@ -902,10 +902,6 @@ class GeminiProvider(HTTPProvider):
     @property
     def json_schema(self) -> bool:
         return self.api_version != "v1"
-
-    def _env_key(self) -> str | None:
-        """GEMINI_API_KEY, else GOOGLE_API_KEY (the other name Google's SDKs read)."""
-        return os.environ.get("GEMINI_API_KEY") or os.environ.get("GOOGLE_API_KEY")
 
     def auth_headers(self) -> dict[str, str]:
         # A header, never `?key=`: query strings end up in access logs.

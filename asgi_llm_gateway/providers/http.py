@@ -34,6 +34,8 @@ class HTTPProvider(Provider):
 
     #: Environment variable read when `api_key` is not given.
     api_key_env: ClassVar[str | None] = None
+    #: Other variables read, in order, when `api_key_env` is unset (names the vendor's own SDKs also read).
+    api_key_env_aliases: ClassVar[tuple[str, ...]] = ()
     #: Used when `base_url` is not given (same meaning as the provider's official SDK).
     default_base_url: ClassVar[str] = ""
 
@@ -59,8 +61,13 @@ class HTTPProvider(Provider):
         self._urls: dict[str, httpx.URL] = {}
         self._extensions = {"timeout": self.timeout.as_dict()}
 
+    @classmethod
+    def key_variables(cls) -> tuple[str, ...]:
+        """The environment variables that may hold this provider's key, in the order they are read."""
+        return ((cls.api_key_env,) if cls.api_key_env else ()) + cls.api_key_env_aliases
+
     def _env_key(self) -> str | None:
-        return os.environ.get(self.api_key_env) if self.api_key_env else None
+        return next((os.environ[name] for name in self.key_variables() if os.environ.get(name)), None)
 
     def __repr__(self) -> str:  # never shows the key
         return f"{type(self).__name__}(base_url={self.base_url!r})"
