@@ -68,9 +68,6 @@ class DataURL:
         self.media_type = media_type
         self.data = data  # base64 text, as received
 
-    def decode(self) -> bytes:
-        return base64.b64decode(self.data, validate=True)
-
 
 def parse_data_url(url: str, param: str = "image_url.url") -> DataURL | None:
     """A data URL's parts, or None for any other URL. A malformed data URL is a 400."""
