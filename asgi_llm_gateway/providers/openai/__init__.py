@@ -1,0 +1,48 @@
+"""OpenAI and the OpenAI-compatible family: one implementation, a table of per-provider quirks.
+
+"Compatible" means similar: several of these upstreams reject fields they do not know, rename some, or
+answer in slightly different shapes. Each provider is a `Quirks` row (`_quirks.py`); the translation
+(`_request.py`, `_response.py`, `_stream.py`) reads the row and never branches on the provider's name.
+
+Fields the gateway's schema does not know are forwarded only to upstreams that accept unknown fields
+(OpenAI, Azure and generic compatible servers); the others get a whitelist.
+"""
+
+from ..base import Request
+from ._quirks import COMPATIBLE, DEEPSEEK, GROQ, MISTRAL, OPENAI, XAI, Quirks
+from ._request import build_request, short_tool_id
+from ._response import normalize_chunk, normalize_completion
+from ._stream import ChunkReader, split_usage
+from .provider import (
+    AzureOpenAIProvider,
+    DeepSeekProvider,
+    GroqProvider,
+    MistralProvider,
+    OpenAICompatibleProvider,
+    OpenAIProvider,
+    XAIProvider,
+)
+
+__all__ = [
+    "COMPATIBLE",
+    "DEEPSEEK",
+    "GROQ",
+    "MISTRAL",
+    "OPENAI",
+    "XAI",
+    "AzureOpenAIProvider",
+    "ChunkReader",
+    "DeepSeekProvider",
+    "GroqProvider",
+    "MistralProvider",
+    "OpenAICompatibleProvider",
+    "OpenAIProvider",
+    "Quirks",
+    "Request",
+    "XAIProvider",
+    "build_request",
+    "normalize_chunk",
+    "normalize_completion",
+    "short_tool_id",
+    "split_usage",
+]
