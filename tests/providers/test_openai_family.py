@@ -27,7 +27,7 @@ QUIRKS = {
 def test_request_golden(fixture: dict[str, Any]) -> None:
     request = fixture["request"]
     untouched = copy.deepcopy(request)
-    body = family.build_request(
+    body = family.to_native(
         request,
         fixture["model"],
         QUIRKS[fixture["provider"]],
@@ -75,7 +75,7 @@ def test_semantic_fields_an_upstream_lacks_are_400(
 ) -> None:
     request = {"model": "x", "messages": [{"role": "user", "content": "hi"}], **request_patch}
     with pytest.raises(GatewayError) as caught:
-        family.build_request(request, "m", QUIRKS[provider], provider=provider, stream=False)
+        family.to_native(request, "m", QUIRKS[provider], provider=provider, stream=False)
     assert caught.value.status == 400
     assert caught.value.param == param
     assert caught.value.code == "unsupported_parameter"
@@ -113,7 +113,7 @@ def test_completion_normalisation_reasoning_finish_and_cache_usage() -> None:
         },
         "x_groq": {"id": "req"},
     }
-    out = family.normalize_completion(native, "groq")
+    out = family.to_completion(native, "groq")
     assert out["choices"][0]["message"] == {
         "role": "assistant",
         "content": "hi",
@@ -141,7 +141,7 @@ def test_mistral_thinking_chunks_flatten_into_content_and_reasoning() -> None:
             }
         ]
     }
-    message = family.normalize_completion(native, "mistral")["choices"][0]["message"]
+    message = family.to_completion(native, "mistral")["choices"][0]["message"]
     assert message == {"role": "assistant", "content": "42", "reasoning_content": "let me see"}
 
 
@@ -208,7 +208,7 @@ def test_mistral_tool_calls_come_back_with_type_function() -> None:
         {"id": "D681PevKs", "function": {"name": "lookup", "arguments": '{"q": "cats"}'}, "index": 0},
         {"id": "aB3dE6gH9", "function": {"name": "other", "arguments": "{}"}, "index": 1},
     )
-    out = family.normalize_completion(native, "mistral")
+    out = family.to_completion(native, "mistral")
     assert out["choices"][0]["message"]["tool_calls"] == [
         {"id": "D681PevKs", "type": "function", "function": {"name": "lookup", "arguments": '{"q": "cats"}'}},
         {"id": "aB3dE6gH9", "type": "function", "function": {"name": "other", "arguments": "{}"}},
@@ -238,7 +238,7 @@ def test_continuation_fragments_and_chunks_without_tool_calls_are_left_as_they_a
 
 def test_tool_calls_already_in_openais_shape_are_unchanged() -> None:
     call = {"id": "call_1", "type": "function", "function": {"name": "f", "arguments": "{}"}}
-    out = family.normalize_completion(_completion(copy.deepcopy(call)), "openai")
+    out = family.to_completion(_completion(copy.deepcopy(call)), "openai")
     assert out["choices"][0]["message"]["tool_calls"] == [call]
     opening = {"index": 0, "id": "call_1", "type": "function", "function": {"name": "f", "arguments": ""}}
     chunk = family.normalize_chunk(_chunk({"tool_calls": [dict(opening)]}), "openai")
@@ -246,7 +246,7 @@ def test_tool_calls_already_in_openais_shape_are_unchanged() -> None:
 
 
 def test_tool_calls_missing_an_id_or_with_object_arguments_are_completed() -> None:
-    out = family.normalize_completion(
+    out = family.to_completion(
         _completion(
             {"type": None, "function": {"name": "f", "arguments": {"q": "x"}}},
             {"id": "", "function": {"name": "g"}},
@@ -264,7 +264,7 @@ def test_tool_calls_missing_an_id_or_with_object_arguments_are_completed() -> No
 
 def test_openais_custom_tool_calls_pass_through() -> None:
     call = {"id": "call_1", "type": "custom", "custom": {"name": "grammar", "input": "x"}}
-    out = family.normalize_completion(_completion(copy.deepcopy(call)), "openai")
+    out = family.to_completion(_completion(copy.deepcopy(call)), "openai")
     assert out["choices"][0]["message"]["tool_calls"] == [call]
 
 
@@ -277,5 +277,5 @@ def test_malformed_tool_calls_are_a_502(tool_calls: Any) -> None:
     native = _completion()
     native["choices"][0]["message"]["tool_calls"] = tool_calls
     with pytest.raises(GatewayError) as caught:
-        family.normalize_completion(native, "mistral")
+        family.to_completion(native, "mistral")
     assert caught.value.status == 502

@@ -10,9 +10,9 @@ Fields the gateway's schema does not know are forwarded only to upstreams that a
 
 from ..base import Request
 from ._quirks import COMPATIBLE, DEEPSEEK, GROQ, MISTRAL, OPENAI, XAI, Quirks
-from ._request import build_request, short_tool_id
-from ._response import normalize_chunk, normalize_completion
-from ._stream import ChunkReader, split_usage
+from ._request import short_tool_id, to_native
+from ._response import normalize_chunk, to_completion
+from ._stream import StreamTranslator, split_usage
 from .provider import (
     AzureOpenAIProvider,
     DeepSeekProvider,
@@ -31,7 +31,6 @@ __all__ = [
     "OPENAI",
     "XAI",
     "AzureOpenAIProvider",
-    "ChunkReader",
     "DeepSeekProvider",
     "GroqProvider",
     "MistralProvider",
@@ -39,10 +38,11 @@ __all__ = [
     "OpenAIProvider",
     "Quirks",
     "Request",
+    "StreamTranslator",
     "XAIProvider",
-    "build_request",
     "normalize_chunk",
-    "normalize_completion",
     "short_tool_id",
     "split_usage",
+    "to_completion",
+    "to_native",
 ]

@@ -11,12 +11,10 @@ from ...translate import unsupported
 from ..base import Request
 from ._quirks import Quirks
 
-__all__ = ["build_request", "short_tool_id"]
+__all__ = ["short_tool_id", "to_native"]
 
 
-def build_request(
-    request: Request, model: str, quirks: Quirks, *, provider: str, stream: bool
-) -> dict[str, Any]:
+def to_native(request: Request, model: str, quirks: Quirks, *, provider: str, stream: bool) -> dict[str, Any]:
     """The upstream body for `request`. Pure: the client's request is never modified."""
     body: dict[str, Any] = {}
     for key, value in request.items():

@@ -13,7 +13,7 @@ from ...errors import GatewayError
 from ...wire import dumps, tool_call_id
 from ..streams import bad_upstream_data
 
-__all__ = ["normalize_chunk", "normalize_completion"]
+__all__ = ["normalize_chunk", "to_completion"]
 
 _FINISH_REASONS = {"model_length": "length", "eos": "stop", "end_turn": "stop"}
 _KNOWN_FINISH = {"stop", "length", "tool_calls", "content_filter", "function_call"}
@@ -101,7 +101,7 @@ def _normalize_usage(usage: dict[str, Any]) -> dict[str, Any]:
     return usage
 
 
-def normalize_completion(native: Any, provider: str) -> dict[str, Any]:
+def to_completion(native: Any, provider: str) -> dict[str, Any]:
     """An upstream `chat.completion`, made canonical (reasoning field, finish reasons, usage)."""
     if not isinstance(native, dict) or not isinstance(native.get("choices"), list):
         raise bad_upstream_data(provider, "a chat.completion without choices")

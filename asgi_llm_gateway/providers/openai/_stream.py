@@ -9,11 +9,13 @@ from ...wire import loads
 from ..streams import bad_upstream_data
 from ._response import normalize_chunk
 
-__all__ = ["ChunkReader", "split_usage"]
+__all__ = ["StreamTranslator", "split_usage"]
 
 
-class ChunkReader:
-    """An OpenAI-style upstream's stream events → normalised chunks, up to `data: [DONE]`."""
+class StreamTranslator:
+    """An OpenAI-style upstream's stream events → normalised chunks, up to `data: [DONE]`.
+
+    The family's `StreamTranslator` (the protocol in `providers/base.py`): `done` turns true at `[DONE]`."""
 
     __slots__ = ("done", "kind")
 

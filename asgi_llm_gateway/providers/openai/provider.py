@@ -14,9 +14,9 @@ from ..base import Request
 from ..http import HTTPProvider
 from ..streams import one_by_one, translate_reads
 from ._quirks import COMPATIBLE, DEEPSEEK, GROQ, MISTRAL, OPENAI, XAI, Quirks
-from ._request import build_request
-from ._response import normalize_completion
-from ._stream import ChunkReader
+from ._request import to_native
+from ._response import to_completion
+from ._stream import StreamTranslator
 
 __all__ = [
     "AzureOpenAIProvider",
@@ -42,7 +42,7 @@ class OpenAICompatibleProvider(HTTPProvider):
         return f"{self.base_url}/chat/completions"
 
     def _body(self, request: Request, model: str, stream: bool) -> dict[str, Any]:
-        return build_request(request, model, self.quirks, provider=self.kind, stream=stream)
+        return to_native(request, model, self.quirks, provider=self.kind, stream=stream)
 
     def error_details(self, status: int, body: Any, text: str) -> tuple[str, str | None]:
         message, code = super().error_details(status, body, text)
@@ -52,15 +52,15 @@ class OpenAICompatibleProvider(HTTPProvider):
 
     async def complete(self, request: Request, model: str) -> dict[str, Any]:
         native = await self.post_json(self.chat_url(model), self._body(request, model, stream=False))
-        return normalize_completion(native, self.kind)
+        return to_completion(native, self.kind)
 
     def stream(self, request: Request, model: str) -> AsyncIterator[dict[str, Any]]:
         return one_by_one(self.stream_batches(request, model))
 
     def stream_batches(self, request: Request, model: str) -> AsyncIterator[list[dict[str, Any]]]:
-        reader = ChunkReader(self.kind)
+        translator = StreamTranslator(self.kind)
         reads = self.post_sse(self.chat_url(model), self._body(request, model, stream=True))
-        return translate_reads(reads, reader)
+        return translate_reads(reads, translator)
 
     async def list_models(self) -> list[str]:
         if self.models is not None:
