@@ -1,0 +1,168 @@
+"""A `streamGenerateContent?alt=sse` body → `chat.completion.chunk` dicts: `StreamDecoder` reads the body's
+framing into JSON payloads, `StreamTranslator` turns those into chunks."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from ...errors import GatewayError
+from ...sse import SSEDecoder
+from ...wire import ChunkBuilder, loads, tool_call_delta
+from ..streams import bad_upstream_data, stream_ended_early
+from ._errors import KIND
+from ._response import check_prompt_feedback, finish_reason, read_logprobs, read_parts, read_usage
+
+__all__ = ["StreamDecoder", "StreamTranslator"]
+
+
+@dataclass
+class _ChoiceState:
+    tool_calls: int = 0
+    finish_reason: str | None = None
+
+
+class StreamTranslator:
+    """Turns the `GenerateContentResponse` events of one stream into `chat.completion.chunk` dicts.
+
+    Gemini sends text as deltas and every function call whole, so each call is one tool-call fragment.
+    Finish chunks wait for the end of the stream, because usage (and occasionally a trailing part) may
+    arrive after a candidate's `finishReason`.
+    """
+
+    def __init__(self, model: str, *, created: int | None = None) -> None:
+        self.model = model
+        self.created = created
+        self._builder: ChunkBuilder | None = None
+        self._response_id: str | None = None
+        self._choices: dict[int, _ChoiceState] = {}
+        self._usage: dict[str, Any] | None = None
+
+    def feed(self, event: Mapping[str, Any]) -> list[dict[str, Any]]:
+        """Chunks for one upstream event."""
+        check_prompt_feedback(event)
+        if self._builder is None:
+            self._response_id = event.get("responseId")
+            chunk_id = f"chatcmpl-{self._response_id}" if self._response_id else None
+            self._builder = ChunkBuilder(self.model, id=chunk_id, created=self.created)
+        builder = self._builder
+        if event.get("usageMetadata"):
+            self._usage = read_usage(event["usageMetadata"])  # cumulative: the last one wins
+        chunks: list[dict[str, Any]] = []
+        for position, candidate in enumerate(event.get("candidates") or ()):
+            index = candidate.get("index", position)
+            state = self._choices.get(index)
+            if state is None:
+                state = self._choices[index] = _ChoiceState()
+                chunks.append(builder.role(index))
+            parts = read_parts(candidate, self._response_id, index, state.tool_calls)
+            if parts.reasoning:
+                chunks.append(builder.chunk({"reasoning_content": "".join(parts.reasoning)}, index=index))
+            if parts.text:
+                chunks.append(builder.chunk({"content": "".join(parts.text)}, index=index))
+                chunks[-1]["choices"][0]["logprobs"] = read_logprobs(candidate.get("logprobsResult"))
+            for call_id, name, arguments in parts.calls:
+                delta = tool_call_delta(state.tool_calls, id=call_id, name=name, arguments=arguments)
+                chunks.append(builder.chunk({"tool_calls": [delta]}, index=index))
+                state.tool_calls += 1
+            if candidate.get("finishReason"):
+                state.finish_reason = candidate["finishReason"]
+                # Raises now for a failed answer: better mid-stream than a truncated "success".
+                finish_reason(state.finish_reason, state.tool_calls > 0, candidate.get("finishMessage"))
+        return chunks
+
+    def end(self) -> list[dict[str, Any]]:
+        """The finish chunk of every choice and the usage chunk; the stream must have been complete."""
+        if self._builder is None or not self._choices:
+            raise stream_ended_early(KIND)
+        if any(state.finish_reason is None for state in self._choices.values()):
+            raise stream_ended_early(KIND)
+        chunks = [
+            self._builder.finish(finish_reason(state.finish_reason, state.tool_calls > 0), index)
+            for index, state in sorted(self._choices.items())
+        ]
+        if self._usage is not None:
+            chunks.append(self._builder.usage(self._usage))
+        return chunks
+
+
+# -- the body's framing --------------------------------------------------------------------------------------
+
+_MAX_RAW_ERROR = 64 * 1024
+
+
+class StreamDecoder:
+    """The JSON payloads of a `streamGenerateContent?alt=sse` body.
+
+    Events are `data:` lines (decoded by the shared SSE decoder), but when Google fails after the 200 it
+    writes a bare, possibly multi-line JSON error object without `data:`. The SSE decoder hands over those
+    lines (they are no SSE field); they are collected here until they parse, so the error is reported
+    instead of silently dropped.
+    """
+
+    def __init__(self) -> None:
+        self._sse = SSEDecoder(on_other_line=self._raw_line)
+        self._raw: list[str] = []
+        self._bare: list[Any] = []  # bare JSON objects completed by the last read
+
+    def feed(self, chunk: bytes) -> list[Any]:
+        payloads = [self._parse(event.data) for event in self._sse.feed(chunk)]
+        if self._bare:
+            payloads += self._bare
+            self._bare = []
+        return payloads
+
+    def end(self) -> list[Any]:
+        payloads = [self._parse(event.data) for event in self._sse.flush()] + self._bare
+        if self._raw:
+            raise bad_upstream_data(KIND, "text outside of server-sent events")
+        return payloads
+
+    def _raw_line(self, line: str) -> None:
+        self._raw.append(line)
+        text = "\n".join(self._raw)
+        if len(text) > _MAX_RAW_ERROR:
+            raise bad_upstream_data(KIND, "text outside of server-sent events")
+        try:
+            payload = loads(text)
+        except ValueError:
+            return  # not complete yet
+        self._raw = []
+        self._bare.append(payload)
+
+    @staticmethod
+    def _parse(data: str) -> Any:
+        try:
+            return loads(data)
+        except ValueError:
+            raise bad_upstream_data(KIND, "an event that is not JSON") from None
+
+
+class _Payloads:
+    """A stream's JSON payloads → chunks: an error payload (Google fails after the 200 this way) is raised,
+    and at the end the decoder's last payloads are translated before the translator's own check."""
+
+    done = False  # Gemini says nothing before the body ends
+
+    def __init__(
+        self,
+        translator: StreamTranslator,
+        decoder: StreamDecoder,
+        payload_error: Callable[[Mapping[str, Any]], GatewayError],
+    ) -> None:
+        self.translator = translator
+        self.decoder = decoder
+        self.payload_error = payload_error
+
+    def feed(self, item: Any) -> list[dict[str, Any]]:
+        if not isinstance(item, dict):
+            raise bad_upstream_data(KIND, "an event that is not a JSON object")
+        if "error" in item:
+            raise self.payload_error(item)
+        return self.translator.feed(item)
+
+    def end(self) -> list[dict[str, Any]]:
+        return [
+            chunk for payload in self.decoder.end() for chunk in self.feed(payload)
+        ] + self.translator.end()

@@ -1,0 +1,147 @@
+"""`GeminiProvider`: the Gemini Developer API's HTTP side (URLs, auth, errors); translation is in the sibling
+modules."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Mapping, Sequence
+from typing import Any
+
+import httpx
+
+from ...errors import GatewayError, upstream_error
+from ...model_ids import path_segment
+from ...wire import loads
+from ..http import HTTPProvider
+from ..streams import bad_upstream_data, one_by_one, translate_reads
+from ._errors import KIND, key_rejected, retry_delay
+from ._request import to_gemini_request
+from ._response import to_completion
+from ._stream import StreamDecoder, StreamTranslator, _Payloads
+
+__all__ = ["GeminiProvider"]
+
+Request = Mapping[str, Any]
+
+
+class GeminiProvider(HTTPProvider):
+    """Google's Gemini Developer API, spoken natively.
+
+    `api_version` picks the URL segment; on "v1" schemas are converted to the OpenAPI subset because the
+    JSON Schema fields (`parametersJsonSchema`, `responseJsonSchema`) are a v1beta feature.
+    """
+
+    kind = KIND
+    api_key_env = "GEMINI_API_KEY"
+    api_key_env_aliases = ("GOOGLE_API_KEY",)  # the other name Google's SDKs read
+    default_base_url = "https://generativelanguage.googleapis.com"
+
+    def __init__(
+        self,
+        api_key: str | None = None,
+        base_url: str | None = None,
+        timeout: float | httpx.Timeout | None = 600.0,
+        *,
+        api_version: str = "v1beta",
+        models: Sequence[str] | None = None,
+        headers: Mapping[str, str] | None = None,
+        client: httpx.AsyncClient | None = None,
+    ) -> None:
+        super().__init__(api_key, base_url, timeout, models=models, headers=headers, client=client)
+        self.api_version = api_version.strip("/")
+
+    @property
+    def json_schema(self) -> bool:
+        return self.api_version != "v1"
+
+    def auth_headers(self) -> dict[str, str]:
+        # A header, never `?key=`: query strings end up in access logs.
+        return {"x-goog-api-key": self.api_key} if self.api_key else {}
+
+    def url(self, model: str, method: str) -> str:
+        """`{version}/models/{id}:{method}`; a `models/` or `tunedModels/` prefix names the collection, and
+        the rest of the id is one path segment whatever it contains (never a way into another API)."""
+        collection, slash, name = model.partition("/")
+        if not (slash and collection in ("models", "tunedModels")):
+            collection, name = "models", model
+        return f"{self.base_url}/{self.api_version}/{collection}/{path_segment(name)}:{method}"
+
+    def error_details(self, status: int, body: Any, text: str) -> tuple[str, str | None]:
+        """Google's `{"error": {"code", "message", "status"}}`; its status names a 400's cause."""
+        if isinstance(body, list) and body:
+            body = body[0]  # a stream answered without `alt=sse` wraps everything in an array
+        error = body.get("error") if isinstance(body, dict) else None
+        if not isinstance(error, dict):
+            return super().error_details(status, body, text)
+        message = str(error.get("message") or text[:500] or f"HTTP {status}")
+        google_status = error.get("status")
+        code = google_status.lower() if status == 400 and isinstance(google_status, str) else None
+        return message, code
+
+    def error_from_response(self, response: httpx.Response, content: bytes) -> GatewayError:
+        try:
+            body = loads(content) if content else None
+        except ValueError:
+            body = None
+        if key_rejected(body):
+            # Google answers a bad key with 400 INVALID_ARGUMENT, but it is the gateway's credential that
+            # failed, not the client's request: report it as the authentication failure it is.
+            message, _ = self.error_details(response.status_code, body, "")
+            return upstream_error(self.kind, 401, message, secrets=self.secrets())
+        error = super().error_from_response(response, content)
+        delay = retry_delay(body)
+        if error.status in (429, 503) and "retry-after" not in error.headers and delay is not None:
+            error.headers["retry-after"] = delay
+        return error
+
+    def _payload_error(self, payload: Mapping[str, Any]) -> GatewayError:
+        """An error object that arrived inside a 200 (mid-stream)."""
+        error = payload.get("error")
+        code = error.get("code") if isinstance(error, dict) else None
+        status = code if isinstance(code, int) and 400 <= code < 600 else 500
+        message, error_code = self.error_details(status, payload, "")
+        return upstream_error(
+            self.kind,
+            status,
+            message,
+            code=error_code,
+            retry_after=retry_delay(payload),
+            secrets=self.secrets(),
+        )
+
+    async def complete(self, request: Request, model: str) -> dict[str, Any]:
+        body = to_gemini_request(request, model, json_schema=self.json_schema)
+        response = await self.post_json(self.url(model, "generateContent"), body)
+        if not isinstance(response, dict):
+            raise bad_upstream_data(self.kind, "the response is not a JSON object")
+        if "error" in response:
+            raise self._payload_error(response)
+        return to_completion(response, model)
+
+    def stream(self, request: Request, model: str) -> AsyncIterator[dict[str, Any]]:
+        return one_by_one(self.stream_batches(request, model))
+
+    async def stream_batches(self, request: Request, model: str) -> AsyncIterator[list[dict[str, Any]]]:
+        body = to_gemini_request(request, model, json_schema=self.json_schema)
+        translator = StreamTranslator(model)
+        async with self.open_stream(self.url(model, "streamGenerateContent") + "?alt=sse", body) as response:
+            content_type = response.headers.get("content-type", "")
+            if "json" in content_type and "event-stream" not in content_type:
+                raise self.error_from_response(response, await response.aread())
+            decoder = StreamDecoder()
+            reads = (decoder.feed(data) async for data in self.iter_bytes(response))
+            async for batch in translate_reads(reads, _Payloads(translator, decoder, self._payload_error)):
+                yield batch
+
+    async def list_models(self) -> list[str]:
+        """The configured models, else every model the key can call `generateContent` on."""
+        if self.models is not None:
+            return list(self.models)
+        listing = await self.get_json(f"{self.base_url}/{self.api_version}/models?pageSize=1000")
+        found = listing.get("models") if isinstance(listing, dict) else None
+        return [
+            str(item["name"]).removeprefix("models/")
+            for item in found or ()
+            if isinstance(item, dict)
+            and isinstance(item.get("name"), str)
+            and "generateContent" in (item.get("supportedGenerationMethods") or ())
+        ]
