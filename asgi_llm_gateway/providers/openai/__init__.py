@@ -6,6 +6,9 @@ answer in slightly different shapes. Each provider is a `Quirks` row (`_quirks.p
 
 Fields the gateway's schema does not know are forwarded only to upstreams that accept unknown fields
 (OpenAI, Azure and generic compatible servers); the others get a whitelist.
+
+What each `Quirks` field does, how tool calls are put into OpenAI's exact shape and why usage chunks are
+split: docs/providers/openai.md.
 """
 
 from ..base import Request
