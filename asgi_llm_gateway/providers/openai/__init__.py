@@ -4,8 +4,8 @@
 answer in slightly different shapes. Each provider is a `Quirks` row (`_quirks.py`); the translation
 (`_request.py`, `_response.py`, `_stream.py`) reads the row and never branches on the provider's name.
 
-Fields the gateway's schema does not know are forwarded only to upstreams that accept unknown fields
-(OpenAI, Azure and generic compatible servers); the others get a whitelist.
+Fields the gateway's schema does not know are forwarded, except to an upstream whose row has a whitelist
+(`Quirks.fields`: today only Mistral's, which answers unknown fields with 422).
 
 What each `Quirks` field does, how tool calls are put into OpenAI's exact shape and why usage chunks are
 split: docs/providers/openai.md.
