@@ -24,30 +24,22 @@ Every error names the file, the key and what is wrong.
 
 from __future__ import annotations
 
+import inspect
 import os
 import re
 import sys
-from collections.abc import Callable, Mapping
+import types
+import typing
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, fields
+from functools import cache
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeAlias, Union
 
 from .auth import AuthHook, Principal, api_keys
 from .gateway import Gateway
 from .policy import Group, Policy, Route
-from .providers import (
-    AnthropicProvider,
-    AzureOpenAIProvider,
-    BedrockProvider,
-    DeepSeekProvider,
-    EchoProvider,
-    GeminiProvider,
-    GroqProvider,
-    MistralProvider,
-    OpenAICompatibleProvider,
-    OpenAIProvider,
-    XAIProvider,
-)
+from .providers import PROVIDER_CLASSES, EchoProvider
 from .providers.base import Provider
 
 if sys.version_info >= (3, 11):
@@ -55,42 +47,36 @@ if sys.version_info >= (3, 11):
 else:  # pragma: no cover
     import tomli as tomllib
 
-__all__ = ["PROVIDER_TYPES", "ConfigError", "GatewayConfig", "from_environment", "load_config"]
+__all__ = [
+    "KEY_VARIABLES",
+    "PROVIDER_TYPES",
+    "ConfigError",
+    "GatewayConfig",
+    "from_environment",
+    "load_config",
+]
 
-PROVIDER_TYPES: Mapping[str, Callable[..., Provider]] = {
-    "openai": OpenAIProvider,
-    "azure": AzureOpenAIProvider,
-    "anthropic": AnthropicProvider,
-    "gemini": GeminiProvider,
-    "bedrock": BedrockProvider,
-    "mistral": MistralProvider,
-    "groq": GroqProvider,
-    "deepseek": DeepSeekProvider,
-    "xai": XAIProvider,
-    "openai-compatible": OpenAICompatibleProvider,
-    "echo": EchoProvider,
-}
+#: A provider table's `type` → its class (asgi_llm_gateway.providers.PROVIDER_CLASSES). The options a table
+#: accepts are the class's constructor parameters that TOML can express (see `_options`).
+PROVIDER_TYPES: Mapping[str, type[Provider]] = PROVIDER_CLASSES
 
-# Providers served without a config file when their key is in the environment.
-_ENV_PROVIDERS = {
-    "openai": "OPENAI_API_KEY",
-    "anthropic": "ANTHROPIC_API_KEY",
-    "gemini": "GEMINI_API_KEY",
-    "mistral": "MISTRAL_API_KEY",
-    "groq": "GROQ_API_KEY",
-    "deepseek": "DEEPSEEK_API_KEY",
-    "xai": "XAI_API_KEY",
-    "azure": "AZURE_OPENAI_API_KEY",
-    "bedrock": "AWS_BEARER_TOKEN_BEDROCK",
+
+def _key_variables(provider: type[Provider]) -> tuple[str, ...]:
+    variables: Callable[[], tuple[str, ...]] | None = getattr(provider, "key_variables", None)
+    return variables() if variables is not None else ()
+
+
+#: Providers served without a config file, each under its `type`, when one of its key variables is set:
+#: type → the environment variables that may hold its key, in the order the provider reads them.
+KEY_VARIABLES: Mapping[str, tuple[str, ...]] = {
+    kind: variables for kind, provider in PROVIDER_TYPES.items() if (variables := _key_variables(provider))
 }
 
 _ENV_REFERENCE = re.compile(r"^(?:env:(?P<a>[A-Za-z_][A-Za-z0-9_]*)|\$\{(?P<b>[A-Za-z_][A-Za-z0-9_]*)\})$")
-_PROVIDER_OPTIONS = {"type", "api_key", "base_url", "timeout", "models", "headers"}
-_EXTRA_OPTIONS: Mapping[str, set[str]] = {
-    "azure": {"api_version"},
-    "bedrock": {"region", "aws_access_key_id", "aws_secret_access_key", "aws_session_token", "profile"},
-    "echo": set(),
-}
+#: Keys of a provider table that are not constructor options (`policy` is taken out before, in `_parse`).
+_TABLE_KEYS = ("type", "policy")
+#: What an option must be, where a plainer word than the annotation's says it better.
+_EXPECTED = {"timeout": "a number of seconds", "models": "a list of model ids"}
 
 
 class ConfigError(Exception):
@@ -129,9 +115,11 @@ def from_environment(environ: Mapping[str, str] | None = None) -> GatewayConfig:
     """No config file: `echo`, plus every provider whose key is set in the environment."""
     environ = os.environ if environ is None else environ
     providers: dict[str, Provider] = {"echo": EchoProvider()}
-    for name, variable in _ENV_PROVIDERS.items():
-        if environ.get(variable):
-            providers[name] = PROVIDER_TYPES[name]()
+    for kind, variables in KEY_VARIABLES.items():
+        key = next((environ[name] for name in variables if environ.get(name)), None)
+        if key:
+            factory: Callable[..., Provider] = PROVIDER_TYPES[kind]
+            providers[kind] = factory(api_key=key)
     return GatewayConfig(providers=providers)
 
 
@@ -270,30 +258,106 @@ def _provider(name: str, table: Mapping[str, Any], source: str, environ: Mapping
     if "/" in name:
         raise ConfigError(f"{source}: {where}: a provider name cannot contain '/'")
     kind = table.get("type", name)
-    factory = PROVIDER_TYPES.get(kind)
-    if factory is None:
+    if not isinstance(kind, str) or kind not in PROVIDER_TYPES:
         raise ConfigError(
             f"{source}: {where}.type: unknown provider type {kind!r}; one of {sorted(PROVIDER_TYPES)}"
         )
-    allowed = _EXTRA_OPTIONS.get(kind, set()) | (_PROVIDER_OPTIONS if kind != "echo" else {"type", "models"})
+    factory: Callable[..., Provider] = PROVIDER_TYPES[kind]
+    accepted = _options(PROVIDER_TYPES[kind])
     options: dict[str, Any] = {}
     for key, value in table.items():
-        if key not in allowed:
-            raise ConfigError(f"{source}: {where}.{key}: unknown option for a {kind!r} provider")
-        if key != "type":
-            options[key] = _resolve(value, source, f"{where}.{key}", environ)
-    if "timeout" in options and not isinstance(options["timeout"], (int, float)):
-        raise ConfigError(f"{source}: {where}.timeout: expected a number of seconds")
-    if "models" in options and not (
-        isinstance(options["models"], list) and all(isinstance(m, str) for m in options["models"])
-    ):
-        raise ConfigError(f"{source}: {where}.models: expected a list of model ids")
+        if key in _TABLE_KEYS:
+            continue
+        if key not in accepted:
+            raise ConfigError(
+                f"{source}: {where}.{key}: unknown option for a {kind!r} provider; "
+                f"one of {sorted([*accepted, *_TABLE_KEYS])}"
+            )
+        options[key] = _resolve(value, source, f"{where}.{key}", environ)
+        shapes = accepted[key]
+        if shapes is not None and not any(_fits(shape, options[key]) for shape in shapes):
+            expected = _EXPECTED.get(key) or " or ".join(_describe(shape) for shape in shapes)
+            raise ConfigError(f"{source}: {where}.{key}: expected {expected}")
     if kind == "openai-compatible" and not options.get("base_url"):
         raise ConfigError(f"{source}: {where}.base_url: required for an 'openai-compatible' provider")
     try:
         return factory(**options)
     except (TypeError, ValueError) as exc:
         raise ConfigError(f"{source}: {where}: {exc}") from None
+
+
+# -- a provider's options, from its constructor --------------------------------------------------------------
+
+#: What TOML can give an option: a scalar type, or ("list"/"table", item type).
+_Shape: TypeAlias = "type | tuple[str, type]"
+_SCALARS: Mapping[type, tuple[str, str]] = {
+    str: ("a string", "strings"),
+    bool: ("true or false", "booleans"),
+    int: ("an integer", "integers"),
+    float: ("a number", "numbers"),
+}
+
+
+@cache
+def _options(provider: type[Provider]) -> Mapping[str, tuple[_Shape, ...] | None]:
+    """Option name → the shapes TOML may give it (None: unchecked), from the keyword parameters of the
+    provider's constructor, following `**options` up the classes. A parameter no TOML value can fill (a
+    `client: httpx.AsyncClient`) is not an option."""
+    options: dict[str, tuple[_Shape, ...] | None] = {}
+    for cls in provider.__mro__:
+        init = vars(cls).get("__init__")
+        if init is None:
+            continue
+        parameters = list(inspect.signature(init, eval_str=True).parameters.values())[1:]  # after self
+        for parameter in parameters:
+            if parameter.kind in (parameter.POSITIONAL_OR_KEYWORD, parameter.KEYWORD_ONLY):
+                shapes = _shapes(parameter.annotation)
+                if shapes != () and parameter.name not in options:
+                    options[parameter.name] = shapes
+        if not any(parameter.kind is parameter.VAR_KEYWORD for parameter in parameters):
+            break
+    return options
+
+
+def _shapes(annotation: Any) -> tuple[_Shape, ...] | None:
+    """The TOML shapes an annotation allows: () when none (a class TOML cannot build), None when the
+    annotation says nothing checkable (missing, `Any`, a construct this reader does not know)."""
+    origin, arguments = typing.get_origin(annotation), typing.get_args(annotation)
+    if origin is Union or origin is types.UnionType:
+        parts = [_shapes(argument) for argument in arguments if argument is not type(None)]
+        if any(part is None for part in parts):
+            return None
+        return tuple(shape for part in parts for shape in part or ())
+    if annotation in _SCALARS:
+        return (annotation,)
+    if isinstance(origin, type) and arguments and arguments[-1] in _SCALARS:
+        if issubclass(origin, Mapping):
+            return (("table", arguments[-1]),)
+        if issubclass(origin, Sequence) and not issubclass(origin, str):
+            return (("list", arguments[-1]),)
+    if origin is None and isinstance(annotation, type) and annotation is not object:
+        return ()
+    return None
+
+
+def _fits(shape: _Shape, value: Any) -> bool:
+    if isinstance(shape, tuple):
+        container, item = shape
+        if container == "table":
+            return isinstance(value, dict) and all(_fits(item, v) for v in value.values())
+        return isinstance(value, list) and all(_fits(item, v) for v in value)
+    if shape is float:
+        return isinstance(value, (int, float)) and not isinstance(value, bool)
+    if shape is int:
+        return isinstance(value, int) and not isinstance(value, bool)
+    return isinstance(value, shape)
+
+
+def _describe(shape: _Shape) -> str:
+    if isinstance(shape, tuple):
+        container, item = shape
+        return f"a {container} of {_SCALARS[item][1]}"
+    return _SCALARS[shape][0]
 
 
 def _auth(data: Mapping[str, Any], source: str, environ: Mapping[str, str]) -> AuthHook | None:
