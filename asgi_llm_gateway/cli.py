@@ -23,7 +23,7 @@ import sys
 from collections.abc import Sequence
 from typing import Any
 
-from .config import ConfigError, GatewayConfig, from_environment, load_config
+from .config import KEY_VARIABLES, ConfigError, GatewayConfig, from_environment, load_config
 from .gateway import Gateway
 
 __all__ = ["CONFIG_VARIABLE", "app_from_environment", "main"]
@@ -79,11 +79,12 @@ def _seconds(text: str) -> int:
 
 
 def _parser() -> argparse.ArgumentParser:
+    served = "; ".join(f"{kind} ({' or '.join(variables)})" for kind, variables in KEY_VARIABLES.items())
     parser = argparse.ArgumentParser(
         prog="asgi-llm-gateway",
         description="Serve an OpenAI-compatible LLM gateway.",
         epilog=f"Without --config the file named by ${CONFIG_VARIABLE} is used; without either, the echo "
-        "provider plus every provider whose API key variable is set.",
+        f"provider plus every provider whose API key variable is set: {served}.",
     )
     parser.add_argument("--config", metavar="FILE", help="TOML config file")
     parser.add_argument(

@@ -179,6 +179,28 @@ def test_check_accepts_the_example_config_named_by_the_environment() -> None:
     assert f"{path}: OK: providers echo and routes chat (client keys required)" in result.stderr
 
 
+def test_check_without_a_config_serves_gemini_from_google_api_key() -> None:
+    result = subprocess.run(
+        _command("--check"),
+        capture_output=True,
+        text=True,
+        env={**_environment(), "GOOGLE_API_KEY": "g-runner-test"},
+        timeout=20,
+    )
+    assert result.returncode == 0, result.stderr
+    assert "environment: OK: providers echo, gemini (no client keys required)" in result.stderr
+
+
+def test_help_names_the_key_variables_of_the_providers_it_serves_without_a_config() -> None:
+    result = subprocess.run(
+        _command("--help"), capture_output=True, text=True, env=_environment(), timeout=20
+    )
+    assert result.returncode == 0, result.stderr
+    text = " ".join(result.stdout.split())  # argparse wraps the epilog
+    for variable in ("OPENAI_API_KEY", "GEMINI_API_KEY or GOOGLE_API_KEY", "AWS_BEARER_TOKEN_BEDROCK"):
+        assert variable in text
+
+
 # -- graceful shutdown ---------------------------------------------------------------------------------
 
 
