@@ -22,7 +22,7 @@ from asgi_llm_gateway.providers.gemini import (
     encode_tool_call_id,
     sanitize_json_schema,
     to_completion,
-    to_gemini_request,
+    to_native,
     to_openapi_schema,
 )
 from tests.support.golden import fixture, golden
@@ -37,7 +37,7 @@ CREATED = 1700000000
 @pytest.mark.parametrize("case", golden("gemini", "request"))
 def test_request_translation(case: dict[str, Any]) -> None:
     frozen = json.dumps(case["openai"])
-    assert to_gemini_request(case["openai"], case["model"], json_schema=case["json_schema"]) == case["gemini"]
+    assert to_native(case["openai"], case["model"], json_schema=case["json_schema"]) == case["gemini"]
     assert json.dumps(case["openai"]) == frozen  # the request is read-only
 
 
@@ -307,7 +307,7 @@ def _user(*parts: dict[str, Any]) -> dict[str, Any]:
 )
 def test_what_gemini_cannot_take_is_a_400_with_its_param(request_: dict[str, Any], param: str) -> None:
     with pytest.raises(GatewayError) as caught:
-        to_gemini_request(request_, "gemini-3-flash")
+        to_native(request_, "gemini-3-flash")
     assert caught.value.status == 400 and caught.value.param == param
 
 

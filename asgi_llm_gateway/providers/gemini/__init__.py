@@ -1,11 +1,11 @@
 """Google Gemini (the Gemini Developer API): `generateContent` and `streamGenerateContent?alt=sse`.
 
-The translation is pure (`to_gemini_request`, `to_completion`, `StreamTranslator`); `GeminiProvider` only does
+The translation is pure (`to_native`, `to_completion`, `StreamTranslator`); `GeminiProvider` only does
 I/O. What maps to what, and the choices made where the APIs differ: docs/providers/gemini.md.
 """
 
 from ._ids import DUMMY_THOUGHT_SIGNATURE, decode_tool_call_id, encode_tool_call_id
-from ._request import to_gemini_request
+from ._request import to_native
 from ._response import to_completion
 from ._schema import sanitize_json_schema, to_openapi_schema
 from ._stream import StreamDecoder, StreamTranslator
@@ -20,6 +20,6 @@ __all__ = [
     "encode_tool_call_id",
     "sanitize_json_schema",
     "to_completion",
-    "to_gemini_request",
+    "to_native",
     "to_openapi_schema",
 ]

@@ -24,7 +24,7 @@ from ._errors import KIND
 from ._ids import DUMMY_THOUGHT_SIGNATURE, decode_tool_call_id
 from ._schema import sanitize_json_schema, to_openapi_schema
 
-__all__ = ["to_gemini_request"]
+__all__ = ["to_native"]
 
 Request = Mapping[str, Any]
 JSON = dict[str, Any]
@@ -73,7 +73,7 @@ class _Call(NamedTuple):
     position: int  # among the calls of its assistant turn: function responses go back in this order
 
 
-def to_gemini_request(request: Request, model: str, *, json_schema: bool = True) -> JSON:
+def to_native(request: Request, model: str, *, json_schema: bool = True) -> JSON:
     """The `GenerateContentRequest` body for an OpenAI chat request. `json_schema=False` targets API `v1`."""
     for field, detail in _REJECTED.items():
         if request.get(field) is not None:

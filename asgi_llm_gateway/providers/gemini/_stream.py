@@ -3,15 +3,15 @@ framing into JSON payloads, `StreamTranslator` turns those into chunks."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import AsyncIterator, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from ...errors import GatewayError
 from ...sse import SSEDecoder
 from ...wire import ChunkBuilder, loads, tool_call_delta
+from ..base import Chunk
 from ..streams import bad_upstream_data, stream_ended_early
-from ._errors import KIND
+from ._errors import KIND, payload_error
 from ._response import check_prompt_feedback, finish_reason, read_logprobs, read_parts, read_usage
 
 __all__ = ["StreamDecoder", "StreamTranslator"]
@@ -24,55 +24,70 @@ class _ChoiceState:
 
 
 class StreamTranslator:
-    """Turns the `GenerateContentResponse` events of one stream into `chat.completion.chunk` dicts.
+    """Turns the `GenerateContentResponse` payloads of one stream into `chat.completion.chunk` dicts.
 
     Gemini sends text as deltas and every function call whole, so each call is one tool-call fragment.
     Finish chunks wait for the end of the stream, because usage (and occasionally a trailing part) may
-    arrive after a candidate's `finishReason`.
+    arrive after a candidate's `finishReason`. An error payload (Google fails after the 200 this way) is
+    raised; `secrets` are kept out of its message.
     """
 
-    def __init__(self, model: str, *, created: int | None = None) -> None:
+    def __init__(self, model: str, *, created: int | None = None, secrets: Iterable[str | None] = ()) -> None:
         self.model = model
         self.created = created
+        self._secrets = tuple(secrets)
         self._builder: ChunkBuilder | None = None
         self._response_id: str | None = None
         self._choices: dict[int, _ChoiceState] = {}
         self._usage: dict[str, Any] | None = None
 
-    def feed(self, event: Mapping[str, Any]) -> list[dict[str, Any]]:
-        """Chunks for one upstream event."""
-        check_prompt_feedback(event)
+    @property
+    def done(self) -> bool:
+        """Always false: Gemini says nothing before the body ends, so the stream is read to its end."""
+        return False
+
+    def feed(self, item: Any) -> list[Chunk]:
+        """Chunks for one upstream payload (a `GenerateContentResponse`, or Google's error object)."""
+        if not isinstance(item, dict):
+            raise bad_upstream_data(KIND, "an event that is not a JSON object")
+        if "error" in item:
+            raise payload_error(item, self._secrets)
+        check_prompt_feedback(item)
         if self._builder is None:
-            self._response_id = event.get("responseId")
+            self._response_id = item.get("responseId")
             chunk_id = f"chatcmpl-{self._response_id}" if self._response_id else None
             self._builder = ChunkBuilder(self.model, id=chunk_id, created=self.created)
-        builder = self._builder
-        if event.get("usageMetadata"):
-            self._usage = read_usage(event["usageMetadata"])  # cumulative: the last one wins
-        chunks: list[dict[str, Any]] = []
-        for position, candidate in enumerate(event.get("candidates") or ()):
-            index = candidate.get("index", position)
-            state = self._choices.get(index)
-            if state is None:
-                state = self._choices[index] = _ChoiceState()
-                chunks.append(builder.role(index))
-            parts = read_parts(candidate, self._response_id, index, state.tool_calls)
-            if parts.reasoning:
-                chunks.append(builder.chunk({"reasoning_content": "".join(parts.reasoning)}, index=index))
-            if parts.text:
-                chunks.append(builder.chunk({"content": "".join(parts.text)}, index=index))
-                chunks[-1]["choices"][0]["logprobs"] = read_logprobs(candidate.get("logprobsResult"))
-            for call_id, name, arguments in parts.calls:
-                delta = tool_call_delta(state.tool_calls, id=call_id, name=name, arguments=arguments)
-                chunks.append(builder.chunk({"tool_calls": [delta]}, index=index))
-                state.tool_calls += 1
-            if candidate.get("finishReason"):
-                state.finish_reason = candidate["finishReason"]
-                # Raises now for a failed answer: better mid-stream than a truncated "success".
-                finish_reason(state.finish_reason, state.tool_calls > 0, candidate.get("finishMessage"))
+        if item.get("usageMetadata"):
+            self._usage = read_usage(item["usageMetadata"])  # cumulative: the last one wins
+        chunks: list[Chunk] = []
+        for position, candidate in enumerate(item.get("candidates") or ()):
+            chunks += self._candidate(self._builder, candidate, candidate.get("index", position))
         return chunks
 
-    def end(self) -> list[dict[str, Any]]:
+    def _candidate(self, builder: ChunkBuilder, candidate: Mapping[str, Any], index: int) -> list[Chunk]:
+        """Chunks for one candidate of one payload: role (first time), reasoning, text, tool calls."""
+        chunks: list[Chunk] = []
+        state = self._choices.get(index)
+        if state is None:
+            state = self._choices[index] = _ChoiceState()
+            chunks.append(builder.role(index))
+        parts = read_parts(candidate, self._response_id, index, state.tool_calls)
+        if parts.reasoning:
+            chunks.append(builder.chunk({"reasoning_content": "".join(parts.reasoning)}, index=index))
+        if parts.text:
+            chunks.append(builder.chunk({"content": "".join(parts.text)}, index=index))
+            chunks[-1]["choices"][0]["logprobs"] = read_logprobs(candidate.get("logprobsResult"))
+        for call_id, name, arguments in parts.calls:
+            delta = tool_call_delta(state.tool_calls, id=call_id, name=name, arguments=arguments)
+            chunks.append(builder.chunk({"tool_calls": [delta]}, index=index))
+            state.tool_calls += 1
+        if candidate.get("finishReason"):
+            state.finish_reason = candidate["finishReason"]
+            # Raises now for a failed answer: better mid-stream than a truncated "success".
+            finish_reason(state.finish_reason, state.tool_calls > 0, candidate.get("finishMessage"))
+        return chunks
+
+    def end(self) -> list[Chunk]:
         """The finish chunk of every choice and the usage chunk; the stream must have been complete."""
         if self._builder is None or not self._choices:
             raise stream_ended_early(KIND)
@@ -87,7 +102,7 @@ class StreamTranslator:
         return chunks
 
 
-# -- the body's framing --------------------------------------------------------------------------------------
+# -- the body's framing ----------------------------------------------------------------------------------
 
 _MAX_RAW_ERROR = 64 * 1024
 
@@ -105,6 +120,17 @@ class StreamDecoder:
         self._sse = SSEDecoder(on_other_line=self._raw_line)
         self._raw: list[str] = []
         self._bare: list[Any] = []  # bare JSON objects completed by the last read
+
+    async def reads(self, body: AsyncIterator[bytes]) -> AsyncIterator[list[Any]]:
+        """The payloads of each read of `body` that completed any, then those the body's end completes:
+        what `translate_reads` takes, so it drives the translator with nothing in between."""
+        async for data in body:
+            payloads = self.feed(data)
+            if payloads:
+                yield payloads
+        last = self.end()
+        if last:
+            yield last
 
     def feed(self, chunk: bytes) -> list[Any]:
         payloads = [self._parse(event.data) for event in self._sse.feed(chunk)]
@@ -137,32 +163,3 @@ class StreamDecoder:
             return loads(data)
         except ValueError:
             raise bad_upstream_data(KIND, "an event that is not JSON") from None
-
-
-class _Payloads:
-    """A stream's JSON payloads → chunks: an error payload (Google fails after the 200 this way) is raised,
-    and at the end the decoder's last payloads are translated before the translator's own check."""
-
-    done = False  # Gemini says nothing before the body ends
-
-    def __init__(
-        self,
-        translator: StreamTranslator,
-        decoder: StreamDecoder,
-        payload_error: Callable[[Mapping[str, Any]], GatewayError],
-    ) -> None:
-        self.translator = translator
-        self.decoder = decoder
-        self.payload_error = payload_error
-
-    def feed(self, item: Any) -> list[dict[str, Any]]:
-        if not isinstance(item, dict):
-            raise bad_upstream_data(KIND, "an event that is not a JSON object")
-        if "error" in item:
-            raise self.payload_error(item)
-        return self.translator.feed(item)
-
-    def end(self) -> list[dict[str, Any]]:
-        return [
-            chunk for payload in self.decoder.end() for chunk in self.feed(payload)
-        ] + self.translator.end()

@@ -13,10 +13,10 @@ from ...model_ids import path_segment
 from ...wire import loads
 from ..http import HTTPProvider
 from ..streams import bad_upstream_data, one_by_one, translate_reads
-from ._errors import KIND, key_rejected, retry_delay
-from ._request import to_gemini_request
+from ._errors import KIND, google_error_details, key_rejected, payload_error, retry_delay
+from ._request import to_native
 from ._response import to_completion
-from ._stream import StreamDecoder, StreamTranslator, _Payloads
+from ._stream import StreamDecoder, StreamTranslator
 
 __all__ = ["GeminiProvider"]
 
@@ -66,16 +66,10 @@ class GeminiProvider(HTTPProvider):
         return f"{self.base_url}/{self.api_version}/{collection}/{path_segment(name)}:{method}"
 
     def error_details(self, status: int, body: Any, text: str) -> tuple[str, str | None]:
-        """Google's `{"error": {"code", "message", "status"}}`; its status names a 400's cause."""
+        """Google's envelope when the body is one (see `_errors.py`), else the shared reading."""
         if isinstance(body, list) and body:
             body = body[0]  # a stream answered without `alt=sse` wraps everything in an array
-        error = body.get("error") if isinstance(body, dict) else None
-        if not isinstance(error, dict):
-            return super().error_details(status, body, text)
-        message = str(error.get("message") or text[:500] or f"HTTP {status}")
-        google_status = error.get("status")
-        code = google_status.lower() if status == 400 and isinstance(google_status, str) else None
-        return message, code
+        return google_error_details(status, body, text) or super().error_details(status, body, text)
 
     def error_from_response(self, response: httpx.Response, content: bytes) -> GatewayError:
         try:
@@ -93,43 +87,27 @@ class GeminiProvider(HTTPProvider):
             error.headers["retry-after"] = delay
         return error
 
-    def _payload_error(self, payload: Mapping[str, Any]) -> GatewayError:
-        """An error object that arrived inside a 200 (mid-stream)."""
-        error = payload.get("error")
-        code = error.get("code") if isinstance(error, dict) else None
-        status = code if isinstance(code, int) and 400 <= code < 600 else 500
-        message, error_code = self.error_details(status, payload, "")
-        return upstream_error(
-            self.kind,
-            status,
-            message,
-            code=error_code,
-            retry_after=retry_delay(payload),
-            secrets=self.secrets(),
-        )
-
     async def complete(self, request: Request, model: str) -> dict[str, Any]:
-        body = to_gemini_request(request, model, json_schema=self.json_schema)
+        body = to_native(request, model, json_schema=self.json_schema)
         response = await self.post_json(self.url(model, "generateContent"), body)
         if not isinstance(response, dict):
             raise bad_upstream_data(self.kind, "the response is not a JSON object")
         if "error" in response:
-            raise self._payload_error(response)
+            raise payload_error(response, self.secrets())
         return to_completion(response, model)
 
     def stream(self, request: Request, model: str) -> AsyncIterator[dict[str, Any]]:
         return one_by_one(self.stream_batches(request, model))
 
     async def stream_batches(self, request: Request, model: str) -> AsyncIterator[list[dict[str, Any]]]:
-        body = to_gemini_request(request, model, json_schema=self.json_schema)
-        translator = StreamTranslator(model)
+        body = to_native(request, model, json_schema=self.json_schema)
+        translator = StreamTranslator(model, secrets=tuple(self.secrets()))
         async with self.open_stream(self.url(model, "streamGenerateContent") + "?alt=sse", body) as response:
             content_type = response.headers.get("content-type", "")
             if "json" in content_type and "event-stream" not in content_type:
                 raise self.error_from_response(response, await response.aread())
-            decoder = StreamDecoder()
-            reads = (decoder.feed(data) async for data in self.iter_bytes(response))
-            async for batch in translate_reads(reads, _Payloads(translator, decoder, self._payload_error)):
+            reads = StreamDecoder().reads(self.iter_bytes(response))
+            async for batch in translate_reads(reads, translator):
                 yield batch
 
     async def list_models(self) -> list[str]:
