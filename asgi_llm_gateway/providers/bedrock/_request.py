@@ -1,0 +1,447 @@
+"""OpenAI chat request → Converse body. Pure: the client's request is read, never changed (fallback
+targets share it)."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping, Sequence
+from typing import Any, NamedTuple
+
+from ...errors import GatewayError
+from ...translate import (
+    json_schema_of,
+    max_tokens_of,
+    parse_arguments,
+    parse_data_url,
+    stop_of,
+    text_of,
+    unsupported,
+)
+from ...wire import dumps
+from ..base import Request
+from ..claude import EFFORTS, adaptive_thinking, default_max_tokens, output_schema, thinking_for
+from ._errors import KIND
+from ._names import bedrock_name, is_claude, model_family, model_name, native_json, tool_name, tool_use_id
+
+__all__ = ["JSON_TOOL", "NativeRequest", "to_converse_request"]
+
+Block = dict[str, Any]
+
+JSON_TOOL = "json_output"
+
+# The user turn put before a conversation that starts with the assistant.
+_LEAD_IN = "Continue."
+# Sent for a tool that returned nothing: Converse rejects blank text blocks.
+_EMPTY_TOOL_RESULT = "(empty)"
+
+_METADATA_TEXT = re.compile(r"[a-zA-Z0-9\s:_@$#=/+,\-.]{0,256}")
+_DOCUMENT_NAME_UNSAFE = re.compile(r"[^a-zA-Z0-9\s\-()\[\]]+")
+
+_IMAGE_FORMATS = {
+    "image/png": "png",
+    "image/jpeg": "jpeg",
+    "image/jpg": "jpeg",
+    "image/gif": "gif",
+    "image/webp": "webp",
+}
+_DOCUMENT_FORMATS = {
+    "application/pdf": "pdf",
+    "text/csv": "csv",
+    "application/msword": "doc",
+    "application/vnd.openxmlformats-officedocument.wordprocessingml.document": "docx",
+    "application/vnd.ms-excel": "xls",
+    "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet": "xlsx",
+    "text/html": "html",
+    "text/plain": "txt",
+    "text/markdown": "md",
+}
+
+# Families with three levels (Nova 2, gpt-oss).
+_THREE_LEVELS = {
+    "minimal": "low",
+    "low": "low",
+    "medium": "medium",
+    "high": "high",
+    "xhigh": "high",
+    "max": "high",
+}
+
+
+class NativeRequest(NamedTuple):
+    """A Converse body, the client's tool names by the Bedrock names that differ from them, and, when
+    `response_format` is served by a forced tool, that tool's name."""
+
+    body: dict[str, Any]
+    tool_names: Mapping[str, str]
+    json_tool: str | None
+
+
+def to_converse_request(request: Request, model: str) -> NativeRequest:
+    """Translate a validated OpenAI chat-completions request into a Converse body."""
+    _reject_unsupported(request)
+    names: dict[str, str] = {}
+    system, messages = _conversation(request["messages"], names)
+    body: dict[str, Any] = {"messages": messages}
+    if system:
+        body["system"] = system
+
+    inference = _inference_config(request)
+    additional, effort = _reasoning(request, model, messages, inference)
+    thinking_on = "thinking" in additional and additional["thinking"].get("type") != "disabled"
+    if (top_k := request.get("top_k")) is not None:
+        additional.update(_top_k(model, top_k))
+    if inference:
+        body["inferenceConfig"] = inference
+
+    tools, choice = _tools(request, names)
+    text_format, tools, choice, json_tool = _structured_output(
+        request, model, tools, choice, thinking_on=thinking_on and is_claude(model)
+    )
+    tool_config = _tool_config(tools, choice, messages)
+    if tool_config is not None:
+        body["toolConfig"] = tool_config
+
+    output_config: dict[str, Any] = {}
+    if text_format is not None:
+        output_config["textFormat"] = text_format
+    if effort is not None:
+        output_config["effort"] = effort
+    if output_config:
+        body["outputConfig"] = output_config
+    if additional:
+        body["additionalModelRequestFields"] = additional
+    if metadata := _request_metadata(request.get("metadata")):
+        body["requestMetadata"] = metadata
+    tier = request.get("service_tier")
+    if tier in ("priority", "default", "flex"):
+        body["serviceTier"] = {"type": tier}
+    return NativeRequest(body, names, json_tool)
+
+
+def _reject_unsupported(request: Request) -> None:
+    if (request.get("n") or 1) > 1:
+        raise unsupported(KIND, "n", "Converse returns one choice")
+    if request.get("logprobs"):
+        raise unsupported(KIND, "logprobs")
+    if request.get("top_logprobs") is not None:
+        raise unsupported(KIND, "top_logprobs")
+    if "audio" in (request.get("modalities") or ()) or request.get("audio") is not None:
+        raise unsupported(KIND, "audio", "Converse answers with text")
+    if request.get("web_search_options") is not None:
+        raise unsupported(KIND, "web_search_options")
+    if request.get("functions") is not None or request.get("function_call") is not None:
+        raise unsupported(KIND, "functions", "use tools instead")
+
+
+def _conversation(
+    messages: Sequence[Mapping[str, Any]], names: dict[str, str]
+) -> tuple[list[Block], list[Block]]:
+    """(system blocks, alternating messages) from OpenAI messages."""
+    system: list[Block] = []
+    turns: list[Block] = []
+    for i, message in enumerate(messages):
+        role = message.get("role")
+        param = f"messages[{i}]"
+        if role in ("system", "developer"):
+            text = text_of(message.get("content"), f"{param}.content")
+            if text.strip():
+                system.append({"text": text})
+        elif role == "user":
+            _append(turns, "user", _user_blocks(message.get("content"), param))
+        elif role == "assistant":
+            _append(turns, "assistant", _assistant_blocks(message, param, names))
+        elif role == "tool":
+            _append(turns, "user", [_tool_result(message, param)])
+        else:
+            raise GatewayError(f"messages with role '{role}' are not supported", param=f"{param}.role")
+    for turn in turns:
+        if turn["role"] == "user":  # tool results go first in their turn
+            turn["content"].sort(key=lambda block: "toolResult" not in block)
+    if turns and turns[0]["role"] == "assistant":
+        turns.insert(0, {"role": "user", "content": [{"text": _LEAD_IN}]})
+    return system, turns
+
+
+def _append(turns: list[Block], role: str, blocks: list[Block]) -> None:
+    if not blocks:
+        return
+    if turns and turns[-1]["role"] == role:
+        turns[-1]["content"].extend(blocks)
+    else:
+        turns.append({"role": role, "content": blocks})
+
+
+def _user_blocks(content: Any, param: str) -> list[Block]:
+    if content is None or isinstance(content, str):
+        return [{"text": content}] if content and content.strip() else []
+    blocks: list[Block] = []
+    for j, part in enumerate(content):
+        part_param = f"{param}.content[{j}]"
+        kind = part.get("type")
+        if kind == "text":
+            if (text := part.get("text") or "").strip():
+                blocks.append({"text": text})
+        elif kind == "image_url":
+            blocks.append(_image(part.get("image_url") or {}, f"{part_param}.image_url.url"))
+        elif kind == "file":
+            blocks.append(_document(part.get("file") or {}, f"{part_param}.file"))
+        elif kind == "input_audio":
+            audio = part.get("input_audio") or {}
+            blocks.append({"audio": {"format": audio.get("format"), "source": {"bytes": audio.get("data")}}})
+        else:
+            raise GatewayError(
+                f"content part type '{kind}' is not supported by the {KIND} provider",
+                param=f"{part_param}.type",
+                code="invalid_value",
+            )
+    return blocks
+
+
+def _image(image_url: Mapping[str, Any], param: str) -> Block:
+    data = parse_data_url(str(image_url.get("url", "")), param)
+    if data is None:
+        raise GatewayError(
+            f"{KIND} takes images only as base64 data: URLs; it cannot fetch http(s) URLs",
+            param=param,
+            code="unsupported_value",
+        )
+    image_format = _IMAGE_FORMATS.get(data.media_type)
+    if image_format is None:
+        raise GatewayError(
+            f"image type '{data.media_type}' is not supported; use png, jpeg, gif or webp",
+            param=param,
+            code="unsupported_value",
+        )
+    return {"image": {"format": image_format, "source": {"bytes": data.data}}}
+
+
+def _document(file: Mapping[str, Any], param: str) -> Block:
+    if file.get("file_data") is None:
+        raise unsupported(KIND, f"{param}.file_id", "send the file inline as file_data")
+    data = parse_data_url(str(file["file_data"]), f"{param}.file_data")
+    if data is None:
+        raise GatewayError("file_data must be a base64 data: URL", param=f"{param}.file_data")
+    document_format = _DOCUMENT_FORMATS.get(data.media_type)
+    if document_format is None:
+        raise GatewayError(
+            f"file type '{data.media_type}' is not supported by {KIND}",
+            param=f"{param}.file_data",
+            code="unsupported_value",
+        )
+    # Document names allow letters, digits, single spaces, hyphens, parentheses and square brackets.
+    name = " ".join(_DOCUMENT_NAME_UNSAFE.sub(" ", str(file.get("filename") or "")).split())[:200]
+    return {
+        "document": {"format": document_format, "name": name or "document", "source": {"bytes": data.data}}
+    }
+
+
+def _assistant_blocks(message: Mapping[str, Any], param: str, names: dict[str, str]) -> list[Block]:
+    blocks: list[Block] = []
+    text = text_of(message.get("content"), f"{param}.content")
+    if text.strip():
+        blocks.append({"text": text})
+    for k, call in enumerate(message.get("tool_calls") or ()):
+        call_param = f"{param}.tool_calls[{k}]"
+        if call.get("type", "function") != "function":
+            raise unsupported(KIND, f"{call_param}.type", "only function tool calls")
+        function = call.get("function") or {}
+        blocks.append(
+            {
+                "toolUse": {
+                    "toolUseId": tool_use_id(str(call.get("id", ""))),
+                    "name": bedrock_name(str(function.get("name", "")), names),
+                    "input": parse_arguments(function.get("arguments"), f"{call_param}.function.arguments"),
+                }
+            }
+        )
+    return blocks
+
+
+def _tool_result(message: Mapping[str, Any], param: str) -> Block:
+    text = text_of(message.get("content"), f"{param}.content")
+    return {
+        "toolResult": {
+            "toolUseId": tool_use_id(str(message.get("tool_call_id", ""))),
+            "content": [{"text": text if text.strip() else _EMPTY_TOOL_RESULT}],
+        }
+    }
+
+
+def _inference_config(request: Request) -> dict[str, Any]:
+    config: dict[str, Any] = {}
+    if (max_tokens := max_tokens_of(request)) is not None:
+        config["maxTokens"] = max_tokens
+    if (temperature := request.get("temperature")) is not None:
+        config["temperature"] = min(float(temperature), 1.0)
+    if (top_p := request.get("top_p")) is not None:
+        config["topP"] = top_p
+    if stop := [s for s in stop_of(request) or () if s]:
+        config["stopSequences"] = stop
+    return config
+
+
+def _tool_loop_continues(messages: Sequence[Block]) -> bool:
+    return bool(messages) and any("toolResult" in block for block in messages[-1]["content"])
+
+
+def _reasoning(
+    request: Request, model: str, messages: Sequence[Block], inference: dict[str, Any]
+) -> tuple[dict[str, Any], str | None]:
+    """(additionalModelRequestFields, outputConfig.effort) for `reasoning_effort`, per model family.
+
+    A Claude thinking budget must stay below `maxTokens`, so this sets `inference["maxTokens"]` to the
+    model's maximum output when the client gave no limit (Converse's own default may be lower)."""
+    effort = request.get("reasoning_effort")
+    if effort is None:
+        return {}, None
+    family = model_family(model)
+    name = model_name(model)
+    if family == "anthropic":
+        if effort == "none":
+            return {"thinking": {"type": "disabled"}}, None
+        if _tool_loop_continues(messages):
+            return {}, None  # see the module docstring
+        if not adaptive_thinking(name) and "maxTokens" not in inference:
+            inference["maxTokens"] = default_max_tokens(name)
+        thinking, level = thinking_for(effort, name, inference.get("maxTokens", 0), "Claude")
+        return {"thinking": thinking}, level
+    if family == "openai" and not name.startswith("gpt-oss"):
+        return {"reasoning": {"effort": EFFORTS.get(effort, effort)}}, None  # GPT-5 and later take `none` too
+    if effort == "none":
+        return {}, None  # Nova 2 and gpt-oss reason only when asked to
+    if family == "amazon" and name.startswith("nova-2"):
+        return {"reasoningConfig": {"type": "enabled", "maxReasoningEffort": _THREE_LEVELS[effort]}}, None
+    if family == "openai":
+        return {"reasoning_effort": _THREE_LEVELS[effort]}, None
+    return {}, None
+
+
+def _top_k(model: str, top_k: Any) -> dict[str, Any]:
+    family = model_family(model)
+    if family == "anthropic":
+        return {"top_k": top_k}
+    if family == "amazon":
+        return {"inferenceConfig": {"topK": top_k}}
+    raise unsupported(KIND, "top_k", "Converse has no top_k for this model family")
+
+
+def _tools(request: Request, names: dict[str, str]) -> tuple[list[Block] | None, Block | str | None]:
+    """(the client's tools, Converse `toolChoice`, or "none")."""
+    declared = request.get("tools")
+    tools = [_tool(tool, f"tools[{i}]", names) for i, tool in enumerate(declared or ())] or None
+    choice = request.get("tool_choice")
+    if choice is None or choice == "auto":
+        return tools, None
+    if choice == "none":
+        return tools, "none"
+    if choice == "required":
+        return tools, {"any": {}}
+    if choice.get("type") == "function":
+        return tools, {"tool": {"name": bedrock_name(str(choice["function"]["name"]), names)}}
+    if choice.get("type") == "allowed_tools":
+        allowed = choice.get("allowed_tools") or {}
+        keep = {tool_name(str((t.get("function") or {}).get("name", ""))) for t in allowed.get("tools") or ()}
+        tools = [tool for tool in tools or () if tool["toolSpec"]["name"] in keep] or None
+        return tools, {"any": {}} if allowed.get("mode") == "required" else None
+    raise unsupported(KIND, "tool_choice", f"type '{choice.get('type')}'")
+
+
+def _tool(tool: Mapping[str, Any], param: str, names: dict[str, str]) -> Block:
+    if tool.get("type") != "function":
+        raise unsupported(KIND, f"{param}.type", "only function tools")
+    function = tool.get("function") or {}
+    schema = dict(function.get("parameters") or {})
+    schema.setdefault("type", "object")
+    if schema["type"] == "object":
+        schema.setdefault("properties", {})
+    spec: Block = {
+        "name": bedrock_name(str(function.get("name", "")), names),
+        "inputSchema": {"json": schema},
+    }
+    if function.get("description"):
+        spec["description"] = function["description"]
+    if function.get("strict"):
+        spec["strict"] = True
+    return {"toolSpec": spec}
+
+
+def _structured_output(
+    request: Request, model: str, tools: list[Block] | None, choice: Block | str | None, *, thinking_on: bool
+) -> tuple[Block | None, list[Block] | None, Block | str | None, str | None]:
+    """(outputConfig.textFormat, tools, tool choice, json tool name) for the request's `response_format`."""
+    spec = json_schema_of(request)
+    if spec is None:
+        return None, tools, choice, None
+    kind, schema = spec
+    if kind == "json_schema" and native_json(model):
+        options = request["response_format"].get("json_schema") or {}
+        native_schema = output_schema(schema or {}) if is_claude(model) else schema
+        definition: Block = {"schema": dumps(native_schema).decode()}
+        for key in ("name", "description"):
+            if options.get(key):
+                definition[key] = options[key]
+        return {"type": "json_schema", "structure": {"jsonSchema": definition}}, tools, choice, None
+    if isinstance(choice, dict):
+        return None, tools, choice, None  # the client demands a tool call: there is no text answer
+    if thinking_on:
+        raise unsupported(
+            KIND, "response_format", f"{kind} cannot be combined with reasoning_effort on Claude"
+        )
+    input_schema = schema or {"type": "object"}
+    if input_schema.get("type") != "object":
+        raise unsupported(KIND, "response_format.json_schema.schema", "the schema must describe an object")
+    if any(tool["toolSpec"]["name"] == JSON_TOOL for tool in tools or ()):
+        raise unsupported(KIND, "tools", f"a tool named '{JSON_TOOL}' together with response_format")
+    json_tool: Block = {
+        "toolSpec": {
+            "name": JSON_TOOL,
+            "description": "Give the answer as JSON.",
+            "inputSchema": {"json": input_schema},
+        }
+    }
+    # With the client's tools, the model must either call one of them or answer through the JSON tool.
+    kept = [] if choice == "none" else list(tools or ())
+    return None, [*kept, json_tool], {"any": {}}, JSON_TOOL
+
+
+def _tool_config(
+    tools: list[Block] | None, choice: Block | str | None, messages: Sequence[Block]
+) -> Block | None:
+    history = _history_tools(messages)
+    if choice == "none":
+        if not history:
+            return None
+        return {"tools": tools or history}  # Converse needs a toolConfig for tool blocks; it has no `none`
+    tools = tools or history
+    if not tools:
+        return None
+    return {"tools": tools, "toolChoice": choice} if isinstance(choice, dict) else {"tools": tools}
+
+
+def _history_tools(messages: Sequence[Block]) -> list[Block]:
+    """Declarations for the tools the history uses: Converse rejects tool blocks without a toolConfig."""
+    names: dict[str, None] = {}
+    has_blocks = False
+    for message in messages:
+        for block in message["content"]:
+            if "toolUse" in block:
+                names[block["toolUse"]["name"]] = None
+            has_blocks = has_blocks or "toolResult" in block
+    if has_blocks and not names:
+        names["tool"] = None
+    return [{"toolSpec": {"name": name, "inputSchema": {"json": {"type": "object"}}}} for name in names]
+
+
+def _request_metadata(metadata: Any) -> dict[str, str]:
+    """The pairs of OpenAI `metadata` that fit Bedrock's `requestMetadata` (logging only; others dropped)."""
+    if not isinstance(metadata, Mapping):
+        return {}
+    pairs = {
+        str(key): str(value)
+        for key, value in metadata.items()
+        if key
+        and isinstance(value, str)
+        and _METADATA_TEXT.fullmatch(str(key))
+        and _METADATA_TEXT.fullmatch(value)
+    }
+    return dict(list(pairs.items())[:16])

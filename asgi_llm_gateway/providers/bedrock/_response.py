@@ -1,0 +1,89 @@
+"""Converse response → `chat.completion`. Pure."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from ... import wire
+from ...errors import GatewayError
+from ...wire import dumps
+from ..streams import bad_upstream_data
+from ._errors import KIND
+
+__all__ = ["finish_reason", "to_completion", "usage_of"]
+
+_FINISH_REASONS = {
+    "end_turn": "stop",
+    "stop_sequence": "stop",
+    "max_tokens": "length",
+    "model_context_window_exceeded": "length",
+    "tool_use": "tool_calls",
+    "guardrail_intervened": "content_filter",
+    "content_filtered": "content_filter",
+}
+_MALFORMED = frozenset({"malformed_model_output", "malformed_tool_use"})
+
+
+def usage_of(usage: Mapping[str, Any]) -> dict[str, Any]:
+    """OpenAI usage: Bedrock counts cache reads and writes apart from `inputTokens`, OpenAI within."""
+    read = usage.get("cacheReadInputTokens") or 0
+    write = usage.get("cacheWriteInputTokens") or 0
+    return wire.usage(
+        (usage.get("inputTokens") or 0) + read + write,
+        usage.get("outputTokens") or 0,
+        cached_tokens=read,
+        cache_write_tokens=write,
+    )
+
+
+def finish_reason(stop_reason: Any, tool_calls: bool) -> str:
+    if stop_reason in _MALFORMED:
+        raise GatewayError(
+            f"{KIND}: the model produced malformed output (stopReason {stop_reason})",
+            status=502,
+            code="upstream_bad_response",
+        )
+    if tool_calls:
+        return "tool_calls"
+    reason = _FINISH_REASONS.get(str(stop_reason), "stop")
+    return "stop" if reason == "tool_calls" else reason  # tool_use answered through the JSON tool
+
+
+def to_completion(
+    response: Mapping[str, Any],
+    model: str,
+    *,
+    tool_names: Mapping[str, str] | None = None,
+    json_tool: str | None = None,
+    created: int | None = None,
+) -> dict[str, Any]:
+    """Translate a Converse response into a `chat.completion`."""
+    output = response.get("output") if isinstance(response, Mapping) else None
+    message = output.get("message") if isinstance(output, Mapping) else None
+    if not isinstance(message, Mapping) or not isinstance(message.get("content"), list):
+        raise bad_upstream_data(KIND, "the response has no output message")
+    names = tool_names or {}
+    texts: list[str] = []
+    reasoning: list[str] = []
+    tool_calls: list[dict[str, Any]] = []
+    for block in message["content"]:
+        if "text" in block:
+            texts.append(str(block["text"]))
+        elif "toolUse" in block:
+            use = block["toolUse"]
+            arguments = dumps(use.get("input") or {}).decode()
+            if use.get("name") == json_tool:
+                texts.append(arguments)
+            else:
+                name = str(use["name"])
+                tool_calls.append(wire.tool_call(str(use["toolUseId"]), names.get(name, name), arguments))
+        elif "reasoningContent" in block:
+            reasoning.append(str((block["reasoningContent"].get("reasoningText") or {}).get("text", "")))
+        # images, citations and server-side tool results have no OpenAI form
+    content = "".join(texts) if texts else (None if tool_calls else "")
+    result = wire.message(content, tool_calls=tool_calls, reasoning_content="".join(reasoning) or None)
+    finish = finish_reason(response.get("stopReason"), bool(tool_calls))
+    return wire.completion(
+        model, [wire.choice(result, finish)], usage_of(response.get("usage") or {}), created=created
+    )

@@ -1,0 +1,185 @@
+"""ConverseStream event-stream frames → `chat.completion.chunk` dicts. Pure: the frames come from the
+decoder in `eventstream.py`, the bytes from the provider."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+from ... import wire
+from ...errors import GatewayError, redact
+from ...eventstream import Frame
+from ...wire import loads
+from ..streams import bad_upstream_data, stream_ended_early
+from ._errors import KIND, bedrock_error, exception_status
+from ._response import finish_reason, usage_of
+
+__all__ = ["FrameTranslator", "StreamTranslator", "frame_event"]
+
+
+def frame_event(frame: Frame, secrets: Iterable[str | None] = ()) -> tuple[str, dict[str, Any]]:
+    """(event type, payload) of an event frame; exception and error frames raise their `GatewayError`."""
+    headers = frame.headers
+    message_type = headers.get(":message-type")
+    if message_type == "error":
+        code = headers.get(":error-code") or "error"
+        message = headers.get(":error-message") or frame.payload.decode("utf-8", "replace")
+        raise GatewayError(
+            redact(f"{KIND}: {code}: {message}", secrets), status=502, code="upstream_stream_error"
+        )
+    try:
+        payload = loads(frame.payload) if frame.payload else {}
+    except ValueError:
+        raise bad_upstream_data(KIND, "an event payload is not JSON") from None
+    if not isinstance(payload, dict):
+        raise bad_upstream_data(KIND, "an event payload is not an object")
+    if message_type == "exception":
+        name = str(headers.get(":exception-type") or "")
+        error_type = name[:1].upper() + name[1:]
+        message = str(payload.get("message") or payload.get("Message") or "error")
+        if payload.get("originalMessage"):
+            message += f" (model said: {payload['originalMessage']})"
+        status = exception_status(error_type)
+        raise bedrock_error(error_type or None, status, message, secrets=secrets)
+    if message_type != "event" or not headers.get(":event-type"):
+        raise bad_upstream_data(KIND, f"unexpected event-stream message type {message_type!r}")
+    return str(headers[":event-type"]), payload
+
+
+class _Block:
+    """What the translator remembers about an open content block."""
+
+    __slots__ = ("has_input", "kind", "tool_index")
+
+    def __init__(self, kind: str, tool_index: int | None = None) -> None:
+        self.kind = kind  # "tool", "json" (the response_format tool)
+        self.tool_index = tool_index
+        self.has_input = False
+
+
+class StreamTranslator:
+    """ConverseStream events → `chat.completion.chunk`s.
+
+    Tool calls are numbered in order of appearance, whatever their `contentBlockIndex`. The finish chunk is
+    held back until `metadata` (which comes after `messageStop`), and is sent together with the usage chunk.
+    """
+
+    def __init__(
+        self,
+        model: str,
+        *,
+        tool_names: Mapping[str, str] | None = None,
+        json_tool: str | None = None,
+        id: str | None = None,
+        created: int | None = None,
+    ) -> None:
+        self.chunks = wire.ChunkBuilder(model, id=id, created=created)
+        self.tool_names = tool_names or {}
+        self.json_tool = json_tool
+        self.done = False
+        self._started = False
+        self._blocks: dict[int, _Block] = {}
+        self._tool_calls = 0
+        self._stop_reason: str | None = None
+
+    def feed(self, item: tuple[str, Mapping[str, Any]]) -> list[dict[str, Any]]:
+        """The chunks for one (event type, payload)."""
+        event, payload = item
+        if self.done:
+            return []
+        out: list[dict[str, Any]] = []
+        if not self._started and event in ("messageStart", "contentBlockStart", "contentBlockDelta"):
+            self._started = True
+            out.append(self.chunks.role())
+        try:
+            if event == "contentBlockStart":
+                out.extend(self._block_start(int(payload["contentBlockIndex"]), payload.get("start") or {}))
+            elif event == "contentBlockDelta":
+                out.extend(self._block_delta(int(payload["contentBlockIndex"]), payload.get("delta") or {}))
+            elif event == "contentBlockStop":
+                out.extend(self._block_stop(int(payload["contentBlockIndex"])))
+            elif event == "messageStop":
+                self._stop_reason = str(payload.get("stopReason") or "end_turn")
+            elif event == "metadata":
+                out.extend(self._finish(payload.get("usage") or {}))
+        except (KeyError, TypeError, ValueError, AttributeError) as exc:
+            raise bad_upstream_data(KIND, f"unexpected {event} event ({type(exc).__name__})") from None
+        return out  # messageStart (handled above) and unknown events add nothing
+
+    def end(self) -> list[dict[str, Any]]:
+        """Called when the body ends: a stream without `messageStop` and `metadata` did not complete."""
+        if not self.done:
+            raise stream_ended_early(KIND)
+        return []
+
+    def _block_start(self, index: int, start: Mapping[str, Any]) -> list[dict[str, Any]]:
+        use = start.get("toolUse")
+        if use is None:
+            return []
+        name = str(use["name"])
+        if name == self.json_tool:
+            self._blocks[index] = _Block("json")
+            return []
+        self._blocks[index] = _Block("tool", self._tool_calls)
+        self._tool_calls += 1
+        fragment = wire.tool_call_delta(
+            self._tool_calls - 1, id=str(use["toolUseId"]), name=self.tool_names.get(name, name)
+        )
+        return [self.chunks.chunk({"tool_calls": [fragment]})]
+
+    def _block_delta(self, index: int, delta: Mapping[str, Any]) -> list[dict[str, Any]]:
+        if "text" in delta:
+            return [self.chunks.chunk({"content": str(delta["text"])})] if delta["text"] else []
+        if "toolUse" in delta:
+            block = self._blocks.get(index)
+            if block is None:
+                raise bad_upstream_data(KIND, "tool input for a block that was never started")
+            fragment = str(delta["toolUse"]["input"])
+            if not fragment:
+                return []
+            block.has_input = True
+            return [self._arguments(block, fragment)]
+        if "reasoningContent" in delta:
+            text = delta["reasoningContent"].get("text")
+            return [self.chunks.chunk({"reasoning_content": str(text)})] if text else []
+        return []  # citations, signatures and redacted reasoning have no OpenAI form
+
+    def _block_stop(self, index: int) -> list[dict[str, Any]]:
+        block = self._blocks.pop(index, None)
+        if block is None or block.has_input:
+            return []
+        return [self._arguments(block, "{}")]  # a tool called without input still gets valid arguments
+
+    def _arguments(self, block: _Block, fragment: str) -> dict[str, Any]:
+        if block.kind == "json":
+            return self.chunks.chunk({"content": fragment})
+        assert block.tool_index is not None
+        return self.chunks.chunk({"tool_calls": [wire.tool_call_delta(block.tool_index, arguments=fragment)]})
+
+    def _finish(self, usage: Mapping[str, Any]) -> list[dict[str, Any]]:
+        if self._stop_reason is None:
+            raise bad_upstream_data(KIND, "metadata arrived before messageStop")
+        self.done = True
+        finish = finish_reason(self._stop_reason, self._tool_calls > 0)
+        return [self.chunks.finish(finish), self.chunks.usage(usage_of(usage))]
+
+
+class FrameTranslator:
+    """Event-stream frames → chunks: each frame read as its event (`frame_event`), then translated. At the
+    end, a body that stopped inside a frame is reported as such before the translator's own check."""
+
+    def __init__(self, events: StreamTranslator, decoder: Any, secrets: Iterable[str | None]) -> None:
+        self.events = events
+        self.decoder = decoder
+        self.secrets = tuple(secrets)
+
+    @property
+    def done(self) -> bool:
+        return self.events.done
+
+    def feed(self, item: Frame) -> list[dict[str, Any]]:
+        return self.events.feed(frame_event(item, self.secrets))
+
+    def end(self) -> list[dict[str, Any]]:
+        self.decoder.close()  # the body ended inside a frame
+        return self.events.end()  # the stream never said it was complete
