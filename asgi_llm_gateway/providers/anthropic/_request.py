@@ -1,0 +1,359 @@
+"""OpenAI chat request → Messages API body. Pure: the client's request is read, never changed (fallback
+targets share it)."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping, Sequence
+from typing import Any, NamedTuple
+
+from ...errors import GatewayError
+from ...translate import (
+    json_schema_of,
+    max_tokens_of,
+    parse_arguments,
+    parse_data_url,
+    stop_of,
+    text_of,
+    unsupported,
+)
+from ..base import Request
+from ..claude import default_max_tokens, output_schema, thinking_for
+from ._errors import KIND
+
+__all__ = ["JSON_TOOL", "NativeRequest", "to_messages_request", "tool_use_id"]
+
+Block = dict[str, Any]
+
+JSON_TOOL = "json_output"
+
+# The user turn put before a conversation that starts with the assistant: plainly not an instruction.
+_LEAD_IN = "(start of conversation)"
+
+_IMAGE_TYPES = frozenset({"image/jpeg", "image/png", "image/gif", "image/webp"})
+
+# Models that refuse `temperature` and `top_p` whatever their value.
+_NO_SAMPLING = ("claude-opus-4-7", "claude-opus-4-8")
+
+# Model id prefixes of the models that predate native structured output (`output_config.format`).
+_NO_NATIVE_JSON = (
+    "claude-3",
+    "claude-4-",
+    "claude-opus-4-0",
+    "claude-opus-4-2025",
+    "claude-sonnet-4-0",
+    "claude-sonnet-4-2025",
+)
+
+_TOOL_ID_UNSAFE = re.compile(r"[^a-zA-Z0-9_-]")
+
+
+class NativeRequest(NamedTuple):
+    """A Messages API body and, when `response_format` is served by a forced tool, that tool's name."""
+
+    body: dict[str, Any]
+    json_tool: str | None
+
+
+def _native_json(model: str) -> bool:
+    """Whether the model supports `output_config.format`."""
+    return not model.startswith(_NO_NATIVE_JSON)
+
+
+def tool_use_id(openai_id: str) -> str:
+    """Anthropic ids must match `^[a-zA-Z0-9_-]+$`; the same mapping is used for calls and results."""
+    return _TOOL_ID_UNSAFE.sub("_", openai_id) or "_"
+
+
+def to_messages_request(
+    request: Request, model: str, *, stream: bool = False, default_limit: int | None = None
+) -> NativeRequest:
+    """Translate a validated OpenAI chat request into a Messages API body.
+
+    `default_limit` replaces the per-model `max_tokens` default (`default_max_tokens`) when the request sets
+    no limit.
+    """
+    _reject_unsupported(request)
+    system, messages = _conversation(request["messages"])
+    limit = max_tokens_of(request)
+    body: dict[str, Any] = {
+        "model": model,
+        "max_tokens": limit if limit is not None else (default_limit or default_max_tokens(model)),
+        "messages": messages,
+    }
+    if system:
+        body["system"] = system
+    thinking, effort = _thinking(request, model, body["max_tokens"], messages)
+    thinks = thinking is not None and thinking["type"] != "disabled"
+    if not thinks and not model.startswith(_NO_SAMPLING):
+        if (temperature := request.get("temperature")) is not None:
+            body["temperature"] = min(float(temperature), 1.0)
+        if (top_p := request.get("top_p")) is not None:
+            body["top_p"] = top_p
+    if stop := stop_of(request):
+        body["stop_sequences"] = stop
+    if user := request.get("safety_identifier") or request.get("user"):
+        body["metadata"] = {"user_id": user}
+    if thinking is not None:
+        body["thinking"] = thinking
+    tools, tool_choice = _tools(request)
+    if tools is None and _has_tool_blocks(messages):
+        # The API refuses tool_use/tool_result blocks in a request that defines no tools; declaring them
+        # with tool_choice none keeps the history valid without letting the model call them.
+        tools, tool_choice = _tools_from_history(messages), {"type": "none"}
+    format_, tools, tool_choice, json_tool = _structured_output(request, model, tools, tool_choice, thinks)
+    if tools is not None:
+        body["tools"] = tools
+    if tool_choice is not None:
+        body["tool_choice"] = tool_choice
+    if output_config := {k: v for k, v in (("format", format_), ("effort", effort)) if v is not None}:
+        body["output_config"] = output_config
+    if stream:
+        body["stream"] = True
+    return NativeRequest(body, json_tool)
+
+
+def _reject_unsupported(request: Request) -> None:
+    if (request.get("n") or 1) > 1:
+        raise unsupported(KIND, "n", "Anthropic returns a single choice; n must be 1")
+    if request.get("logprobs") or request.get("top_logprobs"):
+        raise unsupported(KIND, "logprobs" if request.get("logprobs") else "top_logprobs")
+    if request.get("audio") is not None or "audio" in (request.get("modalities") or ()):
+        raise unsupported(
+            KIND, "audio" if request.get("audio") is not None else "modalities", "no audio output"
+        )
+    for field in ("web_search_options", "functions", "function_call"):
+        if request.get(field) is not None:
+            raise unsupported(KIND, field)
+
+
+def _conversation(messages: Sequence[Mapping[str, Any]]) -> tuple[list[Block], list[dict[str, Any]]]:
+    """(system blocks, alternating user/assistant turns) from OpenAI messages."""
+    system: list[Block] = []
+    turns: list[dict[str, Any]] = []
+    for i, message in enumerate(messages):
+        role = message.get("role")
+        if role in ("system", "developer"):
+            text = text_of(message.get("content"), f"messages[{i}].content")
+            if text:
+                system.append({"type": "text", "text": text})
+        elif role == "user":
+            _append(turns, "user", _user_blocks(message, i))
+        elif role == "assistant":
+            _append(turns, "assistant", _assistant_blocks(message, i))
+        elif role == "tool":
+            _append(turns, "user", [_tool_result(message, i)])
+        else:
+            raise unsupported(KIND, f"messages[{i}].role", f"role '{role}'")
+    for turn in turns:
+        if turn["role"] == "user":
+            # tool_result blocks must open the turn that follows the tool_use blocks.
+            content = turn["content"]
+            turn["content"] = [b for b in content if b["type"] == "tool_result"] + [
+                b for b in content if b["type"] != "tool_result"
+            ]
+    if turns and turns[0]["role"] == "assistant":
+        turns.insert(0, {"role": "user", "content": [{"type": "text", "text": _LEAD_IN}]})
+    return system, turns
+
+
+def _append(turns: list[dict[str, Any]], role: str, blocks: list[Block]) -> None:
+    """Add blocks as a new turn, or to the previous turn if it has the same role."""
+    if not blocks:
+        return  # empty messages would be rejected; dropping them loses nothing
+    if turns and turns[-1]["role"] == role:
+        turns[-1]["content"].extend(blocks)
+    else:
+        turns.append({"role": role, "content": blocks})
+
+
+def _user_blocks(message: Mapping[str, Any], i: int) -> list[Block]:
+    content = message.get("content")
+    blocks: list[Block]
+    if content is None or isinstance(content, str):
+        blocks = [{"type": "text", "text": content}] if content else []
+    else:
+        blocks = [
+            b for j, part in enumerate(content) if (b := _user_part(part, f"messages[{i}].content[{j}]"))
+        ]
+    name = message.get("name")
+    if name and blocks:
+        if blocks[0]["type"] == "text":
+            blocks[0] = {"type": "text", "text": f"{name}: {blocks[0]['text']}"}
+        else:
+            blocks.insert(0, {"type": "text", "text": f"{name}:"})
+    return blocks
+
+
+def _user_part(part: Mapping[str, Any], param: str) -> Block | None:
+    kind = part.get("type")
+    if kind == "text":
+        return {"type": "text", "text": part["text"]} if part.get("text") else None
+    if kind == "image_url":
+        return _image(part["image_url"], f"{param}.image_url.url")
+    if kind == "file":
+        return _document(part["file"], f"{param}.file")
+    raise unsupported(KIND, f"{param}.type", f"content part type '{kind}'")
+
+
+def _image(image_url: Mapping[str, Any], param: str) -> Block:
+    url = image_url["url"]
+    data = parse_data_url(url, param)
+    if data is not None:
+        media_type = "image/jpeg" if data.media_type == "image/jpg" else data.media_type
+        if media_type not in _IMAGE_TYPES:
+            raise GatewayError(
+                f"image type '{data.media_type}' is not supported; use JPEG, PNG, GIF or WebP",
+                param=param,
+                code="invalid_value",
+            )
+        return {"type": "image", "source": {"type": "base64", "media_type": media_type, "data": data.data}}
+    if url.startswith(("https://", "http://")):
+        return {"type": "image", "source": {"type": "url", "url": url}}
+    raise GatewayError(
+        "image_url.url must be an http(s) URL or a base64 data URL", param=param, code="invalid_value"
+    )
+
+
+def _document(file: Mapping[str, Any], param: str) -> Block:
+    """A PDF sent inline as `file.file_data` (a data URL, or base64 with a `.pdf` filename)."""
+    file_data = file.get("file_data")
+    if not file_data:
+        raise unsupported(KIND, f"{param}.file_id", "send the file inline as file_data")
+    data = parse_data_url(file_data, f"{param}.file_data")
+    if data is not None:
+        media_type, payload = data.media_type, data.data
+    else:
+        pdf_name = str(file.get("filename", "")).lower().endswith(".pdf")
+        media_type, payload = ("application/pdf" if pdf_name else "application/octet-stream"), file_data
+    if media_type != "application/pdf":
+        raise unsupported(KIND, f"{param}.file_data", f"only PDF files, not '{media_type}'")
+    return {"type": "document", "source": {"type": "base64", "media_type": media_type, "data": payload}}
+
+
+def _assistant_blocks(message: Mapping[str, Any], i: int) -> list[Block]:
+    if message.get("function_call") is not None:
+        raise unsupported(KIND, f"messages[{i}].function_call", "use tool_calls")
+    text = text_of(message.get("content"), f"messages[{i}].content") or message.get("refusal") or ""
+    blocks: list[Block] = [{"type": "text", "text": text}] if text else []
+    for k, call in enumerate(message.get("tool_calls") or ()):
+        param = f"messages[{i}].tool_calls[{k}]"
+        if call.get("type", "function") != "function":
+            raise unsupported(KIND, f"{param}.type", "only function tool calls")
+        function = call["function"]
+        arguments = parse_arguments(function.get("arguments"), f"{param}.function.arguments")
+        blocks.append(
+            {"type": "tool_use", "id": tool_use_id(call["id"]), "name": function["name"], "input": arguments}
+        )
+    return blocks
+
+
+def _tool_result(message: Mapping[str, Any], i: int) -> Block:
+    block: Block = {"type": "tool_result", "tool_use_id": tool_use_id(message["tool_call_id"])}
+    if text := text_of(message.get("content"), f"messages[{i}].content"):
+        block["content"] = text
+    return block
+
+
+def _has_tool_blocks(messages: list[dict[str, Any]]) -> bool:
+    return any(block["type"] in ("tool_use", "tool_result") for turn in messages for block in turn["content"])
+
+
+def _tools_from_history(messages: list[dict[str, Any]]) -> list[Block]:
+    names = dict.fromkeys(
+        block["name"] for turn in messages for block in turn["content"] if block["type"] == "tool_use"
+    )
+    return [{"name": name, "input_schema": {"type": "object"}} for name in names]
+
+
+def _tools(request: Request) -> tuple[list[Block] | None, Block | None]:
+    """(tools, tool_choice) in Anthropic's shape; both None when the request has no tools."""
+    tools = request.get("tools")
+    if not tools:
+        return None, None
+    native = [_tool(tool, f"tools[{i}]") for i, tool in enumerate(tools)]
+    choice = request.get("tool_choice")
+    parallel = request.get("parallel_tool_calls")
+    result: Block | None
+    if choice is None:
+        result = {"type": "auto"} if parallel is False else None
+    elif choice == "auto":
+        result = {"type": "auto"}
+    elif choice == "none":
+        return native, {"type": "none"}  # the tools stay: the history may hold calls to them
+    elif choice == "required":
+        result = {"type": "any"}
+    elif choice.get("type") == "function":
+        result = {"type": "tool", "name": choice["function"]["name"]}
+    elif choice.get("type") == "allowed_tools":
+        allowed = choice["allowed_tools"]
+        names = {t["function"]["name"] for t in allowed.get("tools", ()) if t.get("type") == "function"}
+        native = [tool for tool in native if tool["name"] in names]
+        result = {"type": "any" if allowed.get("mode") == "required" else "auto"}
+    else:
+        raise unsupported(KIND, "tool_choice.type", f"tool choice '{choice.get('type')}'")
+    if result is not None and parallel is False:
+        result["disable_parallel_tool_use"] = True
+    return native, result
+
+
+def _tool(tool: Mapping[str, Any], param: str) -> Block:
+    if tool.get("type") != "function":
+        raise unsupported(KIND, f"{param}.type", f"tool type '{tool.get('type')}'")
+    function = tool["function"]
+    parameters = function.get("parameters")
+    if not parameters:
+        schema: dict[str, Any] = {"type": "object", "properties": {}}
+    else:
+        schema = parameters if "type" in parameters else {"type": "object", **parameters}
+    native: Block = {"name": function["name"]}
+    if function.get("description"):
+        native["description"] = function["description"]
+    native["input_schema"] = schema
+    if function.get("strict"):
+        native["strict"] = True
+    return native
+
+
+def _thinking(
+    request: Request, model: str, max_tokens: int, messages: list[dict[str, Any]]
+) -> tuple[Block | None, str | None]:
+    """(thinking, output_config.effort) for `reasoning_effort`."""
+    effort = request.get("reasoning_effort")
+    if effort is None:
+        return None, None
+    if effort == "none":
+        return thinking_for(effort, model, max_tokens, "Anthropic")
+    last = messages[-1]["content"] if messages else []
+    if any(block["type"] == "tool_result" for block in last):
+        return None, None  # a tool loop continues; see the module docstring
+    return thinking_for(effort, model, max_tokens, "Anthropic")
+
+
+def _structured_output(
+    request: Request, model: str, tools: list[Block] | None, tool_choice: Block | None, thinking_on: bool
+) -> tuple[Block | None, list[Block] | None, Block | None, str | None]:
+    """(output_config.format, tools, tool_choice, json tool name) for the request's `response_format`."""
+    spec = json_schema_of(request)
+    if spec is None:
+        return None, tools, tool_choice, None
+    kind, schema = spec
+    if kind == "json_schema" and _native_json(model):
+        format_ = {"type": "json_schema", "schema": output_schema(schema or {"type": "object"})}
+        return format_, tools, tool_choice, None
+    if tool_choice is not None and tool_choice["type"] in ("any", "tool"):
+        return None, tools, tool_choice, None  # the client demands a tool call: there is no text answer
+    if thinking_on:
+        raise unsupported(KIND, "response_format", f"{kind} cannot be combined with reasoning_effort")
+    input_schema = schema or {"type": "object"}
+    if input_schema.get("type") != "object":
+        raise unsupported(KIND, "response_format.json_schema.schema", "the schema must describe an object")
+    if any(tool["name"] == JSON_TOOL for tool in tools or ()):
+        raise unsupported(KIND, "tools", f"a tool named '{JSON_TOOL}' together with response_format")
+    json_tool = {"name": JSON_TOOL, "description": "Give the answer as JSON.", "input_schema": input_schema}
+    if not tools or (tool_choice is not None and tool_choice["type"] == "none"):
+        forced: Block = {"type": "tool", "name": JSON_TOOL}
+    else:
+        # The model must either call one of the client's tools or answer through the JSON tool.
+        forced = {"type": "any", **{k: v for k, v in (tool_choice or {}).items() if k != "type"}}
+    return None, [*(tools or ()), json_tool], forced, JSON_TOOL

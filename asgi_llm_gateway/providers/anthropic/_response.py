@@ -1,0 +1,78 @@
+"""Messages API `message` → `chat.completion`. Pure."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from ... import wire
+from ...wire import dumps
+from ..streams import bad_upstream_data
+from ._errors import KIND
+
+__all__ = ["finish_reason", "to_completion", "usage_of"]
+
+_FINISH_REASONS = {
+    "end_turn": "stop",
+    "stop_sequence": "stop",
+    "pause_turn": "stop",
+    "max_tokens": "length",
+    "model_context_window_exceeded": "length",
+    "tool_use": "tool_calls",
+    "refusal": "content_filter",
+}
+
+
+def usage_of(usage: Mapping[str, Any]) -> dict[str, Any]:
+    """OpenAI usage: Anthropic counts cache reads and writes apart from `input_tokens`, OpenAI within."""
+    read = usage.get("cache_read_input_tokens") or 0
+    write = usage.get("cache_creation_input_tokens") or 0
+    details = usage.get("output_tokens_details") or {}
+    return wire.usage(
+        (usage.get("input_tokens") or 0) + read + write,
+        usage.get("output_tokens") or 0,
+        cached_tokens=read,
+        cache_write_tokens=write,
+        reasoning_tokens=details.get("thinking_tokens"),
+    )
+
+
+def finish_reason(stop_reason: str | None, tool_calls: bool) -> str:
+    if tool_calls:
+        return "tool_calls"
+    reason = _FINISH_REASONS.get(stop_reason or "end_turn", "stop")
+    return "stop" if reason == "tool_calls" else reason  # tool_use answered through the JSON tool
+
+
+def to_completion(
+    message: Mapping[str, Any], *, json_tool: str | None = None, created: int | None = None
+) -> dict[str, Any]:
+    """Translate a Messages API `message` into a `chat.completion`."""
+    if not isinstance(message, Mapping) or not isinstance(message.get("content"), list):
+        raise bad_upstream_data(KIND, "the response has no content list")
+    texts: list[str] = []
+    reasoning: list[str] = []
+    tool_calls: list[dict[str, Any]] = []
+    for block in message["content"]:
+        kind = block.get("type")
+        if kind == "text":
+            texts.append(block.get("text", ""))
+        elif kind == "thinking":
+            reasoning.append(block.get("thinking", ""))
+        elif kind == "tool_use" and block.get("name") == json_tool:
+            texts.append(dumps(block.get("input") or {}).decode())
+        elif kind == "tool_use":
+            tool_calls.append(
+                wire.tool_call(block["id"], block["name"], dumps(block.get("input") or {}).decode())
+            )
+        # redacted_thinking and server-tool blocks have no OpenAI form
+    content = "".join(texts) if texts else (None if tool_calls else "")
+    result = wire.message(content, tool_calls=tool_calls, reasoning_content="".join(reasoning) or None)
+    finish = finish_reason(message.get("stop_reason"), bool(tool_calls))
+    return wire.completion(
+        str(message.get("model", "")),
+        [wire.choice(result, finish)],
+        usage_of(message.get("usage") or {}),
+        id=str(message.get("id") or wire.completion_id()),
+        created=created,
+    )
