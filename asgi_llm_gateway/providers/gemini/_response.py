@@ -16,10 +16,10 @@ from ._ids import call_seed, encode_tool_call_id
 __all__ = [
     "check_prompt_feedback",
     "finish_reason",
-    "read_logprobs",
-    "read_parts",
-    "read_usage",
+    "logprobs_of",
+    "parts_of",
     "to_completion",
+    "usage_of",
 ]
 
 JSON = dict[str, Any]
@@ -58,7 +58,7 @@ def to_completion(response: Mapping[str, Any], model: str, *, created: int | Non
     choices = []
     for position, candidate in enumerate(candidates):
         index = candidate.get("index", position)
-        parts = read_parts(candidate, response_id, index, 0)
+        parts = parts_of(candidate, response_id, index, 0)
         finish = finish_reason(
             candidate.get("finishReason"), bool(parts.calls), candidate.get("finishMessage")
         )
@@ -67,11 +67,11 @@ def to_completion(response: Mapping[str, Any], model: str, *, created: int | Non
             tool_calls=[tool_call(*call) for call in parts.calls] or None,
             reasoning_content="".join(parts.reasoning) or None,
         )
-        choices.append(choice(reply, finish, index, read_logprobs(candidate.get("logprobsResult"))))
+        choices.append(choice(reply, finish, index, logprobs_of(candidate.get("logprobsResult"))))
     return completion(
         model,
         choices,
-        read_usage(response.get("usageMetadata")),
+        usage_of(response.get("usageMetadata")),
         id=f"chatcmpl-{response_id}" if response_id else None,
         created=created,
     )
@@ -115,7 +115,7 @@ def finish_reason(reason: str | None, has_tool_calls: bool, finish_message: Any 
     return _FINISH_REASONS.get(reason or "STOP", "stop")
 
 
-def read_usage(metadata: Any) -> dict[str, Any] | None:
+def usage_of(metadata: Any) -> dict[str, Any] | None:
     """Thought tokens are output tokens in OpenAI's accounting; Gemini counts them apart."""
     if not isinstance(metadata, dict):
         return None
@@ -128,7 +128,7 @@ def read_usage(metadata: Any) -> dict[str, Any] | None:
     )
 
 
-def read_logprobs(result: Any) -> dict[str, Any] | None:
+def logprobs_of(result: Any) -> dict[str, Any] | None:
     """`logprobsResult` in OpenAI's `logprobs` shape; the alternatives of token k are `topCandidates[k]`."""
     if not isinstance(result, dict):
         return None
@@ -154,7 +154,7 @@ class Parts:
     calls: list[tuple[str, str, str]]  # (id, name, arguments JSON)
 
 
-def read_parts(candidate: Mapping[str, Any], response_id: str | None, index: int, first_call: int) -> Parts:
+def parts_of(candidate: Mapping[str, Any], response_id: str | None, index: int, first_call: int) -> Parts:
     """`first_call` numbers the calls across a stream's events, so each gets its own stable id."""
     parts = Parts([], [], [])
     for part in (candidate.get("content") or {}).get("parts") or ():

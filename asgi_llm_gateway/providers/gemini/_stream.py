@@ -12,7 +12,7 @@ from ...wire import ChunkBuilder, loads, tool_call_delta
 from ..base import Chunk
 from ..streams import bad_upstream_data, stream_ended_early
 from ._errors import KIND, payload_error
-from ._response import check_prompt_feedback, finish_reason, read_logprobs, read_parts, read_usage
+from ._response import check_prompt_feedback, finish_reason, logprobs_of, parts_of, usage_of
 
 __all__ = ["StreamDecoder", "StreamTranslator"]
 
@@ -58,7 +58,7 @@ class StreamTranslator:
             chunk_id = f"chatcmpl-{self._response_id}" if self._response_id else None
             self._builder = ChunkBuilder(self.model, id=chunk_id, created=self.created)
         if item.get("usageMetadata"):
-            self._usage = read_usage(item["usageMetadata"])  # cumulative: the last one wins
+            self._usage = usage_of(item["usageMetadata"])  # cumulative: the last one wins
         chunks: list[Chunk] = []
         for position, candidate in enumerate(item.get("candidates") or ()):
             chunks += self._candidate(self._builder, candidate, candidate.get("index", position))
@@ -71,12 +71,12 @@ class StreamTranslator:
         if state is None:
             state = self._choices[index] = _ChoiceState()
             chunks.append(builder.role(index))
-        parts = read_parts(candidate, self._response_id, index, state.tool_calls)
+        parts = parts_of(candidate, self._response_id, index, state.tool_calls)
         if parts.reasoning:
             chunks.append(builder.chunk({"reasoning_content": "".join(parts.reasoning)}, index=index))
         if parts.text:
             chunks.append(builder.chunk({"content": "".join(parts.text)}, index=index))
-            chunks[-1]["choices"][0]["logprobs"] = read_logprobs(candidate.get("logprobsResult"))
+            chunks[-1]["choices"][0]["logprobs"] = logprobs_of(candidate.get("logprobsResult"))
         for call_id, name, arguments in parts.calls:
             delta = tool_call_delta(state.tool_calls, id=call_id, name=name, arguments=arguments)
             chunks.append(builder.chunk({"tool_calls": [delta]}, index=index))
