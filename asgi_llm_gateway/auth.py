@@ -10,13 +10,15 @@ from __future__ import annotations
 
 import fnmatch
 import hmac
-from collections.abc import Awaitable, Callable, Iterable, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Mapping, MutableMapping
 from dataclasses import dataclass, field
 from typing import Any
 
 from starlette.requests import HTTPConnection, Request
 
-__all__ = ["AuthHook", "Principal", "api_keys", "bearer_token"]
+from .errors import GatewayError
+
+__all__ = ["AuthHook", "Principal", "api_keys", "authenticate", "bearer_token", "check_model_allowed"]
 
 AuthHook = Callable[[Request], Awaitable[Any]]
 
@@ -33,6 +35,31 @@ class Principal:
         if self.allowed_models is None:
             return True
         return any(fnmatch.fnmatchcase(model, pattern) for pattern in self.allowed_models)
+
+
+async def authenticate(auth: AuthHook | None, scope: MutableMapping[str, Any]) -> Any:
+    """The caller's principal by the host's hook (None when there is no hook); 401 when it refuses."""
+    if auth is None:
+        return None
+    principal = await auth(Request(scope))
+    if principal is None:
+        raise GatewayError(
+            "Incorrect API key provided. Send your gateway key as 'Authorization: Bearer <key>'.",
+            status=401,
+            code="invalid_api_key",
+        )
+    return principal
+
+
+def check_model_allowed(principal: Any, model: str) -> None:
+    """403 when the principal is a `Principal` whose `allowed_models` do not cover `model`."""
+    if isinstance(principal, Principal) and not principal.may_use(model):
+        raise GatewayError(
+            f"The key in use may not call the model '{model}'.",
+            status=403,
+            param="model",
+            code="model_not_allowed",
+        )
 
 
 def bearer_token(request: HTTPConnection) -> str | None:

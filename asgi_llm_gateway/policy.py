@@ -1,7 +1,7 @@
 """Resilience policy: retries, backoff, timeouts, cooldown and concurrency limits, as data.
 
-A `Policy` says how hard to try; the gateway's call loop (gateway.py) applies it. Policies can be set for the
-whole gateway, per provider and per route; the most specific one wins.
+A `Policy` says how hard to try; the attempts unit (pipeline/attempts.py) applies it. Policies can be set for
+the whole gateway, per provider and per route; the most specific one wins.
 """
 
 from __future__ import annotations

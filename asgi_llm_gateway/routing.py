@@ -7,6 +7,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from .errors import GatewayError
+from .model_ids import check_model_id
 from .policy import Group, HealthBook, Policy, Route, weighted_order
 from .providers.base import Provider
 
@@ -66,7 +67,11 @@ class Router:
         return Target(provider_name, provider, upstream_model)
 
     def resolve(self, model: str) -> tuple[tuple[_Entry, ...], Policy | None]:
-        """The entries for `model` and the route's own policy; 404 `model_not_found` when there are none."""
+        """The entries for `model` and the route's own policy; 404 `model_not_found` when there are none.
+
+        Every client-supplied model string passes here first, so this is where it is checked
+        (`model_ids.check_model_id`): it goes into response headers and, for some providers, upstream URLs."""
+        check_model_id(model)
         route = self.routes.get(model)
         if route is not None:
             return route

@@ -1,0 +1,216 @@
+"""`POST /v1/chat/completions`: the canonical door.
+
+    auth ─▶ read + validate ─▶ plan targets ─▶ hooks: request_started, admit
+         ─▶ attempts(complete | open stream) ─▶ JSON answer | relay(ChatEncoder) ─▶ settle (hooks, usage)
+
+The request is already canonical (OpenAI chat), so there is no ingress translation beyond rewriting the
+deprecated `functions` form into tools (and the answer back, see `legacy.py`).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import AsyncIterator
+from functools import partial
+from typing import TYPE_CHECKING, Any
+
+import anyio
+
+from ..asgi import read_body, send_error, send_json
+from ..auth import authenticate, check_model_allowed
+from ..errors import GatewayError
+from ..legacy import as_function_call_chunk, as_function_call_completion, uses_functions, with_tools
+from ..pipeline.attempts import Attempt, Outcome, timed_out
+from ..pipeline.call import CLIENT_CLOSED_REQUEST, Call
+from ..pipeline.relay import relay
+from ..policy import Policy
+from ..providers.base import Chunk, Request, aclose_iterator
+from ..providers.streams import stream_ended_early
+from ..routing import Target
+from ..schemas import parse_json_body, validate_chat_request
+from ..watch import Spawn, watched
+from ..wire import SSE_DONE, sse_event
+from . import Exchange
+
+if TYPE_CHECKING:
+    from ..gateway import Gateway
+
+__all__ = ["ChatEncoder", "ChatEndpoint"]
+
+Opened = tuple[AsyncIterator[list[Chunk]], list[Chunk]]
+
+
+class ChatEndpoint:
+    methods = frozenset({"POST"})
+
+    def __init__(self, gateway: Gateway) -> None:
+        self.gateway = gateway
+
+    async def __call__(self, exchange: Exchange) -> None:
+        started = time.perf_counter()
+        gateway = self.gateway
+        scope, receive = exchange.scope, exchange.receive
+        principal = await authenticate(gateway.auth, scope)
+        body = parse_json_body(await read_body(scope, receive, gateway.max_body_size))
+        validate_chat_request(body)
+        model: str = body["model"]
+        targets, route_policy = gateway.router.plan(model, gateway.health, gateway.rng, time.monotonic())
+        check_model_allowed(principal, model)
+        legacy_answer = False
+        if uses_functions(body):  # deprecated function calling: every provider gets tools
+            legacy_answer = body.get("functions") is not None
+            body = with_tools(body)
+        call = Call(exchange.request_id, "chat.completions", principal, model, body, started)
+        hooks = gateway.hooks
+        async with watched(receive) as spawn:
+            try:
+                if hooks is not None:
+                    await hooks.request_started(call)
+                    await hooks.admit(call, targets)
+                if body.get("stream"):
+                    await self._stream(call, targets, route_policy, exchange, legacy_answer, spawn)
+                else:
+                    await self._complete(call, targets, route_policy, exchange, legacy_answer)
+            except OSError:  # the client went away while we were sending
+                pass
+
+    async def _complete(
+        self,
+        call: Call,
+        targets: list[Target],
+        route_policy: Policy | None,
+        exchange: Exchange,
+        legacy_answer: bool,
+    ) -> None:
+        attempt = partial(_complete_once, call.body)
+        outcome = await self._attempt(call, targets, route_policy, exchange, attempt)
+        if outcome is None:
+            return
+        result = outcome.result
+        result["model"] = outcome.target.name
+        if legacy_answer:
+            as_function_call_completion(result)
+        call.usage = result.get("usage")
+        await send_json(exchange.send, 200, result, call.request_id, call.headers())
+        await self.gateway.settle(call, 200)
+
+    async def _stream(
+        self,
+        call: Call,
+        targets: list[Target],
+        route_policy: Policy | None,
+        exchange: Exchange,
+        legacy_answer: bool,
+        spawn: Spawn,
+    ) -> None:
+        attempt = partial(_open_stream_once, call.body)
+        outcome = await self._attempt(call, targets, route_policy, exchange, attempt, keep_slot=True)
+        if outcome is None:
+            return
+        batches, first = outcome.result
+        include_usage = bool((call.body.get("stream_options") or {}).get("include_usage"))
+        encoder = ChatEncoder(outcome.target.name, include_usage, legacy_answer)
+        failure: GatewayError | None = None
+        status = CLIENT_CLOSED_REQUEST  # unless the stream runs to its end
+        try:
+            failure = await relay(
+                call,
+                outcome.target,
+                first,
+                batches,
+                encoder,
+                exchange.send,
+                idle_timeout=outcome.policy.idle_timeout,
+                spawn=spawn,
+                headers=call.headers(),
+            )
+            status = failure.status if failure else 200
+        finally:
+            with anyio.CancelScope(shield=True):
+                await aclose_iterator(batches)
+                if outcome.release is not None:
+                    outcome.release()
+                await self.gateway.settle(call, status, failure)
+
+    async def _attempt(
+        self,
+        call: Call,
+        targets: list[Target],
+        route_policy: Policy | None,
+        exchange: Exchange,
+        attempt: Attempt[Any],
+        *,
+        keep_slot: bool = False,
+    ) -> Outcome[Any] | None:
+        """The successful attempt; None once the client has been sent the error (and the call settled)."""
+        try:
+            return await self.gateway.attempts.run(call, targets, route_policy, attempt, keep_slot=keep_slot)
+        except anyio.get_cancelled_exc_class():
+            with anyio.CancelScope(shield=True):
+                await self.gateway.settle(call, CLIENT_CLOSED_REQUEST)
+            raise
+        except GatewayError as error:
+            await send_error(exchange.send, error, call.request_id, call.headers())
+            await self.gateway.settle(call, error.status, error)
+            return None
+
+
+async def _complete_once(body: Request, target: Target, policy: Policy) -> dict[str, Any]:
+    try:
+        with anyio.fail_after(policy.total_timeout):
+            return await target.provider.complete(body, target.model)
+    except TimeoutError:
+        raise timed_out(target, f"no answer within {policy.total_timeout:g} s") from None
+
+
+async def _open_stream_once(body: Request, target: Target, policy: Policy) -> Opened:
+    """Start the provider's stream and wait for its first chunks, so that failures before the first byte
+    reach the client as a proper HTTP status, and can be retried or fall back."""
+    batches = target.provider.stream_batches(body, target.model)
+    try:
+        with anyio.fail_after(policy.first_token_timeout):
+            first = await anext(batches)
+    except StopAsyncIteration:
+        raise stream_ended_early(target.provider.kind) from None
+    except TimeoutError:
+        with anyio.CancelScope(shield=True):
+            await aclose_iterator(batches)
+        raise timed_out(target, f"no first chunk within {policy.first_token_timeout:g} s") from None
+    except BaseException:
+        with anyio.CancelScope(shield=True):
+            await aclose_iterator(batches)
+        raise
+    return batches, first
+
+
+class ChatEncoder:
+    """Canonical chunks → OpenAI `chat.completion.chunk` events, as the client asked for them: the usage
+    chunk only with `stream_options.include_usage` (and then `usage: null` on every other chunk), and the
+    deprecated `function_call` shape for clients that sent `functions`."""
+
+    __slots__ = ("include_usage", "legacy_answer", "model")
+
+    def __init__(self, model: str, include_usage: bool, legacy_answer: bool) -> None:
+        self.model = model
+        self.include_usage = include_usage
+        self.legacy_answer = legacy_answer
+
+    def encode(self, chunks: list[Chunk]) -> bytes:
+        events: list[bytes] = []
+        for chunk in chunks:
+            chunk["model"] = self.model
+            if not chunk.get("choices"):
+                if self.include_usage and chunk.get("usage") is not None:
+                    events.append(sse_event(chunk))
+                continue
+            if self.include_usage:
+                chunk["usage"] = None
+            elif "usage" in chunk:
+                del chunk["usage"]
+            if self.legacy_answer:
+                as_function_call_chunk(chunk)
+            events.append(sse_event(chunk))
+        return events[0] if len(events) == 1 else b"".join(events)
+
+    def close(self, failure: GatewayError | None) -> bytes:
+        return sse_event(failure.to_dict()) if failure is not None else SSE_DONE

@@ -1,0 +1,133 @@
+"""`relay`: an upstream's canonical chunk batches → the client, as server-sent events in one door's format.
+
+The door passes a `StreamEncoder` (OpenAI chunks, Anthropic `message_*` events, Responses `response.*`
+events, …); the relay owns what every door needs: one send per batch, the idle watchdog, recording the
+usage, and the end-of-stream checks — a stream that stops before every choice finished, goes quiet, or
+breaks mid-way ends with the encoder's error event, never as a silent success.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import AsyncIterator, Sequence
+from typing import Protocol
+
+import anyio
+
+from ..asgi import Send, send_body
+from ..errors import GatewayError
+from ..providers.base import Chunk
+from ..providers.streams import stream_ended_early
+from ..routing import Target
+from ..watch import Spawn
+from .attempts import provider_bug, timed_out
+from .call import Call
+
+__all__ = ["SSE_HEADERS", "StreamEncoder", "relay"]
+
+logger = logging.getLogger("asgi_llm_gateway")
+
+SSE_HEADERS = (
+    (b"content-type", b"text/event-stream; charset=utf-8"),
+    (b"cache-control", b"no-cache"),
+    (b"x-accel-buffering", b"no"),
+)
+
+
+class StreamEncoder(Protocol):
+    """Canonical chunks → one door's event bytes."""
+
+    def encode(self, chunks: list[Chunk]) -> bytes:
+        """The events for one batch of chunks (b"" when there is nothing to send)."""
+
+    def close(self, failure: GatewayError | None) -> bytes:
+        """The stream's last bytes: the door's end marker, or its error event for `failure`."""
+
+
+async def relay(
+    call: Call,
+    target: Target,
+    first: list[Chunk],
+    batches: AsyncIterator[list[Chunk]],
+    encoder: StreamEncoder,
+    send: Send,
+    *,
+    idle_timeout: float,
+    spawn: Spawn,
+    headers: Sequence[tuple[bytes, bytes]] = (),
+) -> GatewayError | None:
+    """Start a 200 event stream and relay every batch; returns the error that ended it, if any. The usage
+    chunk (`choices: []`) is recorded on `call` and still given to the encoder, which decides whether
+    the client sees it."""
+    await send(
+        {
+            "type": "http.response.start",
+            "status": 200,
+            "headers": [*SSE_HEADERS, (b"x-request-id", call.request_id.encode()), *headers],
+        }
+    )
+    idle = _IdleWatch(idle_timeout)
+    open_choices: set[int] = set()
+    finished = False
+    batch: list[Chunk] | None = first
+    failure: GatewayError | None = None
+    try:
+        with anyio.CancelScope() as idle.scope:
+            spawn(idle.run)
+            while batch is not None:
+                for chunk in batch:
+                    choices = chunk.get("choices")
+                    if not choices:
+                        if chunk.get("usage") is not None:
+                            call.usage = chunk["usage"]
+                        continue
+                    for choice in choices:
+                        if choice.get("finish_reason"):
+                            open_choices.discard(choice["index"])
+                            finished = True
+                        else:
+                            open_choices.add(choice["index"])
+                events = encoder.encode(batch)
+                if events:
+                    await send_body(send, events)
+                batch = await anext(batches, None)
+                idle.last = time.monotonic()
+        idle.scope.cancel()  # stops the watch
+        if idle.expired:
+            failure = timed_out(target, f"no chunk for {idle.timeout:g} s")
+        elif open_choices or not finished:
+            failure = stream_ended_early(target.provider.kind)
+    except GatewayError as error:
+        failure = error
+    except Exception as exc:
+        failure = provider_bug(target, exc)
+    if failure is not None:
+        logger.warning("stream %s failed: %s", call.request_id, failure.message)
+    await send_body(send, encoder.close(failure), more=False)
+    return failure
+
+
+class _IdleWatch:
+    """Ends a stream whose upstream goes quiet for `timeout` seconds.
+
+    One sleeping task per stream that re-arms itself, rather than a timeout scope around every chunk: the
+    relay loop only records the time of each chunk, which costs next to nothing."""
+
+    __slots__ = ("expired", "last", "scope", "timeout")
+
+    def __init__(self, timeout: float) -> None:
+        self.timeout = timeout
+        self.last = time.monotonic()
+        self.expired = False
+        self.scope: anyio.CancelScope | None = None
+
+    async def run(self) -> None:
+        assert self.scope is not None
+        while not self.scope.cancel_called:
+            remaining = self.last + self.timeout - time.monotonic()
+            if remaining <= 0:
+                self.expired = True
+                self.scope.cancel()
+                return
+            await anyio.sleep(remaining)
