@@ -3,9 +3,9 @@
     uvicorn examples.django_app:application --port 8000
     python -m examples.django_app alice          # prints an API key for the user "alice"
 
-`application` is a small ASGI dispatcher: `/llm/...` goes to the gateway, with the prefix moved into
-`root_path` as Starlette's `Mount` does, and everything else goes to Django. Django's ASGI handler refuses the
-lifespan protocol, so lifespan goes to the gateway, which closes its upstream connections on shutdown.
+`application` is the gateway's `PathPrefixDispatcher`: `/llm/...` goes to the gateway, with the prefix
+moved into `root_path` as Starlette's `Mount` does, and everything else goes to Django. Django's ASGI handler
+refuses the lifespan protocol, so lifespan goes to the gateway, which closes its connections on shutdown.
 
 Django decides who may call the gateway, two ways:
 - API keys are values signed by Django (`django.core.signing`, keyed by SECRET_KEY): `issue_api_key("alice")`.
@@ -38,9 +38,9 @@ from django.http import HttpRequest, JsonResponse
 from django.urls import path
 from django.views.decorators.http import require_POST
 from starlette.requests import Request
-from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.types import ASGIApp
 
-from asgi_llm_gateway import Gateway
+from asgi_llm_gateway import Gateway, PathPrefixDispatcher
 from asgi_llm_gateway.providers import Provider
 
 PREFIX = "/llm"
@@ -110,19 +110,8 @@ urlpatterns = [path("hello", hello), path("login", login)]
 def create_app(providers: Mapping[str, Provider] | None = None) -> ASGIApp:
     """Django plus the gateway under PREFIX; `providers` defaults to the offline echo provider."""
     gateway = Gateway(providers=providers, auth=gateway_auth)
-    django_app = get_asgi_application()
-
-    async def application(scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "lifespan":
-            await gateway(scope, receive, send)  # answers startup; closes the gateway on shutdown
-            return
-        mount = scope.get("root_path", "") + PREFIX
-        if scope["path"] == mount or scope["path"].startswith(mount + "/"):
-            await gateway({**scope, "root_path": mount}, receive, send)
-        else:
-            await django_app(scope, receive, send)
-
-    return application
+    # Django refuses the lifespan protocol: the gateway answers it, and closes its connections on shutdown.
+    return PathPrefixDispatcher(get_asgi_application(), gateway, prefix=PREFIX, lifespan="gateway")
 
 
 application = create_app()

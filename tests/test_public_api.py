@@ -1,0 +1,76 @@
+"""The public namespace: what hosts import. A name added or removed here is an API change, on purpose."""
+
+from __future__ import annotations
+
+import importlib
+
+import pytest
+
+import asgi_llm_gateway
+import asgi_llm_gateway.providers
+
+PUBLIC = [
+    "DEFAULT_POLICY",
+    "AuthHook",
+    "Call",
+    "Gateway",
+    "GatewayError",
+    "Group",
+    "Hooks",
+    "PathPrefixDispatcher",
+    "Policy",
+    "Principal",
+    "Route",
+    "RouteSpec",
+    "Target",
+    "UsageHook",
+    "UsageRecord",
+    "api_keys",
+    "bearer_token",
+]
+
+
+def test_the_package_exports_exactly_the_public_names() -> None:
+    assert sorted(asgi_llm_gateway.__all__) == sorted(PUBLIC)
+    for name in PUBLIC:
+        assert getattr(asgi_llm_gateway, name) is not None
+
+
+def test_the_providers_namespace_exports_every_provider_class() -> None:
+    from asgi_llm_gateway.providers import PROVIDER_CLASSES, HTTPProvider, Provider
+
+    exported = set(asgi_llm_gateway.providers.__all__)
+    for cls in PROVIDER_CLASSES.values():
+        assert cls.__name__ in exported and issubclass(cls, Provider)
+    assert {"Provider", "HTTPProvider", "PROVIDER_CLASSES"} <= exported
+    assert issubclass(asgi_llm_gateway.providers.OpenAIProvider, HTTPProvider)
+
+
+@pytest.mark.parametrize(
+    ("module", "name"),
+    [
+        # import paths the README, DESIGN.md and the examples use: they keep working
+        ("asgi_llm_gateway.auth", "api_keys"),
+        ("asgi_llm_gateway.usage", "UsageRecord"),
+        ("asgi_llm_gateway.providers", "Provider"),
+        ("asgi_llm_gateway.providers", "AnthropicProvider"),
+        ("asgi_llm_gateway.providers.openai", "OpenAIProvider"),
+        ("asgi_llm_gateway.providers.anthropic", "AnthropicProvider"),
+        ("asgi_llm_gateway.providers.gemini", "GeminiProvider"),
+        ("asgi_llm_gateway.providers.bedrock", "BedrockProvider"),
+        ("asgi_llm_gateway.config", "load_config"),
+        ("asgi_llm_gateway.config", "PROVIDER_TYPES"),
+        ("asgi_llm_gateway.policy", "Policy"),
+    ],
+)
+def test_documented_import_paths_keep_working(module: str, name: str) -> None:
+    assert hasattr(importlib.import_module(module), name)
+
+
+def test_the_same_objects_behind_both_paths() -> None:
+    from asgi_llm_gateway.auth import Principal, api_keys
+    from asgi_llm_gateway.usage import UsageRecord
+
+    assert asgi_llm_gateway.api_keys is api_keys
+    assert asgi_llm_gateway.Principal is Principal
+    assert asgi_llm_gateway.UsageRecord is UsageRecord
