@@ -66,7 +66,6 @@ class ChatEndpoint:
             try:
                 if hooks is not None:
                     await hooks.request_started(call)
-                    await hooks.admit(call, targets)
                 if body.get("stream"):
                     await self._stream(call, targets, route_policy, exchange, legacy_answer, spawn)
                 else:
@@ -142,8 +141,11 @@ class ChatEndpoint:
         *,
         keep_slot: bool = False,
     ) -> Outcome[Any] | None:
-        """The successful attempt; None once the client has been sent the error (and the call settled)."""
+        """Admission, then the attempts: the successful one, or None once the client has been sent the error
+        (a refusal included) and the call settled."""
         try:
+            if self.gateway.hooks is not None:
+                await self.gateway.hooks.admit(call, targets)
             return await self.gateway.attempts.run(call, targets, route_policy, attempt, keep_slot=keep_slot)
         except anyio.get_cancelled_exc_class():
             with anyio.CancelScope(shield=True):

@@ -9,8 +9,9 @@ Every method is a no-op: subclass `Hooks` and override what you need. A gateway 
 (`HookChain.of` returns None), so unused hooks cost nothing on the request path.
 
 `admit` may refuse a call by raising a `GatewayError` (e.g. 429); it runs once, after the targets are
-planned and before the first attempt. Errors raised by any other hook are logged and ignored: observing a
-call must never change its answer.
+planned and before the first attempt. Every call that started also ends: `request_ended` comes after a
+refusal too, and after a client left (status 499). Errors raised by any hook but `admit` are logged and
+ignored: observing a call must never change its answer.
 """
 
 from __future__ import annotations
