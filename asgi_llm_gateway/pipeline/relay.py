@@ -68,26 +68,14 @@ async def relay(
         }
     )
     idle = _IdleWatch(idle_timeout)
-    open_choices: set[int] = set()
-    finished = False
+    progress = _Progress(call)
     batch: list[Chunk] | None = first
     failure: GatewayError | None = None
     try:
         with anyio.CancelScope() as idle.scope:
             spawn(idle.run)
             while batch is not None:
-                for chunk in batch:
-                    choices = chunk.get("choices")
-                    if not choices:
-                        if chunk.get("usage") is not None:
-                            call.usage = chunk["usage"]
-                        continue
-                    for choice in choices:
-                        if choice.get("finish_reason"):
-                            open_choices.discard(choice["index"])
-                            finished = True
-                        else:
-                            open_choices.add(choice["index"])
+                progress.see(batch)
                 events = encoder.encode(batch)
                 if events:
                     await send_body(send, events)
@@ -96,7 +84,7 @@ async def relay(
         idle.scope.cancel()  # stops the watch
         if idle.expired:
             failure = timed_out(target, f"no chunk for {idle.timeout:g} s")
-        elif open_choices or not finished:
+        elif not progress.complete:
             failure = stream_ended_early(target.provider.kind)
     except GatewayError as error:
         failure = error
@@ -106,6 +94,36 @@ async def relay(
         logger.warning("stream %s failed: %s", call.request_id, failure.message)
     await send_body(send, encoder.close(failure), more=False)
     return failure
+
+
+class _Progress:
+    """What the chunks so far say: which choices are still open, whether any finished, and the usage."""
+
+    __slots__ = ("call", "finished", "open_choices")
+
+    def __init__(self, call: Call) -> None:
+        self.call = call
+        self.open_choices: set[int] = set()
+        self.finished = False
+
+    def see(self, batch: list[Chunk]) -> None:
+        for chunk in batch:
+            choices = chunk.get("choices")
+            if not choices:
+                if chunk.get("usage") is not None:
+                    self.call.usage = chunk["usage"]
+                continue
+            for choice in choices:
+                if choice.get("finish_reason"):
+                    self.open_choices.discard(choice["index"])
+                    self.finished = True
+                else:
+                    self.open_choices.add(choice["index"])
+
+    @property
+    def complete(self) -> bool:
+        """Every choice that started has finished (a stream with no finish at all is cut short)."""
+        return self.finished and not self.open_choices
 
 
 class _IdleWatch:
