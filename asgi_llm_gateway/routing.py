@@ -5,13 +5,14 @@ from __future__ import annotations
 import random
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import NamedTuple
 
 from .errors import GatewayError
 from .model_ids import check_model_id
 from .policy import Group, HealthBook, Policy, Route, weighted_order
 from .providers.base import Provider
 
-__all__ = ["RouteSpec", "Router", "Target"]
+__all__ = ["Plan", "RouteSpec", "Router", "Target"]
 
 #: What a host may pass for one route: a target, a list of targets and groups, or a `Route`.
 RouteSpec = str | Group | Sequence[str | Group] | Route
@@ -29,6 +30,13 @@ class Target:
     def name(self) -> str:
         """The client-facing name, `<provider>/<model>`."""
         return f"{self.provider_name}/{self.model}"
+
+
+class Plan(NamedTuple):
+    """The targets to try, in order, and the route's own policy (None: each provider's)."""
+
+    targets: list[Target]
+    policy: Policy | None
 
 
 class Router:
@@ -86,9 +94,7 @@ class Router:
             )
         return (_Entry((target,), None),), None
 
-    def plan(
-        self, model: str, health: HealthBook, rng: random.Random, now: float
-    ) -> tuple[list[Target], Policy | None]:
+    def plan(self, model: str, health: HealthBook, rng: random.Random, now: float) -> Plan:
         """Targets in the order to try them: groups shuffled by weight, then cooled-down targets moved to the
         end, so that they are tried last rather than never (a route whose healthy targets all fail still
         gets an answer from one that is recovering; Envoy's panic threshold does the same)."""
@@ -105,7 +111,7 @@ class Router:
         cooling: list[Target] = []
         for target in unique:
             (healthy if health.healthy(target.name, now) else cooling).append(target)
-        return healthy + cooling, policy
+        return Plan(healthy + cooling, policy)
 
 
 @dataclass(frozen=True, slots=True)

@@ -26,7 +26,7 @@ from ..pipeline.relay import relay
 from ..policy import Policy
 from ..providers.base import Chunk, Request, aclose_iterator
 from ..providers.streams import stream_ended_early
-from ..routing import Target
+from ..routing import Plan, Target
 from ..schemas import parse_json_body, validate_chat_request
 from ..watch import Spawn, watched
 from ..wire import SSE_DONE, sse_event
@@ -54,7 +54,7 @@ class ChatEndpoint:
         body = parse_json_body(await read_body(scope, receive, gateway.max_body_size))
         validate_chat_request(body)
         model: str = body["model"]
-        targets, route_policy = gateway.router.plan(model, gateway.health, gateway.rng, time.monotonic())
+        plan = gateway.router.plan(model, gateway.health, gateway.rng, time.monotonic())
         check_model_allowed(principal, model)
         legacy_answer = False
         if uses_functions(body):  # deprecated function calling: every provider gets tools
@@ -67,22 +67,21 @@ class ChatEndpoint:
                 if hooks is not None:
                     await hooks.request_started(call)
                 if body.get("stream"):
-                    await self._stream(call, targets, route_policy, exchange, legacy_answer, spawn)
+                    await self._stream(call, plan, exchange, legacy_answer, spawn)
                 else:
-                    await self._complete(call, targets, route_policy, exchange, legacy_answer)
+                    await self._complete(call, plan, exchange, legacy_answer)
             except OSError:  # the client went away while we were sending
                 pass
 
     async def _complete(
         self,
         call: Call,
-        targets: list[Target],
-        route_policy: Policy | None,
+        plan: Plan,
         exchange: Exchange,
         legacy_answer: bool,
     ) -> None:
         attempt = partial(_complete_once, call.body)
-        outcome = await self._attempt(call, targets, route_policy, exchange, attempt)
+        outcome = await self._attempt(call, plan, exchange, attempt)
         if outcome is None:
             return
         result = outcome.result
@@ -96,14 +95,13 @@ class ChatEndpoint:
     async def _stream(
         self,
         call: Call,
-        targets: list[Target],
-        route_policy: Policy | None,
+        plan: Plan,
         exchange: Exchange,
         legacy_answer: bool,
         spawn: Spawn,
     ) -> None:
         attempt = partial(_open_stream_once, call.body)
-        outcome = await self._attempt(call, targets, route_policy, exchange, attempt, keep_slot=True)
+        outcome = await self._attempt(call, plan, exchange, attempt, keep_slot=True)
         if outcome is None:
             return
         batches, first = outcome.result
@@ -134,8 +132,7 @@ class ChatEndpoint:
     async def _attempt(
         self,
         call: Call,
-        targets: list[Target],
-        route_policy: Policy | None,
+        plan: Plan,
         exchange: Exchange,
         attempt: Attempt[Any],
         *,
@@ -145,8 +142,10 @@ class ChatEndpoint:
         (a refusal included) and the call settled."""
         try:
             if self.gateway.hooks is not None:
-                await self.gateway.hooks.admit(call, targets)
-            return await self.gateway.attempts.run(call, targets, route_policy, attempt, keep_slot=keep_slot)
+                await self.gateway.hooks.admit(call, plan.targets)
+            return await self.gateway.attempts.run(
+                call, plan.targets, plan.policy, attempt, keep_slot=keep_slot
+            )
         except anyio.get_cancelled_exc_class():
             with anyio.CancelScope(shield=True):
                 await self.gateway.settle(call, CLIENT_CLOSED_REQUEST)
