@@ -1,18 +1,43 @@
-"""What the gateway knows about Claude models, wherever they are served (Anthropic's API, Bedrock).
+"""What the gateway knows about Claude models, and the translation every Claude-shaped API shares.
 
-Both providers ask the same questions of a Claude model id: its largest output, whether it thinks
-adaptively or by budget, and how to reduce a JSON Schema to what its structured output accepts.
+Anthropic's Messages API and Bedrock's Converse spell things differently but are built alike: alternating
+turns with tool results first, a forced tool standing in for structured output where the model has none,
+content blocks streamed by index, and usage that counts cache reads and writes apart from the input. Those
+pieces live here once; each provider passes its spelling as data (`TurnShape`, `UsageKeys`, a finish table).
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
-from typing import Any
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from typing import Any, NamedTuple
 
+from .. import wire
 from ..errors import GatewayError
+from ..translate import json_schema_of, unsupported
+from .base import Chunk, Request
 
-__all__ = ["claude_version", "default_max_tokens", "output_schema", "thinking_for"]
+__all__ = [
+    "JSON_TOOL",
+    "JSON_TOOL_DESCRIPTION",
+    "ContentBlocks",
+    "JsonAnswer",
+    "TurnShape",
+    "UsageKeys",
+    "add_turn",
+    "claude_version",
+    "default_max_tokens",
+    "finish_reason",
+    "finish_turns",
+    "json_answer",
+    "output_schema",
+    "thinking_for",
+    "tool_loop_continues",
+    "usage_of",
+]
+
+Block = dict[str, Any]
+Turn = dict[str, Any]
 
 # Extended-thinking budgets for OpenAI's effort levels; the minimum budget is 1024.
 THINKING_BUDGETS = {
@@ -139,3 +164,210 @@ def output_schema(schema: Mapping[str, Any]) -> dict[str, Any]:
         extra = "{" + ", ".join(f"{key}: {value}" for key, value in rest.items()) + "}"
         out["description"] = f"{out['description']}\n\n{extra}" if "description" in out else extra
     return out
+
+
+# -- turns ---------------------------------------------------------------------------------------------------
+
+
+class TurnShape(NamedTuple):
+    """How one API spells the blocks turn merging needs to know about."""
+
+    #: Whether a block is a tool result: those must open the user turn after the tool calls.
+    is_tool_result: Callable[[Block], bool]
+    #: The user turn put first when a conversation starts with the assistant: both APIs want a user first.
+    lead_in: Block
+
+
+def add_turn(turns: list[Turn], role: str, blocks: list[Block]) -> None:
+    """Add blocks as a new turn, or to the previous turn if it has the same role: roles must alternate."""
+    if not blocks:
+        return  # empty messages would be rejected; dropping them loses nothing
+    if turns and turns[-1]["role"] == role:
+        turns[-1]["content"].extend(blocks)
+    else:
+        turns.append({"role": role, "content": blocks})
+
+
+def finish_turns(turns: list[Turn], shape: TurnShape) -> list[Turn]:
+    """Tool results first in every user turn (they must follow the tool calls directly), and a user turn
+    first in the conversation."""
+    is_tool_result = shape.is_tool_result
+    for turn in turns:
+        if turn["role"] == "user":
+            content = turn["content"]
+            turn["content"] = [b for b in content if is_tool_result(b)] + [
+                b for b in content if not is_tool_result(b)
+            ]
+    if turns and turns[0]["role"] == "assistant":
+        turns.insert(0, {"role": "user", "content": [dict(shape.lead_in)]})
+    return turns
+
+
+def tool_loop_continues(turns: Sequence[Turn], shape: TurnShape) -> bool:
+    """Whether the conversation ends with tool results. Thinking is left off then: the model would want its
+    signed thinking blocks back, which OpenAI messages cannot carry."""
+    return bool(turns) and any(shape.is_tool_result(block) for block in turns[-1]["content"])
+
+
+# -- structured output ---------------------------------------------------------------------------------------
+
+#: The forced tool that serves `response_format` where the model has no native structured output.
+JSON_TOOL = "json_output"
+JSON_TOOL_DESCRIPTION = "Give the answer as JSON."
+
+
+class JsonAnswer(NamedTuple):
+    """How `response_format` is served: natively (`native`), with `schema` as the client gave it, or through
+    the forced JSON tool, with `schema` as that tool's input schema."""
+
+    native: bool
+    schema: dict[str, Any] | None
+
+
+def json_answer(
+    request: Request,
+    model: str,
+    *,
+    provider: str,
+    native_json: Callable[[str], bool],
+    tool_demanded: bool,
+    thinking_on: bool,
+    tool_names: Iterable[str],
+    thinking_scope: str = "",
+) -> JsonAnswer | None:
+    """The structured-output decision, or None when there is nothing to do: no JSON `response_format`, or
+    the client demands a tool call, so there is no text answer to shape.
+
+    `json_schema` is native on the models `native_json` accepts; otherwise, and for `json_object`, the JSON
+    tool answers. A forced tool excludes thinking, needs an object schema, and must not clash with a client
+    tool named like it: each of those is a 400 (`thinking_scope` ends the thinking message)."""
+    spec = json_schema_of(request)
+    if spec is None:
+        return None
+    kind, schema = spec
+    if kind == "json_schema" and native_json(model):
+        return JsonAnswer(True, schema)
+    if tool_demanded:
+        return None
+    if thinking_on:
+        detail = f"{kind} cannot be combined with reasoning_effort{thinking_scope}"
+        raise unsupported(provider, "response_format", detail)
+    input_schema = schema or {"type": "object"}
+    if input_schema.get("type") != "object":
+        raise unsupported(
+            provider, "response_format.json_schema.schema", "the schema must describe an object"
+        )
+    if any(name == JSON_TOOL for name in tool_names):
+        raise unsupported(provider, "tools", f"a tool named '{JSON_TOOL}' together with response_format")
+    return JsonAnswer(False, input_schema)
+
+
+# -- answers -------------------------------------------------------------------------------------------------
+
+
+class UsageKeys(NamedTuple):
+    """Where one API's usage object keeps its counts."""
+
+    input: str
+    output: str
+    cache_read: str
+    cache_write: str
+    #: (details object, count) of the thinking tokens, where the API reports them.
+    reasoning: tuple[str, str] | None = None
+
+
+def usage_of(usage: Mapping[str, Any], keys: UsageKeys) -> dict[str, Any]:
+    """OpenAI usage: Claude-shaped APIs count cache reads and writes apart from the input, OpenAI within."""
+    read = usage.get(keys.cache_read) or 0
+    write = usage.get(keys.cache_write) or 0
+    reasoning = None
+    if keys.reasoning is not None:
+        details = usage.get(keys.reasoning[0]) or {}
+        reasoning = details.get(keys.reasoning[1])
+    return wire.usage(
+        (usage.get(keys.input) or 0) + read + write,
+        usage.get(keys.output) or 0,
+        cached_tokens=read,
+        cache_write_tokens=write,
+        reasoning_tokens=reasoning,
+    )
+
+
+def finish_reason(reasons: Mapping[Any, str], stop_reason: Any, tool_calls: bool) -> str:
+    """OpenAI's `finish_reason` for a stop reason (`reasons` maps the API's values; others are `stop`).
+    A `tool_use` stop without tool calls was answered through the JSON tool: that is a plain stop."""
+    if tool_calls:
+        return "tool_calls"
+    reason = reasons.get(stop_reason, "stop")
+    return "stop" if reason == "tool_calls" else reason
+
+
+# -- streams -------------------------------------------------------------------------------------------------
+
+
+class _Block:
+    """What a stream remembers about an open content block."""
+
+    __slots__ = ("has_input", "input", "kind", "tool_index")
+
+    def __init__(self, kind: str, tool_index: int | None = None, input: Any = None) -> None:
+        self.kind = kind  # "tool", "json" (the response_format tool) or "other"
+        self.tool_index = tool_index
+        self.input = input
+        self.has_input = False
+
+
+class ContentBlocks:
+    """The open content blocks of one Claude-shaped stream, by the upstream's block index.
+
+    Tool calls are numbered by their order among tool calls, never by block index (OpenAI clients index
+    tool calls from 0). The JSON tool's input is the answer's text, so it streams as `content`. A tool block
+    that got no input fragments sends its start input (usually `{}`) when it stops, so every call has valid
+    JSON arguments."""
+
+    def __init__(self, chunks: wire.ChunkBuilder, *, json_tool: str | None = None) -> None:
+        self._chunks = chunks
+        self._json_tool = json_tool
+        self._open: dict[int, _Block] = {}
+        #: How many tool calls the stream has started.
+        self.tool_calls = 0
+
+    def is_open(self, index: int) -> bool:
+        return index in self._open
+
+    def open(self, index: int) -> None:
+        """Note a block that streams no tool input (text, thinking and the like)."""
+        self._open[index] = _Block("other")
+
+    def start_tool(self, index: int, name: Any, input: Any = None) -> int | None:
+        """Note a tool block; its tool-call index, or None for the JSON tool, which is no tool call."""
+        if name == self._json_tool:
+            self._open[index] = _Block("json", input=input)
+            return None
+        tool_index = self.tool_calls
+        self.tool_calls += 1
+        self._open[index] = _Block("tool", tool_index, input)
+        return tool_index
+
+    def input(self, index: int, fragment: Any) -> list[Chunk]:
+        """The chunk for a fragment of an open block's input; empty fragments carry nothing."""
+        if not fragment:
+            return []
+        block = self._open[index]
+        block.has_input = True
+        return [self._arguments(block, fragment)]
+
+    def stop(self, index: int) -> list[Chunk]:
+        """The closing chunk of a tool block that got no input fragments: its start input, as JSON."""
+        block = self._open.pop(index, None)
+        if block is None or block.kind == "other" or block.has_input:
+            return []
+        return [self._arguments(block, wire.dumps(block.input or {}).decode())]
+
+    def _arguments(self, block: _Block, fragment: Any) -> Chunk:
+        if block.kind == "json":
+            return self._chunks.chunk({"content": fragment})
+        assert block.tool_index is not None
+        return self._chunks.chunk(
+            {"tool_calls": [wire.tool_call_delta(block.tool_index, arguments=fragment)]}
+        )

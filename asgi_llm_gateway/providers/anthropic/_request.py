@@ -9,7 +9,6 @@ from typing import Any, NamedTuple
 
 from ...errors import GatewayError
 from ...translate import (
-    json_schema_of,
     max_tokens_of,
     parse_arguments,
     parse_data_url,
@@ -18,17 +17,29 @@ from ...translate import (
     unsupported,
 )
 from ..base import Request
-from ..claude import default_max_tokens, output_schema, thinking_for
+from ..claude import (
+    JSON_TOOL,
+    JSON_TOOL_DESCRIPTION,
+    TurnShape,
+    add_turn,
+    default_max_tokens,
+    finish_turns,
+    json_answer,
+    output_schema,
+    thinking_for,
+    tool_loop_continues,
+)
 from ._errors import KIND
 
 __all__ = ["JSON_TOOL", "NativeRequest", "to_messages_request", "tool_use_id"]
 
 Block = dict[str, Any]
 
-JSON_TOOL = "json_output"
-
-# The user turn put before a conversation that starts with the assistant: plainly not an instruction.
-_LEAD_IN = "(start of conversation)"
+# Tool results are `tool_result` blocks; the lead-in user turn is plainly not an instruction.
+_TURNS = TurnShape(
+    is_tool_result=lambda block: block["type"] == "tool_result",
+    lead_in={"type": "text", "text": "(start of conversation)"},
+)
 
 _IMAGE_TYPES = frozenset({"image/jpeg", "image/png", "image/gif", "image/webp"})
 
@@ -138,33 +149,14 @@ def _conversation(messages: Sequence[Mapping[str, Any]]) -> tuple[list[Block], l
             if text:
                 system.append({"type": "text", "text": text})
         elif role == "user":
-            _append(turns, "user", _user_blocks(message, i))
+            add_turn(turns, "user", _user_blocks(message, i))
         elif role == "assistant":
-            _append(turns, "assistant", _assistant_blocks(message, i))
+            add_turn(turns, "assistant", _assistant_blocks(message, i))
         elif role == "tool":
-            _append(turns, "user", [_tool_result(message, i)])
+            add_turn(turns, "user", [_tool_result(message, i)])
         else:
             raise unsupported(KIND, f"messages[{i}].role", f"role '{role}'")
-    for turn in turns:
-        if turn["role"] == "user":
-            # tool_result blocks must open the turn that follows the tool_use blocks.
-            content = turn["content"]
-            turn["content"] = [b for b in content if b["type"] == "tool_result"] + [
-                b for b in content if b["type"] != "tool_result"
-            ]
-    if turns and turns[0]["role"] == "assistant":
-        turns.insert(0, {"role": "user", "content": [{"type": "text", "text": _LEAD_IN}]})
-    return system, turns
-
-
-def _append(turns: list[dict[str, Any]], role: str, blocks: list[Block]) -> None:
-    """Add blocks as a new turn, or to the previous turn if it has the same role."""
-    if not blocks:
-        return  # empty messages would be rejected; dropping them loses nothing
-    if turns and turns[-1]["role"] == role:
-        turns[-1]["content"].extend(blocks)
-    else:
-        turns.append({"role": role, "content": blocks})
+    return system, finish_turns(turns, _TURNS)
 
 
 def _user_blocks(message: Mapping[str, Any], i: int) -> list[Block]:
@@ -324,9 +316,8 @@ def _thinking(
         return None, None
     if effort == "none":
         return thinking_for(effort, model, max_tokens, "Anthropic")
-    last = messages[-1]["content"] if messages else []
-    if any(block["type"] == "tool_result" for block in last):
-        return None, None  # a tool loop continues; see the module docstring
+    if tool_loop_continues(messages, _TURNS):
+        return None, None
     return thinking_for(effort, model, max_tokens, "Anthropic")
 
 
@@ -334,23 +325,21 @@ def _structured_output(
     request: Request, model: str, tools: list[Block] | None, tool_choice: Block | None, thinking_on: bool
 ) -> tuple[Block | None, list[Block] | None, Block | None, str | None]:
     """(output_config.format, tools, tool_choice, json tool name) for the request's `response_format`."""
-    spec = json_schema_of(request)
-    if spec is None:
+    answer = json_answer(
+        request,
+        model,
+        provider=KIND,
+        native_json=_native_json,
+        tool_demanded=tool_choice is not None and tool_choice["type"] in ("any", "tool"),
+        thinking_on=thinking_on,
+        tool_names=(tool["name"] for tool in tools or ()),
+    )
+    if answer is None:
         return None, tools, tool_choice, None
-    kind, schema = spec
-    if kind == "json_schema" and _native_json(model):
-        format_ = {"type": "json_schema", "schema": output_schema(schema or {"type": "object"})}
+    if answer.native:
+        format_ = {"type": "json_schema", "schema": output_schema(answer.schema or {"type": "object"})}
         return format_, tools, tool_choice, None
-    if tool_choice is not None and tool_choice["type"] in ("any", "tool"):
-        return None, tools, tool_choice, None  # the client demands a tool call: there is no text answer
-    if thinking_on:
-        raise unsupported(KIND, "response_format", f"{kind} cannot be combined with reasoning_effort")
-    input_schema = schema or {"type": "object"}
-    if input_schema.get("type") != "object":
-        raise unsupported(KIND, "response_format.json_schema.schema", "the schema must describe an object")
-    if any(tool["name"] == JSON_TOOL for tool in tools or ()):
-        raise unsupported(KIND, "tools", f"a tool named '{JSON_TOOL}' together with response_format")
-    json_tool = {"name": JSON_TOOL, "description": "Give the answer as JSON.", "input_schema": input_schema}
+    json_tool = {"name": JSON_TOOL, "description": JSON_TOOL_DESCRIPTION, "input_schema": answer.schema}
     if not tools or (tool_choice is not None and tool_choice["type"] == "none"):
         forced: Block = {"type": "tool", "name": JSON_TOOL}
     else:

@@ -7,6 +7,7 @@ from typing import Any
 
 from ... import wire
 from ...wire import dumps
+from .. import claude
 from ..streams import bad_upstream_data
 from ._errors import KIND
 
@@ -22,26 +23,22 @@ _FINISH_REASONS = {
     "refusal": "content_filter",
 }
 
+_USAGE = claude.UsageKeys(
+    input="input_tokens",
+    output="output_tokens",
+    cache_read="cache_read_input_tokens",
+    cache_write="cache_creation_input_tokens",
+    reasoning=("output_tokens_details", "thinking_tokens"),
+)
+
 
 def usage_of(usage: Mapping[str, Any]) -> dict[str, Any]:
-    """OpenAI usage: Anthropic counts cache reads and writes apart from `input_tokens`, OpenAI within."""
-    read = usage.get("cache_read_input_tokens") or 0
-    write = usage.get("cache_creation_input_tokens") or 0
-    details = usage.get("output_tokens_details") or {}
-    return wire.usage(
-        (usage.get("input_tokens") or 0) + read + write,
-        usage.get("output_tokens") or 0,
-        cached_tokens=read,
-        cache_write_tokens=write,
-        reasoning_tokens=details.get("thinking_tokens"),
-    )
+    """OpenAI usage from an Anthropic `usage` (cache reads and writes are counted apart from the input)."""
+    return claude.usage_of(usage, _USAGE)
 
 
-def finish_reason(stop_reason: str | None, tool_calls: bool) -> str:
-    if tool_calls:
-        return "tool_calls"
-    reason = _FINISH_REASONS.get(stop_reason or "end_turn", "stop")
-    return "stop" if reason == "tool_calls" else reason  # tool_use answered through the JSON tool
+def finish_reason(stop_reason: Any, tool_calls: bool) -> str:
+    return claude.finish_reason(_FINISH_REASONS, stop_reason or "end_turn", tool_calls)
 
 
 def to_completion(

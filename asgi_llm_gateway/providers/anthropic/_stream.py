@@ -7,7 +7,8 @@ from typing import Any
 
 from ... import wire
 from ...sse import ServerSentEvent
-from ...wire import dumps, loads
+from ...wire import loads
+from ..claude import ContentBlocks
 from ..streams import bad_upstream_data, stream_ended_early
 from ._errors import KIND, event_error
 from ._response import finish_reason, usage_of
@@ -20,23 +21,10 @@ _MESSAGE_EVENTS = frozenset(
 )
 
 
-class _Block:
-    """What the translator remembers about an open content block."""
-
-    __slots__ = ("has_input", "input", "kind", "tool_index")
-
-    def __init__(self, kind: str, tool_index: int | None = None, input: Any = None) -> None:
-        self.kind = kind  # "text", "thinking", "tool", "json" (the response_format tool) or "other"
-        self.tool_index = tool_index
-        self.input = input
-        self.has_input = False
-
-
 class StreamTranslator:
     """Turns Anthropic stream events into `chat.completion.chunk` dicts, one event at a time.
 
-    Tool calls are numbered by their order among tool calls, never by Anthropic's content-block index. The
-    finish and usage chunks are sent on `message_stop`; a stream without it is an error (`end`).
+    The finish and usage chunks are sent on `message_stop`; a stream without it is an error (`end`).
     """
 
     def __init__(
@@ -48,10 +36,8 @@ class StreamTranslator:
         secrets: Sequence[str | None] = (),
     ) -> None:
         self._builder = wire.ChunkBuilder(model, created=created)
-        self._json_tool = json_tool
         self._secrets = secrets
-        self._blocks: dict[int, _Block] = {}
-        self._tool_calls = 0
+        self._blocks = ContentBlocks(self._builder, json_tool=json_tool)
         self._usage: dict[str, Any] = {}
         self._stop_reason: str | None = None
         self._started = False
@@ -82,14 +68,14 @@ class StreamTranslator:
         if kind == "content_block_delta":
             return self._block_delta(payload.get("index", 0), payload.get("delta") or {})
         if kind == "content_block_stop":
-            return self._block_stop(payload.get("index", 0))
+            return self._blocks.stop(payload.get("index", 0))
         if kind == "message_delta":
             self._stop_reason = (payload.get("delta") or {}).get("stop_reason") or self._stop_reason
             self._usage.update({k: v for k, v in (payload.get("usage") or {}).items() if v is not None})
             return []
         if kind == "message_stop":
             self.done = True
-            finish = finish_reason(self._stop_reason, self._tool_calls > 0)
+            finish = finish_reason(self._stop_reason, self._blocks.tool_calls > 0)
             return [self._builder.finish(finish), self._builder.usage(usage_of(self._usage))]
         return []  # event types added later are skipped, as Anthropic asks clients to do
 
@@ -112,50 +98,28 @@ class StreamTranslator:
 
     def _block_start(self, index: int, block: Mapping[str, Any]) -> list[dict[str, Any]]:
         kind = block.get("type")
-        if kind == "tool_use" and block.get("name") == self._json_tool:
-            self._blocks[index] = _Block("json", input=block.get("input"))
-            return []
         if kind == "tool_use":
-            tool_index = self._tool_calls
-            self._tool_calls += 1
-            self._blocks[index] = _Block("tool", tool_index, block.get("input"))
+            tool_index = self._blocks.start_tool(index, block.get("name"), block.get("input"))
+            if tool_index is None:
+                return []  # the JSON tool: its input is the answer's text
             delta = wire.tool_call_delta(tool_index, id=str(block.get("id")), name=str(block.get("name")))
             return [self._builder.chunk({"tool_calls": [delta]})]
+        self._blocks.open(index)
         if kind == "text":
-            self._blocks[index] = _Block("text")
             return [self._builder.chunk({"content": block["text"]})] if block.get("text") else []
         if kind == "thinking":
-            self._blocks[index] = _Block("thinking")
             thinking = block.get("thinking")
             return [self._builder.chunk({"reasoning_content": thinking})] if thinking else []
-        self._blocks[index] = _Block("other")
         return []
 
     def _block_delta(self, index: int, delta: Mapping[str, Any]) -> list[dict[str, Any]]:
-        block = self._blocks.get(index)
-        if block is None:
+        if not self._blocks.is_open(index):
             raise bad_upstream_data(KIND, f"delta for content block {index} before its start")
         kind = delta.get("type")
         if kind == "text_delta" and delta.get("text"):
             return [self._builder.chunk({"content": delta["text"]})]
         if kind == "thinking_delta" and delta.get("thinking"):
             return [self._builder.chunk({"reasoning_content": delta["thinking"]})]
-        if kind == "input_json_delta" and delta.get("partial_json"):
-            block.has_input = True
-            return [self._arguments(block, delta["partial_json"])]
-        return []  # signature_delta, citations_delta and empty fragments carry nothing for the client
-
-    def _block_stop(self, index: int) -> list[dict[str, Any]]:
-        block = self._blocks.pop(index, None)
-        if block is None or block.kind not in ("tool", "json") or block.has_input:
-            return []
-        # No argument fragments: the input is the one in content_block_start, usually {}.
-        return [self._arguments(block, dumps(block.input or {}).decode())]
-
-    def _arguments(self, block: _Block, fragment: str) -> dict[str, Any]:
-        if block.kind == "json":
-            return self._builder.chunk({"content": fragment})
-        assert block.tool_index is not None
-        return self._builder.chunk(
-            {"tool_calls": [wire.tool_call_delta(block.tool_index, arguments=fragment)]}
-        )
+        if kind == "input_json_delta":
+            return self._blocks.input(index, delta.get("partial_json"))
+        return []  # signature_delta and citations_delta carry nothing for the client

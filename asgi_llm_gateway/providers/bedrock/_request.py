@@ -9,7 +9,6 @@ from typing import Any, NamedTuple
 
 from ...errors import GatewayError
 from ...translate import (
-    json_schema_of,
     max_tokens_of,
     parse_arguments,
     parse_data_url,
@@ -19,7 +18,20 @@ from ...translate import (
 )
 from ...wire import dumps
 from ..base import Request
-from ..claude import EFFORTS, adaptive_thinking, default_max_tokens, output_schema, thinking_for
+from ..claude import (
+    EFFORTS,
+    JSON_TOOL,
+    JSON_TOOL_DESCRIPTION,
+    TurnShape,
+    adaptive_thinking,
+    add_turn,
+    default_max_tokens,
+    finish_turns,
+    json_answer,
+    output_schema,
+    thinking_for,
+    tool_loop_continues,
+)
 from ._errors import KIND
 from ._names import bedrock_name, is_claude, model_family, model_name, native_json, tool_name, tool_use_id
 
@@ -27,10 +39,8 @@ __all__ = ["JSON_TOOL", "NativeRequest", "to_converse_request"]
 
 Block = dict[str, Any]
 
-JSON_TOOL = "json_output"
-
-# The user turn put before a conversation that starts with the assistant.
-_LEAD_IN = "Continue."
+# Tool results are `toolResult` blocks; the lead-in user turn is one word.
+_TURNS = TurnShape(is_tool_result=lambda block: "toolResult" in block, lead_in={"text": "Continue."})
 # Sent for a tool that returned nothing: Converse rejects blank text blocks.
 _EMPTY_TOOL_RESULT = "(empty)"
 
@@ -147,28 +157,14 @@ def _conversation(
             if text.strip():
                 system.append({"text": text})
         elif role == "user":
-            _append(turns, "user", _user_blocks(message.get("content"), param))
+            add_turn(turns, "user", _user_blocks(message.get("content"), param))
         elif role == "assistant":
-            _append(turns, "assistant", _assistant_blocks(message, param, names))
+            add_turn(turns, "assistant", _assistant_blocks(message, param, names))
         elif role == "tool":
-            _append(turns, "user", [_tool_result(message, param)])
+            add_turn(turns, "user", [_tool_result(message, param)])
         else:
             raise GatewayError(f"messages with role '{role}' are not supported", param=f"{param}.role")
-    for turn in turns:
-        if turn["role"] == "user":  # tool results go first in their turn
-            turn["content"].sort(key=lambda block: "toolResult" not in block)
-    if turns and turns[0]["role"] == "assistant":
-        turns.insert(0, {"role": "user", "content": [{"text": _LEAD_IN}]})
-    return system, turns
-
-
-def _append(turns: list[Block], role: str, blocks: list[Block]) -> None:
-    if not blocks:
-        return
-    if turns and turns[-1]["role"] == role:
-        turns[-1]["content"].extend(blocks)
-    else:
-        turns.append({"role": role, "content": blocks})
+    return system, finish_turns(turns, _TURNS)
 
 
 def _user_blocks(content: Any, param: str) -> list[Block]:
@@ -280,10 +276,6 @@ def _inference_config(request: Request) -> dict[str, Any]:
     return config
 
 
-def _tool_loop_continues(messages: Sequence[Block]) -> bool:
-    return bool(messages) and any("toolResult" in block for block in messages[-1]["content"])
-
-
 def _reasoning(
     request: Request, model: str, messages: Sequence[Block], inference: dict[str, Any]
 ) -> tuple[dict[str, Any], str | None]:
@@ -299,7 +291,7 @@ def _reasoning(
     if family == "anthropic":
         if effort == "none":
             return {"thinking": {"type": "disabled"}}, None
-        if _tool_loop_continues(messages):
+        if tool_loop_continues(messages, _TURNS):
             return {}, None  # see the module docstring
         if not adaptive_thinking(name) and "maxTokens" not in inference:
             inference["maxTokens"] = default_max_tokens(name)
@@ -369,34 +361,31 @@ def _structured_output(
     request: Request, model: str, tools: list[Block] | None, choice: Block | str | None, *, thinking_on: bool
 ) -> tuple[Block | None, list[Block] | None, Block | str | None, str | None]:
     """(outputConfig.textFormat, tools, tool choice, json tool name) for the request's `response_format`."""
-    spec = json_schema_of(request)
-    if spec is None:
+    answer = json_answer(
+        request,
+        model,
+        provider=KIND,
+        native_json=native_json,
+        tool_demanded=isinstance(choice, dict),
+        thinking_on=thinking_on,
+        tool_names=(tool["toolSpec"]["name"] for tool in tools or ()),
+        thinking_scope=" on Claude",
+    )
+    if answer is None:
         return None, tools, choice, None
-    kind, schema = spec
-    if kind == "json_schema" and native_json(model):
+    if answer.native:
         options = request["response_format"].get("json_schema") or {}
-        native_schema = output_schema(schema or {}) if is_claude(model) else schema
+        native_schema = output_schema(answer.schema or {}) if is_claude(model) else answer.schema
         definition: Block = {"schema": dumps(native_schema).decode()}
         for key in ("name", "description"):
             if options.get(key):
                 definition[key] = options[key]
         return {"type": "json_schema", "structure": {"jsonSchema": definition}}, tools, choice, None
-    if isinstance(choice, dict):
-        return None, tools, choice, None  # the client demands a tool call: there is no text answer
-    if thinking_on:
-        raise unsupported(
-            KIND, "response_format", f"{kind} cannot be combined with reasoning_effort on Claude"
-        )
-    input_schema = schema or {"type": "object"}
-    if input_schema.get("type") != "object":
-        raise unsupported(KIND, "response_format.json_schema.schema", "the schema must describe an object")
-    if any(tool["toolSpec"]["name"] == JSON_TOOL for tool in tools or ()):
-        raise unsupported(KIND, "tools", f"a tool named '{JSON_TOOL}' together with response_format")
     json_tool: Block = {
         "toolSpec": {
             "name": JSON_TOOL,
-            "description": "Give the answer as JSON.",
-            "inputSchema": {"json": input_schema},
+            "description": JSON_TOOL_DESCRIPTION,
+            "inputSchema": {"json": answer.schema},
         }
     }
     # With the client's tools, the model must either call one of them or answer through the JSON tool.

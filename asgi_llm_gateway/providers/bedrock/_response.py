@@ -8,6 +8,7 @@ from typing import Any
 from ... import wire
 from ...errors import GatewayError
 from ...wire import dumps
+from .. import claude
 from ..streams import bad_upstream_data
 from ._errors import KIND
 
@@ -24,30 +25,28 @@ _FINISH_REASONS = {
 }
 _MALFORMED = frozenset({"malformed_model_output", "malformed_tool_use"})
 
+_USAGE = claude.UsageKeys(
+    input="inputTokens",
+    output="outputTokens",
+    cache_read="cacheReadInputTokens",
+    cache_write="cacheWriteInputTokens",
+)
+
 
 def usage_of(usage: Mapping[str, Any]) -> dict[str, Any]:
-    """OpenAI usage: Bedrock counts cache reads and writes apart from `inputTokens`, OpenAI within."""
-    read = usage.get("cacheReadInputTokens") or 0
-    write = usage.get("cacheWriteInputTokens") or 0
-    return wire.usage(
-        (usage.get("inputTokens") or 0) + read + write,
-        usage.get("outputTokens") or 0,
-        cached_tokens=read,
-        cache_write_tokens=write,
-    )
+    """OpenAI usage from a Converse `usage` (cache reads and writes are counted apart from the input)."""
+    return claude.usage_of(usage, _USAGE)
 
 
 def finish_reason(stop_reason: Any, tool_calls: bool) -> str:
+    """`malformed_*` stops are a 502: the answer is unusable, and another target may do better."""
     if stop_reason in _MALFORMED:
         raise GatewayError(
             f"{KIND}: the model produced malformed output (stopReason {stop_reason})",
             status=502,
             code="upstream_bad_response",
         )
-    if tool_calls:
-        return "tool_calls"
-    reason = _FINISH_REASONS.get(str(stop_reason), "stop")
-    return "stop" if reason == "tool_calls" else reason  # tool_use answered through the JSON tool
+    return claude.finish_reason(_FINISH_REASONS, str(stop_reason), tool_calls)
 
 
 def to_completion(

@@ -10,6 +10,7 @@ from ... import wire
 from ...errors import GatewayError, redact
 from ...eventstream import Frame
 from ...wire import loads
+from ..claude import ContentBlocks
 from ..streams import bad_upstream_data, stream_ended_early
 from ._errors import KIND, bedrock_error, exception_status
 from ._response import finish_reason, usage_of
@@ -46,22 +47,11 @@ def frame_event(frame: Frame, secrets: Iterable[str | None] = ()) -> tuple[str, 
     return str(headers[":event-type"]), payload
 
 
-class _Block:
-    """What the translator remembers about an open content block."""
-
-    __slots__ = ("has_input", "kind", "tool_index")
-
-    def __init__(self, kind: str, tool_index: int | None = None) -> None:
-        self.kind = kind  # "tool", "json" (the response_format tool)
-        self.tool_index = tool_index
-        self.has_input = False
-
-
 class StreamTranslator:
     """ConverseStream events → `chat.completion.chunk`s.
 
-    Tool calls are numbered in order of appearance, whatever their `contentBlockIndex`. The finish chunk is
-    held back until `metadata` (which comes after `messageStop`), and is sent together with the usage chunk.
+    The finish chunk is held back until `metadata` (which comes after `messageStop`), and is sent together
+    with the usage chunk.
     """
 
     def __init__(
@@ -78,8 +68,7 @@ class StreamTranslator:
         self.json_tool = json_tool
         self.done = False
         self._started = False
-        self._blocks: dict[int, _Block] = {}
-        self._tool_calls = 0
+        self._blocks = ContentBlocks(self.chunks, json_tool=json_tool)
         self._stop_reason: str | None = None
 
     def feed(self, item: tuple[str, Mapping[str, Any]]) -> list[dict[str, Any]]:
@@ -97,7 +86,7 @@ class StreamTranslator:
             elif event == "contentBlockDelta":
                 out.extend(self._block_delta(int(payload["contentBlockIndex"]), payload.get("delta") or {}))
             elif event == "contentBlockStop":
-                out.extend(self._block_stop(int(payload["contentBlockIndex"])))
+                out.extend(self._blocks.stop(int(payload["contentBlockIndex"])))
             elif event == "messageStop":
                 self._stop_reason = str(payload.get("stopReason") or "end_turn")
             elif event == "metadata":
@@ -117,13 +106,11 @@ class StreamTranslator:
         if use is None:
             return []
         name = str(use["name"])
-        if name == self.json_tool:
-            self._blocks[index] = _Block("json")
-            return []
-        self._blocks[index] = _Block("tool", self._tool_calls)
-        self._tool_calls += 1
+        tool_index = self._blocks.start_tool(index, name)
+        if tool_index is None:
+            return []  # the JSON tool: its input is the answer's text
         fragment = wire.tool_call_delta(
-            self._tool_calls - 1, id=str(use["toolUseId"]), name=self.tool_names.get(name, name)
+            tool_index, id=str(use["toolUseId"]), name=self.tool_names.get(name, name)
         )
         return [self.chunks.chunk({"tool_calls": [fragment]})]
 
@@ -131,36 +118,19 @@ class StreamTranslator:
         if "text" in delta:
             return [self.chunks.chunk({"content": str(delta["text"])})] if delta["text"] else []
         if "toolUse" in delta:
-            block = self._blocks.get(index)
-            if block is None:
+            if not self._blocks.is_open(index):
                 raise bad_upstream_data(KIND, "tool input for a block that was never started")
-            fragment = str(delta["toolUse"]["input"])
-            if not fragment:
-                return []
-            block.has_input = True
-            return [self._arguments(block, fragment)]
+            return self._blocks.input(index, str(delta["toolUse"]["input"]))
         if "reasoningContent" in delta:
             text = delta["reasoningContent"].get("text")
             return [self.chunks.chunk({"reasoning_content": str(text)})] if text else []
         return []  # citations, signatures and redacted reasoning have no OpenAI form
 
-    def _block_stop(self, index: int) -> list[dict[str, Any]]:
-        block = self._blocks.pop(index, None)
-        if block is None or block.has_input:
-            return []
-        return [self._arguments(block, "{}")]  # a tool called without input still gets valid arguments
-
-    def _arguments(self, block: _Block, fragment: str) -> dict[str, Any]:
-        if block.kind == "json":
-            return self.chunks.chunk({"content": fragment})
-        assert block.tool_index is not None
-        return self.chunks.chunk({"tool_calls": [wire.tool_call_delta(block.tool_index, arguments=fragment)]})
-
     def _finish(self, usage: Mapping[str, Any]) -> list[dict[str, Any]]:
         if self._stop_reason is None:
             raise bad_upstream_data(KIND, "metadata arrived before messageStop")
         self.done = True
-        finish = finish_reason(self._stop_reason, self._tool_calls > 0)
+        finish = finish_reason(self._stop_reason, self._blocks.tool_calls > 0)
         return [self.chunks.finish(finish), self.chunks.usage(usage_of(usage))]
 
 
