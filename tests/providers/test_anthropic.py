@@ -22,7 +22,7 @@ from asgi_llm_gateway.providers.anthropic import (
     AnthropicProvider,
     StreamTranslator,
     to_completion,
-    to_messages_request,
+    to_native,
 )
 from asgi_llm_gateway.sse import ServerSentEvent
 from tests.support.golden import fixture, golden
@@ -48,7 +48,7 @@ def error_dict(error: GatewayError) -> dict[str, Any]:
 def test_request(case: dict[str, Any]) -> None:
     request = case["openai"]
     untouched = copy.deepcopy(request)
-    native = to_messages_request(request, case["model"], stream=bool(request.get("stream")))
+    native = to_native(request, case["model"], stream=bool(request.get("stream")))
     assert native.body == case["anthropic"]
     assert native.json_tool == case["json_tool"]
     assert request == untouched  # the request is shared with fallback targets: never mutated
@@ -57,14 +57,14 @@ def test_request(case: dict[str, Any]) -> None:
 @pytest.mark.parametrize("case", golden("anthropic", "rejected"))
 def test_rejected_request(case: dict[str, Any]) -> None:
     with pytest.raises(GatewayError) as caught:
-        to_messages_request(case["openai"], case["model"])
+        to_native(case["openai"], case["model"])
     assert error_dict(caught.value) == case["error"]
 
 
 def test_default_max_tokens_can_be_configured() -> None:
-    assert to_messages_request(REQUEST, "claude-haiku-4-5", default_limit=1234).body["max_tokens"] == 1234
+    assert to_native(REQUEST, "claude-haiku-4-5", default_limit=1234).body["max_tokens"] == 1234
     limited = {**REQUEST, "max_completion_tokens": 10}
-    assert to_messages_request(limited, "claude-haiku-4-5", default_limit=1234).body["max_tokens"] == 10
+    assert to_native(limited, "claude-haiku-4-5", default_limit=1234).body["max_tokens"] == 10
 
 
 @pytest.mark.parametrize("case", golden("anthropic", "response"))
@@ -146,7 +146,7 @@ async def test_complete_sends_native_request_with_auth_headers() -> None:
     assert seen[0].headers["anthropic-version"] == "2023-06-01"
     assert seen[0].headers["content-type"] == "application/json"
     assert "authorization" not in seen[0].headers
-    assert json.loads(seen[0].content) == to_messages_request(REQUEST, "claude-haiku-4-5").body
+    assert json.loads(seen[0].content) == to_native(REQUEST, "claude-haiku-4-5").body
     assert result["choices"] == answer["openai"]["choices"] and result["usage"] == answer["openai"]["usage"]
 
 

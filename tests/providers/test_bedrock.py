@@ -7,7 +7,7 @@ import copy
 import re
 import subprocess
 import sys
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -22,7 +22,7 @@ from asgi_llm_gateway.providers.bedrock import (
     frame_event,
     model_family,
     to_completion,
-    to_converse_request,
+    to_native,
     tool_name,
     tool_use_id,
 )
@@ -38,6 +38,11 @@ from tests.fakes.bedrock import (
 from tests.support.golden import fixture, golden
 
 MODEL = "us.anthropic.claude-sonnet-4-5-20250929-v1:0"
+
+
+def frame(event: str, payload: Mapping[str, Any]) -> Frame:
+    """One event, as the event-stream decoder hands it to the translator."""
+    return next(EventStreamDecoder().feed(event_frame(event, payload)))
 
 
 def chat(text: str = "hi", **extra: Any) -> dict[str, Any]:
@@ -57,7 +62,7 @@ def aws_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
 def test_request_translation(case: dict[str, Any]) -> None:
     request = case["openai"]
     before = copy.deepcopy(request)
-    native = to_converse_request(request, case["model"])
+    native = to_native(request, case["model"])
     assert native.body == case["converse"]
     assert dict(native.tool_names) == case["tool_names"]
     assert native.json_tool == case["json_tool"]
@@ -78,16 +83,16 @@ def test_stream_translation(case: dict[str, Any]) -> None:
     translator = StreamTranslator(
         "model-id", tool_names=case["tool_names"], json_tool=case["json_tool"], id="chatcmpl-test", created=0
     )
-    chunks = [chunk for event, payload in case["events"] for chunk in translator.feed((event, payload))]
+    chunks = [chunk for event, payload in case["events"] for chunk in translator.feed(frame(event, payload))]
     translator.end()
     assert chunks == case["chunks"]
 
 
 def test_stream_holds_the_finish_until_metadata() -> None:
     translator = StreamTranslator("m")
-    translator.feed(("messageStart", {"role": "assistant"}))
-    translator.feed(("contentBlockDelta", {"contentBlockIndex": 0, "delta": {"text": "hi"}}))
-    assert translator.feed(("messageStop", {"stopReason": "end_turn"})) == []
+    translator.feed(frame("messageStart", {"role": "assistant"}))
+    translator.feed(frame("contentBlockDelta", {"contentBlockIndex": 0, "delta": {"text": "hi"}}))
+    assert translator.feed(frame("messageStop", {"stopReason": "end_turn"})) == []
     with pytest.raises(GatewayError) as caught:
         translator.end()  # metadata never came: not a success
     assert caught.value.status == 502
@@ -208,7 +213,7 @@ def test_unsupported_requests_are_400s_that_name_the_field(
     request_: dict[str, Any], model: str, param: str
 ) -> None:
     with pytest.raises(GatewayError) as caught:
-        to_converse_request({"model": "x", **request_}, model)
+        to_native({"model": "x", **request_}, model)
     assert caught.value.status == 400
     assert caught.value.param == param
 
@@ -224,22 +229,22 @@ def test_unsupported_requests_are_400s_that_name_the_field(
     ],
 )
 def test_reasoning_effort_none(model: str, fields: dict[str, Any] | None) -> None:
-    body = to_converse_request(chat(reasoning_effort="none"), model).body
+    body = to_native(chat(reasoning_effort="none"), model).body
     assert body.get("additionalModelRequestFields") == fields
     assert "outputConfig" not in body
 
 
 def test_reasoning_effort_is_ignored_where_converse_cannot_configure_it() -> None:
-    body = to_converse_request(chat(reasoning_effort="high"), "meta.llama3-1-70b-instruct-v1:0").body
+    body = to_native(chat(reasoning_effort="high"), "meta.llama3-1-70b-instruct-v1:0").body
     assert body == {"messages": [{"role": "user", "content": [{"text": "hi"}]}]}
 
 
 def test_tool_input_for_a_block_never_started_is_a_502() -> None:
     translator = StreamTranslator("m")
-    translator.feed(("messageStart", {"role": "assistant"}))
+    translator.feed(frame("messageStart", {"role": "assistant"}))
     with pytest.raises(GatewayError) as caught:
         translator.feed(
-            ("contentBlockDelta", {"contentBlockIndex": 3, "delta": {"toolUse": {"input": "{}"}}})
+            frame("contentBlockDelta", {"contentBlockIndex": 3, "delta": {"toolUse": {"input": "{}"}}})
         )
     assert caught.value.status == 502
 

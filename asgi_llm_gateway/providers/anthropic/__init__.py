@@ -1,12 +1,12 @@
 """Anthropic Messages API (`POST {base_url}/v1/messages`) behind the OpenAI chat-completions contract.
 
-The translation is pure (`to_messages_request`, `to_completion`, `StreamTranslator`); `AnthropicProvider`
+The translation is pure (`to_native`, `to_completion`, `StreamTranslator`); `AnthropicProvider`
 only adds HTTP. What maps to what, and the choices made where the APIs differ:
 ../../shared/docs/providers/anthropic.md.
 """
 
 from ._errors import error_message
-from ._request import NativeRequest, to_messages_request, tool_use_id
+from ._request import NativeRequest, to_native, tool_use_id
 from ._response import to_completion, usage_of
 from ._stream import StreamTranslator
 from .provider import AnthropicProvider
@@ -17,7 +17,7 @@ __all__ = [
     "StreamTranslator",
     "error_message",
     "to_completion",
-    "to_messages_request",
+    "to_native",
     "tool_use_id",
     "usage_of",
 ]

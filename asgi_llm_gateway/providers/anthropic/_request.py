@@ -31,7 +31,7 @@ from ..claude import (
 )
 from ._errors import KIND
 
-__all__ = ["JSON_TOOL", "NativeRequest", "to_messages_request", "tool_use_id"]
+__all__ = ["NativeRequest", "to_native", "tool_use_id"]
 
 Block = dict[str, Any]
 
@@ -76,7 +76,7 @@ def tool_use_id(openai_id: str) -> str:
     return _TOOL_ID_UNSAFE.sub("_", openai_id) or "_"
 
 
-def to_messages_request(
+def to_native(
     request: Request, model: str, *, stream: bool = False, default_limit: int | None = None
 ) -> NativeRequest:
     """Translate a validated OpenAI chat request into a Messages API body.

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 from ... import wire
@@ -33,20 +33,25 @@ class StreamTranslator:
         *,
         json_tool: str | None = None,
         created: int | None = None,
-        secrets: Sequence[str | None] = (),
+        secrets: Iterable[str | None] = (),
     ) -> None:
         self._builder = wire.ChunkBuilder(model, created=created)
-        self._secrets = secrets
+        self._secrets = tuple(secrets)
         self._blocks = ContentBlocks(self._builder, json_tool=json_tool)
         self._usage: dict[str, Any] = {}
         self._stop_reason: str | None = None
         self._started = False
-        self.done = False
+        self._done = False
+
+    @property
+    def done(self) -> bool:
+        """Whether `message_stop` came: the stream is complete."""
+        return self._done
 
     def feed(self, item: ServerSentEvent) -> list[dict[str, Any]]:
         """Chunks for one SSE event (`event` is its name, `data` its JSON text)."""
         event, data = item.event, item.data
-        if self.done or event == "ping":
+        if self._done or event == "ping":
             return []
         try:
             payload = loads(data)
@@ -74,14 +79,14 @@ class StreamTranslator:
             self._usage.update({k: v for k, v in (payload.get("usage") or {}).items() if v is not None})
             return []
         if kind == "message_stop":
-            self.done = True
+            self._done = True
             finish = finish_reason(self._stop_reason, self._blocks.tool_calls > 0)
             return [self._builder.finish(finish), self._builder.usage(usage_of(self._usage))]
         return []  # event types added later are skipped, as Anthropic asks clients to do
 
     def end(self) -> list[dict[str, Any]]:
         """Call when the upstream closed the stream: a stream that never said `message_stop` failed."""
-        if not self.done:
+        if not self._done:
             raise stream_ended_early(KIND)
         return []
 

@@ -12,7 +12,7 @@ from ..base import Request
 from ..http import HTTPProvider
 from ..streams import one_by_one, translate_reads
 from ._errors import KIND, error_message
-from ._request import to_messages_request
+from ._request import to_native
 from ._response import to_completion
 from ._stream import StreamTranslator
 
@@ -69,7 +69,7 @@ class AnthropicProvider(HTTPProvider):
         ]
 
     async def complete(self, request: Request, model: str) -> dict[str, Any]:
-        native = to_messages_request(request, model, default_limit=self.default_max_tokens)
+        native = to_native(request, model, default_limit=self.default_max_tokens)
         message = await self.post_json(self.url, native.body)
         return to_completion(message, json_tool=native.json_tool)
 
@@ -77,6 +77,6 @@ class AnthropicProvider(HTTPProvider):
         return one_by_one(self.stream_batches(request, model))
 
     def stream_batches(self, request: Request, model: str) -> AsyncIterator[list[dict[str, Any]]]:
-        native = to_messages_request(request, model, stream=True, default_limit=self.default_max_tokens)
+        native = to_native(request, model, stream=True, default_limit=self.default_max_tokens)
         translator = StreamTranslator(model, json_tool=native.json_tool, secrets=tuple(self.secrets()))
         return translate_reads(self.post_sse(self.url, native.body), translator)

@@ -1,13 +1,13 @@
 """Amazon Bedrock Runtime: Converse and ConverseStream behind the OpenAI chat-completions contract.
 
-The translation is pure (`to_converse_request`, `to_completion`, `StreamTranslator`); `BedrockProvider` adds
+The translation is pure (`to_native`, `to_completion`, `StreamTranslator`); `BedrockProvider` adds
 authentication and HTTP. What maps to what, and the choices made where the APIs differ:
 ../../shared/docs/providers/bedrock.md.
 """
 
 from ._errors import bedrock_error
 from ._names import model_family, tool_name, tool_use_id
-from ._request import NativeRequest, to_converse_request
+from ._request import NativeRequest, to_native
 from ._response import to_completion, usage_of
 from ._stream import StreamTranslator, frame_event
 from .provider import BedrockProvider
@@ -20,7 +20,7 @@ __all__ = [
     "frame_event",
     "model_family",
     "to_completion",
-    "to_converse_request",
+    "to_native",
     "tool_name",
     "tool_use_id",
     "usage_of",

@@ -35,7 +35,7 @@ from ..claude import (
 from ._errors import KIND
 from ._names import bedrock_name, is_claude, model_family, model_name, native_json, tool_name, tool_use_id
 
-__all__ = ["JSON_TOOL", "NativeRequest", "to_converse_request"]
+__all__ = ["NativeRequest", "to_native"]
 
 Block = dict[str, Any]
 
@@ -86,7 +86,7 @@ class NativeRequest(NamedTuple):
     json_tool: str | None
 
 
-def to_converse_request(request: Request, model: str) -> NativeRequest:
+def to_native(request: Request, model: str) -> NativeRequest:
     """Translate a validated OpenAI chat-completions request into a Converse body."""
     _reject_unsupported(request)
     names: dict[str, str] = {}

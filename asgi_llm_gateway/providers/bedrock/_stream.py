@@ -1,5 +1,5 @@
-"""ConverseStream event-stream frames → `chat.completion.chunk` dicts. Pure: the frames come from the
-decoder in `eventstream.py`, the bytes from the provider."""
+"""ConverseStream event-stream frames → `chat.completion.chunk` dicts. Pure: the provider reads the bytes,
+the decoder in `eventstream.py` cuts them into frames, and the translator reads each frame's event."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ from ..streams import bad_upstream_data, stream_ended_early
 from ._errors import KIND, bedrock_error, exception_status
 from ._response import finish_reason, usage_of
 
-__all__ = ["FrameTranslator", "StreamTranslator", "frame_event"]
+__all__ = ["StreamTranslator", "frame_event"]
 
 
 def frame_event(frame: Frame, secrets: Iterable[str | None] = ()) -> tuple[str, dict[str, Any]]:
@@ -48,10 +48,11 @@ def frame_event(frame: Frame, secrets: Iterable[str | None] = ()) -> tuple[str, 
 
 
 class StreamTranslator:
-    """ConverseStream events → `chat.completion.chunk`s.
+    """ConverseStream frames → `chat.completion.chunk`s.
 
+    Each frame is read as its event (`frame_event`); exception and error frames raise, without `secrets`.
     The finish chunk is held back until `metadata` (which comes after `messageStop`), and is sent together
-    with the usage chunk.
+    with the usage chunk, so that a stream cut before either is an error, never a false success.
     """
 
     def __init__(
@@ -62,19 +63,26 @@ class StreamTranslator:
         json_tool: str | None = None,
         id: str | None = None,
         created: int | None = None,
+        secrets: Iterable[str | None] = (),
     ) -> None:
         self.chunks = wire.ChunkBuilder(model, id=id, created=created)
         self.tool_names = tool_names or {}
         self.json_tool = json_tool
-        self.done = False
+        self._secrets = tuple(secrets)
+        self._done = False
         self._started = False
         self._blocks = ContentBlocks(self.chunks, json_tool=json_tool)
         self._stop_reason: str | None = None
 
-    def feed(self, item: tuple[str, Mapping[str, Any]]) -> list[dict[str, Any]]:
-        """The chunks for one (event type, payload)."""
-        event, payload = item
-        if self.done:
+    @property
+    def done(self) -> bool:
+        """Whether `metadata` came: the stream is complete."""
+        return self._done
+
+    def feed(self, item: Frame) -> list[dict[str, Any]]:
+        """The chunks for one event-stream frame."""
+        event, payload = frame_event(item, self._secrets)
+        if self._done:
             return []
         out: list[dict[str, Any]] = []
         if not self._started and event in ("messageStart", "contentBlockStart", "contentBlockDelta"):
@@ -97,7 +105,7 @@ class StreamTranslator:
 
     def end(self) -> list[dict[str, Any]]:
         """Called when the body ends: a stream without `messageStop` and `metadata` did not complete."""
-        if not self.done:
+        if not self._done:
             raise stream_ended_early(KIND)
         return []
 
@@ -129,27 +137,6 @@ class StreamTranslator:
     def _finish(self, usage: Mapping[str, Any]) -> list[dict[str, Any]]:
         if self._stop_reason is None:
             raise bad_upstream_data(KIND, "metadata arrived before messageStop")
-        self.done = True
+        self._done = True
         finish = finish_reason(self._stop_reason, self._blocks.tool_calls > 0)
         return [self.chunks.finish(finish), self.chunks.usage(usage_of(usage))]
-
-
-class FrameTranslator:
-    """Event-stream frames → chunks: each frame read as its event (`frame_event`), then translated. At the
-    end, a body that stopped inside a frame is reported as such before the translator's own check."""
-
-    def __init__(self, events: StreamTranslator, decoder: Any, secrets: Iterable[str | None]) -> None:
-        self.events = events
-        self.decoder = decoder
-        self.secrets = tuple(secrets)
-
-    @property
-    def done(self) -> bool:
-        return self.events.done
-
-    def feed(self, item: Frame) -> list[dict[str, Any]]:
-        return self.events.feed(frame_event(item, self.secrets))
-
-    def end(self) -> list[dict[str, Any]]:
-        self.decoder.close()  # the body ended inside a frame
-        return self.events.end()  # the stream never said it was complete

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import os
 import re
-from collections.abc import AsyncGenerator, AsyncIterator, Iterable, Mapping, Sequence
+from collections.abc import AsyncGenerator, AsyncIterator, Iterable, Iterator, Mapping, Sequence
 from contextlib import aclosing
 from typing import Any, cast
 from urllib.parse import urlsplit
@@ -16,17 +16,17 @@ from urllib.parse import urlsplit
 import httpx
 
 from ...errors import GatewayError
-from ...eventstream import EventStreamError, event_stream_decoder
+from ...eventstream import EventStreamError, Frame, FrameDecoder, event_stream_decoder
 from ...model_ids import path_segment
 from ...wire import loads
 from ..base import Request
 from ..http import HTTPProvider
 from ..streams import bad_upstream_data, one_by_one, translate_reads
 from ._errors import KIND, bedrock_error, error_message_of, error_type_of
-from ._request import to_converse_request
+from ._request import to_native
 from ._response import to_completion
 from ._sigv4 import SigV4Signer, botocore_missing, has_botocore
-from ._stream import FrameTranslator, StreamTranslator
+from ._stream import StreamTranslator
 
 __all__ = ["BedrockProvider"]
 
@@ -135,7 +135,7 @@ class BedrockProvider(HTTPProvider):
         await self._signer.sign(request, self.region)
 
     async def complete(self, request: Request, model: str) -> dict[str, Any]:
-        native = to_converse_request(request, model)
+        native = to_native(request, model)
         response = await self.post_json(self.url(model, "converse"), native.body)
         if not isinstance(response, Mapping):
             raise bad_upstream_data(KIND, "the response is not an object")
@@ -145,20 +145,29 @@ class BedrockProvider(HTTPProvider):
         return one_by_one(self.stream_batches(request, model))
 
     async def stream_batches(self, request: Request, model: str) -> AsyncIterator[list[dict[str, Any]]]:
-        native = to_converse_request(request, model)
-        translator = StreamTranslator(model, tool_names=native.tool_names, json_tool=native.json_tool)
-        decoder = event_stream_decoder()
+        native = to_native(request, model)
         headers = {"accept": EVENT_STREAM}
         async with self.open_stream(self.url(model, "converse-stream"), native.body, headers) as response:
             if EVENT_STREAM not in response.headers.get("content-type", ""):
                 raise self.error_from_response(response, await response.aread())
-            secrets = tuple(self.secrets())  # after signing: includes the credentials just used
+            translator = StreamTranslator(
+                model,
+                tool_names=native.tool_names,
+                json_tool=native.json_tool,
+                secrets=self.secrets(),  # after signing: includes the credentials just used
+            )
             body = cast(AsyncGenerator[bytes, None], self.iter_bytes(response))
             async with aclosing(body):
                 try:
-                    reads = (decoder.feed(data) async for data in body)
-                    frames = FrameTranslator(translator, decoder, secrets)
-                    async for batch in translate_reads(reads, frames):
+                    async for batch in translate_reads(_frames(body, event_stream_decoder()), translator):
                         yield batch
                 except EventStreamError as exc:
                     raise bad_upstream_data(KIND, str(exc)) from None
+
+
+async def _frames(body: AsyncIterator[bytes], decoder: FrameDecoder) -> AsyncIterator[Iterator[Frame]]:
+    """The frames of each read. A body that ends inside a frame raises `EventStreamError` when the reads run
+    out, before the translator's own check that the stream was complete."""
+    async for data in body:
+        yield decoder.feed(data)
+    decoder.close()
