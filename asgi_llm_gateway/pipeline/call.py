@@ -26,7 +26,8 @@ CLIENT_CLOSED_REQUEST = 499
 class Call:
     """One request to one endpoint, from validation to its last byte.
 
-    `endpoint` names the door (`"chat.completions"`, …); `body` is the canonical (OpenAI chat) request;
+    `endpoint` names the door (`"chat.completions"`, `"messages"`, …); `body` is the request as that door
+    received it, validated (an OpenAI chat request on `chat.completions`, an Anthropic one on `messages`);
     `state` is free space for hooks to keep what they need until the call ends (e.g. a limit reservation),
     keyed by something of their own."""
 

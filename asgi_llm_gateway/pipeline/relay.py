@@ -24,7 +24,7 @@ from ..watch import Spawn
 from .attempts import provider_bug, timed_out
 from .call import Call
 
-__all__ = ["SSE_HEADERS", "StreamEncoder", "relay"]
+__all__ = ["SSE_HEADERS", "ChunkProgress", "StreamEncoder", "StreamProgress", "relay"]
 
 logger = logging.getLogger("asgi_llm_gateway")
 
@@ -33,6 +33,15 @@ SSE_HEADERS = (
     (b"cache-control", b"no-cache"),
     (b"x-accel-buffering", b"no"),
 )
+
+
+class StreamProgress(Protocol):
+    """What a stream's items say so far: whether it is complete. It records the usage on the call."""
+
+    def see(self, batch: list[Chunk]) -> None: ...
+
+    @property
+    def complete(self) -> bool: ...
 
 
 class StreamEncoder(Protocol):
@@ -56,10 +65,13 @@ async def relay(
     idle_timeout: float,
     spawn: Spawn,
     headers: Sequence[tuple[bytes, bytes]] = (),
+    progress: StreamProgress | None = None,
 ) -> GatewayError | None:
-    """Start a 200 event stream and relay every batch; returns the error that ended it, if any. The usage
-    chunk (`choices: []`) is recorded on `call` and still given to the encoder, which decides whether
-    the client sees it."""
+    """Start a 200 event stream and relay every batch; returns the error that ended it, if any.
+
+    By default the items are canonical chunks: the usage chunk (`choices: []`) is recorded on `call` and
+    still given to the encoder, which decides whether the client sees it, and the stream is complete once
+    every choice finished. A door that relays an upstream's native events passes its own `progress`."""
     await send(
         {
             "type": "http.response.start",
@@ -68,7 +80,7 @@ async def relay(
         }
     )
     idle = _IdleWatch(idle_timeout)
-    progress = _Progress(call)
+    progress = progress or ChunkProgress(call)
     batch: list[Chunk] | None = first
     failure: GatewayError | None = None
     try:
@@ -96,8 +108,8 @@ async def relay(
     return failure
 
 
-class _Progress:
-    """What the chunks so far say: which choices are still open, whether any finished, and the usage."""
+class ChunkProgress:
+    """What canonical chunks say so far: which choices are still open, whether any finished, the usage."""
 
     __slots__ = ("call", "finished", "open_choices")
 
