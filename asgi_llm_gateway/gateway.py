@@ -23,9 +23,9 @@ import secrets
 from collections.abc import Mapping, Sequence
 from types import TracebackType
 
-from .asgi import ClientGone, Receive, Scope, Send, local_path, send_error
+from .asgi import ClientGone, Receive, Scope, Send, local_path
 from .auth import AuthHook
-from .endpoints import Endpoint, Exchange
+from .endpoints import Endpoint, Exchange, OpenAIErrors
 from .endpoints.chat import ChatEndpoint
 from .endpoints.health import HealthEndpoint
 from .endpoints.models import ModelsEndpoint
@@ -44,6 +44,8 @@ logger = logging.getLogger("asgi_llm_gateway")
 
 #: Large enough for several base64 images in one request.
 DEFAULT_MAX_BODY_SIZE = 32 * 1024 * 1024
+#: Who answers errors for paths no endpoint serves.
+_NO_ENDPOINT = OpenAIErrors()
 
 
 class Gateway:
@@ -167,8 +169,10 @@ class Gateway:
     async def _http(self, scope: Scope, receive: Receive, send: Send) -> None:
         request_id = "req_" + secrets.token_hex(12)
         path = local_path(scope)
+        endpoint = self._match(path)
+        exchange = Exchange(scope, receive, send, request_id, path)
+        door = endpoint or _NO_ENDPOINT
         try:
-            endpoint = self._match(path)
             if endpoint is None:
                 raise GatewayError(
                     f"Unknown request URL: {scope['method']} {path}. Use /v1/chat/completions or /v1/models.",
@@ -182,19 +186,16 @@ class Gateway:
                     status=405,
                     code="method_not_allowed",
                 )
-            await endpoint(Exchange(scope, receive, send, request_id, path))
+            await endpoint(exchange)
         except GatewayError as error:
-            await send_error(send, error, request_id)
+            await door.send_error(exchange, error)
         except ClientGone:
             return
         except Exception:
-            # A bug in a host's hook (or ours): log it, and still answer in OpenAI's shape.
+            # A bug in a host's hook (or ours): log it, and still answer in the door's envelope.
             logger.exception("request %s failed", request_id)
             with contextlib.suppress(Exception):  # the response may already have started
-                await send_error(
-                    send,
-                    GatewayError(
-                        "The gateway failed to handle the request.", status=500, code="internal_error"
-                    ),
-                    request_id,
+                failure = GatewayError(
+                    "The gateway failed to handle the request.", status=500, code="internal_error"
                 )
+                await door.send_error(exchange, failure)

@@ -1,17 +1,21 @@
 """The gateway's endpoints, one module each: what the route table in `gateway.py` dispatches to.
 
 An endpoint is called with the `Exchange` (ASGI scope, receive, send, the request id and the path below the
-mount) once the path and method matched; it answers, or raises a `GatewayError` that the gateway sends in
-the door's error envelope.
+mount) once the path and method matched; it answers, or raises a `GatewayError` that the gateway hands to the
+endpoint's own `send_error`, so every door answers errors in its own API's envelope.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import NamedTuple, Protocol
 
-from ..asgi import Receive, Scope, Send
+from ..asgi import Receive, Scope, Send, send_error
+from ..errors import GatewayError
 
-__all__ = ["Endpoint", "Exchange"]
+__all__ = ["Endpoint", "Exchange", "OpenAIErrors"]
+
+Headers = Sequence[tuple[bytes, bytes]]
 
 
 class Exchange(NamedTuple):
@@ -32,3 +36,13 @@ class Endpoint(Protocol):
     methods: frozenset[str]
 
     async def __call__(self, exchange: Exchange) -> None: ...
+
+    async def send_error(self, exchange: Exchange, error: GatewayError, headers: Headers = ()) -> None:
+        """Answer `error` in this door's envelope."""
+
+
+class OpenAIErrors:
+    """Errors in OpenAI's envelope `{"error": {"message", "type", "param", "code"}}`."""
+
+    async def send_error(self, exchange: Exchange, error: GatewayError, headers: Headers = ()) -> None:
+        await send_error(exchange.send, error, exchange.request_id, headers)

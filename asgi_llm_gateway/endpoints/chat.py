@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 import anyio
 
-from ..asgi import read_body, send_error, send_json
+from ..asgi import read_body, send_json
 from ..auth import authenticate, check_model_allowed
 from ..errors import GatewayError
 from ..legacy import as_function_call_chunk, as_function_call_completion, uses_functions, with_tools
@@ -30,7 +30,7 @@ from ..routing import Plan, Target
 from ..schemas import parse_json_body, validate_chat_request
 from ..watch import Spawn, watched
 from ..wire import SSE_DONE, sse_event
-from . import Exchange
+from . import Exchange, OpenAIErrors
 
 if TYPE_CHECKING:
     from ..gateway import Gateway
@@ -40,7 +40,7 @@ __all__ = ["ChatEncoder", "ChatEndpoint"]
 Opened = tuple[AsyncIterator[list[Chunk]], list[Chunk]]
 
 
-class ChatEndpoint:
+class ChatEndpoint(OpenAIErrors):
     methods = frozenset({"POST"})
 
     def __init__(self, gateway: Gateway) -> None:
@@ -151,7 +151,7 @@ class ChatEndpoint:
                 await self.gateway.settle(call, CLIENT_CLOSED_REQUEST)
             raise
         except GatewayError as error:
-            await send_error(exchange.send, error, call.request_id, call.headers())
+            await self.send_error(exchange, error, call.headers())
             await self.gateway.settle(call, error.status, error)
             return None
 

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 from ..asgi import send_json
-from . import Exchange
+from . import Exchange, OpenAIErrors
 
 __all__ = ["HealthEndpoint"]
 
 
-class HealthEndpoint:
+class HealthEndpoint(OpenAIErrors):
     methods = frozenset({"GET", "HEAD"})
 
     async def __call__(self, exchange: Exchange) -> None:

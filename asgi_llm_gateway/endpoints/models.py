@@ -19,7 +19,7 @@ from ..asgi import send_json
 from ..auth import Principal, authenticate
 from ..errors import GatewayError
 from ..providers.base import Provider
-from . import Exchange
+from . import Exchange, OpenAIErrors
 
 if TYPE_CHECKING:
     from ..gateway import Gateway
@@ -33,7 +33,7 @@ MODELS_TIMEOUT = 10.0
 MODELS_CACHE_SECONDS = 300.0
 
 
-class ModelsEndpoint:
+class ModelsEndpoint(OpenAIErrors):
     methods = frozenset({"GET", "HEAD"})
 
     def __init__(self, gateway: Gateway) -> None:
