@@ -1,8 +1,7 @@
 """Anthropic Messages API (`POST {base_url}/v1/messages`) behind the OpenAI chat-completions contract.
 
-The translation is pure (`to_native`, `to_completion`, `StreamTranslator`); `AnthropicProvider`
-only adds HTTP. What maps to what, and the choices made where the APIs differ:
-../../shared/docs/providers/anthropic.md.
+The translation is pure (`to_native`, `to_completion`, `StreamTranslator`); `AnthropicProvider` only adds
+HTTP. What maps to what, and the choices made where the APIs differ: docs/providers/anthropic.md.
 """
 
 from ._errors import error_message

@@ -1,8 +1,8 @@
 """Amazon Bedrock Runtime: Converse and ConverseStream behind the OpenAI chat-completions contract.
 
 The translation is pure (`to_native`, `to_completion`, `StreamTranslator`); `BedrockProvider` adds
-authentication and HTTP. What maps to what, and the choices made where the APIs differ:
-../../shared/docs/providers/bedrock.md.
+authentication (`_sigv4`) and HTTP. What maps to what, and the choices made where the APIs differ:
+docs/providers/bedrock.md.
 """
 
 from ._errors import bedrock_error

@@ -292,7 +292,7 @@ def _reasoning(
         if effort == "none":
             return {"thinking": {"type": "disabled"}}, None
         if tool_loop_continues(messages, _TURNS):
-            return {}, None  # see the module docstring
+            return {}, None  # the signed thinking cannot come back: see claude.tool_loop_continues
         if not adaptive_thinking(name) and "maxTokens" not in inference:
             inference["maxTokens"] = default_max_tokens(name)
         thinking, level = thinking_for(effort, name, inference.get("maxTokens", 0), "Claude")

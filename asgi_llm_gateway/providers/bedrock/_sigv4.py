@@ -1,9 +1,9 @@
 """AWS credentials and SigV4 signing, the one part of the Bedrock provider that needs botocore and threads.
 
-botocore (the `bedrock` extra) is imported only here, and only when a request is signed: a Bedrock API key
-needs nothing else. The credential chain is resolved once, in a worker thread, and refreshable credentials
-are frozen per request, in a worker thread when a refresh is due: reading files or calling STS, SSO or IMDS
-must never block the event loop.
+botocore (the `bedrock` extra) is imported only here, and only when a profile's region or credentials are
+needed: a Bedrock API key needs nothing else. The credential chain is resolved once, in a worker thread,
+and refreshable credentials are frozen per request, in a worker thread when a refresh is due: reading
+files or calling STS, SSO or IMDS must never block the event loop.
 """
 
 from __future__ import annotations
