@@ -197,21 +197,23 @@ class ChatEncoder:
         self.legacy_answer = legacy_answer
 
     def encode(self, chunks: list[Chunk]) -> bytes:
-        events: list[bytes] = []
-        for chunk in chunks:
-            chunk["model"] = self.model
-            if not chunk.get("choices"):
-                if self.include_usage and chunk.get("usage") is not None:
-                    events.append(sse_event(chunk))
-                continue
-            if self.include_usage:
-                chunk["usage"] = None
-            elif "usage" in chunk:
-                del chunk["usage"]
-            if self.legacy_answer:
-                as_function_call_chunk(chunk)
-            events.append(sse_event(chunk))
-        return events[0] if len(events) == 1 else b"".join(events)
+        if len(chunks) == 1:  # the common case, without the list
+            return self._event(chunks[0])
+        return b"".join([self._event(chunk) for chunk in chunks])
+
+    def _event(self, chunk: Chunk) -> bytes:
+        chunk["model"] = self.model
+        if not chunk.get("choices"):
+            if self.include_usage and chunk.get("usage") is not None:
+                return sse_event(chunk)
+            return b""
+        if self.include_usage:
+            chunk["usage"] = None
+        elif "usage" in chunk:
+            del chunk["usage"]
+        if self.legacy_answer:
+            as_function_call_chunk(chunk)
+        return sse_event(chunk)
 
     def close(self, failure: GatewayError | None) -> bytes:
         return sse_event(failure.to_dict()) if failure is not None else SSE_DONE

@@ -34,7 +34,7 @@ T = TypeVar("T")
 Attempt = Callable[[Target, Policy], Awaitable[T]]
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)  # not frozen: a frozen dataclass costs twice as much to build, on every call
 class Outcome(Generic[T]):
     """The successful attempt: its result, the target that answered, the policy it ran under, how many
     attempts it took in all, and — when the caller kept it — the release of its concurrency slot."""
@@ -80,13 +80,14 @@ class Attempts:
         deadline: float | None = None
         last_error: GatewayError | None = None
         for position, target in enumerate(targets):
-            policy = route_policy or self.policy_for(target.provider_name)
+            provider_policy = self.policy_for(target.provider_name)
+            policy = route_policy or provider_policy
             if deadline is None:
                 deadline = time.monotonic() + policy.budget
             for tries in range(1, policy.max_attempts + 1):
                 if last_error is not None and time.monotonic() >= deadline:
                     raise last_error
-                result, last_error, release = await self._once(call, target, policy, attempt)
+                result, last_error, release = await self._once(call, target, policy, provider_policy, attempt)
                 if last_error is None:
                     self.health.succeeded(target.name)
                     if release is not None and not keep_slot:
@@ -107,9 +108,10 @@ class Attempts:
         raise last_error
 
     async def _once(
-        self, call: Call, target: Target, policy: Policy, attempt: Attempt[T]
+        self, call: Call, target: Target, policy: Policy, provider_policy: Policy, attempt: Attempt[T]
     ) -> tuple[T | None, GatewayError | None, Release | None]:
-        """One attempt inside a concurrency slot: (result, None, release) or (None, error, None)."""
+        """One attempt inside a concurrency slot (the provider's own `max_concurrency`, waited for under the
+        policy in force): (result, None, release) or (None, error, None)."""
         call.target = target
         call.attempts += 1
         hooks = self.hooks
@@ -119,8 +121,9 @@ class Attempts:
         error: GatewayError | None = None
         result: T | None = None
         try:
-            limit = self.policy_for(target.provider_name).max_concurrency
-            release = await self.slots.acquire(target.provider_name, limit, policy.queue_timeout)
+            limit = provider_policy.max_concurrency
+            if limit is not None:
+                release = await self.slots.acquire(target.provider_name, limit, policy.queue_timeout)
             result = await attempt(target, policy)
         except GatewayError as exc:
             error = exc
