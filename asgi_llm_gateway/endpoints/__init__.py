@@ -13,7 +13,7 @@ from typing import NamedTuple, Protocol
 from ..asgi import Receive, Scope, Send, send_error
 from ..errors import GatewayError
 
-__all__ = ["Endpoint", "Exchange", "OpenAIErrors"]
+__all__ = ["Endpoint", "Exchange", "Headers", "OpenAIErrors"]
 
 Headers = Sequence[tuple[bytes, bytes]]
 

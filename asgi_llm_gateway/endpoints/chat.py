@@ -20,9 +20,8 @@ from ..asgi import read_body, send_json
 from ..auth import authenticate, check_model_allowed
 from ..errors import GatewayError
 from ..legacy import as_function_call_chunk, as_function_call_completion, uses_functions, with_tools
-from ..pipeline.attempts import Attempt, Outcome, timed_out
-from ..pipeline.call import CLIENT_CLOSED_REQUEST, Call
-from ..pipeline.relay import relay
+from ..pipeline.attempts import timed_out
+from ..pipeline.call import Call
 from ..policy import Policy
 from ..providers.base import Chunk, Request, aclose_iterator
 from ..providers.streams import stream_ended_early
@@ -31,20 +30,18 @@ from ..schemas import parse_json_body, validate_chat_request
 from ..watch import Spawn, watched
 from ..wire import SSE_DONE, sse_event
 from . import Exchange, OpenAIErrors
+from .door import Door
 
 if TYPE_CHECKING:
-    from ..gateway import Gateway
+    pass
 
 __all__ = ["ChatEncoder", "ChatEndpoint"]
 
 Opened = tuple[AsyncIterator[list[Chunk]], list[Chunk]]
 
 
-class ChatEndpoint(OpenAIErrors):
+class ChatEndpoint(OpenAIErrors, Door):
     methods = frozenset({"POST"})
-
-    def __init__(self, gateway: Gateway) -> None:
-        self.gateway = gateway
 
     async def __call__(self, exchange: Exchange) -> None:
         started = time.perf_counter()
@@ -73,15 +70,8 @@ class ChatEndpoint(OpenAIErrors):
             except OSError:  # the client went away while we were sending
                 pass
 
-    async def _complete(
-        self,
-        call: Call,
-        plan: Plan,
-        exchange: Exchange,
-        legacy_answer: bool,
-    ) -> None:
-        attempt = partial(_complete_once, call.body)
-        outcome = await self._attempt(call, plan, exchange, attempt)
+    async def _complete(self, call: Call, plan: Plan, exchange: Exchange, legacy_answer: bool) -> None:
+        outcome = await self.attempt(call, plan, exchange, partial(_complete_once, call.body))
         if outcome is None:
             return
         result = outcome.result
@@ -93,67 +83,16 @@ class ChatEndpoint(OpenAIErrors):
         await self.gateway.settle(call, 200)
 
     async def _stream(
-        self,
-        call: Call,
-        plan: Plan,
-        exchange: Exchange,
-        legacy_answer: bool,
-        spawn: Spawn,
+        self, call: Call, plan: Plan, exchange: Exchange, legacy_answer: bool, spawn: Spawn
     ) -> None:
         attempt = partial(_open_stream_once, call.body)
-        outcome = await self._attempt(call, plan, exchange, attempt, keep_slot=True)
+        outcome = await self.attempt(call, plan, exchange, attempt, keep_slot=True)
         if outcome is None:
             return
         batches, first = outcome.result
         include_usage = bool((call.body.get("stream_options") or {}).get("include_usage"))
         encoder = ChatEncoder(outcome.target.name, include_usage, legacy_answer)
-        failure: GatewayError | None = None
-        status = CLIENT_CLOSED_REQUEST  # unless the stream runs to its end
-        try:
-            failure = await relay(
-                call,
-                outcome.target,
-                first,
-                batches,
-                encoder,
-                exchange.send,
-                idle_timeout=outcome.policy.idle_timeout,
-                spawn=spawn,
-                headers=call.headers(),
-            )
-            status = failure.status if failure else 200
-        finally:
-            with anyio.CancelScope(shield=True):
-                await aclose_iterator(batches)
-                if outcome.release is not None:
-                    outcome.release()
-                await self.gateway.settle(call, status, failure)
-
-    async def _attempt(
-        self,
-        call: Call,
-        plan: Plan,
-        exchange: Exchange,
-        attempt: Attempt[Any],
-        *,
-        keep_slot: bool = False,
-    ) -> Outcome[Any] | None:
-        """Admission, then the attempts: the successful one, or None once the client has been sent the error
-        (a refusal included) and the call settled."""
-        try:
-            if self.gateway.hooks is not None:
-                await self.gateway.hooks.admit(call, plan.targets)
-            return await self.gateway.attempts.run(
-                call, plan.targets, plan.policy, attempt, keep_slot=keep_slot
-            )
-        except anyio.get_cancelled_exc_class():
-            with anyio.CancelScope(shield=True):
-                await self.gateway.settle(call, CLIENT_CLOSED_REQUEST)
-            raise
-        except GatewayError as error:
-            await self.send_error(exchange, error, call.headers())
-            await self.gateway.settle(call, error.status, error)
-            return None
+        await self.relay(call, outcome, first, batches, encoder, exchange, spawn)
 
 
 async def _complete_once(body: Request, target: Target, policy: Policy) -> dict[str, Any]:

@@ -1,0 +1,90 @@
+"""`Door`: what every model-calling endpoint shares, written once.
+
+Admission and the attempts, with a failure answered in the door's own envelope; and the relay of a
+stream, after which the call is settled (its slot freed, its record handed to the hooks) whatever happened.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import TYPE_CHECKING, Any
+
+import anyio
+
+from ..errors import GatewayError
+from ..pipeline.attempts import Attempt, Outcome
+from ..pipeline.call import CLIENT_CLOSED_REQUEST, Call
+from ..pipeline.relay import StreamEncoder, StreamProgress, relay
+from ..providers.base import aclose_iterator
+from ..routing import Plan
+from ..watch import Spawn
+from . import Exchange, Headers
+
+if TYPE_CHECKING:
+    from ..gateway import Gateway
+
+__all__ = ["Door"]
+
+
+class Door:
+    """Base of the endpoints that call models. A subclass mixes in its error envelope (`send_error`)."""
+
+    def __init__(self, gateway: Gateway) -> None:
+        self.gateway = gateway
+
+    async def send_error(self, exchange: Exchange, error: GatewayError, headers: Headers = ()) -> None:
+        raise NotImplementedError  # pragma: no cover - every door mixes in its envelope
+
+    async def attempt(
+        self, call: Call, plan: Plan, exchange: Exchange, attempt: Attempt[Any], *, keep_slot: bool = False
+    ) -> Outcome[Any] | None:
+        """Admission, then the attempts: the successful one, or None once the client has been sent the error
+        (a refusal included) and the call settled."""
+        gateway = self.gateway
+        try:
+            if gateway.hooks is not None:
+                await gateway.hooks.admit(call, plan.targets)
+            return await gateway.attempts.run(call, plan.targets, plan.policy, attempt, keep_slot=keep_slot)
+        except anyio.get_cancelled_exc_class():
+            with anyio.CancelScope(shield=True):
+                await gateway.settle(call, CLIENT_CLOSED_REQUEST)
+            raise
+        except GatewayError as error:
+            await self.send_error(exchange, error, call.headers())
+            await gateway.settle(call, error.status, error)
+            return None
+
+    async def relay(
+        self,
+        call: Call,
+        outcome: Outcome[Any],
+        first: list[Any],
+        batches: AsyncIterator[list[Any]],
+        encoder: StreamEncoder,
+        exchange: Exchange,
+        spawn: Spawn,
+        progress: StreamProgress | None = None,
+    ) -> None:
+        """Relay the opened stream to the client, then settle the call (status 499 if the client left)."""
+        failure: GatewayError | None = None
+        status = CLIENT_CLOSED_REQUEST  # unless the stream runs to its end
+        try:
+            failure = await relay(
+                call,
+                outcome.target,
+                first,
+                batches,
+                encoder,
+                exchange.send,
+                idle_timeout=outcome.policy.idle_timeout,
+                spawn=spawn,
+                headers=call.headers(),
+                progress=progress,
+            )
+            status = failure.status if failure else 200
+        finally:
+            with anyio.CancelScope(shield=True):
+                await aclose_iterator(batches)
+                if outcome.release is not None:
+                    outcome.release()
+                await self.gateway.settle(call, status, failure)
