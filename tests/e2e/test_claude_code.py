@@ -1,0 +1,210 @@
+"""Claude Code itself as a client: the real `claude -p` (the pinned `@anthropic-ai/claude-code` in
+tests/node) pointed by ANTHROPIC_BASE_URL at a base URL, in a session where it calls its `Read` tool on a
+file and answers with what only that file holds.
+
+Which base URL is set by TARGETS below: today Claude Code talks to the recording Anthropic fake directly
+(tests/support/claude_code.py), which proves the harness and the tool turn. Once the gateway serves
+`POST /v1/messages`, the gateway in front of each provider's fake becomes a target.
+
+The first test of a session runs `npm ci` in tests/node when node_modules is missing or older than the
+lockfile. Without node and npm the tests skip, except under CI (`CI` set), where they fail: a skip must
+never pass CI silently. Runs are offline (see `run_claude`); each takes about a second.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.support.claude_code import (
+    FIXTURES,
+    KEY,
+    MODEL,
+    NODE_DIR,
+    PROMPT,
+    SECRET_WORD,
+    SESSIONS,
+    ReadThenAnswer,
+    RecordingAnthropic,
+    capture,
+    claude_executable,
+    npm_ci_needed,
+    result_text,
+    run_claude,
+    shape,
+    tool_results,
+)
+from tests.support.server import serve
+
+# The base URLs Claude Code is pointed at, one test run each. "recording-fake": ANTHROPIC_BASE_URL is the
+# recording fake itself, no gateway in between. When /v1/messages exists, add "gateway-anthropic",
+# "gateway-openai", "gateway-gemini" and "gateway-bedrock" here and a branch for each in `target` below:
+# the gateway mounted in front of tests/fakes/<provider>.py, ANTHROPIC_BASE_URL its mount, the model a
+# route to that provider, and the tool results as that fake recorded them.
+TARGETS = ("recording-fake",)
+
+
+def _ci() -> bool:
+    return os.environ.get("CI", "").lower() not in ("", "0", "false")
+
+
+def _missing(message: str) -> None:
+    if _ci():
+        pytest.fail(message + " (CI is set, so this is a failure, not a skip)")
+    pytest.skip(message)
+
+
+@pytest.fixture(scope="session")
+def claude() -> Path:
+    """The native `claude` binary of tests/node's pinned package (`npm ci` there first, once, if needed)."""
+    node, npm = shutil.which("node"), shutil.which("npm")
+    if node is None or npm is None:
+        _missing("`node` and `npm` must be on PATH: the Claude Code tests run the npm package")
+    assert npm is not None
+    if npm_ci_needed():
+        result = subprocess.run(
+            [npm, "ci", "--no-audit", "--no-fund"],
+            cwd=NODE_DIR,
+            capture_output=True,
+            text=True,
+            timeout=600,
+            check=False,
+        )
+        if result.returncode != 0:
+            pytest.fail(f"npm ci failed in {NODE_DIR}:\n{result.stdout[-3000:]}\n{result.stderr[-3000:]}")
+    executable = claude_executable()
+    if executable is None:
+        _missing(f"@anthropic-ai/claude-code installed no native binary for this platform under {NODE_DIR}")
+    assert executable is not None
+    return executable
+
+
+@pytest.fixture
+def notes(tmp_path: Path) -> Path:
+    """A project directory holding notes.txt, whose secret word Claude Code can only learn by reading it."""
+    workdir = tmp_path / "project"
+    workdir.mkdir()
+    path = workdir / "notes.txt"
+    path.write_text(f"The secret word is {SECRET_WORD}.\n")
+    return path
+
+
+@dataclass
+class Target:
+    """Where Claude Code is pointed: base URL, model and key, and the texts of the tool results that
+    reached the model behind it (to prove the tool turn went all the way)."""
+
+    base_url: str
+    model: str
+    key: str
+    upstream_tool_results: Callable[[], list[str]]
+
+
+@pytest.fixture(params=TARGETS)
+def target(request: pytest.FixtureRequest, notes: Path) -> Iterator[Target]:
+    if request.param == "recording-fake":
+        fake = RecordingAnthropic(script=ReadThenAnswer(str(notes)))
+
+        def seen() -> list[str]:
+            return [result_text(result) for body in fake.messages() for result in tool_results(body)]
+
+        with serve(fake) as url:
+            yield Target(url, MODEL, KEY, seen)
+    else:
+        raise ValueError(f"no target {request.param!r}")
+
+
+@pytest.mark.parametrize("bearer", [False, True], ids=["x-api-key", "bearer"])
+def test_claude_code_reads_a_file_with_its_tool_and_answers_from_it(
+    claude: Path, target: Target, notes: Path, bearer: bool
+) -> None:
+    """Turn 1: the model asks for `Read(file_path=notes.txt)`; Claude Code runs it without a prompt
+    (pre-approved) and sends the result back; turn 2: the answer, which holds the file's secret word."""
+    result = run_claude(
+        target.base_url,
+        PROMPT.format(path=notes),
+        notes.parent,
+        target.model,
+        key=target.key,
+        bearer=bearer,
+        executable=claude,
+    )
+    assert result.returncode == 0 and result.output is not None, result.describe()
+    assert result.output["is_error"] is False, result.describe()
+    assert result.output["num_turns"] == 2, result.describe()
+    assert result.output["permission_denials"] == [], result.describe()
+    assert SECRET_WORD in result.text, result.describe()
+    assert any(SECRET_WORD in text for text in target.upstream_tool_results()), result.describe()
+
+
+@pytest.mark.parametrize(("model", "name"), SESSIONS, ids=[name for _, name in SESSIONS])
+def test_the_fixture_is_what_the_pinned_claude_code_sends(claude: Path, model: str | None, name: str) -> None:
+    """tests/fixtures/claude_code/ has the shape of what the pinned version sends today (paths, headers,
+    betas, body keys, roles and blocks, tools). After a version bump: python -m tests.support.claude_code"""
+    recorded = json.loads((FIXTURES / name).read_text())
+    assert shape(capture(model)) == shape(recorded), "regenerate: python -m tests.support.claude_code"
+
+
+def test_what_claude_code_sends_to_a_gateway() -> None:
+    """The facts of the captured sessions that the /v1/messages door has to handle (no node needed)."""
+    for _, name in SESSIONS:
+        session = json.loads((FIXTURES / name).read_text())
+        first, second = [r for r in session["requests"] if r["method"] == "POST"]
+        for request in (first, second):
+            assert request["path"] == "/v1/messages?beta=true"
+            assert request["headers"]["anthropic-version"] == "2023-06-01"
+            assert request["headers"]["x-api-key"] == "<redacted>"
+            betas = set(request["headers"]["anthropic-beta"].split(","))
+            assert {"claude-code-20250219", "interleaved-thinking-2025-05-14", "effort-2025-11-24"} <= betas
+            assert {"context-management-2025-06-27", "mid-conversation-system-2026-04-07"} <= betas
+            body = request["body"]
+            assert body["stream"] is True
+            assert body["thinking"] == {"type": "adaptive"}
+            assert body["output_config"] == {"effort": "high"}
+            assert body["context_management"]["edits"] == [{"type": "clear_thinking_20251015", "keep": "all"}]
+            roles = [m["role"] for m in body["messages"]]
+            assert roles[:2] == ["user", "system"]  # role "system" between turns
+            assert "Read" in [t["name"] for t in body["tools"]] and len(body["tools"]) > 12
+        # The tool turn replays the signed thinking block the model gave, before its text and tool_use.
+        assistant = second["body"]["messages"][2]
+        assert [b["type"] for b in assistant["content"]] == ["thinking", "text", "tool_use"]
+        assert assistant["content"][0]["signature"] == first["reply"]["content"][0]["signature"]
+        result = second["body"]["messages"][3]["content"][0]
+        assert result["type"] == "tool_result" and result["tool_use_id"] == assistant["content"][2]["id"]
+
+
+def test_the_recording_fake_answers_the_anthropic_sdk_streamed_and_not(notes: Path) -> None:
+    """Claude Code streams; the fake's other path (a whole message, as after a stream fails) and its
+    stream are both checked with the official SDK, which reassembles thinking, text and tool_use."""
+    import anthropic
+
+    fake = RecordingAnthropic(script=ReadThenAnswer(str(notes)))
+    tools = [{"name": "Read", "description": "Read a file", "input_schema": {"type": "object"}}]
+    request: Any = {
+        "model": MODEL,
+        "max_tokens": 1024,
+        "messages": [{"role": "user", "content": "Read notes.txt"}],
+        "tools": tools,
+        "thinking": {"type": "adaptive"},
+    }
+    with serve(fake) as url, anthropic.Anthropic(base_url=url, api_key=KEY, max_retries=0) as client:
+        whole = client.messages.create(**request)
+        with client.messages.stream(**request) as stream:
+            streamed = stream.get_final_message()
+        count = client.messages.count_tokens(model=MODEL, messages=request["messages"])
+        models = client.models.list()
+    for message in (whole.model_dump(), streamed.model_dump()):
+        assert [b["type"] for b in message["content"]] == ["thinking", "text", "tool_use"]
+        assert message["stop_reason"] == "tool_use"
+        assert message["content"][0]["signature"] == fake.requests[1]["reply"]["content"][0]["signature"]
+        assert message["content"][2]["input"] == {"file_path": str(notes)}
+    assert count.input_tokens > 0 and MODEL in [m.id for m in models]
+    assert fake.calls()[:3] == ["POST /v1/messages", "POST /v1/messages", "POST /v1/messages/count_tokens"]
