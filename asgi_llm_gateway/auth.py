@@ -63,7 +63,8 @@ def check_model_allowed(principal: Any, model: str) -> None:
 
 
 def bearer_token(request: HTTPConnection) -> str | None:
-    """The client's key: `Authorization: Bearer …`, or the `api-key` header Azure-style clients send."""
+    """The client's key: `Authorization: Bearer …`, else the `api-key` header (Azure-style clients) or
+    `x-api-key` (Anthropic's SDKs and Claude Code)."""
     header = request.headers.get("authorization")
     if header:
         scheme, _, token = header.partition(" ")
