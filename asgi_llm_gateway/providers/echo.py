@@ -6,7 +6,8 @@ modes, `parse` with a Pydantic model) can be tried against it. Its rules:
 - The answer is the text of the last user message (images show as `[image]`).
 - With tools and `tool_choice` other than "none", after a user turn it calls the tools whose names the
   user's text mentions; `"required"` or a named tool forces a call even when none is mentioned. Arguments
-  are a minimal instance of each tool's parameter schema. After a tool turn it answers with the results.
+  are a minimal instance of each tool's parameter schema, except those the text gives in a call-like
+  mention, `get_weather(city=Paris, days=2)`. After a tool turn it answers with the results.
 - `json_object` answers `{"echo": <text>}`; `json_schema` answers a minimal instance of the schema, with the
   user's text in string fields.
 - `stop` cuts the answer at the first stop sequence; `max_tokens` caps it at that many words
@@ -190,7 +191,11 @@ def _tool_calls(request: Request, user_text: str) -> list[dict[str, Any]]:
     calls = []
     for position, tool in enumerate(chosen):
         function = tool["function"]
-        arguments = json.dumps(example_for_schema(function.get("parameters") or {}, user_text))
+        parameters = function.get("parameters") or {}
+        example = example_for_schema(parameters, user_text)
+        if isinstance(example, dict):
+            example.update(_given_arguments(function["name"], parameters, user_text))
+        arguments = json.dumps(example)
         digest = hashlib.sha256(f"{position}:{function['name']}:{arguments}".encode()).hexdigest()[:24]
         calls.append(wire.tool_call(f"call_{digest}", function["name"], arguments))
     return calls
@@ -204,6 +209,24 @@ _FORMATS = {
     "uri": "https://example.com/",
     "uuid": "00000000-0000-4000-8000-000000000000",
 }
+
+
+def _given_arguments(name: str, parameters: Mapping[str, Any], text: str) -> dict[str, Any]:
+    """The `key=value` pairs of a `name(key=value, …)` mention in `text`, typed by the parameters' schema."""
+    found = re.search(rf"\b{re.escape(name)}\(([^)]*)\)", text)
+    if found is None:
+        return {}
+    properties = parameters.get("properties") or {}
+    given: dict[str, Any] = {}
+    for key, value in re.findall(r"(\w+)\s*=\s*([^,]+?)\s*(?:,|$)", found.group(1)):
+        kind = (properties.get(key) or {}).get("type")
+        if kind == "integer" and value.lstrip("-").isdigit():
+            given[key] = int(value)
+        elif kind == "boolean" and value in ("true", "false"):
+            given[key] = value == "true"
+        else:
+            given[key] = value
+    return given
 
 
 def example_for_schema(
@@ -240,6 +263,9 @@ def example_for_schema(
         kind = "object" if "properties" in schema else "string"
     if kind == "object":
         properties = schema.get("properties") or {}
+        required = schema.get("required")
+        if isinstance(required, list):  # minimal: what the schema requires, when it says
+            properties = {name: sub for name, sub in properties.items() if name in required}
         return {name: example_for_schema(sub, text, root) for name, sub in properties.items()}
     if kind == "array":
         items = schema.get("items") or {}
