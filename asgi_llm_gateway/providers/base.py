@@ -11,13 +11,19 @@ to the client in one send. Its default takes `stream()` one chunk at a time, so 
 
 Each provider's translation is pure (request dict → native body, native answer → completion) plus one
 `StreamTranslator` per stream; `HTTPProvider` in `http.py` is the only place that touches the network.
+
+Optional capabilities, for the Anthropic Messages door: a provider that `speaks_messages` for a model takes
+native Messages requests as they are (`messages`, `messages_batches`, `count_message_tokens`); any provider
+with a counting API counts a chat request's input tokens (`count_tokens`). The defaults say "not here".
 """
 
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Mapping, Sequence
 from typing import Any, ClassVar, Protocol, TypeVar
+
+from ..errors import GatewayError
 
 __all__ = ["Chunk", "Provider", "Request", "StreamTranslator", "aclose_iterator"]
 
@@ -76,6 +82,48 @@ class Provider(ABC):
 
     async def aclose(self) -> None:  # noqa: B027 - optional hook, nothing to release by default
         """Release connections. Safe to call more than once."""
+
+    # -- optional: the Anthropic Messages door ---------------------------------------------------------
+
+    def speaks_messages(self, model: str) -> bool:
+        """Whether this provider serves Anthropic Messages requests natively for `model` (no translation)."""
+        return False
+
+    async def messages(self, body: Mapping[str, Any], model: str, beta: Sequence[str]) -> dict[str, Any]:
+        """A native Anthropic Messages request (validated, as the client sent it; `model` is the upstream id
+        to use instead of body["model"]; `beta` the client's anthropic-beta values) → the native `message`
+        dict. Only where `speaks_messages(model)`; the default raises."""
+        raise _not_native(self.kind, model)
+
+    def messages_batches(
+        self, body: Mapping[str, Any], model: str, beta: Sequence[str]
+    ) -> AsyncIterator[list[dict[str, Any]]]:
+        """The same, streamed: non-empty lists of native Anthropic stream events, each the parsed `data`
+        object (it has its "type": message_start, content_block_start, …, message_stop; `ping` may be
+        dropped). An upstream `error` event, a cut or garbage stream raises `GatewayError` (as every stream
+        here does). Only where `speaks_messages(model)`; the default raises when called."""
+        raise _not_native(self.kind, model)
+
+    async def count_message_tokens(self, body: Mapping[str, Any], model: str, beta: Sequence[str]) -> int:
+        """Input tokens of a native Messages request, counted by the upstream (only where
+        `speaks_messages(model)`; the default raises)."""
+        raise _not_native(self.kind, model)
+
+    async def count_tokens(self, request: Request, model: str) -> int | None:
+        """Input tokens of a canonical (OpenAI chat) request, counted by the upstream's own counting API,
+        system prompt and tools included; None when the upstream has no counting API (the default)."""
+        return None
+
+
+def _not_native(kind: str, model: str) -> GatewayError:
+    """A native Messages call on a provider that does not speak Messages for `model`: the caller should
+    have asked `speaks_messages` first, so this is the gateway's fault, never the client's."""
+    return GatewayError(
+        f"{kind}: no native Anthropic Messages API for model '{model}'",
+        status=500,
+        type="server_error",
+        code="messages_not_native",
+    )
 
 
 async def aclose_iterator(iterator: AsyncIterator[Any]) -> None:
