@@ -16,6 +16,11 @@ calls) or that `tool_choice` forces, with arguments built from the schema; it an
 results with "Tool results: …"; with `output_config.format` it answers JSON generated from the schema. It
 applies `stop_sequences` and `max_tokens` (one token per word). Every request is recorded in `requests`.
 
+`POST /v1/messages/count_tokens` takes only the fields that endpoint has (a `max_tokens` is a 400, as are the
+rules above) and answers `{"input_tokens": N}`: the words of the messages, the system prompt and the tool
+definitions. Fields that belong to a beta (`context_management`, `mcp_servers`) are accepted only with one of
+their `anthropic-beta` values, as the real API does; beta values themselves pass (Anthropic's own).
+
 Scripted behaviour, by the last user text: `FAIL <status>` answers that HTTP error; `FAIL STREAM <type>`
 sends `event: error` of that type after the first text delta (an HTTP error when not streaming); `CUT
 STREAM` ends the stream before `message_stop`; `REFUSE` stops with `refusal`; a prompt containing `CACHED`
@@ -44,6 +49,15 @@ TOP_LEVEL = {
     "tool_choice", "thinking", "output_config", "metadata", "service_tier", "stream", "cache_control",
     "container", "diagnostics", "inference_geo", "speed", "user_profile_id", "workspace_id",
 }  # fmt: skip
+COUNT_TOP_LEVEL = {
+    "model", "messages", "system", "tools", "tool_choice", "thinking", "output_config", "cache_control",
+    "speed",
+}  # fmt: skip
+# Fields the API knows only with one of these anthropic-beta values ("Extra inputs are not permitted" else).
+BETA_FIELDS = {
+    "context_management": {"context-management-2025-06-27", "compact-2026-01-12"},
+    "mcp_servers": {"mcp-client-2025-04-04", "mcp-client-2025-11-20"},
+}
 USER_BLOCKS = {"text", "image", "document", "tool_result", "search_result"}
 ASSISTANT_BLOCKS = {"text", "tool_use", "thinking", "redacted_thinking", "server_tool_use"}
 IMAGE_TYPES = {"image/jpeg", "image/png", "image/gif", "image/webp"}
@@ -76,11 +90,12 @@ class Rejected(Exception):
 class Recorded:
     headers: dict[str, str]
     body: Any
+    path: str = "/v1/messages"
 
 
 @dataclass
 class FakeAnthropic:
-    """The ASGI app. `requests` holds every request to /v1/messages, valid or not."""
+    """The ASGI app. `requests` holds every request to /v1/messages (and its count_tokens), valid or not."""
 
     key: str = KEY
     requests: list[Recorded] = field(default_factory=list)
@@ -90,6 +105,7 @@ class FakeAnthropic:
         self._app = Starlette(
             routes=[
                 Route("/v1/messages", self._messages, methods=["POST"]),
+                Route("/v1/messages/count_tokens", self._count_tokens, methods=["POST"]),
                 Route("/v1/models", self._models, methods=["GET"]),
             ]
         )
@@ -128,7 +144,7 @@ class FakeAnthropic:
             version = self._check_headers(request)
             if not isinstance(body, dict):
                 raise Rejected("The request body is not valid JSON.")
-            validate(body, version)
+            validate(body, version, betas_of(request))
             prompt = last_user_text(body)
             scripted = re.fullmatch(r"FAIL (\d{3})", prompt)
             stream_fault = re.fullmatch(r"FAIL STREAM (\w+)", prompt)
@@ -149,6 +165,22 @@ class FakeAnthropic:
             media_type="text/event-stream",
             headers={"request-id": f"req_fake{self._count:04d}", "cache-control": "no-cache"},
         )
+
+    async def _count_tokens(self, request: Request) -> Response:
+        raw = await request.body()
+        try:
+            body = json.loads(raw)
+        except ValueError:
+            body = raw.decode(errors="replace")
+        self.requests.append(Recorded(dict(request.headers), body, request.url.path))
+        try:
+            version = self._check_headers(request)
+            if not isinstance(body, dict):
+                raise Rejected("The request body is not valid JSON.")
+            validate_count(body, version, betas_of(request))
+        except Rejected as exc:
+            return error_response(exc.status, exc.message, exc.headers)
+        return JSONResponse({"input_tokens": count_input(body)})
 
     def _check_headers(self, request: Request) -> str:
         key = request.headers.get("x-api-key")
@@ -179,11 +211,21 @@ def error_response(status: int, message: str, headers: dict[str, str] | None = N
 # -- validation ---------------------------------------------------------------------------------------------
 
 
-def validate(body: dict[str, Any], version: str) -> None:
-    """Raise `Rejected` for what the real API refuses."""
+def betas_of(request: Request) -> frozenset[str]:
+    """The request's anthropic-beta values."""
+    header = ",".join(request.headers.getlist("anthropic-beta"))
+    return frozenset(value.strip() for value in header.split(",") if value.strip())
+
+
+def _check_fields(body: dict[str, Any], allowed: set[str], betas: frozenset[str]) -> None:
     for key in body:
-        if key not in TOP_LEVEL:
+        if key not in allowed and not (key in BETA_FIELDS and BETA_FIELDS[key] & betas):
             raise Rejected(f"{key}: Extra inputs are not permitted")
+
+
+def validate(body: dict[str, Any], version: str, betas: frozenset[str] = frozenset()) -> None:
+    """Raise `Rejected` for what the real API refuses."""
+    _check_fields(body, TOP_LEVEL, betas)
     for key in ("model", "max_tokens", "messages"):
         if key not in body:
             raise Rejected(f"{key}: Field required")
@@ -213,6 +255,28 @@ def validate(body: dict[str, Any], version: str) -> None:
     thinking = _validate_thinking(body)
     _validate_messages(body["messages"], version, tool_names, thinking)
     _validate_output_config(body.get("output_config"), model)
+
+
+def validate_count(body: dict[str, Any], version: str, betas: frozenset[str] = frozenset()) -> None:
+    """Raise `Rejected` for a count_tokens body the real API refuses: the create rules but for output."""
+    _check_fields(body, COUNT_TOP_LEVEL, betas)
+    for key in ("model", "messages"):
+        if key not in body:
+            raise Rejected(f"{key}: Field required")
+    model = body["model"]
+    if not isinstance(model, str) or not model.startswith("claude-"):
+        raise Rejected(f"model: {model}", 404)
+    _validate_system(body.get("system"))
+    tool_names = _validate_tools(body)
+    thinking = _validate_thinking(body)
+    _validate_messages(body["messages"], version, tool_names, thinking)
+    _validate_output_config(body.get("output_config"), model)
+
+
+def count_input(body: dict[str, Any]) -> int:
+    """The fake tokenizer's input count: words of the messages, the system prompt and the tools."""
+    parts = [m.get("content") for m in body["messages"]] + [body.get("system") or "", body.get("tools") or []]
+    return sum(words(json.dumps(part)) for part in parts)
 
 
 def output_limit(model: str) -> int:
@@ -290,7 +354,7 @@ def _validate_thinking(body: dict[str, Any]) -> bool:
         budget = thinking.get("budget_tokens")
         if not isinstance(budget, int) or budget < 1024:
             raise Rejected("thinking.enabled.budget_tokens: Input should be greater than or equal to 1024")
-        if budget >= body["max_tokens"]:
+        if "max_tokens" in body and budget >= body["max_tokens"]:
             raise Rejected("`max_tokens` must be greater than `thinking.budget_tokens`")
     if (body.get("tool_choice") or {}).get("type") in ("any", "tool"):
         raise Rejected("Thinking may not be enabled when tool_choice forces tool use.")

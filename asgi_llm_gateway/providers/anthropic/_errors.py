@@ -36,8 +36,11 @@ def error_message(status: int, body: Any, text: str) -> str:
     return text[:500] or f"HTTP {status}"
 
 
-def event_error(payload: Mapping[str, Any], secrets: Iterable[str | None] = ()) -> GatewayError:
-    """The error an `event: error` mid-stream stands for, with the status its type has on a response."""
+def event_error(
+    payload: Mapping[str, Any], secrets: Iterable[str | None] = (), *, kind: str = KIND
+) -> GatewayError:
+    """The error an `event: error` mid-stream stands for, with the status its type has on a response.
+    `kind` names the provider that relayed it (Bedrock streams Anthropic's events too)."""
     error = payload.get("error")
     status = _ERROR_STATUS.get(str(error.get("type")) if isinstance(error, dict) else "", 500)
-    return upstream_error(KIND, status, error_message(status, payload, ""), secrets=secrets)
+    return upstream_error(kind, status, error_message(status, payload, ""), secrets=secrets)

@@ -13,10 +13,10 @@ from ..streams import bad_upstream_data, stream_ended_early
 from ._errors import KIND, event_error
 from ._response import finish_reason, usage_of
 
-__all__ = ["StreamTranslator"]
+__all__ = ["MESSAGE_EVENTS", "StreamTranslator"]
 
 # Stream events that belong to a message, so cannot come before `message_start`.
-_MESSAGE_EVENTS = frozenset(
+MESSAGE_EVENTS = frozenset(
     {"content_block_start", "content_block_delta", "content_block_stop", "message_delta", "message_stop"}
 )
 
@@ -65,7 +65,7 @@ class StreamTranslator:
         if kind == "message_start":
             return self._start(payload.get("message") or {})
         if not self._started:
-            if kind in _MESSAGE_EVENTS:
+            if kind in MESSAGE_EVENTS:
                 raise bad_upstream_data(KIND, f"'{kind}' before message_start")
             return []
         if kind == "content_block_start":

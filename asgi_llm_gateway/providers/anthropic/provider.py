@@ -1,5 +1,6 @@
 """`AnthropicProvider`: the Messages API over HTTP. The translation is pure (`_request`, `_response`,
-`_stream`); this module only adds the endpoint, the headers and the model list."""
+`_stream`, and `_native` for requests passed through as they are); this module only adds the endpoints, the
+headers and the model list."""
 
 from __future__ import annotations
 
@@ -10,8 +11,9 @@ import httpx
 
 from ..base import Request
 from ..http import HTTPProvider
-from ..streams import one_by_one, translate_reads
+from ..streams import bad_upstream_data, one_by_one, translate_reads
 from ._errors import KIND, error_message
+from ._native import NativeStreamTranslator, beta_header, count_body, input_tokens, native_body
 from ._request import to_native
 from ._response import to_completion
 from ._stream import StreamTranslator
@@ -49,6 +51,10 @@ class AnthropicProvider(HTTPProvider):
     def url(self) -> str:
         return f"{self.base_url}/v1/messages"
 
+    @property
+    def count_url(self) -> str:
+        return f"{self.base_url}/v1/messages/count_tokens"
+
     def auth_headers(self) -> dict[str, str]:
         headers = {"anthropic-version": self.version}
         if self.api_key:
@@ -80,3 +86,32 @@ class AnthropicProvider(HTTPProvider):
         native = to_native(request, model, stream=True, default_limit=self.default_max_tokens)
         translator = StreamTranslator(model, json_tool=native.json_tool, secrets=tuple(self.secrets()))
         return translate_reads(self.post_sse(self.url, native.body), translator)
+
+    # -- the Messages door: native passthrough ---------------------------------------------------------
+
+    def speaks_messages(self, model: str) -> bool:
+        return True
+
+    async def messages(self, body: Mapping[str, Any], model: str, beta: Sequence[str]) -> dict[str, Any]:
+        """The client's request as it is (`model` replaced), with the client's anthropic-beta values."""
+        message = await self.post_json(self.url, native_body(body, model, stream=False), beta_header(beta))
+        if not isinstance(message, dict) or not isinstance(message.get("content"), list):
+            raise bad_upstream_data(KIND, "the response is not a message")
+        return message
+
+    def messages_batches(
+        self, body: Mapping[str, Any], model: str, beta: Sequence[str]
+    ) -> AsyncIterator[list[dict[str, Any]]]:
+        translator = NativeStreamTranslator(secrets=tuple(self.secrets()))
+        reads = self.post_sse(self.url, native_body(body, model, stream=True), beta_header(beta))
+        return translate_reads(reads, translator)
+
+    async def count_message_tokens(self, body: Mapping[str, Any], model: str, beta: Sequence[str]) -> int:
+        """`POST /v1/messages/count_tokens` with the fields that endpoint takes."""
+        answer = await self.post_json(self.count_url, count_body(body, model), beta_header(beta))
+        return input_tokens(answer, "input_tokens")
+
+    async def count_tokens(self, request: Request, model: str) -> int | None:
+        """The chat request as `complete` would send it, counted by Anthropic."""
+        native = to_native(request, model, default_limit=self.default_max_tokens)
+        return await self.count_message_tokens(native.body, model, ())
