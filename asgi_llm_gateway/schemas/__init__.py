@@ -1,8 +1,13 @@
-"""The chat-completions request contract, as JSON Schema, and its validation into OpenAI-shaped errors.
+"""The request contracts, as JSON Schema, and their validation into `GatewayError`s that name the field.
 
-The contract itself is data: `chat_completion_request.schema.json` (draft 2020-12). This module reads it once,
-compiles one validator per process on first use, and turns the first violation into a `GatewayError` 400
-whose `param` is the JSON path in OpenAI's style (`messages[1].content[0].type`).
+Each contract is data (draft 2020-12): `chat_completion_request.schema.json` for the chat-completions door,
+`messages_request.schema.json` for the Anthropic Messages door (and, without `max_tokens` and `stream`, for
+its count_tokens request). This module reads each once, compiles its validators per process on first use,
+and turns the first violation into a `GatewayError` 400 whose `param` is the JSON path in OpenAI's style
+(`messages[1].content[0].type`); every door renders that error in its own envelope.
+
+What follows describes the chat contract; the Messages contract follows the same rules (its schema's
+`description` says where it differs: open block types, null only where Anthropic accepts it).
 
 Policy for what the schema does not list (the schema's `description` says the same):
 
@@ -35,6 +40,8 @@ the precise one, so the first error is the one reported, and validation stops th
 Speed: the `jsonschema` package needs about 200 us for a typical request. When `jsonschema-rs` is installed
 (the `fast` extra), it answers "valid?" in 1 to 2 us, and `jsonschema` only runs to explain a rejection.
 `jsonschema` has the last word: if the two ever disagree on a body, it is judged as `jsonschema` judges it.
+Both are built per contract and kept (`_reference_validator`, `_fast_validator`); `_validator` and
+`_fast_check` are the chat contract's.
 """
 
 from __future__ import annotations
@@ -56,9 +63,20 @@ if TYPE_CHECKING:
     from jsonschema import Draft202012Validator  # type: ignore[import-untyped, unused-ignore]
     from jsonschema.exceptions import ValidationError  # type: ignore[import-untyped, unused-ignore]
 
-__all__ = ["load_chat_request_schema", "parse_json_body", "validate_chat_request"]
+__all__ = [
+    "load_chat_request_schema",
+    "load_messages_request_schema",
+    "parse_json_body",
+    "validate_chat_request",
+    "validate_messages_request",
+]
 
 _SCHEMA_FILE = "chat_completion_request.schema.json"
+_MESSAGES_SCHEMA_FILE = "messages_request.schema.json"
+# The contracts, by name; the count_tokens one is derived from the Messages schema.
+_CHAT = "chat"
+_MESSAGES = "messages"
+_COUNT_TOKENS = "count_tokens"
 _PLAIN_KEY = re.compile(r"[A-Za-z0-9_-]+")
 _TYPE_NAMES = {
     "string": "a string",
@@ -74,13 +92,49 @@ _SHOWN_CHARS = 40
 
 def load_chat_request_schema() -> dict[str, Any]:
     """A fresh copy of the request schema (callers may change it)."""
-    schema: dict[str, Any] = loads(resources.files(__name__).joinpath(_SCHEMA_FILE).read_bytes())
+    return _read(_SCHEMA_FILE)
+
+
+def load_messages_request_schema(*, count_tokens: bool = False) -> dict[str, Any]:
+    """A fresh copy of the Messages request schema; with `count_tokens`, the count_tokens request's: the same
+    without `max_tokens` and `stream` (sent anyway, they are unknown fields, accepted and ignored)."""
+    schema = _read(_MESSAGES_SCHEMA_FILE)
+    if count_tokens:
+        schema["$id"] += ":count-tokens"
+        schema["title"] = "Messages count_tokens request (POST /v1/messages/count_tokens)"
+        schema["required"] = [name for name in schema["required"] if name != "max_tokens"]
+        del schema["properties"]["max_tokens"], schema["properties"]["stream"]
     return schema
+
+
+def _read(name: str) -> dict[str, Any]:
+    schema: dict[str, Any] = loads(resources.files(__name__).joinpath(name).read_bytes())
+    return schema
+
+
+def _load(contract: str) -> dict[str, Any]:
+    if contract == _CHAT:
+        return load_chat_request_schema()
+    return load_messages_request_schema(count_tokens=contract == _COUNT_TOKENS)
 
 
 @functools.cache
 def _validator() -> Draft202012Validator:
-    """The reference validator, built on first use; no format checker (`format` costs time, adds nothing).
+    """The chat contract's reference validator."""
+    return _reference_validator(_CHAT)
+
+
+@functools.cache
+def _fast_check() -> Callable[[object], bool] | None:
+    """The chat contract's fast check (None without jsonschema-rs); cached itself, so that the chat door
+    pays one lookup, as before there were two contracts."""
+    return _fast_validator(_CHAT)
+
+
+@functools.cache
+def _reference_validator(contract: str) -> Draft202012Validator:
+    """The reference validator of a contract, built on first use; no format checker (`format` costs time,
+    adds nothing).
 
     Imported here, not at the top: with `jsonschema-rs` a process that only sees valid requests never needs
     it, and it (with `referencing`, `rpds`, `attrs`) is about 10 MB of resident memory."""
@@ -88,7 +142,7 @@ def _validator() -> Draft202012Validator:
 
     type_checker = Draft202012Validator.TYPE_CHECKER.redefine("integer", _is_json_integer)
     validator_class = validators.extend(Draft202012Validator, type_checker=type_checker)
-    return validator_class(load_chat_request_schema())
+    return validator_class(_load(contract))
 
 
 def _is_json_integer(checker: object, instance: object) -> bool:
@@ -97,23 +151,24 @@ def _is_json_integer(checker: object, instance: object) -> bool:
 
 
 @functools.cache
-def _fast_check() -> Callable[[object], bool] | None:
-    """`jsonschema-rs`'s yes/no check when it is installed, with floats in integer fields ruled out; else
-    None."""
+def _fast_validator(contract: str) -> Callable[[object], bool] | None:
+    """`jsonschema-rs`'s yes/no check of a contract when it is installed, with floats in integer fields ruled
+    out; else None."""
     try:
         import jsonschema_rs  # type: ignore[import-not-found, unused-ignore]
     except ImportError:
         return None
-    schema = load_chat_request_schema()
+    schema = _load(contract)
     is_valid: Callable[[object], bool] = jsonschema_rs.Draft202012Validator(schema).is_valid
     scalars, maps = _integer_fields(schema)
-    names = frozenset(scalars + maps)
+    nested = _nested_integer_fields(schema)
+    names = frozenset(scalars + maps + tuple(parent for parent, _ in nested))
 
     def check(body: object) -> bool:
         if not is_valid(body):
             return False
         assert isinstance(body, dict)  # the schema's root is an object
-        if names.isdisjoint(body):  # most requests: one C-level pass over their few keys
+        if names.isdisjoint(body):  # most chat requests: one C-level pass over their few keys
             return True
         for name in scalars:
             if type(body.get(name)) is float:
@@ -121,6 +176,10 @@ def _fast_check() -> Callable[[object], bool] | None:
         for name in maps:
             values = body.get(name)
             if values and float in map(type, values.values()):
+                return False
+        for parent, name in nested:
+            value = body.get(parent)
+            if type(value) is dict and type(value.get(name)) is float:
                 return False
         return True
 
@@ -130,8 +189,8 @@ def _fast_check() -> Callable[[object], bool] | None:
 def _integer_fields(schema: dict[str, Any]) -> tuple[tuple[str, ...], tuple[str, ...]]:
     """The top-level fields that hold an integer, and those that hold an object of integers (`logit_bias`).
 
-    The schema has integers nowhere else (a test keeps it so): that is what makes the check after
-    jsonschema-rs a handful of dict lookups."""
+    Besides these, a schema has integers only in the fields `_nested_integer_fields` finds (a test keeps it
+    so): that is what makes the check after jsonschema-rs a handful of dict lookups."""
     scalars: list[str] = []
     maps: list[str] = []
     for name, field in schema["properties"].items():
@@ -143,19 +202,47 @@ def _integer_fields(schema: dict[str, Any]) -> tuple[tuple[str, ...], tuple[str,
     return tuple(scalars), tuple(maps)
 
 
+def _nested_integer_fields(schema: dict[str, Any]) -> tuple[tuple[str, str], ...]:
+    """(top-level field, its property) for the integers one level down, in an object field whose definition
+    lists them under `properties` (the Messages `thinking.budget_tokens`; none in the chat contract)."""
+    found: list[tuple[str, str]] = []
+    for parent, field in schema["properties"].items():
+        if "$ref" in field:
+            field = schema["$defs"][field["$ref"].removeprefix("#/$defs/")]
+        for name, sub in (field.get("properties") or {}).items():
+            if isinstance(sub, dict) and "integer" in _as_list(sub.get("type", [])):
+                found.append((parent, name))
+    return tuple(found)
+
+
 def validate_chat_request(body: object) -> None:
     """Raise `GatewayError` 400 for the first way `body` breaks the chat-completions contract."""
-    fast = _fast_check()
+    _check(body, _fast_check(), _validator)
+    assert isinstance(body, dict)
+    _check_named_tool(body)
+
+
+def validate_messages_request(body: object, *, count_tokens: bool = False) -> None:
+    """Raise `GatewayError` 400 for the first way `body` breaks the Messages contract (with `count_tokens`,
+    the count_tokens request's)."""
+    contract = _COUNT_TOKENS if count_tokens else _MESSAGES
+    _check(body, _fast_validator(contract), functools.partial(_reference_validator, contract))
+    assert isinstance(body, dict)
+    _check_named_messages_tool(body)
+
+
+def _check(
+    body: object, fast: Callable[[object], bool] | None, reference: Callable[[], Draft202012Validator]
+) -> None:
+    """The fast check says "valid" (most bodies) or the reference validator names the first violation."""
     valid = False
     if fast is not None:
         with contextlib.suppress(ValueError):  # not made of JSON types: jsonschema judges it
             valid = fast(body)
     if not valid:
-        error = next(_validator().iter_errors(body), None)
+        error = next(reference().iter_errors(body), None)
         if error is not None:
             raise _gateway_error(error)
-    assert isinstance(body, dict)
-    _check_named_tool(body)
 
 
 def _check_named_tool(body: dict[str, Any]) -> None:
@@ -175,6 +262,21 @@ def _check_named_tool(body: dict[str, Any]) -> None:
             f"tool_choice.function.name: '{name}' is not one of the functions in tools",
             status=400,
             param="tool_choice.function.name",
+            code="invalid_value",
+        )
+
+
+def _check_named_messages_tool(body: dict[str, Any]) -> None:
+    """The Messages spelling of `_check_named_tool`: `tool_choice` `{"type": "tool", "name"}`."""
+    choice = body.get("tool_choice")
+    if not isinstance(choice, dict) or choice.get("type") != "tool":
+        return
+    name = choice.get("name")
+    if name not in {tool.get("name") for tool in body.get("tools") or ()}:
+        raise GatewayError(
+            f"tool_choice.name: '{name}' is not one of the tools in tools",
+            status=400,
+            param="tool_choice.name",
             code="invalid_value",
         )
 
