@@ -22,6 +22,7 @@ from asgi_llm_gateway import schemas
 from asgi_llm_gateway.errors import GatewayError
 from asgi_llm_gateway.schemas import load_messages_request_schema, parse_json_body, validate_messages_request
 from tests.ingress.sdk import sdk_client, sdk_http
+from tests.support.golden import golden
 
 MODEL = "claude-sonnet-4-6"
 BASE: dict[str, Any] = {"model": MODEL, "max_tokens": 1024, "messages": [{"role": "user", "content": "Hi"}]}
@@ -471,6 +472,9 @@ def test_count_tokens_checks_the_rest(
 def all_bodies() -> Iterator[dict[str, Any]]:
     yield from GOOD.values()
     yield from (body for body, *_ in BAD)
+    for kind in ("request", "rejected"):
+        for param in golden("ingress_anthropic", kind):
+            yield param.values[0]["anthropic"]
     yield with_fields(max_tokens=10.0, top_k=1)
     yield with_fields(top_k=2.0)
     yield with_fields(thinking={"type": "adaptive", "budget_tokens": 4096.0})
@@ -484,7 +488,7 @@ def test_the_fast_check_agrees_with_the_reference_validator(count_tokens: bool) 
     assert fast is not None
     reference = schemas._reference_validator(contract)
     bodies = list(all_bodies())
-    assert len(bodies) > 60
+    assert len(bodies) > 100
     assert [body for body in bodies if fast(body) != reference.is_valid(body)] == []
 
 
