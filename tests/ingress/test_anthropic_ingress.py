@@ -353,21 +353,40 @@ def test_text_is_escaped_as_json() -> None:
 
 # -- errors -------------------------------------------------------------------------------------------------
 
+
+def sdk_class(name: str, before: type[anthropic.APIStatusError]) -> type[anthropic.APIStatusError]:
+    """The SDK's exception class `name`, or the class SDKs that have none for its status raise."""
+    found: type[anthropic.APIStatusError] = getattr(anthropic, name, before)
+    return found
+
+
 STATUSES = [
     (400, None, 400, "invalid_request_error", anthropic.BadRequestError),
     (401, None, 401, "authentication_error", anthropic.AuthenticationError),
-    (402, None, 402, "billing_error", anthropic.PaymentRequiredError),
+    (402, None, 402, "billing_error", sdk_class("PaymentRequiredError", anthropic.APIStatusError)),
     (403, None, 403, "permission_error", anthropic.PermissionDeniedError),
     (404, "model_not_found", 404, "not_found_error", anthropic.NotFoundError),
     (405, None, 405, "invalid_request_error", anthropic.APIStatusError),
-    (413, None, 413, "request_too_large", anthropic.ContentTooLargeError),
+    (413, None, 413, "request_too_large", sdk_class("ContentTooLargeError", anthropic.APIStatusError)),
     (422, None, 422, "invalid_request_error", anthropic.UnprocessableEntityError),
     (429, "rate_limit_exceeded", 429, "rate_limit_error", anthropic.RateLimitError),
-    (429, "insufficient_quota", 402, "billing_error", anthropic.PaymentRequiredError),
+    (
+        429,
+        "insufficient_quota",
+        402,
+        "billing_error",
+        sdk_class("PaymentRequiredError", anthropic.APIStatusError),
+    ),
     (500, None, 500, "api_error", anthropic.InternalServerError),
     (502, "upstream_error", 502, "api_error", anthropic.InternalServerError),
     (503, "upstream_overloaded", 529, "overloaded_error", anthropic.OverloadedError),
-    (504, "upstream_timeout", 504, "timeout_error", anthropic.GatewayTimeoutError),
+    (
+        504,
+        "upstream_timeout",
+        504,
+        "timeout_error",
+        sdk_class("GatewayTimeoutError", anthropic.InternalServerError),
+    ),
 ]
 
 
@@ -379,6 +398,7 @@ def test_error_envelope(
     kind: str,
     exception: type[anthropic.APIStatusError],
 ) -> None:
+    """Body, status and headers, and the typed exception the SDK raises for them."""
     error = GatewayError("what went wrong", status=status, code=code, headers={"retry-after": "7"})
     answer_status, body, headers = error_envelope(error)
     assert (answer_status, body) == (
