@@ -18,6 +18,21 @@ Thinking (Claude `thinking`, Nova `reasoningConfig`) adds a reasoning block firs
 exception; `stream-error.<exception>` sends one delta then an exception frame; `stream-cut` ends inside a
 frame; `stream-no-metadata` ends after `messageStop`; `stream-bad-crc` corrupts a frame; `fake.cached`
 reports prompt-cache reads and writes.
+
+InvokeModel and InvokeModelWithResponseStream serve Claude ids only, with Anthropic's Messages body: the
+model is the fake Anthropic's (`tests/fakes/anthropic.py`), and so are the Messages rules, checked after
+Bedrock's own. Bedrock's are that the body has no `model` or `stream` (nor any field outside
+`INVOKE_FIELDS`: "extraneous key"), carries `anthropic_version: bedrock-2023-05-31`, lists only
+`INVOKE_BETAS` in `anthropic_beta` ("invalid beta flag"), has `context_management` only with one of its
+betas, and `cache_control` with `type` and `ttl` only. The stream sends each Anthropic event (no `ping`)
+as a `chunk` frame of base64 `bytes`, the last one with Bedrock's `amazon-bedrock-invocationMetrics`. By the
+last user text: `FAIL <Exception>` answers that exception; `FAIL STREAM <exception>` sends it as an
+exception frame after the first text delta; `CUT STREAM` ends before `message_stop`.
+
+CountTokens takes exactly one of `input.invokeModel` (a base64 InvokeModel body, checked as above) and
+`input.converse` (checked like Converse), and answers `{"inputTokens": N}`: the words of the messages, the
+system prompt and the tools. As users reported of the real service (mid-2026), it refuses cross-region
+inference profiles (`us.anthropic.…`): only foundation-model ids count, and only Claude's.
 """
 
 from __future__ import annotations
@@ -49,6 +64,8 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
+from tests.fakes import anthropic as claude
+
 # AWS's documented example credentials: they look real and are not.
 ACCESS_KEY = "AKIAIOSFODNN7EXAMPLE"
 SECRET_KEY = "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY"
@@ -61,7 +78,10 @@ _AUTH = re.compile(
     r"/aws4_request,"
     r"\s*SignedHeaders=(?P<signed>[a-z0-9;-]+),\s*Signature=(?P<signature>[0-9a-f]{64})"
 )
-_PATH = re.compile(r"/model/(?P<model>[^/]+)/(?P<operation>converse|converse-stream)")
+_PATH = re.compile(
+    r"/model/(?P<model>[^/]+)/"
+    r"(?P<operation>converse|converse-stream|invoke|invoke-with-response-stream|count-tokens)"
+)
 _MAX_SKEW = datetime.timedelta(minutes=5)
 
 
@@ -290,6 +310,109 @@ def _conversation_errors(body: Mapping[str, Any]) -> list[str]:
     return errors
 
 
+# -- InvokeModel for Claude ---------------------------------------------------------------------------------
+
+ANTHROPIC_VERSION = "bedrock-2023-05-31"
+# The fake's claim about the service: the values AWS's Claude Messages pages document (computer use, token-
+# efficient tools and 128K output on Claude 3.7, interleaved thinking, 1M context) and those LiteLLM's
+# per-provider table lists for InvokeModel. Anything else is "invalid beta flag".
+INVOKE_BETAS = frozenset(
+    {
+        "computer-use-2024-10-22", "computer-use-2025-01-24", "computer-use-2025-11-24",
+        "token-efficient-tools-2025-02-19", "output-128k-2025-02-19", "interleaved-thinking-2025-05-14",
+        "context-1m-2025-08-07", "context-management-2025-06-27", "compact-2026-01-12", "effort-2025-11-24",
+        "fine-grained-tool-streaming-2025-05-14", "tool-search-tool-2025-10-19",
+        "thinking-binding-controls-2026-08-01", "thinking-display-updates-2026-08-18",
+        "mid-conversation-output-config-2026-07-01", "mid-conversation-tool-changes-2026-07-01",
+        "dangerous-tool-use-2026-09-03",
+    }
+)  # fmt: skip
+INVOKE_FIELDS = {
+    "anthropic_version", "anthropic_beta", "max_tokens", "messages", "system", "stop_sequences",
+    "temperature", "top_p", "top_k", "tools", "tool_choice", "thinking", "metadata", "output_config",
+    "context_management",
+}  # fmt: skip
+
+
+def claude_name(model: str) -> str | None:
+    """The Claude model name inside a Bedrock id (`us.anthropic.claude-x-v1:0` → `claude-x-v1:0`)."""
+    parts = model.rsplit("/", 1)[-1].split(".")
+    for i, part in enumerate(parts[:2]):
+        if part == "anthropic" and i + 1 < len(parts):
+            return ".".join(parts[i + 1 :])
+    return None
+
+
+def is_profile(model: str) -> bool:
+    """Whether `model` is a cross-region inference profile (`us.anthropic.…`, or such a profile's ARN)."""
+    parts = model.rsplit("/", 1)[-1].split(".")
+    return len(parts) > 2 and parts[1] == "anthropic"
+
+
+def _extraneous(key: str) -> str:
+    return f"Malformed input request: #: extraneous key [{key}] is not permitted, please reformat your input"
+
+
+def invoke_errors(body: Any, model: str) -> tuple[str | None, dict[str, Any]]:
+    """(what InvokeModel would refuse or None, the same request as an Anthropic Messages body)."""
+    name = claude_name(model)
+    if name is None:
+        return f"This fake serves InvokeModel for Anthropic Claude models only, not {model}.", {}
+    if not isinstance(body, dict):
+        return "Malformed input request: expected type: JSONObject", {}
+    for key in body:
+        if key not in INVOKE_FIELDS:
+            return _extraneous(key), {}
+    version = body.get("anthropic_version")
+    if version is None:
+        return "Malformed input request: #: required key [anthropic_version] not found", {}
+    if version != ANTHROPIC_VERSION:
+        return f"Malformed input request: anthropic_version: invalid version {version!r}", {}
+    betas = body.get("anthropic_beta", [])
+    if not isinstance(betas, list) or not all(isinstance(b, str) for b in betas):
+        return "Malformed input request: #/anthropic_beta: expected type: JSONArray of strings", {}
+    if any(beta not in INVOKE_BETAS for beta in betas):
+        return "invalid beta flag", {}
+    for block in _cache_controlled(body):
+        extra = set(block["cache_control"]) - {"type", "ttl"}
+        if extra:
+            return _extraneous(sorted(extra)[0]), {}
+    messages_body = {k: v for k, v in body.items() if k not in ("anthropic_version", "anthropic_beta")}
+    messages_body["model"] = name
+    try:
+        claude.validate(messages_body, "2023-06-01", frozenset(betas))
+    except claude.Rejected as exc:
+        return exc.message, {}
+    return None, messages_body
+
+
+def _cache_controlled(body: dict[str, Any]) -> list[dict[str, Any]]:
+    """The system blocks, message content blocks (tool results' too) and tools that carry `cache_control`."""
+    found: list[dict[str, Any]] = []
+    stack: list[Any] = [body.get("system"), body.get("tools")]
+    stack += [m.get("content") for m in body.get("messages") or () if isinstance(m, dict)]
+    while stack:
+        blocks = stack.pop()
+        for block in blocks if isinstance(blocks, list) else ():
+            if isinstance(block, dict):
+                if isinstance(block.get("cache_control"), dict):
+                    found.append(block)
+                if block.get("type") == "tool_result":
+                    stack.append(block.get("content"))
+    return found
+
+
+def chunk_frame(event: Mapping[str, Any], pad: int) -> bytes:
+    """One InvokeModelWithResponseStream event: the Anthropic event as base64 JSON in `bytes`."""
+    data = base64.b64encode(json.dumps(event).encode()).decode()
+    return event_frame("chunk", {"bytes": data, "p": "abcdefghijklmnopqrstuvwxyz"[: 3 + pad % 20]})
+
+
+def _converse_words(converse: Mapping[str, Any]) -> int:
+    tools = (converse.get("toolConfig") or {}).get("tools") or []
+    return _input_words({"messages": [], **converse}) + (_words(json.dumps(tools)) if tools else 0)
+
+
 # -- the model -----------------------------------------------------------------------------------------------
 
 
@@ -473,6 +596,7 @@ class FakeBedrock:
             shape.name: shape.metadata["error"]["httpStatusCode"] for shape in model.error_shapes
         }
         self._input = model.operation_model("Converse").input_shape
+        self._count_input = model.operation_model("CountTokens").input_shape
         self.app = Starlette(routes=[Route("/{path:path}", self._handle, methods=["POST"])])
 
     def add_credentials(self, access_key: str, secret_key: str, token: str | None = None) -> None:
@@ -519,6 +643,10 @@ class FakeBedrock:
         if not isinstance(params, dict):
             return self._error("SerializationException", "The body must be an object")
         self.requests.append(Recorded(operation, model, params, headers))
+        if operation in ("invoke", "invoke-with-response-stream"):
+            return self._invoke(params, model, operation)
+        if operation == "count-tokens":
+            return self._count_tokens(params, model)
 
         report = ParamValidator().validate({**params, "modelId": model}, self._input)
         errors = [report.generate_report()] if report.has_errors() else []
@@ -539,6 +667,75 @@ class FakeBedrock:
             media_type="application/vnd.amazon.eventstream",
             headers={"x-amzn-RequestId": str(uuid.uuid4())},
         )
+
+    def _invoke(self, params: dict[str, Any], model: str, operation: str) -> Response:
+        error, messages_body = invoke_errors(params, model)
+        if error is not None:
+            return self._error("ValidationException", error)
+        prompt = claude.last_user_text(messages_body)
+        failure = re.fullmatch(r"FAIL (\w+)", prompt)
+        if failure:
+            return self._error(failure[1], f"scripted {failure[1]}")
+        stream_fault = re.fullmatch(r"FAIL STREAM (\w+)", prompt)
+        if stream_fault and operation == "invoke":
+            name = stream_fault[1][:1].upper() + stream_fault[1][1:]
+            return self._error(name, f"scripted {name}")
+        message = claude.respond(messages_body, f"msg_bdrk_{len(self.requests):04d}")
+        headers = {"x-amzn-RequestId": str(uuid.uuid4())}
+        if operation == "invoke":
+            return JSONResponse(message, headers=headers)
+        fault = stream_fault[1] if stream_fault else ("CUT" if prompt == "CUT STREAM" else None)
+        return StreamingResponse(
+            self._invoke_frames(message, fault),
+            media_type="application/vnd.amazon.eventstream",
+            headers=headers,
+        )
+
+    async def _invoke_frames(self, message: dict[str, Any], fault: str | None) -> AsyncIterator[bytes]:
+        frames: list[bytes] = []
+        for i, (name, event) in enumerate(claude.stream_events(message, fault=fault)):
+            if name == "ping":
+                continue
+            if name == "error":
+                frames.append(exception_frame(str(fault), f"scripted {fault}"))
+                break
+            if name == "message_stop":
+                usage = message["usage"]
+                metrics = {
+                    "inputTokenCount": usage["input_tokens"],
+                    "outputTokenCount": usage["output_tokens"],
+                    "invocationLatency": 7,
+                    "firstByteLatency": 3,
+                }
+                event = {**event, "amazon-bedrock-invocationMetrics": metrics}
+            frames.append(chunk_frame(event, i))
+        data = b"".join(frames)
+        for start in range(0, len(data), 97):
+            yield data[start : start + 97]
+
+    def _count_tokens(self, params: dict[str, Any], model: str) -> Response:
+        report = ParamValidator().validate({**params, "modelId": model}, self._count_input)
+        errors = [report.generate_report()] if report.has_errors() else []
+        _constraints({**params, "modelId": model}, self._count_input, "", errors)
+        if errors:
+            return self._error("ValidationException", "; ".join(errors))
+        if claude_name(model) is None or is_profile(model):
+            return self._error("ValidationException", "The provided model doesn't support counting tokens.")
+        counted = params["input"]
+        if "invokeModel" in counted:
+            try:
+                body = json.loads(base64.b64decode(counted["invokeModel"]["body"], validate=True))
+            except (binascii.Error, ValueError):
+                return self._error("ValidationException", "The provided request body is not valid JSON.")
+            error, messages_body = invoke_errors(body, model)
+            if error is not None:
+                return self._error("ValidationException", error)
+            return JSONResponse({"inputTokens": claude.count_input(messages_body)})
+        converse = {"messages": [], **counted["converse"]}
+        errors = _conversation_errors(converse)
+        if errors:
+            return self._error("ValidationException", "; ".join(errors))
+        return JSONResponse({"inputTokens": _converse_words(converse)})
 
     async def _frames(self, model: str, response: Mapping[str, Any]) -> AsyncIterator[bytes]:
         events = stream_events(response)

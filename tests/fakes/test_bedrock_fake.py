@@ -5,11 +5,13 @@ from __future__ import annotations
 
 import base64
 import datetime
+import json
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
+import anthropic
 import boto3
 import botocore.exceptions
 import httpx
@@ -336,3 +338,168 @@ def test_a_stale_signature_is_rejected() -> None:
     )
     assert verify_sigv4(**{**check, "body": b"{ }"})[0] == "InvalidSignatureException"  # type: ignore[index]
     assert verify_sigv4(**{**check, "region": "eu-west-1"})[0] == "InvalidSignatureException"  # type: ignore[index]
+
+
+# -- InvokeModel (Claude's Messages body) and CountTokens ---------------------------------------------------
+
+CLAUDE = "anthropic.claude-sonnet-4-5-20250929-v1:0"
+
+
+def messages_body(text: str = "hi there", **extra: Any) -> dict[str, Any]:
+    return {
+        "anthropic_version": "bedrock-2023-05-31",
+        "max_tokens": 100,
+        "messages": [{"role": "user", "content": text}],
+        **extra,
+    }
+
+
+def test_boto3_invoke_model_answers_an_anthropic_message(url: str, fake: FakeBedrock) -> None:
+    answer = client(url).invoke_model(modelId=MODEL, body=json.dumps(messages_body()))
+    message = json.loads(answer["body"].read())
+    assert message["type"] == "message" and message["content"] == [{"type": "text", "text": "hi there"}]
+    assert fake.requests[-1].operation == "invoke" and fake.requests[-1].model == MODEL
+
+
+def test_boto3_reads_the_invoke_stream_of_anthropic_events(url: str) -> None:
+    answer = client(url).invoke_model_with_response_stream(
+        modelId=MODEL, body=json.dumps(messages_body("a b"))
+    )
+    events = [json.loads(part["chunk"]["bytes"]) for part in answer["body"]]
+    assert [e["type"] for e in events] == [
+        "message_start",
+        "content_block_start",
+        "content_block_delta",
+        "content_block_delta",
+        "content_block_stop",
+        "message_delta",
+        "message_stop",
+    ]
+    assert events[-1]["amazon-bedrock-invocationMetrics"]["outputTokenCount"] == 2
+
+
+def test_boto3_sees_an_invoke_stream_exception(url: str) -> None:
+    answer = client(url).invoke_model_with_response_stream(
+        modelId=MODEL, body=json.dumps(messages_body("FAIL STREAM throttlingException"))
+    )
+    with pytest.raises(botocore.exceptions.EventStreamError) as caught:
+        list(answer["body"])
+    assert caught.value.response["Error"]["Code"] == "throttlingException"
+
+
+def test_the_anthropic_sdk_for_bedrock_reads_the_fake() -> None:
+    fake = FakeBedrock()
+    version = {"anthropic_version": "bedrock-2023-05-31"}
+    with serve(fake.app) as base:
+        sdk = anthropic.AnthropicBedrock(
+            aws_access_key=ACCESS_KEY,
+            aws_secret_key=SECRET_KEY,
+            aws_region=REGION,
+            base_url=base,
+            max_retries=0,
+        )
+        message = sdk.messages.create(
+            model=CLAUDE, max_tokens=100, messages=[{"role": "user", "content": "hello"}], extra_body=version
+        )
+        with sdk.messages.stream(
+            model=CLAUDE,
+            max_tokens=100,
+            messages=[{"role": "user", "content": "one two"}],
+            extra_body=version,
+        ) as stream:
+            text = "".join(stream.text_stream)
+        # This SDK's own default version is one Bedrock's ARN-versioned Claude models refuse.
+        with pytest.raises(anthropic.BadRequestError):
+            sdk.messages.create(model=CLAUDE, max_tokens=100, messages=[{"role": "user", "content": "x"}])
+    assert message.content[0].text == "hello" and text == "one two"
+    assert fake.requests[0].headers["authorization"].startswith("AWS4-HMAC-SHA256 ")
+
+
+@pytest.mark.parametrize(
+    ("model", "body", "message"),
+    [
+        (MODEL, messages_body(model=CLAUDE), "extraneous key [model]"),
+        (MODEL, messages_body(stream=True), "extraneous key [stream]"),
+        (MODEL, messages_body(service_tier="auto"), "extraneous key [service_tier]"),
+        (MODEL, messages_body(container="c"), "extraneous key [container]"),
+        (MODEL, {k: v for k, v in messages_body().items() if k != "anthropic_version"}, "anthropic_version"),
+        (MODEL, messages_body(anthropic_version="2023-06-01"), "anthropic_version"),
+        (MODEL, messages_body(anthropic_beta=["claude-code-20250219"]), "invalid beta flag"),
+        (MODEL, messages_body(context_management={"edits": []}), "context_management"),
+        (
+            MODEL,
+            messages_body(
+                system=[{"type": "text", "text": "S", "cache_control": {"type": "ephemeral", "scope": "g"}}]
+            ),
+            "extraneous key [scope]",
+        ),
+        (MODEL, messages_body(temperature=1.5), "temperature"),  # then the Messages rules apply
+        ("amazon.nova-pro-v1:0", messages_body(), "Claude models only"),
+    ],
+)
+def test_what_invoke_model_rejects_is_rejected(
+    url: str, model: str, body: dict[str, Any], message: str
+) -> None:
+    with pytest.raises(botocore.exceptions.ClientError) as caught:
+        client(url).invoke_model(modelId=model, body=json.dumps(body))
+    assert caught.value.response["Error"]["Code"] == "ValidationException"
+    assert message in caught.value.response["Error"]["Message"]
+
+
+def test_context_management_is_accepted_with_its_beta(url: str) -> None:
+    body = messages_body(
+        anthropic_beta=["context-management-2025-06-27"],
+        context_management={"edits": [{"type": "clear_tool_uses_20250919"}]},
+    )
+    assert (
+        client(url).invoke_model(modelId=MODEL, body=json.dumps(body))["ResponseMetadata"]["HTTPStatusCode"]
+        == 200
+    )
+
+
+def test_invoke_model_checks_signatures_too(url: str) -> None:
+    with pytest.raises(botocore.exceptions.ClientError) as caught:
+        client(url, secret="not-the-secret").invoke_model(modelId=MODEL, body=json.dumps(messages_body()))
+    assert caught.value.response["Error"]["Code"] == "InvalidSignatureException"
+
+
+def test_boto3_count_tokens_for_both_inputs(url: str) -> None:
+    tools = [{"name": "get_weather", "input_schema": {"type": "object", "properties": {}}}]
+    invoke = client(url).count_tokens(
+        modelId=CLAUDE, input={"invokeModel": {"body": json.dumps(messages_body("a b c")).encode()}}
+    )
+    with_tools = client(url).count_tokens(
+        modelId=CLAUDE,
+        input={"invokeModel": {"body": json.dumps(messages_body("a b c", tools=tools)).encode()}},
+    )
+    converse = client(url).count_tokens(
+        modelId=CLAUDE, input={"converse": {"messages": user("a b c"), "system": [{"text": "be brief"}]}}
+    )
+    assert 0 < invoke["inputTokens"] < with_tools["inputTokens"]
+    assert converse["inputTokens"] == 5
+
+
+@pytest.mark.parametrize(
+    ("model", "counted", "message"),
+    [
+        (MODEL, {"converse": {"messages": user("hi")}}, "doesn't support counting tokens"),  # a profile
+        ("amazon.nova-pro-v1:0", {"converse": {"messages": user("hi")}}, "doesn't support counting tokens"),
+        (
+            CLAUDE,
+            {"invokeModel": {"body": json.dumps({"max_tokens": 5, "messages": []}).encode()}},
+            "anthropic_version",
+        ),
+        (
+            CLAUDE,
+            {"converse": {"messages": [{"role": "assistant", "content": [{"text": "x"}]}]}},
+            "user message",
+        ),
+    ],
+)
+def test_what_count_tokens_rejects_is_rejected(
+    url: str, model: str, counted: dict[str, Any], message: str
+) -> None:
+    with pytest.raises(botocore.exceptions.ClientError) as caught:
+        client(url).count_tokens(modelId=model, input=counted)
+    assert caught.value.response["Error"]["Code"] == "ValidationException"
+    assert message in caught.value.response["Error"]["Message"]

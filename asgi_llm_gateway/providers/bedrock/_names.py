@@ -9,6 +9,7 @@ import re
 from ..claude import claude_version
 
 __all__ = [
+    "base_model_id",
     "bedrock_name",
     "is_claude",
     "model_family",
@@ -46,6 +47,15 @@ def model_family(model: str) -> str | None:
 
 def is_claude(model: str) -> bool:
     return model_family(model) == "anthropic"
+
+
+def base_model_id(model: str) -> str | None:
+    """The foundation-model id under a cross-region inference profile (`us.anthropic.claude-…` or its ARN →
+    `anthropic.claude-…`); None when `model` names no such profile."""
+    parts = model.rsplit("/", 1)[-1].split(".")
+    if len(parts) > 2 and parts[0] not in _VENDORS and parts[1] in _VENDORS:
+        return ".".join(parts[1:])
+    return None
 
 
 def native_json(model: str) -> bool:

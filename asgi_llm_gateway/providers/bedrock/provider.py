@@ -1,14 +1,15 @@
-"""`BedrockProvider`: Converse and ConverseStream over HTTP, authenticated by a Bedrock API key or SigV4.
+"""`BedrockProvider`: Converse and ConverseStream over HTTP, authenticated by a Bedrock API key or SigV4;
+for Claude also InvokeModel (native Anthropic Messages requests) and CountTokens.
 
-The translation is pure (`_request`, `_response`, `_stream`); signing lives in `_sigv4`. This module only
-picks the region and the endpoint, and moves bytes.
+The translation is pure (`_request`, `_response`, `_stream`, `_native`); signing lives in `_sigv4`. This
+module only picks the region and the endpoint, and moves bytes.
 """
 
 from __future__ import annotations
 
 import os
 import re
-from collections.abc import AsyncGenerator, AsyncIterator, Iterable, Iterator, Mapping, Sequence
+from collections.abc import AsyncGenerator, AsyncIterator, Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import aclosing
 from typing import Any, cast
 from urllib.parse import urlsplit
@@ -19,10 +20,14 @@ from ...errors import GatewayError
 from ...eventstream import EventStreamError, Frame, FrameDecoder, event_stream_decoder
 from ...model_ids import path_segment
 from ...wire import loads
+from ..anthropic._native import input_tokens
 from ..base import Request
+from ..base import StreamTranslator as Translator
 from ..http import HTTPProvider
 from ..streams import bad_upstream_data, one_by_one, translate_reads
 from ._errors import KIND, bedrock_error, error_message_of, error_type_of
+from ._names import base_model_id, is_claude
+from ._native import NativeStreamTranslator, converse_count_input, invoke_body, invoke_count_input
 from ._request import to_native
 from ._response import to_completion
 from ._sigv4 import SigV4Signer, botocore_missing, has_botocore
@@ -144,25 +149,89 @@ class BedrockProvider(HTTPProvider):
     def stream(self, request: Request, model: str) -> AsyncIterator[dict[str, Any]]:
         return one_by_one(self.stream_batches(request, model))
 
-    async def stream_batches(self, request: Request, model: str) -> AsyncIterator[list[dict[str, Any]]]:
+    def stream_batches(self, request: Request, model: str) -> AsyncIterator[list[dict[str, Any]]]:
         native = to_native(request, model)
-        headers = {"accept": EVENT_STREAM}
-        async with self.open_stream(self.url(model, "converse-stream"), native.body, headers) as response:
-            if EVENT_STREAM not in response.headers.get("content-type", ""):
-                raise self.error_from_response(response, await response.aread())
-            translator = StreamTranslator(
+        return self._event_stream(
+            self.url(model, "converse-stream"),
+            native.body,
+            lambda: StreamTranslator(
                 model,
                 tool_names=native.tool_names,
                 json_tool=native.json_tool,
                 secrets=self.secrets(),  # after signing: includes the credentials just used
-            )
-            body = cast(AsyncGenerator[bytes, None], self.iter_bytes(response))
-            async with aclosing(body):
+            ),
+        )
+
+    async def _event_stream(
+        self, url: str, body: Any, translator: Callable[[], Translator[Frame]]
+    ) -> AsyncIterator[list[dict[str, Any]]]:
+        """POST for an event stream and translate its frames; `translator` is made once the request is
+        signed, so that the secrets it redacts include the credentials just used."""
+        async with self.open_stream(url, body, {"accept": EVENT_STREAM}) as response:
+            if EVENT_STREAM not in response.headers.get("content-type", ""):
+                raise self.error_from_response(response, await response.aread())
+            reads = cast(AsyncGenerator[bytes, None], self.iter_bytes(response))
+            async with aclosing(reads):
                 try:
-                    async for batch in translate_reads(_frames(body, event_stream_decoder()), translator):
+                    async for batch in translate_reads(_frames(reads, event_stream_decoder()), translator()):
                         yield batch
                 except EventStreamError as exc:
                     raise bad_upstream_data(KIND, str(exc)) from None
+
+    # -- the Messages door: Claude through InvokeModel, and CountTokens --------------------------------
+
+    def speaks_messages(self, model: str) -> bool:
+        """Claude models (base ids, inference profiles and their ARNs): InvokeModel takes Messages bodies."""
+        return is_claude(model)
+
+    async def messages(self, body: Mapping[str, Any], model: str, beta: Sequence[str]) -> dict[str, Any]:
+        if not self.speaks_messages(model):
+            return await super().messages(body, model, beta)
+        headers = {"accept": "application/json"}
+        message = await self.post_json(self.url(model, "invoke"), invoke_body(body, beta), headers)
+        if not isinstance(message, dict) or not isinstance(message.get("content"), list):
+            raise bad_upstream_data(KIND, "the response is not a message")
+        return message
+
+    def messages_batches(
+        self, body: Mapping[str, Any], model: str, beta: Sequence[str]
+    ) -> AsyncIterator[list[dict[str, Any]]]:
+        if not self.speaks_messages(model):
+            return super().messages_batches(body, model, beta)
+        return self._event_stream(
+            self.url(model, "invoke-with-response-stream"),
+            invoke_body(body, beta),
+            lambda: NativeStreamTranslator(secrets=self.secrets()),
+        )
+
+    async def count_message_tokens(self, body: Mapping[str, Any], model: str, beta: Sequence[str]) -> int:
+        """CountTokens over the InvokeModel body the request would be sent as."""
+        if not self.speaks_messages(model):
+            return await super().count_message_tokens(body, model, beta)
+        return await self._count(model, invoke_count_input(invoke_body(body, beta, count=True)))
+
+    async def count_tokens(self, request: Request, model: str) -> int | None:
+        """CountTokens over the Converse request `complete` would send. Bedrock counts for Claude only, so
+        other models have no counting API here (None)."""
+        if not is_claude(model):
+            return None
+        return await self._count(model, converse_count_input(to_native(request, model).body))
+
+    async def _count(self, model: str, body: Mapping[str, Any]) -> int:
+        """CountTokens for `model`. Reports disagree on whether it takes cross-region inference profiles, so
+        a profile that is refused (400) is counted once more under its foundation model, which tokenises
+        alike; when that fails too, the first error stands."""
+        try:
+            answer = await self.post_json(self.url(model, "count-tokens"), body)
+        except GatewayError as exc:
+            base = base_model_id(model)
+            if exc.status != 400 or base is None:
+                raise
+            try:
+                answer = await self.post_json(self.url(base, "count-tokens"), body)
+            except GatewayError:
+                raise exc from None
+        return input_tokens(answer, "inputTokens", KIND)
 
 
 async def _frames(body: AsyncIterator[bytes], decoder: FrameDecoder) -> AsyncIterator[Iterator[Frame]]:
