@@ -275,8 +275,8 @@ def validate_count(body: dict[str, Any], version: str, betas: frozenset[str] = f
 
 def count_input(body: dict[str, Any]) -> int:
     """The fake tokenizer's input count: words of the messages, the system prompt and the tools."""
-    parts = [m.get("content") for m in body["messages"]] + [body.get("system") or "", body.get("tools") or []]
-    return sum(words(json.dumps(part)) for part in parts)
+    parts = [m.get("content") for m in body["messages"]] + [body.get(key) for key in ("system", "tools")]
+    return sum(words(json.dumps(part)) for part in parts if part)
 
 
 def output_limit(model: str) -> int:

@@ -319,3 +319,41 @@ def test_cut_stream_never_reaches_message_stop(fake: tuple[FakeAnthropic, str]) 
         model=MODEL, max_tokens=100, messages=user("CUT STREAM"), stream=True
     )
     assert [event.type for event in events] == ["message_start", "content_block_start", "content_block_delta"]
+
+
+def test_count_tokens_counts_system_and_tools(fake: tuple[FakeAnthropic, str]) -> None:
+    app, url = fake
+    sdk = client(url)
+    bare = sdk.messages.count_tokens(model=MODEL, messages=user("one two three"))
+    full = sdk.messages.count_tokens(
+        model=MODEL, messages=user("one two three"), system="Be brief.", tools=[WEATHER]
+    )
+    assert 0 < bare.input_tokens < full.input_tokens
+    assert app.requests[-1].path == "/v1/messages/count_tokens"
+    assert "max_tokens" not in app.requests[-1].body
+
+
+def test_count_tokens_refuses_create_only_fields(fake: tuple[FakeAnthropic, str]) -> None:
+    _, url = fake
+    with pytest.raises(anthropic.BadRequestError) as caught:
+        client(url).messages.count_tokens(model=MODEL, messages=user("hi"), extra_body={"max_tokens": 5})
+    assert "max_tokens: Extra inputs are not permitted" in str(caught.value)
+
+
+def test_beta_fields_need_their_beta(fake: tuple[FakeAnthropic, str]) -> None:
+    app, url = fake
+    management: Any = {"edits": [{"type": "clear_tool_uses_20250919"}]}
+    message = client(url).beta.messages.create(
+        model=MODEL,
+        max_tokens=100,
+        messages=user("hello"),
+        context_management=management,
+        betas=["context-management-2025-06-27"],
+    )
+    assert message.content[0].type == "text"
+    assert app.requests[-1].body["context_management"] == management
+    with pytest.raises(anthropic.BadRequestError) as caught:
+        client(url).messages.create(
+            model=MODEL, max_tokens=100, messages=user("hello"), extra_body={"context_management": management}
+        )
+    assert "context_management: Extra inputs are not permitted" in str(caught.value)
