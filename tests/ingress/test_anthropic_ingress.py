@@ -326,6 +326,14 @@ def test_stream_tool_ids_are_made_valid_and_made_up_when_missing() -> None:
     assert starts[1]["id"].startswith("toolu_")
 
 
+def test_an_id_arriving_after_the_first_fragment_continues_the_call() -> None:
+    raw = encode(
+        [[call_delta(0, None, "f", '{"x":'), call_delta(0, "call_late", None, "1}"), chunk({}, "stop")]]
+    )
+    (block,) = sdk_stream(raw).content
+    assert block.type == "tool_use" and block.id.startswith("toolu_") and block.input == {"x": 1}
+
+
 def test_a_fragment_for_an_earlier_call_goes_to_its_block() -> None:
     """Upstreams stream calls one after the other; should one go back, the SDK still gets both inputs."""
     raw = encode(

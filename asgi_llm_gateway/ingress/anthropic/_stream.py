@@ -6,7 +6,8 @@ then `message_delta` with the stop reason and the usage, and `message_stop`. A f
 an `error` event instead, never with a `message_stop` that would pass it off as a complete answer.
 
 A new block starts whenever the kind changes (text, tool call) or a new tool call begins (a new `index`, or
-a new `id` at the same index); block indexes count blocks. Reasoning deltas are dropped (see
+another `id` at the same index); block indexes count blocks. A call whose first fragment has no id gets a
+`toolu_` one, and keeps it should the upstream name an id later. Reasoning deltas are dropped (see
 `_response.py`), and so is every choice but the first (a Messages request asks for one).
 
 Upstreams stream tool calls one after the other; one that went back to an earlier call would have its
@@ -128,7 +129,7 @@ class MessagesStreamEncoder:
         call_id = call.get("id")
         known = self._tools.get(index)
         function = call.get("function") or {}
-        if known is None or (call_id and call_id != known[0]):
+        if known is None or (call_id and known[0] and call_id != known[0]):
             block: dict[str, Any] = {
                 "type": "tool_use",
                 "id": tool_use_id(call_id) if call_id else new_tool_use_id(),
