@@ -12,6 +12,10 @@ preceding function-call turn, a bad or missing key, unknown models, and in JSON 
 non-`$` siblings (a documented rule). JSON Schema keywords outside the documented list are ignored, as
 the real API does (Google's own examples send Pydantic schemas, `default`s and all).
 
+`countTokens` takes either `contents` or a `generateContentRequest` (whose `model` must name the model of the
+URL), never both, checks them as above and answers `totalTokens`: the words of the contents, the system
+instruction and the tool declarations.
+
 Every request is recorded in `requests`; `faults` script failures (error statuses, cut streams, an error
 object written into a stream after the 200, garbage).
 """
@@ -85,6 +89,7 @@ FIELDS: dict[str, dict[str, Any]] = {
         "audioTranscriptionConfig": _STRUCT,
     },
     "ThinkingConfig": {"includeThoughts": bool, "thinkingBudget": int, "thinkingLevel": str},
+    "CountTokensRequest": {"contents": ["Content"], "generateContentRequest": "GenerateContentRequest"},
     "Schema": {
         "type": str, "format": str, "title": str, "description": str, "nullable": bool, "enum": [str],
         "maxItems": int, "minItems": int, "properties": {"Schema"}, "required": [str], "minProperties": int,
@@ -294,6 +299,29 @@ def check_request(raw: Any, model: str) -> dict[str, Any]:
     _check_tool_config(body.get("toolConfig") or {}, declared)
     _check_generation(body.get("generationConfig") or {}, model)
     return body
+
+
+def count_tokens(raw: Any, model: str) -> int:
+    """`totalTokens` for a countTokens body the real API would accept; else raises `Invalid`."""
+    body = parse_fields(raw, "CountTokensRequest", "")
+    if "contents" in body and "generateContentRequest" in body:
+        raise Invalid("contents and generateContentRequest are mutually exclusive: send one of them.")
+    request = body.get("generateContentRequest")
+    if request is None:
+        request = {"contents": body["contents"]} if "contents" in body else {}
+    elif request.get("model") != f"models/{model}":
+        raise Invalid(
+            f"* CountTokensRequest.generate_content_request.model: the model must be 'models/{model}', "
+            f"not {request.get('model')!r}\n"
+        )
+    request = check_request(request, model)
+    texts = [
+        part.get("text", "")
+        for content in [*request["contents"], request.get("systemInstruction") or {"parts": []}]
+        for part in content["parts"]
+    ]
+    tools = request.get("tools")
+    return sum(_words(text) for text in texts) + (_words(json.dumps(tools)) if tools else 0)
 
 
 def _check_part(part: dict[str, Any], where: str) -> None:
@@ -696,7 +724,7 @@ class FakeGemini:
         if denied is not None:
             return denied
         model, _, method = target.rpartition(":")
-        if method not in ("generateContent", "streamGenerateContent"):
+        if method not in ("generateContent", "streamGenerateContent", "countTokens"):
             return google_error(404, f"Method not found: {method}", "NOT_FOUND")
         if model not in MODELS:
             return google_error(
@@ -710,6 +738,8 @@ class FakeGemini:
                 400, f"Invalid JSON payload received. Unexpected token.\n{raw[:40]!r}", "INVALID_ARGUMENT"
             )
         fault = self.faults.pop(0) if self.faults else None
+        if method == "countTokens":
+            return self._count_tokens(body, model, fault)
         if fault is not None and fault.raw is not None:
             return Response(
                 fault.raw,
@@ -731,6 +761,17 @@ class FakeGemini:
             return google_error(400, "this fake only streams with alt=sse", "INVALID_ARGUMENT")
         return StreamingResponse(
             self._events(body, result, count, model, response_id, fault), media_type="text/event-stream"
+        )
+
+    def _count_tokens(self, body: Any, model: str, fault: Fault | None) -> Response:
+        if fault is not None and fault.status:
+            return JSONResponse(fault.body or error_body(fault.status), fault.status, headers=fault.headers)
+        try:
+            total = count_tokens(body, model)
+        except Invalid as exc:
+            return google_error(exc.status, exc.message, exc.google_status)
+        return JSONResponse(
+            {"totalTokens": total, "promptTokensDetails": [{"modality": "TEXT", "tokenCount": total}]}
         )
 
     def _response(

@@ -427,3 +427,49 @@ def test_snake_case_fields_are_accepted_like_proto_json(url: str) -> None:
     assert response.status_code == 200
     candidate = response.json()["candidates"][0]
     assert candidate["finishReason"] == "STOP" and candidate["content"]["parts"][0]["thought"] is True
+
+
+def test_count_tokens_with_the_sdk(client: genai.Client, fake: FakeGemini) -> None:
+    counted = client.models.count_tokens(model="gemini-3-flash", contents="one two three")
+    assert counted.total_tokens == 3
+    assert fake.requests[-1]["path"].endswith("/models/gemini-3-flash:countTokens")
+
+
+def count(url: str, body: Any, model: str = "gemini-3-flash") -> httpx.Response:
+    return httpx.post(f"{url}/v1beta/models/{model}:countTokens", json=body, headers={"x-goog-api-key": KEY})
+
+
+def test_count_tokens_of_a_generate_content_request(url: str) -> None:
+    contents = [{"role": "user", "parts": [{"text": "one two three"}]}]
+    request = {"model": "models/gemini-3-flash", "contents": contents}
+    bare = count(url, {"generateContentRequest": request})
+    system = {**request, "systemInstruction": {"parts": [{"text": "be brief"}]}}
+    tools = {**system, "tools": [{"functionDeclarations": [{"name": "get_weather", "description": "w"}]}]}
+    assert bare.status_code == 200 and bare.json()["totalTokens"] == 3
+    assert count(url, {"generateContentRequest": system}).json()["totalTokens"] == 5
+    assert count(url, {"generateContentRequest": tools}).json()["totalTokens"] > 5
+
+
+@pytest.mark.parametrize(
+    ("body", "message"),
+    [
+        (
+            {
+                "contents": [{"parts": [{"text": "a"}]}],
+                "generateContentRequest": {
+                    "model": "models/gemini-3-flash",
+                    "contents": [{"parts": [{"text": "a"}]}],
+                },
+            },
+            "mutually exclusive",
+        ),
+        ({"generateContentRequest": {"contents": [{"parts": [{"text": "a"}]}]}}, "the model must be"),
+        ({"generateContentRequest": {"model": "models/gemini-2.5-pro", "contents": []}}, "the model must be"),
+        ({"generateContentRequest": {"model": "models/gemini-3-flash"}}, "contents is not specified"),
+        ({"contentz": []}, 'Unknown name "contentz"'),
+    ],
+)
+def test_count_tokens_rejects_what_the_real_api_rejects(url: str, body: Any, message: str) -> None:
+    answer = count(url, body)
+    assert answer.status_code == 400
+    assert message in answer.json()["error"]["message"]

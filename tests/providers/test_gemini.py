@@ -655,3 +655,71 @@ async def test_list_models_keeps_generate_content_models() -> None:
 
     assert await provider(handler).list_models() == ["gemini-3-flash"]
     assert await provider(handler, models=["gemini-x"]).list_models() == ["gemini-x"]
+
+
+# -- count_tokens -------------------------------------------------------------------------------------------
+
+COUNTED = {
+    "model": "m",
+    "messages": [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "Hello there"}],
+}
+COUNTED_TOOLS = [
+    {
+        "type": "function",
+        "function": {
+            "name": "get_weather",
+            "parameters": {"type": "object", "properties": {"city": {"type": "string"}}},
+        },
+    }
+]
+
+
+@pytest.mark.anyio
+async def test_count_tokens_through_the_fake_includes_system_and_tools() -> None:
+    from tests.fakes.gemini import KEY as FAKE_KEY
+    from tests.fakes.gemini import FakeGemini, Fault
+    from tests.support.server import serve
+
+    fake = FakeGemini()
+    with serve(fake.app()) as url:
+        gemini = GeminiProvider(api_key=FAKE_KEY, base_url=url)
+        try:
+            bare = await gemini.count_tokens(COUNTED, "gemini-3-flash")
+            with_tools = await gemini.count_tokens({**COUNTED, "tools": COUNTED_TOOLS}, "gemini-3-flash")
+            sent = fake.requests[-1]
+            fake.faults.append(Fault(status=429))
+            with pytest.raises(GatewayError) as caught:
+                await gemini.count_tokens(COUNTED, "gemini-3-flash")
+        finally:
+            await gemini.aclose()
+    assert sent["path"] == "/v1beta/models/gemini-3-flash:countTokens"
+    native = to_native({**COUNTED, "tools": COUNTED_TOOLS}, "gemini-3-flash")
+    assert sent["body"] == {
+        "generateContentRequest": {
+            "model": "models/gemini-3-flash",
+            "contents": native["contents"],
+            "systemInstruction": native["systemInstruction"],
+            "tools": native["tools"],
+        }
+    }
+    assert bare == 4 and with_tools is not None and with_tools > bare
+    assert caught.value.status == 429 and caught.value.headers["retry-after"] == "7"
+
+
+@pytest.mark.anyio
+async def test_count_tokens_names_a_tuned_model_and_refuses_an_answer_without_a_count() -> None:
+    seen: list[httpx.Request] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        seen.append(request)
+        return httpx.Response(
+            200, json={"totalTokens": 12} if len(seen) == 1 else {"cachedContentTokenCount": 1}
+        )
+
+    gemini = provider(handler)
+    assert await gemini.count_tokens(REQUEST, "tunedModels/my-model") == 12
+    assert str(seen[0].url) == "https://gemini.test/v1beta/tunedModels/my-model:countTokens"
+    assert json.loads(seen[0].content)["generateContentRequest"]["model"] == "tunedModels/my-model"
+    with pytest.raises(GatewayError) as caught:
+        await gemini.count_tokens(REQUEST, "gemini-3-flash")
+    assert (caught.value.status, caught.value.code) == (502, "upstream_bad_response")

@@ -60,9 +60,7 @@ class GeminiProvider(HTTPProvider):
     def url(self, model: str, method: str) -> str:
         """`{version}/models/{id}:{method}`; a `models/` or `tunedModels/` prefix names the collection, and
         the rest of the id is one path segment whatever it contains (never a way into another API)."""
-        collection, slash, name = model.partition("/")
-        if not (slash and collection in ("models", "tunedModels")):
-            collection, name = "models", model
+        collection, name = _resource(model)
         return f"{self.base_url}/{self.api_version}/{collection}/{path_segment(name)}:{method}"
 
     def error_details(self, status: int, body: Any, text: str) -> tuple[str, str | None]:
@@ -110,6 +108,19 @@ class GeminiProvider(HTTPProvider):
             async for batch in translate_reads(reads, translator):
                 yield batch
 
+    async def count_tokens(self, request: Request, model: str) -> int | None:
+        """`countTokens` over the request `complete` would send: its contents, system instruction and tools,
+        as a `generateContentRequest` (which names its model) → `totalTokens`."""
+        body = to_native(request, model, json_schema=self.json_schema)
+        collection, name = _resource(model)
+        counted: dict[str, Any] = {"model": f"{collection}/{name}"}
+        counted.update((key, body[key]) for key in ("contents", "systemInstruction", "tools") if key in body)
+        answer = await self.post_json(self.url(model, "countTokens"), {"generateContentRequest": counted})
+        total = answer.get("totalTokens") if isinstance(answer, dict) else None
+        if not isinstance(total, int) or isinstance(total, bool) or total < 0:
+            raise bad_upstream_data(self.kind, "the token count has no 'totalTokens'")
+        return total
+
     async def list_models(self) -> list[str]:
         """The configured models, else every model the key can call `generateContent` on."""
         if self.models is not None:
@@ -123,3 +134,11 @@ class GeminiProvider(HTTPProvider):
             and isinstance(item.get("name"), str)
             and "generateContent" in (item.get("supportedGenerationMethods") or ())
         ]
+
+
+def _resource(model: str) -> tuple[str, str]:
+    """(collection, name) of a model id: `tunedModels/t` → ("tunedModels", "t"); `gemini-x` → models."""
+    collection, slash, name = model.partition("/")
+    if not (slash and collection in ("models", "tunedModels")):
+        return "models", model
+    return collection, name
