@@ -15,10 +15,10 @@ from asgi_llm_gateway.errors import GatewayError
 from asgi_llm_gateway.providers.anthropic import AnthropicProvider, to_native
 from asgi_llm_gateway.providers.anthropic._native import (
     NativeStreamTranslator,
-    beta_header,
     beta_values,
     count_body,
     native_body,
+    native_headers,
 )
 from asgi_llm_gateway.providers.base import Provider
 from asgi_llm_gateway.sse import ServerSentEvent
@@ -88,8 +88,20 @@ def test_count_body_keeps_only_what_count_tokens_takes() -> None:
 
 def test_beta_values_are_trimmed_split_and_deduplicated() -> None:
     assert beta_values([" a-1 ", "b-2,c-3", "", "a-1"]) == ["a-1", "b-2", "c-3"]
-    assert beta_header(["a-1", "b-2"]) == {"anthropic-beta": "a-1,b-2"}
-    assert beta_header([]) is None and beta_header([" "]) is None
+    assert native_headers(body(), ["a-1", "b-2"], "2023-06-01") == {"anthropic-beta": "a-1,b-2"}
+    assert native_headers(body(), [], "2023-06-01") is None
+    assert native_headers(body(), [" "], "2023-06-01") is None
+
+
+def test_system_turns_get_the_version_that_takes_them() -> None:
+    turns = body()
+    turns["messages"] += [
+        {"role": "assistant", "content": "ok"},
+        {"role": "system", "content": "Now be brief."},
+        {"role": "user", "content": "go"},
+    ]
+    assert native_headers(turns, [], "2023-06-01") == {"anthropic-version": "2026-10-21"}
+    assert native_headers(turns, [], "2026-10-21") is None  # the provider's own version takes them
 
 
 THINKING_STREAM = [
@@ -259,6 +271,22 @@ async def test_create_without_betas_sends_no_beta_header_and_the_upstream_refuse
     with pytest.raises(GatewayError) as caught:
         await provider.messages(body(context_management={"edits": []}), MODEL, [])
     assert caught.value.status == 400 and "context_management" in caught.value.message
+
+
+@pytest.mark.anyio
+async def test_system_turns_reach_anthropic_intact(provider: AnthropicProvider, fake: FakeAnthropic) -> None:
+    client = body("first")
+    client["messages"] += [
+        {"role": "assistant", "content": [{"type": "text", "text": "ok"}]},
+        {"role": "system", "content": "From now on, answer in French."},
+        {"role": "user", "content": [{"type": "text", "text": "second"}]},
+    ]
+    message = await provider.messages(client, MODEL, [])
+    assert fake.requests[-1].body["messages"] == client["messages"]
+    assert fake.requests[-1].headers["anthropic-version"] == "2026-10-21"
+    assert message["content"] == [{"type": "text", "text": "second"}]
+    await provider.messages(body(), MODEL, [])
+    assert fake.requests[-1].headers["anthropic-version"] == "2023-06-01"
 
 
 @pytest.mark.anyio

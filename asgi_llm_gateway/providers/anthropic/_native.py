@@ -15,13 +15,14 @@ from ._stream import MESSAGE_EVENTS
 
 __all__ = [
     "COUNT_FIELDS",
+    "SYSTEM_TURNS_VERSION",
     "NativeEvents",
     "NativeStreamTranslator",
-    "beta_header",
     "beta_values",
     "count_body",
     "input_tokens",
     "native_body",
+    "native_headers",
 ]
 
 # What `POST /v1/messages/count_tokens` takes (the SDK's `MessageCountTokensParams`, beta ones included).
@@ -40,6 +41,11 @@ COUNT_FIELDS = frozenset(
         "mcp_servers",
     }
 )
+
+
+#: The first `anthropic-version` that takes `role: "system"` turns inside `messages` (SDK 2.0's default;
+#: before it, the docs said there is no system role for input messages). Claude Code sends such turns.
+SYSTEM_TURNS_VERSION = "2026-10-21"
 
 
 def native_body(body: Mapping[str, Any], model: str, *, stream: bool) -> dict[str, Any]:
@@ -140,7 +146,21 @@ class NativeStreamTranslator:
         return self._events.end()
 
 
-def beta_header(beta: Sequence[str]) -> dict[str, str] | None:
-    """The `anthropic-beta` header for the client's values, passed on as they are; None without any."""
+def native_headers(body: Mapping[str, Any], beta: Sequence[str], version: str) -> dict[str, str] | None:
+    """Per-request headers: the client's anthropic-beta values, passed on as they are, and a newer
+    `anthropic-version` than the provider's `version` when the body has `system` turns that need it (the
+    client sent them under that version; an older one would refuse them)."""
+    headers: dict[str, str] = {}
     values = beta_values(beta)
-    return {"anthropic-beta": ",".join(values)} if values else None
+    if values:
+        headers["anthropic-beta"] = ",".join(values)
+    if version < SYSTEM_TURNS_VERSION and _has_system_turns(body):
+        headers["anthropic-version"] = SYSTEM_TURNS_VERSION
+    return headers or None
+
+
+def _has_system_turns(body: Mapping[str, Any]) -> bool:
+    messages = body.get("messages")
+    return isinstance(messages, list) and any(
+        isinstance(message, Mapping) and message.get("role") == "system" for message in messages
+    )

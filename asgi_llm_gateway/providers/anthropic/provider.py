@@ -13,7 +13,7 @@ from ..base import Request
 from ..http import HTTPProvider
 from ..streams import bad_upstream_data, one_by_one, translate_reads
 from ._errors import KIND, error_message
-from ._native import NativeStreamTranslator, beta_header, count_body, input_tokens, native_body
+from ._native import NativeStreamTranslator, count_body, input_tokens, native_body, native_headers
 from ._request import to_native
 from ._response import to_completion
 from ._stream import StreamTranslator
@@ -94,7 +94,8 @@ class AnthropicProvider(HTTPProvider):
 
     async def messages(self, body: Mapping[str, Any], model: str, beta: Sequence[str]) -> dict[str, Any]:
         """The client's request as it is (`model` replaced), with the client's anthropic-beta values."""
-        message = await self.post_json(self.url, native_body(body, model, stream=False), beta_header(beta))
+        headers = native_headers(body, beta, self.version)
+        message = await self.post_json(self.url, native_body(body, model, stream=False), headers)
         if not isinstance(message, dict) or not isinstance(message.get("content"), list):
             raise bad_upstream_data(KIND, "the response is not a message")
         return message
@@ -103,12 +104,14 @@ class AnthropicProvider(HTTPProvider):
         self, body: Mapping[str, Any], model: str, beta: Sequence[str]
     ) -> AsyncIterator[list[dict[str, Any]]]:
         translator = NativeStreamTranslator(secrets=tuple(self.secrets()))
-        reads = self.post_sse(self.url, native_body(body, model, stream=True), beta_header(beta))
+        headers = native_headers(body, beta, self.version)
+        reads = self.post_sse(self.url, native_body(body, model, stream=True), headers)
         return translate_reads(reads, translator)
 
     async def count_message_tokens(self, body: Mapping[str, Any], model: str, beta: Sequence[str]) -> int:
         """`POST /v1/messages/count_tokens` with the fields that endpoint takes."""
-        answer = await self.post_json(self.count_url, count_body(body, model), beta_header(beta))
+        headers = native_headers(body, beta, self.version)
+        answer = await self.post_json(self.count_url, count_body(body, model), headers)
         return input_tokens(answer, "input_tokens")
 
     async def count_tokens(self, request: Request, model: str) -> int | None:
