@@ -28,6 +28,7 @@ from .auth import AuthHook
 from .endpoints import Endpoint, Exchange, OpenAIErrors
 from .endpoints.chat import ChatEndpoint
 from .endpoints.health import HealthEndpoint
+from .endpoints.messages import CountTokensEndpoint, MessagesEndpoint
 from .endpoints.models import ModelsEndpoint
 from .errors import GatewayError
 from .pipeline.attempts import Attempts
@@ -51,8 +52,9 @@ _NO_ENDPOINT = OpenAIErrors()
 class Gateway:
     """An OpenAI-compatible LLM gateway, as an ASGI 3 application.
 
-    Mounted at path P it serves `P/v1/chat/completions` (POST), `P/v1/models` and `P/v1/models/{id}` (GET),
-    and `P/healthz` / `P/readyz` for load balancers (the `/v1` is optional). `hooks` see every call's
+    Mounted at path P it serves `P/v1/chat/completions` (POST), Anthropic's `P/v1/messages` and
+    `P/v1/messages/count_tokens` (POST), `P/v1/models` and `P/v1/models/{id}` (GET), and `P/healthz` /
+    `P/readyz` for load balancers (the `/v1` is optional). `hooks` see every call's
     steps (see `Hooks`); `on_usage` is the simplest of them, called with each call's `UsageRecord`.
     """
 
@@ -92,6 +94,8 @@ class Gateway:
         #: Paths below the mount (and the optional `/v1`) → endpoints; a key ending in "/" is a prefix.
         self.routes: Mapping[str, Endpoint] = {
             "/chat/completions": ChatEndpoint(self),
+            "/messages": MessagesEndpoint(self),
+            "/messages/count_tokens": CountTokensEndpoint(self),
             "/models": models,
             "/models/": models,
             "/healthz": health,
@@ -175,7 +179,8 @@ class Gateway:
         try:
             if endpoint is None:
                 raise GatewayError(
-                    f"Unknown request URL: {scope['method']} {path}. Use /v1/chat/completions or /v1/models.",
+                    f"Unknown request URL: {scope['method']} {path}. "
+                    "Use /v1/chat/completions, /v1/messages or /v1/models.",
                     status=404,
                     code="unknown_url",
                 )

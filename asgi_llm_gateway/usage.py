@@ -11,7 +11,7 @@ __all__ = ["UsageHook", "UsageRecord"]
 
 @dataclass(frozen=True, slots=True)
 class UsageRecord:
-    """One chat completion as the gateway served it.
+    """One call as the gateway served it (a chat completion, an Anthropic message, …).
 
     `usage` is the OpenAI usage object (None when the upstream reported none, or the call failed);
     `error` is the OpenAI error envelope's inner object for a failed call. `status` is the HTTP status the
@@ -28,6 +28,8 @@ class UsageRecord:
     latency_ms: float
     status: int
     error: dict[str, Any] | None = None
+    #: The door the call came through: "chat.completions", "messages", "messages.count_tokens", ….
+    endpoint: str = "chat.completions"
 
 
 UsageHook = Callable[[UsageRecord], Awaitable[None]]

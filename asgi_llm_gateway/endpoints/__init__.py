@@ -10,10 +10,11 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import NamedTuple, Protocol
 
-from ..asgi import Receive, Scope, Send, send_error
+from ..asgi import Receive, Scope, Send, send_error, send_json
 from ..errors import GatewayError
+from ..ingress.anthropic import error_envelope
 
-__all__ = ["Endpoint", "Exchange", "Headers", "OpenAIErrors"]
+__all__ = ["AnthropicErrors", "Endpoint", "Exchange", "Headers", "OpenAIErrors"]
 
 Headers = Sequence[tuple[bytes, bytes]]
 
@@ -46,3 +47,12 @@ class OpenAIErrors:
 
     async def send_error(self, exchange: Exchange, error: GatewayError, headers: Headers = ()) -> None:
         await send_error(exchange.send, error, exchange.request_id, headers)
+
+
+class AnthropicErrors:
+    """Errors in Anthropic's envelope `{"type": "error", "error": {"type", "message"}}` and its statuses."""
+
+    async def send_error(self, exchange: Exchange, error: GatewayError, headers: Headers = ()) -> None:
+        status, body, extra = error_envelope(error)
+        encoded = [(name.encode(), value.encode()) for name, value in extra.items()]
+        await send_json(exchange.send, status, body, exchange.request_id, [*encoded, *headers])

@@ -1,5 +1,9 @@
 """`GET /v1/models` and `GET /v1/models/{id}`: route aliases plus what each provider lists.
 
+Anthropic clients (Claude Code discovers models here) get Anthropic's shapes — `{"data": [{"type": "model",
+"id", "display_name", "created_at"}], "has_more", "first_id", "last_id"}` and its error envelope — when the
+request carries `anthropic-version`, as Anthropic's SDKs always send.
+
 Upstream listings are fetched concurrently, each within `MODELS_TIMEOUT`, and reused for
 `MODELS_CACHE_SECONDS`; one provider failing to list never hides the others' models. A principal limited
 to some models sees only those, and gets a 404 (not a 403) for the others, so a key learns nothing about
@@ -19,7 +23,7 @@ from ..asgi import send_json
 from ..auth import Principal, authenticate
 from ..errors import GatewayError
 from ..providers.base import Provider
-from . import Exchange, OpenAIErrors
+from . import AnthropicErrors, Exchange, Headers, OpenAIErrors
 
 if TYPE_CHECKING:
     from ..gateway import Gateway
@@ -33,8 +37,12 @@ MODELS_TIMEOUT = 10.0
 MODELS_CACHE_SECONDS = 300.0
 
 
-class ModelsEndpoint(OpenAIErrors):
+class ModelsEndpoint:
     methods = frozenset({"GET", "HEAD"})
+
+    async def send_error(self, exchange: Exchange, error: GatewayError, headers: Headers = ()) -> None:
+        door = _ANTHROPIC if _from_anthropic_client(exchange) else _OPENAI
+        await door.send_error(exchange, error, headers)
 
     def __init__(self, gateway: Gateway) -> None:
         self.gateway = gateway
@@ -43,10 +51,15 @@ class ModelsEndpoint(OpenAIErrors):
     async def __call__(self, exchange: Exchange) -> None:
         principal = await authenticate(self.gateway.auth, exchange.scope)
         allowed = principal.may_use if isinstance(principal, Principal) else None
+        anthropic = _from_anthropic_client(exchange)
         if exchange.path == "/models":
             body = await self._list(allowed)
+            if anthropic:
+                body = _anthropic_list(body["data"])
         else:
             body = self._one(unquote(exchange.path[len("/models/") :]), allowed)
+            if anthropic:
+                body = _anthropic_model(body)
         await send_json(exchange.send, 200, body, exchange.request_id)
 
     def _one(self, model_id: str, allowed: Any) -> dict[str, Any]:
@@ -88,3 +101,27 @@ class ModelsEndpoint(OpenAIErrors):
 
 def _model_object(model_id: str, owner: str) -> dict[str, Any]:
     return {"id": model_id, "object": "model", "created": 0, "owned_by": owner}
+
+
+def _from_anthropic_client(exchange: Exchange) -> bool:
+    return any(name == b"anthropic-version" for name, _ in exchange.scope.get("headers", ()))
+
+
+def _anthropic_model(model: dict[str, Any]) -> dict[str, Any]:
+    return {"type": "model", "id": model["id"], "display_name": model["id"], "created_at": _EPOCH}
+
+
+def _anthropic_list(models: list[dict[str, Any]]) -> dict[str, Any]:
+    data = [_anthropic_model(model) for model in models]
+    return {
+        "data": data,
+        "has_more": False,
+        "first_id": data[0]["id"] if data else None,
+        "last_id": data[-1]["id"] if data else None,
+    }
+
+
+#: `created_at` for models whose date the gateway does not know (OpenAI's shape says 0 for the same reason).
+_EPOCH = "1970-01-01T00:00:00Z"
+_OPENAI = OpenAIErrors()
+_ANTHROPIC = AnthropicErrors()

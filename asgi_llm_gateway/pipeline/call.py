@@ -63,6 +63,7 @@ class Call:
             latency_ms=(time.perf_counter() - self.started) * 1000,
             status=status,
             error=error.to_dict()["error"] if error else None,
+            endpoint=self.endpoint,
         )
 
     def headers(self) -> list[tuple[bytes, bytes]]:

@@ -1,0 +1,224 @@
+"""`POST /v1/messages` and `POST /v1/messages/count_tokens`: Anthropic's Messages API as a door.
+
+    auth (x-api-key or Bearer) ─▶ read + validate (Messages schema) ─▶ plan targets ─▶ hooks
+         ─▶ attempts: native Messages upstream? pass through untouched
+                      otherwise: to_chat (ingress) ─▶ provider ─▶ from_completion / MessagesStreamEncoder
+         ─▶ JSON message | relay(SSE events) ─▶ settle
+
+Errors are always Anthropic's envelope `{"type": "error", "error": {"type", "message"}}` with its statuses
+(503 becomes 529 `overloaded_error`, so Anthropic clients retry it as they do Anthropic's own). The query
+string (Claude Code sends `?beta=true`) is ignored; `anthropic-version` is accepted, and `anthropic-beta`
+values go to native upstreams, which filter them for what they accept (see docs/providers/).
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import AsyncIterator, Sequence
+from functools import partial
+from typing import TYPE_CHECKING, Any
+
+import anyio
+
+from ..asgi import Scope, read_body, send_json
+from ..auth import authenticate, check_model_allowed
+from ..ingress.anthropic import MessagesStreamEncoder, from_completion, to_chat
+from ..pipeline.attempts import timed_out
+from ..pipeline.call import Call
+from ..policy import Policy
+from ..providers.anthropic import usage_of
+from ..providers.base import Chunk, aclose_iterator
+from ..providers.streams import stream_ended_early
+from ..routing import Plan, Target
+from ..schemas import parse_json_body, validate_messages_request
+from ..watch import Spawn, watched
+from ..wire import dumps
+from . import AnthropicErrors, Exchange
+from .anthropic_native import NativeEvents, NativeProgress
+from .door import Door
+
+if TYPE_CHECKING:
+    from ..gateway import Gateway
+
+__all__ = ["CountTokensEndpoint", "MessagesEndpoint", "MessagesRequest"]
+
+#: Says whether `input_tokens` came from the upstream's counting API or is the gateway's estimate.
+TOKEN_COUNT_HEADER = b"x-llm-gateway-token-count"
+
+
+class MessagesRequest:
+    """A validated Messages request, its `anthropic-beta` values, and its canonical form once a target
+    that does not speak Messages needs it (translated at most once, however many such targets are tried)."""
+
+    __slots__ = ("_chat", "beta", "body")
+
+    def __init__(self, body: dict[str, Any], beta: Sequence[str]) -> None:
+        self.body = body
+        self.beta = tuple(beta)
+        self._chat: dict[str, Any] | None = None
+
+    def chat(self) -> dict[str, Any]:
+        if self._chat is None:
+            self._chat = to_chat(self.body)
+        return self._chat
+
+
+async def read_messages_request(
+    gateway: Gateway, exchange: Exchange, *, count_tokens: bool = False
+) -> tuple[Any, MessagesRequest, Plan]:
+    """Auth, body, validation and the plan, shared by both Messages endpoints."""
+    scope = exchange.scope
+    principal = await authenticate(gateway.auth, scope)
+    body = parse_json_body(await read_body(scope, exchange.receive, gateway.max_body_size))
+    validate_messages_request(body, count_tokens=count_tokens)
+    model: str = body["model"]
+    plan = gateway.router.plan(model, gateway.health, gateway.rng, time.monotonic())
+    check_model_allowed(principal, model)
+    return principal, MessagesRequest(body, beta_values(scope)), plan
+
+
+def beta_values(scope: Scope) -> list[str]:
+    """Every `anthropic-beta` value, from one or several headers of comma-separated values."""
+    values: list[str] = []
+    for name, value in scope.get("headers", ()):
+        if name == b"anthropic-beta":
+            values.extend(part.strip() for part in value.decode("latin-1").split(",") if part.strip())
+    return values
+
+
+class MessagesEndpoint(AnthropicErrors, Door):
+    methods = frozenset({"POST"})
+
+    async def __call__(self, exchange: Exchange) -> None:
+        started = time.perf_counter()
+        principal, request, plan = await read_messages_request(self.gateway, exchange)
+        call = Call(exchange.request_id, "messages", principal, request.body["model"], request.body, started)
+        hooks = self.gateway.hooks
+        async with watched(exchange.receive) as spawn:
+            try:
+                if hooks is not None:
+                    await hooks.request_started(call)
+                if request.body.get("stream"):
+                    await self._stream(call, request, plan, exchange, spawn)
+                else:
+                    await self._create(call, request, plan, exchange)
+            except OSError:  # the client went away while we were sending
+                pass
+
+    async def _create(self, call: Call, request: MessagesRequest, plan: Plan, exchange: Exchange) -> None:
+        outcome = await self.attempt(call, plan, exchange, partial(_create_once, request, call))
+        if outcome is None:
+            return
+        message = outcome.result
+        message["model"] = outcome.target.name
+        await send_json(exchange.send, 200, message, call.request_id, call.headers())
+        await self.gateway.settle(call, 200)
+
+    async def _stream(
+        self, call: Call, request: MessagesRequest, plan: Plan, exchange: Exchange, spawn: Spawn
+    ) -> None:
+        outcome = await self.attempt(
+            call, plan, exchange, partial(_open_stream_once, request), keep_slot=True
+        )
+        if outcome is None:
+            return
+        native, batches, first = outcome.result
+        model = outcome.target.name
+        if native:
+            await self.relay(
+                call, outcome, first, batches, NativeEvents(model), exchange, spawn, NativeProgress(call)
+            )
+        else:
+            await self.relay(call, outcome, first, batches, MessagesStreamEncoder(model), exchange, spawn)
+
+
+async def _create_once(
+    request: MessagesRequest, call: Call, target: Target, policy: Policy
+) -> dict[str, Any]:
+    provider = target.provider
+    try:
+        with anyio.fail_after(policy.total_timeout):
+            if provider.speaks_messages(target.model):
+                message = await provider.messages(request.body, target.model, request.beta)
+                call.usage = usage_of_message(message)
+                return message
+            completion = await provider.complete(request.chat(), target.model)
+    except TimeoutError:
+        raise timed_out(target, f"no answer within {policy.total_timeout:g} s") from None
+    call.usage = completion.get("usage")
+    return from_completion(completion, target.name)
+
+
+def usage_of_message(message: dict[str, Any]) -> dict[str, Any] | None:
+    usage = message.get("usage")
+    return usage_of(usage) if isinstance(usage, dict) else None
+
+
+Opened = tuple[bool, AsyncIterator[list[Chunk]], list[Chunk]]
+
+
+async def _open_stream_once(request: MessagesRequest, target: Target, policy: Policy) -> Opened:
+    """Start the stream (native events, or canonical chunks) and wait for its first batch, so that a
+    failure before the first byte is a proper HTTP error that may be retried or fall back."""
+    provider = target.provider
+    native = provider.speaks_messages(target.model)
+    if native:
+        batches = provider.messages_batches(request.body, target.model, request.beta)
+    else:
+        batches = provider.stream_batches(request.chat(), target.model)
+    try:
+        with anyio.fail_after(policy.first_token_timeout):
+            first = await anext(batches)
+    except StopAsyncIteration:
+        raise stream_ended_early(provider.kind) from None
+    except TimeoutError:
+        with anyio.CancelScope(shield=True):
+            await aclose_iterator(batches)
+        raise timed_out(target, f"no first chunk within {policy.first_token_timeout:g} s") from None
+    except BaseException:
+        with anyio.CancelScope(shield=True):
+            await aclose_iterator(batches)
+        raise
+    return native, batches, first
+
+
+class CountTokensEndpoint(AnthropicErrors, Door):
+    """`input_tokens` by the first target that answers: natively where the upstream counts (Anthropic,
+    Bedrock, Gemini), else an estimate, marked as one by the `x-llm-gateway-token-count` header."""
+
+    methods = frozenset({"POST"})
+
+    async def __call__(self, exchange: Exchange) -> None:
+        started = time.perf_counter()
+        principal, request, plan = await read_messages_request(self.gateway, exchange, count_tokens=True)
+        model = request.body["model"]
+        call = Call(exchange.request_id, "messages.count_tokens", principal, model, request.body, started)
+        if self.gateway.hooks is not None:
+            await self.gateway.hooks.request_started(call)
+        outcome = await self.attempt(call, plan, exchange, partial(_count_once, request))
+        if outcome is None:
+            return
+        count, source = outcome.result
+        headers = [*call.headers(), (TOKEN_COUNT_HEADER, source)]
+        await send_json(exchange.send, 200, {"input_tokens": count}, exchange.request_id, headers)
+        await self.gateway.settle(call, 200)
+
+
+async def _count_once(request: MessagesRequest, target: Target, policy: Policy) -> tuple[int, bytes]:
+    provider = target.provider
+    with anyio.fail_after(policy.total_timeout):
+        if provider.speaks_messages(target.model):
+            return await provider.count_message_tokens(request.body, target.model, request.beta), b"upstream"
+        counted = await provider.count_tokens(request.chat(), target.model)
+    if counted is not None:
+        return counted, b"upstream"
+    return estimate_tokens(request.body), b"estimate"
+
+
+def estimate_tokens(body: dict[str, Any]) -> int:
+    """A deliberately generous estimate for upstreams with no counting API: one token per 3 bytes of the
+    JSON of what the model reads (system, messages, tools). Tokenizers average 3.5 to 4.5 bytes per token on
+    English and code; overcounting errs on the side a client's context budgeting can live with."""
+    parts = {key: body[key] for key in ("system", "messages", "tools") if key in body}
+    return max(1, math.ceil(len(dumps(parts)) / 3))
