@@ -176,6 +176,27 @@ def test_cache_control_keeps_type_and_ttl_only_and_the_client_body_is_untouched(
     assert native["messages"][0] is client["messages"][0]
 
 
+def test_system_turns_join_the_top_level_system_and_the_turns_around_them_merge() -> None:
+    use = {"type": "tool_use", "id": "t1", "name": "get_weather", "input": {}}
+    result = {"type": "tool_result", "tool_use_id": "t1", "content": "sunny"}
+    reminder = [{"type": "text", "text": "Mind the tests.", "cache_control": {"type": "ephemeral"}}]
+    client = body(system="Be brief.")
+    client["messages"] += [
+        {"role": "assistant", "content": [use]},
+        {"role": "user", "content": [result]},
+        {"role": "system", "content": reminder},
+        {"role": "user", "content": "go on"},
+    ]
+    before = copy.deepcopy(client)
+    native = invoke_body(client, [])
+    assert client == before
+    assert native["system"] == [{"type": "text", "text": "Be brief."}, *reminder]
+    assert [m["role"] for m in native["messages"]] == ["user", "assistant", "user"]
+    assert native["messages"][2]["content"] == [result, {"type": "text", "text": "go on"}]
+    plain = body(system="Be brief.")
+    assert invoke_body(plain, [])["system"] == "Be brief."  # nothing to fold: left as sent
+
+
 def test_a_counted_body_gets_the_max_tokens_invoke_model_requires() -> None:
     counted = {"model": "x", "messages": body()["messages"]}
     assert invoke_body(counted, [], count=True)["max_tokens"] == 1
@@ -322,6 +343,21 @@ async def test_create_through_invoke_model(provider: BedrockProvider, fake: Fake
     thinking, text = message["content"]
     assert thinking["type"] == "thinking" and thinking["signature"] == "c2lnbmF0dXJl"
     assert text == {"type": "text", "text": "Hello there"}
+
+
+@pytest.mark.anyio
+async def test_system_turns_are_folded_so_invoke_model_takes_them(
+    provider: BedrockProvider, fake: FakeBedrock
+) -> None:
+    client = body("first")
+    client["messages"] += [
+        {"role": "assistant", "content": "ok"},
+        {"role": "system", "content": "From now on, answer in French."},
+        {"role": "user", "content": "second"},
+    ]
+    message = await provider.messages(client, PROFILE, [])
+    assert fake.requests[-1].body["system"] == [{"type": "text", "text": "From now on, answer in French."}]
+    assert message["content"] == [{"type": "text", "text": "second"}]
 
 
 @pytest.mark.anyio

@@ -132,6 +132,11 @@ def invoke_body(body: Mapping[str, Any], beta: Sequence[str], *, count: bool = F
         if needs is None or (needs and needs.isdisjoint(betas)):
             continue
         native[key] = value
+    if isinstance(native.get("messages"), list):
+        system, messages = _fold_system_turns(native.get("system"), native["messages"])
+        native["messages"] = messages
+        if system is not None:
+            native["system"] = system
     if "context_management" in native:
         kept = _context_management(native.pop("context_management"), betas)
         if kept is not None:
@@ -142,6 +147,35 @@ def invoke_body(body: Mapping[str, Any], beta: Sequence[str], *, count: bool = F
     if count and "max_tokens" not in native:
         native["max_tokens"] = _count_max_tokens(native.get("thinking"))
     return native
+
+
+def _fold_system_turns(system: Any, messages: list[Any]) -> tuple[Any, list[Any]]:
+    """(system, messages) without `role: "system"` turns, which `bedrock-2023-05-31` does not have: their
+    text joins the top-level `system` in order, as the chat translation does with system messages, and the
+    turns that then meet (one role twice) are merged (in a valid history a turn of tool results can only be
+    the first of the two). Unchanged without any."""
+    if not any(isinstance(m, Mapping) and m.get("role") == "system" for m in messages):
+        return system, messages
+    blocks = _blocks(system)
+    kept: list[Any] = []
+    for message in messages:
+        if not isinstance(message, Mapping):
+            kept.append(message)
+        elif message.get("role") == "system":
+            blocks += _blocks(message.get("content"))
+        elif kept and isinstance(kept[-1], Mapping) and kept[-1].get("role") == message.get("role"):
+            content = _blocks(kept[-1].get("content")) + _blocks(message.get("content"))
+            kept[-1] = {**kept[-1], "content": content}
+        else:
+            kept.append(message)
+    return blocks or None, kept
+
+
+def _blocks(content: Any) -> list[Any]:
+    """Content as a list of blocks (a string is one text block; nothing is none)."""
+    if isinstance(content, str):
+        return [{"type": "text", "text": content}] if content else []
+    return list(content) if isinstance(content, list) else []
 
 
 def _context_management(value: Any, betas: Sequence[str]) -> Any:
