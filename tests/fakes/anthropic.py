@@ -10,11 +10,12 @@ schemas the API refuses are all 400s. Two of these are the API's older, stricter
 consecutive same-role turns are combined and no longer insist on a user turn first): the fake keeps them so
 tests prove the gateway sends canonical, alternating turns that every API version accepts.
 
-The model: it echoes the text of the last user turn; with thinking enabled it thinks first; it calls the
-tools that the prompt names (`get_weather(city=Paris)` or just `get_weather`, several names → parallel
-calls) or that `tool_choice` forces, with arguments built from the schema; it answers a turn of tool
-results with "Tool results: …"; with `output_config.format` it answers JSON generated from the schema. It
-applies `stop_sequences` and `max_tokens` (one token per word). Every request is recorded in `requests`.
+The model: it echoes the text of the last user turn (without `<system-reminder>` spans, the context Claude
+Code adds to it); with thinking enabled it thinks first; it calls the tools that the prompt names
+(`get_weather(city=Paris)` or just `get_weather`, several names → parallel calls) or that `tool_choice`
+forces, with arguments built from the schema; it answers a turn of tool results with "Tool results: …";
+with `output_config.format` it answers JSON generated from the schema. It applies `stop_sequences` and
+`max_tokens` (one token per word). Every request is recorded in `requests`.
 
 `POST /v1/messages/count_tokens` takes only the fields that endpoint has (a `max_tokens` is a 400, as are the
 rules above) and answers `{"input_tokens": N}`: the words of the messages, the system prompt and the tool
@@ -537,11 +538,16 @@ def blocks_of(message: dict[str, Any]) -> list[dict[str, Any]]:
     return [{"type": "text", "text": content}] if isinstance(content, str) else list(content or ())
 
 
+# Context a client adds to the user's turn (Claude Code's convention): the model answers the user, not these.
+REMINDER = re.compile(r"<system-reminder>.*?</system-reminder>\s*", re.DOTALL)
+
+
 def last_user_text(body: dict[str, Any]) -> str:
     users = [m for m in body.get("messages") or () if isinstance(m, dict) and m.get("role") == "user"]
     if not users:
         return ""
-    return " ".join(b["text"] for b in blocks_of(users[-1]) if b.get("type") == "text" and b.get("text"))
+    texts = (b["text"] for b in blocks_of(users[-1]) if b.get("type") == "text" and b.get("text"))
+    return " ".join(text for text in (REMINDER.sub("", text).strip() for text in texts) if text)
 
 
 def words(text: str) -> int:

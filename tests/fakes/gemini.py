@@ -1,7 +1,8 @@
 """A fake Gemini Developer API on loopback: `generateContent`, `streamGenerateContent?alt=sse`, `models`.
 
 It behaves like a small deterministic model: it echoes the last user text (describing any attached media),
-calls the declared functions that the text names (or that `mode: ANY` forces), summarises function results,
+calls the declared functions that the text names (or that `mode: ANY` forces; `name(key=value, …)` gives
+exactly those arguments and the required ones, a bare name all of them), summarises function results,
 answers JSON matching the response schema when asked, and emits thought summaries when thinking is
 requested. Gemini 3 models sign their function calls and, like the real API, reject a later turn whose
 function call comes back without its signature.
@@ -581,9 +582,18 @@ def answer(body: dict[str, Any]) -> Answer:
     hints = dict(re.findall(r"(\w+)=([^\s,;]+)", text))
     calls = _choose_calls(body, text)
     if calls:
+        # `name(key=value, …)` in the text spells a call out: exactly those arguments, plus the required ones.
+        spelled = {m[1]: m[2] for m in re.finditer(r"\b([A-Za-z_][\w.:-]*)\(([^)]*)\)", text)}
         for declaration in calls:
             schema = declaration.get("parametersJsonSchema") or declaration.get("parameters") or {}
-            args = example(schema, schema.get("$defs") or {}, hints) or {}
+            given = spelled.get(declaration["name"])
+            if given is None:
+                args = example(schema, schema.get("$defs") or {}, hints) or {}
+            else:
+                named = dict(re.findall(r"(\w+)\s*=\s*([^,]+?)\s*(?:,|$)", given))
+                keep = set(named) | set(schema.get("required") or ())
+                full = example(schema, schema.get("$defs") or {}, named) or {}
+                args = {key: value for key, value in full.items() if key in keep}
             result.calls.append({"name": declaration["name"], "args": args})
         return result
     if config.get("responseMimeType") == "application/json":
