@@ -3,12 +3,13 @@
 It validates requests the way the real API does and answers failures with Anthropic's error envelope
 (`{"type": "error", "error": {"type", "message"}, "request_id"}`): a wrong key (x-api-key or Bearer) is a
 401; a missing `anthropic-version`, unknown top-level fields, a missing `max_tokens`, `temperature` > 1,
-`system` messages (under 2023-06-01), a first turn that is not `user`, turns that do not alternate, empty
-text, tool_result blocks that answer no tool_use of the previous assistant turn (and tool_use blocks left
-unanswered), tool blocks in a request without tools, forced tools with thinking, and structured-output
-schemas the API refuses are all 400s. Two of these are the API's older, stricter rules (the current docs say
-consecutive same-role turns are combined and no longer insist on a user turn first): the fake keeps them so
-tests prove the gateway sends canonical, alternating turns that every API version accepts.
+`system` messages (under 2023-06-01 without the mid-conversation-system beta), a first turn that is not
+`user`, turns that do not alternate, empty text, tool_result blocks that answer no tool_use of the previous
+assistant turn (and tool_use blocks left unanswered), tool blocks in a request without tools, forced tools
+with thinking, and structured-output schemas the API refuses are all 400s. Two of these are the API's
+older, stricter rules (the current docs say consecutive same-role turns are combined and no longer insist
+on a user turn first): the fake keeps them so tests prove the gateway sends canonical, alternating turns
+that every API version accepts.
 
 The model: it echoes the text of the last user turn (without `<system-reminder>` spans, the context Claude
 Code adds to it); with thinking enabled it thinks first; it calls the tools that the prompt names
@@ -54,6 +55,8 @@ COUNT_TOP_LEVEL = {
     "model", "messages", "system", "tools", "tool_choice", "thinking", "output_config", "cache_control",
     "speed",
 }  # fmt: skip
+# The beta that allows `role: "system"` turns under 2023-06-01 (Claude Code sends it with them).
+MID_CONVERSATION_SYSTEM = "mid-conversation-system-2026-04-07"
 # Fields the API knows only with one of these anthropic-beta values ("Extra inputs are not permitted" else).
 BETA_FIELDS = {
     "context_management": {"context-management-2025-06-27", "compact-2026-01-12"},
@@ -254,7 +257,7 @@ def validate(body: dict[str, Any], version: str, betas: frozenset[str] = frozens
     _validate_system(body.get("system"))
     tool_names = _validate_tools(body)
     thinking = _validate_thinking(body)
-    _validate_messages(body["messages"], version, tool_names, thinking)
+    _validate_messages(body["messages"], system_turns(version, betas), tool_names, thinking)
     _validate_output_config(body.get("output_config"), model)
 
 
@@ -270,7 +273,7 @@ def validate_count(body: dict[str, Any], version: str, betas: frozenset[str] = f
     _validate_system(body.get("system"))
     tool_names = _validate_tools(body)
     thinking = _validate_thinking(body)
-    _validate_messages(body["messages"], version, tool_names, thinking)
+    _validate_messages(body["messages"], system_turns(version, betas), tool_names, thinking)
     _validate_output_config(body.get("output_config"), model)
 
 
@@ -370,7 +373,12 @@ Turn = tuple[int, str, list[dict[str, Any]]]  # (index in messages, role, blocks
 NON_EMPTY = "all messages must have non-empty content except for the optional final assistant message"
 
 
-def _validate_messages(messages: Any, version: str, tool_names: set[str], thinking: bool) -> None:
+def system_turns(version: str, betas: frozenset[str]) -> bool:
+    """Whether `role: "system"` turns may sit in `messages`: from 2026-10-21 on, or with their beta."""
+    return version != "2023-06-01" or MID_CONVERSATION_SYSTEM in betas
+
+
+def _validate_messages(messages: Any, system_ok: bool, tool_names: set[str], thinking: bool) -> None:
     if not isinstance(messages, list) or not messages:
         raise Rejected("messages: at least one message is required")
     turns: list[Turn] = []
@@ -379,8 +387,8 @@ def _validate_messages(messages: Any, version: str, tool_names: set[str], thinki
         extra = set(message) - {"role", "content"}
         if extra:
             raise Rejected(f"messages.{i}.{sorted(extra)[0]}: Extra inputs are not permitted")
-        if role == "system" and version != "2023-06-01":
-            continue  # mid-conversation system messages exist from 2026-10-21 on
+        if role == "system" and system_ok:
+            continue  # mid-conversation system messages: from 2026-10-21 on, or with their beta
         if role not in ("user", "assistant"):
             raise Rejected(f"messages.{i}.role: Input should be 'user' or 'assistant'")
         content = message.get("content")

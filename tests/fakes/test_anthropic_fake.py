@@ -357,3 +357,23 @@ def test_beta_fields_need_their_beta(fake: tuple[FakeAnthropic, str]) -> None:
             model=MODEL, max_tokens=100, messages=user("hello"), extra_body={"context_management": management}
         )
     assert "context_management: Extra inputs are not permitted" in str(caught.value)
+
+
+def test_system_turns_need_the_newer_version_or_their_beta(fake: tuple[FakeAnthropic, str]) -> None:
+    _, url = fake
+    turns: Any = [
+        {"role": "user", "content": "first"},
+        {"role": "assistant", "content": "ok"},
+        {"role": "system", "content": "Answer in French."},
+        {"role": "user", "content": "second"},
+    ]
+    with pytest.raises(anthropic.BadRequestError):
+        client(url).messages.create(model=MODEL, max_tokens=100, messages=turns)
+    beta = client(url).messages.create(
+        model=MODEL,
+        max_tokens=100,
+        messages=turns,
+        extra_headers={"anthropic-beta": "mid-conversation-system-2026-04-07"},
+    )
+    newer = client(url, version="2026-10-21").messages.create(model=MODEL, max_tokens=100, messages=turns)
+    assert beta.content[0].text == newer.content[0].text == "second"

@@ -102,6 +102,8 @@ def test_system_turns_get_the_version_that_takes_them() -> None:
     ]
     assert native_headers(turns, [], "2023-06-01") == {"anthropic-version": "2026-10-21"}
     assert native_headers(turns, [], "2026-10-21") is None  # the provider's own version takes them
+    beta = ["mid-conversation-system-2026-04-07"]  # Claude Code's way: the beta, under 2023-06-01
+    assert native_headers(turns, beta, "2023-06-01") == {"anthropic-beta": beta[0]}
 
 
 THINKING_STREAM = [
@@ -285,6 +287,8 @@ async def test_system_turns_reach_anthropic_intact(provider: AnthropicProvider, 
     assert fake.requests[-1].body["messages"] == client["messages"]
     assert fake.requests[-1].headers["anthropic-version"] == "2026-10-21"
     assert message["content"] == [{"type": "text", "text": "second"}]
+    await provider.messages(client, MODEL, ["mid-conversation-system-2026-04-07"])
+    assert fake.requests[-1].headers["anthropic-version"] == "2023-06-01"
     await provider.messages(body(), MODEL, [])
     assert fake.requests[-1].headers["anthropic-version"] == "2023-06-01"
 

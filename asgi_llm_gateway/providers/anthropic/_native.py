@@ -15,6 +15,7 @@ from ._stream import MESSAGE_EVENTS
 
 __all__ = [
     "COUNT_FIELDS",
+    "SYSTEM_TURNS_BETA",
     "SYSTEM_TURNS_VERSION",
     "NativeEvents",
     "NativeStreamTranslator",
@@ -44,8 +45,10 @@ COUNT_FIELDS = frozenset(
 
 
 #: The first `anthropic-version` that takes `role: "system"` turns inside `messages` (SDK 2.0's default;
-#: before it, the docs said there is no system role for input messages). Claude Code sends such turns.
+#: before it, the docs said there is no system role for input messages).
 SYSTEM_TURNS_VERSION = "2026-10-21"
+#: The beta that allows them under older versions; Claude Code sends it with its system turns.
+SYSTEM_TURNS_BETA = "mid-conversation-system-2026-04-07"
 
 
 def native_body(body: Mapping[str, Any], model: str, *, stream: bool) -> dict[str, Any]:
@@ -148,13 +151,13 @@ class NativeStreamTranslator:
 
 def native_headers(body: Mapping[str, Any], beta: Sequence[str], version: str) -> dict[str, str] | None:
     """Per-request headers: the client's anthropic-beta values, passed on as they are, and a newer
-    `anthropic-version` than the provider's `version` when the body has `system` turns that need it (the
-    client sent them under that version; an older one would refuse them)."""
+    `anthropic-version` than the provider's `version` when the body has `system` turns that need it: the
+    client sent them under that version (with the beta that allows them, the provider's version does)."""
     headers: dict[str, str] = {}
     values = beta_values(beta)
     if values:
         headers["anthropic-beta"] = ",".join(values)
-    if version < SYSTEM_TURNS_VERSION and _has_system_turns(body):
+    if version < SYSTEM_TURNS_VERSION and SYSTEM_TURNS_BETA not in values and _has_system_turns(body):
         headers["anthropic-version"] = SYSTEM_TURNS_VERSION
     return headers or None
 
