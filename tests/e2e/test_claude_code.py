@@ -2,9 +2,9 @@
 tests/node) pointed by ANTHROPIC_BASE_URL at a base URL, in a session where it calls its `Read` tool on a
 file and answers with what only that file holds.
 
-Which base URL is set by TARGETS below: today Claude Code talks to the recording Anthropic fake directly
-(tests/support/claude_code.py), which proves the harness and the tool turn. Once the gateway serves
-`POST /v1/messages`, the gateway in front of each provider's fake becomes a target.
+Which base URL is set by TARGETS below: the recording Anthropic fake directly (tests/support/claude_code.py),
+which proves the harness and the tool turn; and the gateway, mounted in Starlette, in front of the
+Anthropic, OpenAI, Gemini and Bedrock fakes, each speaking its provider's native API.
 
 The first test of a session runs `npm ci` in tests/node when node_modules is missing or older than the
 lockfile. Without node and npm the tests skip, except under CI (`CI` set), where they fail: a skip must
@@ -17,13 +17,22 @@ import json
 import os
 import shutil
 import subprocess
-from collections.abc import Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
+from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
+from starlette.applications import Starlette
+from starlette.routing import Mount
 
+from asgi_llm_gateway import Gateway, api_keys
+from asgi_llm_gateway.providers import AnthropicProvider, BedrockProvider, GeminiProvider, OpenAIProvider
+from tests.fakes import anthropic as fake_anthropic
+from tests.fakes import bedrock as fake_bedrock
+from tests.fakes import gemini as fake_gemini
+from tests.fakes import openai as fake_openai
 from tests.support.claude_code import (
     FIXTURES,
     KEY,
@@ -45,11 +54,17 @@ from tests.support.claude_code import (
 from tests.support.server import serve
 
 # The base URLs Claude Code is pointed at, one test run each. "recording-fake": ANTHROPIC_BASE_URL is the
-# recording fake itself, no gateway in between. When /v1/messages exists, add "gateway-anthropic",
-# "gateway-openai", "gateway-gemini" and "gateway-bedrock" here and a branch for each in `target` below:
-# the gateway mounted in front of tests/fakes/<provider>.py, ANTHROPIC_BASE_URL its mount, the model a
-# route to that provider, and the tool results as that fake recorded them.
-TARGETS = ("recording-fake",)
+# recording fake itself, no gateway in between (proves the harness). "gateway-<provider>": the gateway
+# mounted at /llm in a Starlette app, with its own client keys, in front of tests/fakes/<provider>.py; the
+# model is a gateway model id on that provider, so Claude Code works against any provider.
+TARGETS = ("recording-fake", "gateway-anthropic", "gateway-openai", "gateway-gemini", "gateway-bedrock")
+GATEWAY_KEY = "sk-gw-claude-code-developer"
+GATEWAY_MODELS = {
+    "anthropic": "claude/claude-sonnet-4-5",
+    "openai": "openai/gpt-4.1",
+    "gemini": "gemini/gemini-3-flash",
+    "bedrock": "bedrock/us.anthropic.claude-sonnet-4-5-20250929-v1:0",
+}
 
 
 def _ci() -> bool:
@@ -118,8 +133,56 @@ def target(request: pytest.FixtureRequest, notes: Path) -> Iterator[Target]:
 
         with serve(fake) as url:
             yield Target(url, MODEL, KEY, seen)
+    elif request.param.startswith("gateway-"):
+        with gateway_in_front_of(request.param.removeprefix("gateway-")) as target:
+            yield target
     else:
         raise ValueError(f"no target {request.param!r}")
+
+
+@contextmanager
+def gateway_in_front_of(provider: str) -> Iterator[Target]:
+    """The gateway, mounted in Starlette at /llm, in front of one provider's fake; the fake's recorded
+    bodies after the first turn are where the tool result (and so the file's secret word) must arrive."""
+    fake: Any
+    if provider == "anthropic":
+        fake = fake_anthropic.FakeAnthropic()
+        app, bodies = fake, lambda: [r.body for r in fake.requests]
+    elif provider == "openai":
+        fake = fake_openai.FakeOpenAI()
+        app, bodies = fake.app(), lambda: [r["body"] for r in fake.requests]
+    elif provider == "gemini":
+        fake = fake_gemini.FakeGemini()
+        app, bodies = fake.app(), lambda: [r["body"] for r in fake.requests]
+    else:
+        fake = fake_bedrock.FakeBedrock()
+        app, bodies = fake.app, lambda: [r.body for r in fake.requests]
+    with serve(app) as upstream:
+        providers = {
+            "anthropic": lambda: {"claude": AnthropicProvider(api_key=fake_anthropic.KEY, base_url=upstream)},
+            "openai": lambda: {"openai": OpenAIProvider(api_key=fake_openai.KEY, base_url=upstream + "/v1")},
+            "gemini": lambda: {"gemini": GeminiProvider(api_key=fake_gemini.KEY, base_url=upstream)},
+            "bedrock": lambda: {
+                "bedrock": BedrockProvider(
+                    base_url=upstream,
+                    region="us-east-1",
+                    aws_access_key_id=fake_bedrock.ACCESS_KEY,
+                    aws_secret_access_key=fake_bedrock.SECRET_KEY,
+                )
+            },
+        }[provider]()
+        gateway = Gateway(providers, auth=api_keys({GATEWAY_KEY: "developer"}))
+
+        @asynccontextmanager
+        async def lifespan(app: Starlette) -> AsyncIterator[None]:
+            async with gateway:  # mounted apps get no lifespan: the host closes the gateway
+                yield
+
+        host = Starlette(routes=[Mount("/llm", app=gateway)], lifespan=lifespan)
+        with serve(host) as url:
+            yield Target(
+                url + "/llm", GATEWAY_MODELS[provider], GATEWAY_KEY, lambda: [json.dumps(b) for b in bodies()]
+            )
 
 
 @pytest.mark.parametrize("bearer", [False, True], ids=["x-api-key", "bearer"])
