@@ -306,3 +306,37 @@ def test_metering_sees_every_messages_call(stack: Stack, upstream: Upstream, str
         upstream.model,
     )
     assert record.usage is not None and record.usage["completion_tokens"] == answer.usage.output_tokens
+
+
+def test_a_cut_upstream_stream_is_an_anthropic_error_event_not_a_silent_stop(stack: Stack) -> None:
+    stack.fakes["openai"].faults.append(fake_openai.Fault(None, cut_after=2))
+    body = {
+        "model": "openai/gpt-4.1",
+        "max_tokens": 50,
+        "stream": True,
+        "messages": ask("one two three four"),
+    }
+    with httpx.stream("POST", stack.url + "/v1/messages", json=body, headers={"x-api-key": KEY}) as response:
+        lines = [line for line in response.iter_lines() if line]
+    events = [line.removeprefix("event: ") for line in lines if line.startswith("event: ")]
+    assert events[0] == "message_start" and events[-1] == "error" and "message_stop" not in events
+    error = json.loads(lines[-1].removeprefix("data: "))
+    assert error["type"] == "error" and error["error"]["type"] == "api_error"
+    stack.fakes["openai"].faults.append(fake_openai.Fault(None, cut_after=2))
+    with (
+        pytest.raises(anthropic.APIStatusError),
+        stack.client().messages.stream(
+            model="openai/gpt-4.1", max_tokens=50, messages=ask("one two three four")
+        ) as stream,
+    ):
+        for _ in stream:
+            pass
+
+
+def test_an_upstream_overload_reaches_anthropic_clients_as_529(stack: Stack) -> None:
+    overloaded = {"error": {"message": "busy", "type": "server_error", "param": None, "code": None}}
+    stack.fakes["openai"].faults.append(fake_openai.Fault(503, overloaded))
+    with pytest.raises(anthropic.APIStatusError) as caught:
+        stack.client().messages.create(model="openai/gpt-4.1", max_tokens=10, messages=ask("hi"))
+    assert caught.value.status_code == 529
+    assert caught.value.body["error"]["type"] == "overloaded_error"  # type: ignore[index]
