@@ -23,14 +23,13 @@ from ..legacy import as_function_call_chunk, as_function_call_completion, uses_f
 from ..pipeline.attempts import timed_out
 from ..pipeline.call import Call
 from ..policy import Policy
-from ..providers.base import Chunk, Request, aclose_iterator
-from ..providers.streams import stream_ended_early
+from ..providers.base import Chunk, Request
 from ..routing import Plan, Target
 from ..schemas import parse_json_body, validate_chat_request
 from ..watch import Spawn, watched
 from ..wire import SSE_DONE, sse_event
 from . import Exchange, OpenAIErrors
-from .door import Door
+from .door import Door, first_batch
 
 if TYPE_CHECKING:
     pass
@@ -104,23 +103,8 @@ async def _complete_once(body: Request, target: Target, policy: Policy) -> dict[
 
 
 async def _open_stream_once(body: Request, target: Target, policy: Policy) -> Opened:
-    """Start the provider's stream and wait for its first chunks, so that failures before the first byte
-    reach the client as a proper HTTP status, and can be retried or fall back."""
     batches = target.provider.stream_batches(body, target.model)
-    try:
-        with anyio.fail_after(policy.first_token_timeout):
-            first = await anext(batches)
-    except StopAsyncIteration:
-        raise stream_ended_early(target.provider.kind) from None
-    except TimeoutError:
-        with anyio.CancelScope(shield=True):
-            await aclose_iterator(batches)
-        raise timed_out(target, f"no first chunk within {policy.first_token_timeout:g} s") from None
-    except BaseException:
-        with anyio.CancelScope(shield=True):
-            await aclose_iterator(batches)
-        raise
-    return batches, first
+    return batches, await first_batch(batches, target, policy)
 
 
 class ChatEncoder:

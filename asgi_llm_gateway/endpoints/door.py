@@ -12,18 +12,20 @@ from typing import TYPE_CHECKING, Any
 import anyio
 
 from ..errors import GatewayError
-from ..pipeline.attempts import Attempt, Outcome
+from ..pipeline.attempts import Attempt, Outcome, timed_out
 from ..pipeline.call import CLIENT_CLOSED_REQUEST, Call
 from ..pipeline.relay import StreamEncoder, StreamProgress, relay
+from ..policy import Policy
 from ..providers.base import aclose_iterator
-from ..routing import Plan
+from ..providers.streams import stream_ended_early
+from ..routing import Plan, Target
 from ..watch import Spawn
 from . import Exchange, Headers
 
 if TYPE_CHECKING:
     from ..gateway import Gateway
 
-__all__ = ["Door"]
+__all__ = ["Door", "first_batch"]
 
 
 class Door:
@@ -88,3 +90,21 @@ class Door:
                 if outcome.release is not None:
                     outcome.release()
                 await self.gateway.settle(call, status, failure)
+
+
+async def first_batch(batches: AsyncIterator[list[Any]], target: Target, policy: Policy) -> list[Any]:
+    """Wait for a just-opened stream's first batch, so that a failure before the first byte reaches the
+    client as a proper HTTP status and can be retried or fall back. The stream is closed if it fails."""
+    try:
+        with anyio.fail_after(policy.first_token_timeout):
+            return await anext(batches)
+    except StopAsyncIteration:
+        raise stream_ended_early(target.provider.kind) from None
+    except TimeoutError:
+        with anyio.CancelScope(shield=True):
+            await aclose_iterator(batches)
+        raise timed_out(target, f"no first chunk within {policy.first_token_timeout:g} s") from None
+    except BaseException:
+        with anyio.CancelScope(shield=True):
+            await aclose_iterator(batches)
+        raise

@@ -28,15 +28,14 @@ from ..pipeline.attempts import timed_out
 from ..pipeline.call import Call
 from ..policy import Policy
 from ..providers.anthropic import usage_of
-from ..providers.base import Chunk, aclose_iterator
-from ..providers.streams import stream_ended_early
+from ..providers.base import Chunk
 from ..routing import Plan, Target
 from ..schemas import parse_json_body, validate_messages_request
 from ..watch import Spawn, watched
 from ..wire import dumps
 from . import AnthropicErrors, Exchange
 from .anthropic_native import NativeEvents, NativeProgress
-from .door import Door
+from .door import Door, first_batch
 
 if TYPE_CHECKING:
     from ..gateway import Gateway
@@ -167,20 +166,7 @@ async def _open_stream_once(request: MessagesRequest, target: Target, policy: Po
         batches = provider.messages_batches(request.body, target.model, request.beta)
     else:
         batches = provider.stream_batches(request.chat(), target.model)
-    try:
-        with anyio.fail_after(policy.first_token_timeout):
-            first = await anext(batches)
-    except StopAsyncIteration:
-        raise stream_ended_early(provider.kind) from None
-    except TimeoutError:
-        with anyio.CancelScope(shield=True):
-            await aclose_iterator(batches)
-        raise timed_out(target, f"no first chunk within {policy.first_token_timeout:g} s") from None
-    except BaseException:
-        with anyio.CancelScope(shield=True):
-            await aclose_iterator(batches)
-        raise
-    return native, batches, first
+    return native, batches, await first_batch(batches, target, policy)
 
 
 class CountTokensEndpoint(AnthropicErrors, Door):
