@@ -120,9 +120,10 @@ class ChatEncoder:
         self.legacy_answer = legacy_answer
 
     def encode(self, chunks: list[Chunk]) -> bytes:
+        event = self._event
         if len(chunks) == 1:  # the common case, without the list
-            return self._event(chunks[0])
-        return b"".join([self._event(chunk) for chunk in chunks])
+            return event(chunks[0])
+        return b"".join([event(chunk) for chunk in chunks])
 
     def _event(self, chunk: Chunk) -> bytes:
         chunk["model"] = self.model

@@ -83,16 +83,17 @@ async def relay(
     progress = progress or ChunkProgress(call)
     batch: list[Chunk] | None = first
     failure: GatewayError | None = None
+    see, encode, monotonic = progress.see, encoder.encode, time.monotonic  # the loop runs once per batch
     try:
         with anyio.CancelScope() as idle.scope:
             spawn(idle.run)
             while batch is not None:
-                progress.see(batch)
-                events = encoder.encode(batch)
+                see(batch)
+                events = encode(batch)
                 if events:
-                    await send_body(send, events)
+                    await send({"type": "http.response.body", "body": events, "more_body": True})
                 batch = await anext(batches, None)
-                idle.last = time.monotonic()
+                idle.last = monotonic()
         idle.scope.cancel()  # stops the watch
         if idle.expired:
             failure = timed_out(target, f"no chunk for {idle.timeout:g} s")
