@@ -14,7 +14,9 @@ Each provider's translation is pure (request dict → native body, native answer
 
 Optional capabilities, for the Anthropic Messages door: a provider that `speaks_messages` for a model takes
 native Messages requests as they are (`messages`, `messages_batches`, `count_message_tokens`); any provider
-with a counting API counts a chat request's input tokens (`count_tokens`). The defaults say "not here".
+with a counting API counts a chat request's input tokens (`count_tokens`). For the OpenAI Responses door: a
+provider that `speaks_responses` for a model takes native Responses requests (`responses`,
+`responses_batches`). The defaults say "not here".
 """
 
 from __future__ import annotations
@@ -114,15 +116,35 @@ class Provider(ABC):
         system prompt and tools included; None when the upstream has no counting API (the default)."""
         return None
 
+    # -- optional: the OpenAI Responses door -----------------------------------------------------------
 
-def _not_native(kind: str, model: str) -> GatewayError:
-    """A native Messages call on a provider that does not speak Messages for `model`: the caller should
-    have asked `speaks_messages` first, so this is the gateway's fault, never the client's."""
+    def speaks_responses(self, model: str) -> bool:
+        """Whether this provider serves OpenAI Responses requests natively for `model` (no translation)."""
+        return False
+
+    async def responses(self, body: Mapping[str, Any], model: str) -> dict[str, Any]:
+        """A native Responses request (validated; `model` is the upstream id to use instead of
+        body["model"]; the caller has already expanded any `previous_response_id` into `input` and set
+        `store: false`, so the upstream keeps no state) → the native `response` dict. Only where
+        `speaks_responses(model)`; the default raises."""
+        raise _not_native(self.kind, model, "OpenAI Responses", "responses_not_native")
+
+    def responses_batches(self, body: Mapping[str, Any], model: str) -> AsyncIterator[list[dict[str, Any]]]:
+        """The same, streamed: non-empty lists of native Responses stream events, each the parsed `data`
+        object (it has its "type" and "sequence_number"). The stream ends after `response.completed` or
+        `response.incomplete`; `response.failed` or an `error` event raises the `GatewayError` it stands
+        for, and a cut or garbage stream raises too (never a silent end). Only where
+        `speaks_responses(model)`; the default raises when called."""
+        raise _not_native(self.kind, model, "OpenAI Responses", "responses_not_native")
+
+
+def _not_native(
+    kind: str, model: str, api: str = "Anthropic Messages", code: str = "messages_not_native"
+) -> GatewayError:
+    """A native call on a provider that does not speak that API for `model`: the caller should have asked
+    `speaks_messages`/`speaks_responses` first, so this is the gateway's fault, never the client's."""
     return GatewayError(
-        f"{kind}: no native Anthropic Messages API for model '{model}'",
-        status=500,
-        type="server_error",
-        code="messages_not_native",
+        f"{kind}: no native {api} API for model '{model}'", status=500, type="server_error", code=code
     )
 
 
