@@ -58,9 +58,15 @@ class Quirks:
     required_tool_choice: str = "required"
     #: Models (by prefix) that take `max_completion_tokens` only.
     reasoning_model_prefixes: tuple[str, ...] = ()
+    #: The upstream serves OpenAI's Responses API (`POST {base}/responses`) with OpenAI's exact wire format,
+    #: so Responses requests pass through natively. True for OpenAI and Azure only: xAI and Groq have a
+    #: `/responses` endpoint too, but its events and items are not verified to match OpenAI's.
+    responses: bool = False
 
 
-OPENAI = Quirks(developer_as_system=False, reasoning_model_prefixes=("o1", "o3", "o4", "gpt-5"))
+OPENAI = Quirks(
+    developer_as_system=False, reasoning_model_prefixes=("o1", "o3", "o4", "gpt-5"), responses=True
+)
 COMPATIBLE = Quirks(drop=_OPENAI_ONLY_HINTS)
 MISTRAL = Quirks(
     fields=frozenset(

@@ -2,20 +2,24 @@
 
 from __future__ import annotations
 
+import hashlib
 import os
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping, Sequence
 from typing import Any, ClassVar
 from urllib.parse import quote
 
 import httpx
 
+from ...errors import GatewayError
 from ...model_ids import path_segment
+from ...wire import loads
 from ..base import Request
 from ..http import HTTPProvider
 from ..streams import one_by_one, translate_reads
 from ._quirks import COMPATIBLE, DEEPSEEK, GROQ, MISTRAL, OPENAI, XAI, Quirks
 from ._request import to_native
 from ._response import to_completion
+from ._responses import ResponsesStreamTranslator, check_response, native_responses_body
 from ._stream import StreamTranslator
 
 __all__ = [
@@ -38,8 +42,35 @@ class OpenAICompatibleProvider(HTTPProvider):
     kind = "openai-compatible"
     quirks: ClassVar[Quirks] = COMPATIBLE
 
+    def __init__(
+        self,
+        api_key: str | None = None,
+        base_url: str | None = None,
+        timeout: float | httpx.Timeout | None = 600.0,
+        *,
+        models: Sequence[str] | None = None,
+        headers: Mapping[str, str] | None = None,
+        client: httpx.AsyncClient | None = None,
+        reasoning_scope: str | None = None,
+    ) -> None:
+        super().__init__(api_key, base_url, timeout, models=models, headers=headers, client=client)
+        self._reasoning_scope = reasoning_scope
+
+    @property
+    def reasoning_scope(self) -> str:
+        """The name this provider's encrypted reasoning is sealed with (see `_responses.py`): only a provider
+        with the same scope gets it back. Given, or `<kind>-<digest of base URL and key>`: the content is
+        readable only by the endpoint and account that made it, and the key stands for the account."""
+        if self._reasoning_scope is None:
+            digest = hashlib.sha256(f"{self.base_url}\0{self.api_key or ''}".encode()).hexdigest()
+            self._reasoning_scope = f"{self.kind}-{digest[:12]}"
+        return self._reasoning_scope
+
     def chat_url(self, model: str) -> str:
         return f"{self.base_url}/chat/completions"
+
+    def responses_url(self, model: str) -> str:
+        return f"{self.base_url}/responses"
 
     def _body(self, request: Request, model: str, stream: bool) -> dict[str, Any]:
         return to_native(request, model, self.quirks, provider=self.kind, stream=stream)
@@ -49,6 +80,21 @@ class OpenAICompatibleProvider(HTTPProvider):
         if isinstance(body, dict) and isinstance(body.get("message"), (dict, list)):  # Mistral's 422 detail
             message = text[:1000]
         return message, code
+
+    def error_from_response(self, response: httpx.Response, content: bytes) -> GatewayError:
+        """The shared mapping, keeping the upstream's `param` on a 400: it names the client's own field
+        (the Responses API's errors name it, `input[2].call_id`, and its clients show it)."""
+        error = super().error_from_response(response, content)
+        if error.status == 400 and error.param is None:
+            try:
+                body = loads(content) if content else None
+            except ValueError:
+                body = None
+            detail = body.get("error") if isinstance(body, dict) else None
+            param = detail.get("param") if isinstance(detail, dict) else None
+            if isinstance(param, str) and param:
+                error.param = param
+        return error
 
     async def complete(self, request: Request, model: str) -> dict[str, Any]:
         native = await self.post_json(self.chat_url(model), self._body(request, model, stream=False))
@@ -61,6 +107,30 @@ class OpenAICompatibleProvider(HTTPProvider):
         translator = StreamTranslator(self.kind)
         reads = self.post_sse(self.chat_url(model), self._body(request, model, stream=True))
         return translate_reads(reads, translator)
+
+    # -- the Responses door: native passthrough where the upstream speaks it (`Quirks.responses`) ---------
+
+    def speaks_responses(self, model: str) -> bool:
+        return self.quirks.responses
+
+    async def responses(self, body: Mapping[str, Any], model: str) -> dict[str, Any]:
+        """`POST {base}/responses` with the client's body (`model` replaced, input unsealed for this
+        provider); the answer's encrypted reasoning sealed for it."""
+        if not self.speaks_responses(model):
+            return await super().responses(body, model)
+        scope = self.reasoning_scope
+        native = native_responses_body(body, model, stream=False, provider_name=scope)
+        answer = await self.post_json(self.responses_url(model), native)
+        response: dict[str, Any] = check_response(answer, self.kind, scope, self.secrets())
+        return response
+
+    def responses_batches(self, body: Mapping[str, Any], model: str) -> AsyncIterator[list[dict[str, Any]]]:
+        if not self.speaks_responses(model):
+            return super().responses_batches(body, model)
+        scope = self.reasoning_scope
+        translator = ResponsesStreamTranslator(self.kind, scope, secrets=tuple(self.secrets()))
+        native = native_responses_body(body, model, stream=True, provider_name=scope)
+        return translate_reads(self.post_sse(self.responses_url(model), native), translator)
 
     async def list_models(self) -> list[str]:
         if self.models is not None:
@@ -146,6 +216,16 @@ class AzureOpenAIProvider(OpenAICompatibleProvider):
                 f"?api-version={quote(self.api_version, safe='')}"
             )
         return f"{self.base_url}/openai/v1/chat/completions"
+
+    def responses_url(self, model: str) -> str:
+        """The v1 API's `/openai/v1/responses`; with an `api_version`, the versioned `/openai/responses`
+        (no deployment in the path there: the deployment is the body's `model`, as the Azure SDK sends it;
+        the version must be one that has the Responses API, 2025-03-01-preview or later)."""
+        if self.base_url.endswith("/openai/v1"):
+            return f"{self.base_url}/responses"
+        if self.api_version:
+            return f"{self.base_url}/openai/responses?api-version={quote(self.api_version, safe='')}"
+        return f"{self.base_url}/openai/v1/responses"
 
     async def list_models(self) -> list[str]:
         return list(self.models or ())
