@@ -2,12 +2,14 @@
 
 Each contract is data (draft 2020-12): `chat_completion_request.schema.json` for the chat-completions door,
 `messages_request.schema.json` for the Anthropic Messages door (and, without `max_tokens` and `stream`, for
-its count_tokens request). This module reads each once, compiles its validators per process on first use,
-and turns the first violation into a `GatewayError` 400 whose `param` is the JSON path in OpenAI's style
-(`messages[1].content[0].type`); every door renders that error in its own envelope.
+its count_tokens request), `responses_request.schema.json` for the Responses door. This module reads each
+once, compiles its validators per process on first use, and turns the first violation into a `GatewayError`
+400 whose `param` is the JSON path in OpenAI's style (`messages[1].content[0].type`); every door renders
+that error in its own envelope.
 
-What follows describes the chat contract; the Messages contract follows the same rules (its schema's
-`description` says where it differs: open block types, null only where Anthropic accepts it).
+What follows describes the chat contract; the Messages and Responses contracts follow the same rules (each
+schema's `description` says where it differs: open block, item and tool types, null only where Anthropic
+accepts it).
 
 Policy for what the schema does not list (the schema's `description` says the same):
 
@@ -66,17 +68,21 @@ if TYPE_CHECKING:
 __all__ = [
     "load_chat_request_schema",
     "load_messages_request_schema",
+    "load_responses_request_schema",
     "parse_json_body",
     "validate_chat_request",
     "validate_messages_request",
+    "validate_responses_request",
 ]
 
 _SCHEMA_FILE = "chat_completion_request.schema.json"
 _MESSAGES_SCHEMA_FILE = "messages_request.schema.json"
+_RESPONSES_SCHEMA_FILE = "responses_request.schema.json"
 # The contracts, by name; the count_tokens one is derived from the Messages schema.
 _CHAT = "chat"
 _MESSAGES = "messages"
 _COUNT_TOKENS = "count_tokens"
+_RESPONSES = "responses"
 _PLAIN_KEY = re.compile(r"[A-Za-z0-9_-]+")
 _TYPE_NAMES = {
     "string": "a string",
@@ -107,6 +113,11 @@ def load_messages_request_schema(*, count_tokens: bool = False) -> dict[str, Any
     return schema
 
 
+def load_responses_request_schema() -> dict[str, Any]:
+    """A fresh copy of the Responses request schema."""
+    return _read(_RESPONSES_SCHEMA_FILE)
+
+
 def _read(name: str) -> dict[str, Any]:
     schema: dict[str, Any] = loads(resources.files(__name__).joinpath(name).read_bytes())
     return schema
@@ -115,6 +126,8 @@ def _read(name: str) -> dict[str, Any]:
 def _load(contract: str) -> dict[str, Any]:
     if contract == _CHAT:
         return load_chat_request_schema()
+    if contract == _RESPONSES:
+        return load_responses_request_schema()
     return load_messages_request_schema(count_tokens=contract == _COUNT_TOKENS)
 
 
@@ -231,6 +244,13 @@ def validate_messages_request(body: object, *, count_tokens: bool = False) -> No
     _check_named_messages_tool(body)
 
 
+def validate_responses_request(body: object) -> None:
+    """Raise `GatewayError` 400 for the first way `body` breaks the Responses contract."""
+    _check(body, _fast_validator(_RESPONSES), functools.partial(_reference_validator, _RESPONSES))
+    assert isinstance(body, dict)
+    _check_named_responses_tool(body)
+
+
 def _check(
     body: object, fast: Callable[[object], bool] | None, reference: Callable[[], Draft202012Validator]
 ) -> None:
@@ -275,6 +295,26 @@ def _check_named_messages_tool(body: dict[str, Any]) -> None:
     if name not in {tool.get("name") for tool in body.get("tools") or ()}:
         raise GatewayError(
             f"tool_choice.name: '{name}' is not one of the tools in tools",
+            status=400,
+            param="tool_choice.name",
+            code="invalid_value",
+        )
+
+
+def _check_named_responses_tool(body: dict[str, Any]) -> None:
+    """The Responses spelling of `_check_named_tool`: `tool_choice` `{"type": "function", "name"}` names a
+    function tool, or a function inside a namespace tool."""
+    choice = body.get("tool_choice")
+    if not isinstance(choice, dict) or choice.get("type") != "function":
+        return
+    name = choice.get("name")
+    declared: set[Any] = set()
+    for tool in body.get("tools") or ():
+        members = tool.get("tools") or () if tool.get("type") == "namespace" else (tool,)
+        declared.update(member.get("name") for member in members if member.get("type") == "function")
+    if name not in declared:
+        raise GatewayError(
+            f"tool_choice.name: '{name}' is not one of the functions in tools",
             status=400,
             param="tool_choice.name",
             code="invalid_value",
