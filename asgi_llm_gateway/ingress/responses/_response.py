@@ -1,0 +1,219 @@
+"""A canonical `chat.completion` → a Responses `response`; the pieces the stream encoder shares.
+
+Decisions where the APIs differ:
+
+- `status`: `completed`, or `incomplete` with `incomplete_details.reason` `max_output_tokens` (finish
+  `length`) or `content_filter`; then the last item (the one cut short) is `incomplete` too, as OpenAI
+  marks it, the others `completed`.
+- `output`, in this order: a `reasoning` item when the answer has `reasoning_content`, its text as one
+  `summary_text` (never `encrypted_content`: there is no OpenAI reasoning to encrypt, and a client must not
+  mistake it for some); a `message` item with one `output_text` part (`annotations: []`, `logprobs: []`)
+  and one `refusal` part when there is text or a refusal; one `function_call` item per tool call
+  (`call_id` the upstream's call id, or a made-up `call_…` when it gave none; a call to a namespaced
+  function carries `namespace` and the member's own name again, see `_tools.py`).
+- Item ids are derived from the response id and the item's position (`msg_<id>_1`): unique as response ids
+  are, and the same however often a response is rendered (the stream and `to_response` agree).
+- `usage`: `input_tokens` is chat's `prompt_tokens` (cached tokens included, as in both APIs),
+  `input_tokens_details` its `cached_tokens` and `cache_write_tokens`, `output_tokens_details` its
+  `reasoning_tokens`; null when the upstream reported none.
+- The request's parameters are echoed as OpenAI echoes them (`instructions`, `tools` as sent, built-in ones
+  included, `tool_choice` `auto` and `parallel_tool_calls` true by default, `text` plain by default, …);
+  `model` is the model the gateway answered with.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Mapping
+from typing import Any
+
+from ...errors import GatewayError
+from ...wire import dumps
+from ._tools import namespaced_names
+
+__all__ = [
+    "failure_error",
+    "function_call_item",
+    "item_id",
+    "message_item",
+    "output_items",
+    "output_text",
+    "reasoning_item",
+    "refusal_part",
+    "skeleton",
+    "status_of",
+    "to_response",
+    "usage_of",
+]
+
+_INCOMPLETE = {"length": "max_output_tokens", "content_filter": "content_filter"}
+_PASSED_CODES = frozenset({"context_length_exceeded", "insufficient_quota", "rate_limit_exceeded"})
+
+
+def to_response(
+    completion: Mapping[str, Any], *, response_id: str, created_at: int, model: str, body: Mapping[str, Any]
+) -> dict[str, Any]:
+    """The `response` object for a `chat.completion` (only its first choice counts: a Responses request
+    asks for one); `body` is the request, echoed."""
+    choices = completion.get("choices") or [{}]
+    choice = choices[0]
+    message = choice.get("message") or {}
+    status, details = status_of(choice.get("finish_reason"))
+    output: list[dict[str, Any]] = []
+    if reasoning := message.get("reasoning_content"):
+        output.append(reasoning_item(item_id("rs", response_id, 0), reasoning))
+    text = _text(message.get("content"))
+    refusal = message.get("refusal")
+    if text or refusal:
+        content = ([output_text(text)] if text else []) + ([refusal_part(refusal)] if refusal else [])
+        output.append(message_item(item_id("msg", response_id, len(output)), "completed", content))
+    names = namespaced_names(body.get("tools"))
+    for call in message.get("tool_calls") or ():
+        function = call.get("function") or {}
+        arguments = function.get("arguments")
+        if not isinstance(arguments, str):
+            arguments = dumps(arguments).decode() if arguments is not None else ""
+        index = len(output)
+        call_id = call.get("id") or item_id("call", response_id, index)
+        item = function_call_item(response_id, index, call_id, function.get("name") or "", names)
+        item.update(status="completed", arguments=arguments)
+        output.append(item)
+    if status == "incomplete" and output and "status" in output[-1]:
+        output[-1]["status"] = "incomplete"  # the item the limit cut short
+    response = skeleton(body, response_id=response_id, created_at=created_at, model=model)
+    response.update(status=status, incomplete_details=details, output=output)
+    response["usage"] = usage_of(completion.get("usage"))
+    return response
+
+
+def skeleton(body: Mapping[str, Any], *, response_id: str, created_at: int, model: str) -> dict[str, Any]:
+    """The response before any output (`status: in_progress`, `output: []`, no usage): what a stream's
+    `response.created` carries, and what `to_response` fills in."""
+    reasoning = body.get("reasoning") or {}
+    return {
+        "id": response_id,
+        "object": "response",
+        "created_at": created_at,
+        "status": "in_progress",
+        "background": bool(body.get("background")),
+        "error": None,
+        "incomplete_details": None,
+        "instructions": body.get("instructions"),
+        "max_output_tokens": body.get("max_output_tokens"),
+        "max_tool_calls": body.get("max_tool_calls"),
+        "model": model,
+        "output": [],
+        "parallel_tool_calls": body.get("parallel_tool_calls") is not False,
+        "previous_response_id": body.get("previous_response_id"),
+        "prompt_cache_key": body.get("prompt_cache_key"),
+        "reasoning": {"effort": reasoning.get("effort"), "summary": reasoning.get("summary")},
+        "safety_identifier": body.get("safety_identifier"),
+        "service_tier": body.get("service_tier"),
+        "store": body.get("store") is not False,
+        "temperature": body.get("temperature"),
+        "text": body.get("text") or {"format": {"type": "text"}},
+        "tool_choice": body.get("tool_choice") or "auto",
+        "tools": list(body.get("tools") or ()),
+        "top_logprobs": body.get("top_logprobs"),
+        "top_p": body.get("top_p"),
+        "truncation": body.get("truncation") or "disabled",
+        "usage": None,
+        "user": body.get("user"),
+        "metadata": dict(body.get("metadata") or {}),
+    }
+
+
+def output_items(response: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """The items a response adds to its conversation (its `output`), as copies."""
+    return copy.deepcopy(list(response.get("output") or ()))
+
+
+def status_of(finish_reason: str | None) -> tuple[str, dict[str, str] | None]:
+    """(`status`, `incomplete_details`) for a chat `finish_reason`."""
+    reason = _INCOMPLETE.get(finish_reason or "")
+    if reason is None:
+        return "completed", None
+    return "incomplete", {"reason": reason}
+
+
+def usage_of(usage: Mapping[str, Any] | None) -> dict[str, Any] | None:
+    """Responses usage for chat usage; None for none."""
+    if not usage:
+        return None
+    prompt = usage.get("prompt_tokens") or 0
+    completion = usage.get("completion_tokens") or 0
+    cached = (usage.get("prompt_tokens_details") or {}).get("cached_tokens") or 0
+    written = (usage.get("prompt_tokens_details") or {}).get("cache_write_tokens") or 0
+    reasoning = (usage.get("completion_tokens_details") or {}).get("reasoning_tokens") or 0
+    return {
+        "input_tokens": prompt,
+        "input_tokens_details": {"cached_tokens": cached, "cache_write_tokens": written},
+        "output_tokens": completion,
+        "output_tokens_details": {"reasoning_tokens": reasoning},
+        "total_tokens": usage.get("total_tokens") or prompt + completion,
+    }
+
+
+def failure_error(error: GatewayError) -> dict[str, str]:
+    """`response.error` for a failure: the codes Responses clients act on pass (Codex stops on
+    `context_length_exceeded` and `insufficient_quota`, and waits out a `rate_limit_exceeded` whose message
+    says "try again in N s"); any other failure is a `server_error`, the message saying what happened."""
+    message = error.message
+    if error.code in _PASSED_CODES:
+        code = error.code
+    elif error.status == 429:
+        code = "rate_limit_exceeded"
+    else:
+        code = "server_error"
+    retry_after = error.headers.get("retry-after", "")
+    if code == "rate_limit_exceeded" and retry_after.isdigit():
+        message = f"{message} Please try again in {retry_after}s."
+    return {"code": code, "message": message}
+
+
+def item_id(kind: str, response_id: str, index: int) -> str:
+    """The id of the output item at `index` (see the module docstring)."""
+    return f"{kind}_{response_id.partition('_')[2] or response_id}_{index}"
+
+
+def reasoning_item(id: str, text: str) -> dict[str, Any]:
+    return {"id": id, "type": "reasoning", "summary": [{"type": "summary_text", "text": text}]}
+
+
+def function_call_item(
+    response_id: str, index: int, call_id: str, name: str, names: Mapping[str, tuple[str, str]]
+) -> dict[str, Any]:
+    """A `function_call` item, in progress with no arguments yet; a flat name from a namespace split
+    again."""
+    item: dict[str, Any] = {
+        "id": item_id("fc", response_id, index),
+        "type": "function_call",
+        "status": "in_progress",
+        "arguments": "",
+        "call_id": call_id,
+        "name": name,
+    }
+    if name in names:
+        item["namespace"], item["name"] = names[name]
+    return item
+
+
+def output_text(text: str) -> dict[str, Any]:
+    return {"type": "output_text", "annotations": [], "logprobs": [], "text": text}
+
+
+def refusal_part(refusal: str) -> dict[str, Any]:
+    return {"type": "refusal", "refusal": refusal}
+
+
+def message_item(id: str, status: str, content: list[dict[str, Any]]) -> dict[str, Any]:
+    return {"id": id, "type": "message", "status": status, "role": "assistant", "content": content}
+
+
+def _text(content: Any) -> str:
+    """A message's text: a string, or the text of a list of parts (some upstreams answer with parts)."""
+    if isinstance(content, str):
+        return content
+    if isinstance(content, list):
+        return "".join(part.get("text") or "" for part in content if isinstance(part, dict))
+    return ""
