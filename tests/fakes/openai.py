@@ -7,13 +7,28 @@ must be 9 alphanumerics; `developer` role and `name` on user messages rejected; 
 deployments URL with api-version, a leading prompt-filter chunk with empty choices), "deepseek"
 (`: keep-alive` comments, cache-hit usage fields, text-only content), "groq" (n must be 1, `reasoning`
 field). Answers are the echo provider's, rendered in the flavour's format. Faults can be scripted.
+
+"openai" and "azure" also serve the Responses API (`POST /v1/responses`; Azure's `/openai/v1/responses` and
+the versioned `/openai/responses?api-version=`), streamed and not, in OpenAI's wire format: the same echo
+model answers, its tool calls becoming `function_call` items. It refuses what OpenAI refuses (see
+`_responses_rejection`): unknown top-level parameters and item fields, malformed items, an unknown
+`previous_response_id` or item reference (nothing is kept with `store: false`), reasoning items whose
+`encrypted_content` it did not make, `text.format` json_schema without `name` or `schema`. Reasoning models
+(o-series, gpt-5) answer with a reasoning item first, with an `encrypted_content` the fake can verify later
+when `include` asks for it. Other flavours have no `/responses` (404).
 """
 
 from __future__ import annotations
 
 import asyncio
+import base64
+import hashlib
+import hmac
 import json
 import re
+import secrets
+import time
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -54,6 +69,10 @@ class Fault:
     delay: float = 0.0
     #: Send this raw text instead of a JSON body (garbage).
     raw: str | None = None
+    #: For Responses streams: send this many events, then `fail_with` ("response.failed" or "error").
+    fail_after: int | None = None
+    fail_with: str = "response.failed"
+    fail_code: str = "server_error"
 
 
 @dataclass
@@ -68,6 +87,10 @@ class FakeOpenAI:
     abandoned: int = 0
     #: GET /v1/models calls.
     model_listings: int = 0
+    #: Signs the reasoning items' `encrypted_content`: another fake (another "account") cannot read them.
+    reasoning_key: bytes = field(default_factory=lambda: secrets.token_bytes(16))
+    #: Responses kept because their request had `store` true (the default): id → (input items, response).
+    stored: dict[str, tuple[list[dict[str, Any]], dict[str, Any]]] = field(default_factory=dict)
 
     # -- checks ------------------------------------------------------------------------------------------
 
@@ -254,10 +277,407 @@ class FakeOpenAI:
     def app(self) -> Starlette:
         chat = ["/v1/chat/completions", "/chat/completions", "/openai/v1/chat/completions",
                 "/openai/deployments/{deployment}/chat/completions"]  # fmt: skip
+        responses = ["/v1/responses", "/responses", "/openai/v1/responses", "/openai/responses"]
         return Starlette(
             routes=[Route(path, self.chat, methods=["POST"]) for path in chat]
+            + [Route(path, self.responses, methods=["POST"]) for path in responses]
             + [Route("/v1/models", self.models)]
         )
+
+    # -- the Responses API -----------------------------------------------------------------------------
+
+    async def responses(self, request: Request) -> Response:
+        body = json.loads(await request.body())
+        self.requests.append(
+            {
+                "path": request.url.path,
+                "query": str(request.url.query),
+                "headers": dict(request.headers),
+                "body": body,
+            }
+        )
+        if self.flavour not in ("openai", "azure"):
+            return _openai_error(404, "Not Found", None)
+        if not self._auth_ok(request):
+            return _openai_error(401, "Incorrect API key provided: sk-up***", None, "invalid_api_key")
+        versioned = self.flavour == "azure" and request.url.path == "/openai/responses"
+        if versioned and "api-version" not in request.query_params:
+            return _openai_error(404, "Resource not found", None)
+        fault = self.faults.pop(0) if self.faults else None
+        if fault is not None and fault.delay:
+            await asyncio.sleep(fault.delay)
+        if (
+            fault is not None
+            and fault.status is not None
+            and fault.cut_after is None
+            and fault.fail_after is None
+        ):
+            if fault.raw is not None:
+                return Response(fault.raw, status_code=fault.status, headers=fault.headers)
+            return JSONResponse(fault.body, status_code=fault.status, headers=fault.headers)
+        if not isinstance(body, dict):
+            return _openai_error(400, "The request body must be a JSON object.", None, "invalid_type")
+        rejection = self._responses_rejection(body)
+        if rejection is not None:
+            return rejection
+        history = self._history(body)
+        if isinstance(history, Response):
+            return history
+        answer = await self._respond(body, history)
+        if body.get("store", True) is not False:
+            self.stored[answer.response["id"]] = (history, answer.final())
+        if body.get("stream"):
+            return StreamingResponse(self._response_events(answer, fault), media_type="text/event-stream")
+        return JSONResponse(answer.final())
+
+    def _responses_rejection(self, body: dict[str, Any]) -> Response | None:
+        """What OpenAI answers 400 to (the first problem found), or None."""
+        for key in body:
+            if key not in RESPONSES_FIELDS:
+                return _unknown(key)
+        model = body.get("model")
+        if not isinstance(model, str) or not model:
+            return _missing("model")
+        if "input" not in body and "previous_response_id" not in body:
+            return _missing("input")
+        stream = body.get("stream")
+        if stream is not None and not isinstance(stream, bool):
+            return _invalid_type("stream", "a boolean", stream)
+        if body.get("stream_options") is not None and not stream:
+            return _openai_error(
+                400, "stream_options is only allowed when stream is true", "stream_options", "invalid_value"
+            )
+        limit = body.get("max_output_tokens")
+        if limit is not None:
+            if not isinstance(limit, int) or isinstance(limit, bool):
+                return _invalid_type("max_output_tokens", "an integer", limit)
+            if limit < 16:
+                return _openai_error(
+                    400,
+                    "Invalid 'max_output_tokens': integer below minimum value. "
+                    f"Expected a value >= 16, but got {limit} instead.",
+                    "max_output_tokens",
+                    "integer_below_min_value",
+                )
+        reasoning = body.get("reasoning")
+        if reasoning is not None:
+            if not isinstance(reasoning, dict):
+                return _invalid_type("reasoning", "an object", reasoning)
+            for key in reasoning:
+                if key not in ("effort", "summary", "generate_summary", "context"):
+                    return _unknown(f"reasoning.{key}")
+            if reasoning.get("effort") is not None and not REASONING_MODEL.match(model):
+                return _openai_error(
+                    400,
+                    "Unsupported parameter: 'reasoning.effort' is not supported with this model.",
+                    "reasoning.effort",
+                    "unsupported_parameter",
+                )
+        include = body.get("include")
+        if include is not None:
+            if not isinstance(include, list):
+                return _invalid_type("include", "an array", include)
+            for index, value in enumerate(include):
+                if value not in INCLUDABLE:
+                    return _invalid_value(f"include[{index}]", value)
+        return (
+            self._text_rejection(body.get("text"))
+            or self._tools_rejection(body.get("tools"))
+            or self._tool_choice_rejection(body.get("tool_choice"))
+            or self._input_rejection(body.get("input"), body.get("store", True) is not False)
+        )
+
+    def _text_rejection(self, text: Any) -> Response | None:
+        if text is None:
+            return None
+        if not isinstance(text, dict):
+            return _invalid_type("text", "an object", text)
+        for key in text:
+            if key not in ("format", "verbosity"):
+                return _unknown(f"text.{key}")
+        fmt = text.get("format")
+        if fmt is None:
+            return None
+        if not isinstance(fmt, dict):
+            return _invalid_type("text.format", "an object", fmt)
+        kind = fmt.get("type")
+        if kind not in ("text", "json_object", "json_schema"):
+            return _invalid_value("text.format.type", kind)
+        allowed = {"type", "name", "schema", "strict", "description"} if kind == "json_schema" else {"type"}
+        for key in fmt:
+            if key not in allowed:
+                return _unknown(f"text.format.{key}")
+        if kind == "json_schema":
+            for key in ("name", "schema"):
+                if key not in fmt:
+                    return _missing(f"text.format.{key}")
+            if not isinstance(fmt["name"], str) or not re.fullmatch(r"[A-Za-z0-9_-]{1,64}", fmt["name"]):
+                return _invalid_value("text.format.name", fmt["name"])
+            if not isinstance(fmt["schema"], dict):
+                return _invalid_type("text.format.schema", "an object", fmt["schema"])
+        return None
+
+    def _tools_rejection(self, tools: Any) -> Response | None:
+        if tools is None:
+            return None
+        if not isinstance(tools, list):
+            return _invalid_type("tools", "an array", tools)
+        for index, tool in enumerate(tools):
+            where = f"tools[{index}]"
+            if not isinstance(tool, dict):
+                return _invalid_type(where, "an object", tool)
+            kind = tool.get("type")
+            if kind not in TOOL_TYPES:
+                return _invalid_value(f"{where}.type", kind)
+            if kind != "function":
+                continue  # built-in tools: accepted, never called by the echo model
+            for key in tool:
+                if key not in FUNCTION_TOOL_KEYS:
+                    return _unknown(f"{where}.{key}")
+            if not isinstance(tool.get("name"), str) or not tool["name"]:
+                return _missing(f"{where}.name")
+            if tool.get("parameters") is not None and not isinstance(tool["parameters"], dict):
+                return _invalid_type(f"{where}.parameters", "an object", tool["parameters"])
+        return None
+
+    def _tool_choice_rejection(self, choice: Any) -> Response | None:
+        if choice is None or choice in ("auto", "none", "required"):
+            return None
+        if not isinstance(choice, dict):
+            return _invalid_value("tool_choice", choice)
+        if choice.get("type") == "function" and not isinstance(choice.get("name"), str):
+            return _missing("tool_choice.name")
+        return None
+
+    def _input_rejection(self, items: Any, store: bool) -> Response | None:
+        if items is None or isinstance(items, str):
+            return None
+        if not isinstance(items, list):
+            return _invalid_type("input", "a string or an array", items)
+        for index, item in enumerate(items):
+            problem = self._item_rejection(item, f"input[{index}]", store)
+            if problem is not None:
+                return problem
+        return None
+
+    def _item_rejection(self, item: Any, where: str, store: bool) -> Response | None:
+        if not isinstance(item, dict):
+            return _invalid_type(where, "an object", item)
+        kind = item.get("type", "message" if "role" in item else None)
+        if kind is None:
+            return _missing(f"{where}.type")
+        if kind not in ITEM_TYPES:
+            return _invalid_value(f"{where}.type", kind)
+        keys = ITEM_KEYS.get(kind)
+        if keys is None:
+            return None  # items of the built-in tools: accepted, ignored by the echo model
+        for key in item:
+            if key not in keys:
+                return _unknown(f"{where}.{key}")
+        for key in ITEM_REQUIRED[kind]:
+            if key not in item:
+                return _missing(f"{where}.{key}")
+        if kind == "message":
+            return self._message_rejection(item, where)
+        if kind == "function_call":
+            for key in ("call_id", "name", "arguments"):
+                if not isinstance(item[key], str):
+                    return _invalid_type(f"{where}.{key}", "a string", item[key])
+        elif kind == "function_call_output":
+            if not isinstance(item["call_id"], str):
+                return _invalid_type(f"{where}.call_id", "a string", item["call_id"])
+            if not isinstance(item["output"], (str, list)):
+                return _invalid_type(f"{where}.output", "a string or an array", item["output"])
+        elif kind in ("reasoning", "compaction"):
+            if kind == "reasoning" and not isinstance(item["summary"], list):
+                return _invalid_type(f"{where}.summary", "an array", item["summary"])
+            content = item.get("encrypted_content")
+            if content is not None:
+                if not isinstance(content, str) or not self.verify_encrypted(content):
+                    shown = content[:4] + "..." + content[-4:] if isinstance(content, str) else content
+                    return _openai_error(
+                        400,
+                        f"The encrypted content {shown} could not be verified. "
+                        "Reason: Encrypted content could not be decrypted or parsed.",
+                        None,
+                        "invalid_encrypted_content",
+                    )
+            elif not self._known_item(item.get("id")):
+                return _item_not_found(item.get("id"), store)
+        elif kind == "item_reference" and not self._known_item(item.get("id")):
+            return _item_not_found(item.get("id"), store)
+        return None
+
+    def _message_rejection(self, item: dict[str, Any], where: str) -> Response | None:
+        role = item["role"]
+        if role not in ("user", "assistant", "system", "developer"):
+            return _invalid_value(f"{where}.role", role)
+        content = item["content"]
+        if isinstance(content, str):
+            return None
+        if not isinstance(content, list):
+            return _invalid_type(f"{where}.content", "a string or an array", content)
+        allowed = ASSISTANT_PARTS if role == "assistant" else INPUT_PARTS
+        for index, part in enumerate(content):
+            at = f"{where}.content[{index}]"
+            if not isinstance(part, dict):
+                return _invalid_type(at, "an object", part)
+            if part.get("type") not in allowed:
+                return _invalid_value(f"{at}.type", part.get("type"))
+            field_name = {"input_text": "text", "output_text": "text", "refusal": "refusal"}.get(part["type"])
+            if field_name is not None and not isinstance(part.get(field_name), str):
+                return _missing(f"{at}.{field_name}")
+        return None
+
+    def _known_item(self, item_id: Any) -> bool:
+        return any(
+            item.get("id") == item_id for _, response in self.stored.values() for item in response["output"]
+        )
+
+    def _history(self, body: dict[str, Any]) -> list[dict[str, Any]] | Response:
+        """The conversation so far as input items: the stored `previous_response_id` chain, then `input`."""
+        items: list[dict[str, Any]] = []
+        previous = body.get("previous_response_id")
+        if previous is not None:
+            if previous not in self.stored:
+                return _openai_error(
+                    400,
+                    f"Previous response with id '{previous}' not found.",
+                    "previous_response_id",
+                    "previous_response_not_found",
+                )
+            before, response = self.stored[previous]
+            items = [*before, *response["output"]]
+        given = body.get("input")
+        if isinstance(given, str):
+            items.append({"type": "message", "role": "user", "content": given})
+        elif isinstance(given, list):
+            items.extend(given)
+        if not any(_item_type(item) == "message" for item in items):
+            return _openai_error(
+                400, "The input must contain at least one message.", "input", "invalid_value"
+            )
+        return items
+
+    # -- answering ---------------------------------------------------------------------------------------
+
+    async def _respond(self, body: dict[str, Any], history: list[dict[str, Any]]) -> _Answer:
+        """The echo model's answer to the conversation, as a Responses `response` and its items."""
+        chat = _chat_request(body, history)
+        completion = await EchoProvider().complete(chat, body["model"])
+        choice = completion["choices"][0]
+        message = choice["message"]
+        model = body["model"]
+        reasoning = body.get("reasoning") or {}
+        output: list[dict[str, Any]] = []
+        reasoning_tokens = 0
+        if REASONING_MODEL.match(model):
+            reasoning_tokens = 8
+            item: dict[str, Any] = {"id": _id("rs"), "type": "reasoning", "summary": []}
+            if reasoning.get("summary") or reasoning.get("generate_summary"):
+                item["summary"] = [{"type": "summary_text", "text": "**Echoing**\n\nRepeating the user."}]
+            if "reasoning.encrypted_content" in (body.get("include") or ()):
+                item["encrypted_content"] = self.encrypt(item["id"])
+            output.append(item)
+        if message.get("content") is not None:
+            output.append(
+                {
+                    "id": _id("msg"),
+                    "type": "message",
+                    "status": "completed",
+                    "role": "assistant",
+                    "content": [
+                        {"type": "output_text", "text": message["content"], "annotations": [], "logprobs": []}
+                    ],
+                }
+            )
+        for call in message.get("tool_calls") or ():
+            output.append(
+                {
+                    "id": _id("fc"),
+                    "type": "function_call",
+                    "status": "completed",
+                    "call_id": call["id"],
+                    "name": call["function"]["name"],
+                    "arguments": call["function"]["arguments"],
+                }
+            )
+        usage = completion["usage"]
+        text_format = (body.get("text") or {}).get("format") or {"type": "text"}
+        incomplete = choice["finish_reason"] == "length"
+        response = {
+            "id": _id("resp"),
+            "object": "response",
+            "created_at": int(time.time()),
+            "status": "in_progress",
+            "background": False,
+            "completed_at": None,
+            "error": None,
+            "incomplete_details": None,
+            "instructions": body.get("instructions"),
+            "max_output_tokens": body.get("max_output_tokens"),
+            "max_tool_calls": body.get("max_tool_calls"),
+            "model": model,
+            "output": [],
+            "parallel_tool_calls": body.get("parallel_tool_calls", True),
+            "previous_response_id": body.get("previous_response_id"),
+            "prompt_cache_key": body.get("prompt_cache_key"),
+            "reasoning": {"effort": reasoning.get("effort"), "summary": reasoning.get("summary")},
+            "safety_identifier": body.get("safety_identifier"),
+            "service_tier": "default",
+            "store": body.get("store", True),
+            "temperature": body.get("temperature", 1.0),
+            "text": {"format": text_format, "verbosity": (body.get("text") or {}).get("verbosity", "medium")},
+            "tool_choice": body.get("tool_choice", "auto"),
+            "tools": body.get("tools") or [],
+            "top_logprobs": 0,
+            "top_p": body.get("top_p", 1.0),
+            "truncation": body.get("truncation", "disabled"),
+            "usage": None,
+            "user": body.get("user"),
+            "metadata": body.get("metadata") or {},
+        }
+        final_usage = {
+            "input_tokens": usage["prompt_tokens"],
+            "input_tokens_details": {"cached_tokens": 0, "cache_write_tokens": 0},
+            "output_tokens": usage["completion_tokens"] + reasoning_tokens,
+            "output_tokens_details": {"reasoning_tokens": reasoning_tokens},
+            "total_tokens": usage["total_tokens"] + reasoning_tokens,
+        }
+        return _Answer(response, output, final_usage, incomplete)
+
+    def encrypt(self, item_id: str) -> str:
+        """An `encrypted_content` this fake (and only this fake) verifies later."""
+        payload = base64.urlsafe_b64encode(json.dumps({"id": item_id}).encode()).decode()
+        return "gAAAAB" + payload + "." + self._mac(payload)
+
+    def verify_encrypted(self, value: str) -> bool:
+        payload, dot, mac = value.removeprefix("gAAAAB").rpartition(".")
+        return value.startswith("gAAAAB") and bool(dot) and hmac.compare_digest(mac, self._mac(payload))
+
+    def _mac(self, payload: str) -> str:
+        return hmac.new(self.reasoning_key, payload.encode(), hashlib.sha256).hexdigest()[:32]
+
+    async def _response_events(self, answer: _Answer, fault: Fault | None) -> AsyncIterator[str]:
+        sent = 0
+        complete = False
+        try:
+            for event in answer.events():
+                if fault is not None and fault.cut_after is not None and sent >= fault.cut_after:
+                    raise RuntimeError("fake upstream cuts the connection")
+                if fault is not None and fault.stall_after is not None and sent == fault.stall_after:
+                    await asyncio.sleep(fault.stall)
+                if fault is not None and fault.fail_after is not None and sent >= fault.fail_after:
+                    yield _sse(answer.failure(event["sequence_number"], fault.fail_with, fault.fail_code))
+                    complete = True
+                    return
+                yield _sse(event)
+                sent += 1
+                await asyncio.sleep(self.chunk_delay)
+            complete = True
+        finally:
+            if not complete:
+                self.abandoned += 1
 
 
 def _whole_tool_calls(chunks: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -302,3 +722,301 @@ def _mistral_422(location: list[Any], message: str) -> JSONResponse:
         },
         status_code=422,
     )
+
+
+# -- the Responses API: vocabulary, answers and errors -------------------------------------------------------
+
+#: Top-level fields of OpenAI's `CreateResponse` (openai-openapi 2.3.0); anything else is `unknown_parameter`.
+RESPONSES_FIELDS = frozenset(
+    {
+        "background", "context_management", "conversation", "include", "input", "instructions",
+        "max_output_tokens", "max_tool_calls", "metadata", "model", "moderation", "parallel_tool_calls",
+        "previous_response_id", "prompt", "prompt_cache_key", "prompt_cache_options",
+        "prompt_cache_retention", "reasoning", "safety_identifier", "service_tier", "store", "stream",
+        "stream_options", "temperature", "text", "tool_choice", "tools", "top_logprobs", "top_p",
+        "truncation", "user",
+    }
+)  # fmt: skip
+INCLUDABLE = frozenset(
+    {
+        "file_search_call.results", "web_search_call.results", "web_search_call.action.sources",
+        "message.input_image.image_url", "computer_call_output.output.image_url",
+        "code_interpreter_call.outputs", "reasoning.encrypted_content", "message.output_text.logprobs",
+    }
+)  # fmt: skip
+REASONING_MODEL = re.compile(r"^(o\d|gpt-5)")
+TOOL_TYPES = frozenset(
+    {
+        "function", "file_search", "computer", "computer_use_preview", "web_search", "web_search_2025_08_26",
+        "mcp", "code_interpreter", "programmatic_tool_calling", "image_generation", "local_shell", "shell",
+        "custom", "namespace", "tool_search", "web_search_preview", "web_search_preview_2025_03_11",
+        "apply_patch",
+    }
+)  # fmt: skip
+FUNCTION_TOOL_KEYS = frozenset(
+    {
+        "type",
+        "name",
+        "description",
+        "parameters",
+        "strict",
+        "allowed_callers",
+        "defer_loading",
+        "output_schema",
+    }
+)
+#: Input item types OpenAI knows; those without an entry in ITEM_KEYS are accepted and ignored.
+ITEM_TYPES = frozenset(
+    {
+        "message", "function_call", "function_call_output", "reasoning", "compaction", "item_reference",
+        "file_search_call", "computer_call", "computer_call_output", "web_search_call", "tool_search_call",
+        "tool_search_output", "additional_tools", "image_generation_call", "code_interpreter_call",
+        "local_shell_call", "local_shell_call_output", "shell_call", "shell_call_output", "apply_patch_call",
+        "apply_patch_call_output", "mcp_list_tools", "mcp_approval_request", "mcp_approval_response",
+        "mcp_call", "custom_tool_call_output", "custom_tool_call", "compaction_trigger", "program",
+        "program_output",
+    }
+)  # fmt: skip
+ITEM_KEYS = {
+    "message": frozenset({"type", "role", "content", "id", "status", "phase"}),
+    "function_call": frozenset(
+        {"type", "id", "call_id", "name", "arguments", "status", "namespace", "caller"}
+    ),
+    "function_call_output": frozenset(
+        {"type", "id", "call_id", "output", "status", "name", "namespace", "caller"}
+    ),
+    "reasoning": frozenset({"type", "id", "summary", "content", "encrypted_content", "status"}),
+    "compaction": frozenset({"type", "id", "encrypted_content", "created_by"}),
+    "item_reference": frozenset({"type", "id"}),
+}
+ITEM_REQUIRED = {
+    "message": ("role", "content"),
+    "function_call": ("call_id", "name", "arguments"),
+    "function_call_output": ("call_id", "output"),
+    "reasoning": ("summary",),
+    "compaction": ("encrypted_content",),
+    "item_reference": ("id",),
+}
+INPUT_PARTS = frozenset({"input_text", "input_image", "input_file"})
+ASSISTANT_PARTS = frozenset({"output_text", "refusal"})
+
+
+class _Answer:
+    """One response of the fake: the `response` object, its items, and the events that stream it."""
+
+    def __init__(
+        self, response: dict[str, Any], output: list[dict[str, Any]], usage: dict[str, Any], incomplete: bool
+    ) -> None:
+        self.response = response
+        self.output = output
+        self.usage = usage
+        self.incomplete = incomplete
+
+    def final(self) -> dict[str, Any]:
+        status = "incomplete" if self.incomplete else "completed"
+        return {
+            **self.response,
+            "status": status,
+            "completed_at": None if self.incomplete else self.response["created_at"],
+            "incomplete_details": {"reason": "max_output_tokens"} if self.incomplete else None,
+            "output": self.output,
+            "usage": self.usage,
+        }
+
+    def events(self) -> list[dict[str, Any]]:
+        """The whole stream, `sequence_number`s from 0."""
+        out: list[dict[str, Any]] = []
+
+        def emit(kind: str, **fields: Any) -> None:
+            out.append({"type": kind, "sequence_number": len(out), **fields})
+
+        emit("response.created", response=self.response)
+        emit("response.in_progress", response=self.response)
+        for index, item in enumerate(self.output):
+            where = {"item_id": item["id"], "output_index": index}
+            if item["type"] == "message":
+                emit(
+                    "response.output_item.added",
+                    output_index=index,
+                    item={**item, "status": "in_progress", "content": []},
+                )
+                for position, part in enumerate(item["content"]):
+                    empty = {**part, "text": ""}
+                    emit("response.content_part.added", **where, content_index=position, part=empty)
+                    for piece in re.findall(r"\S+\s*|\s+", part["text"]):
+                        emit(
+                            "response.output_text.delta",
+                            **where,
+                            content_index=position,
+                            delta=piece,
+                            logprobs=[],
+                        )
+                    emit(
+                        "response.output_text.done",
+                        **where,
+                        content_index=position,
+                        text=part["text"],
+                        logprobs=[],
+                    )
+                    emit("response.content_part.done", **where, content_index=position, part=part)
+            elif item["type"] == "function_call":
+                emit(
+                    "response.output_item.added",
+                    output_index=index,
+                    item={**item, "status": "in_progress", "arguments": ""},
+                )
+                arguments = item["arguments"]
+                half = len(arguments) // 2
+                for piece in (arguments[:half], arguments[half:]):
+                    emit("response.function_call_arguments.delta", **where, delta=piece)
+                emit("response.function_call_arguments.done", **where, name=item["name"], arguments=arguments)
+            else:  # reasoning: its summary, and the encrypted content only once the item is done
+                added = {key: value for key, value in item.items() if key != "encrypted_content"}
+                emit("response.output_item.added", output_index=index, item={**added, "summary": []})
+                for position, part in enumerate(item["summary"]):
+                    at = {**where, "summary_index": position}
+                    emit("response.reasoning_summary_part.added", **at, part={**part, "text": ""})
+                    emit("response.reasoning_summary_text.delta", **at, delta=part["text"])
+                    emit("response.reasoning_summary_text.done", **at, text=part["text"])
+                    emit("response.reasoning_summary_part.done", **at, part=part)
+            emit("response.output_item.done", output_index=index, item=item)
+        final = self.final()
+        emit("response.incomplete" if self.incomplete else "response.completed", response=final)
+        return out
+
+    def failure(self, sequence: int, kind: str, code: str) -> dict[str, Any]:
+        """The event that ends a stream failing at `sequence`."""
+        message = "The server had an error while processing your request. Sorry about that!"
+        if kind == "error":
+            return {
+                "type": "error",
+                "sequence_number": sequence,
+                "code": code,
+                "message": message,
+                "param": None,
+            }
+        failed = {**self.response, "status": "failed", "error": {"code": code, "message": message}}
+        return {"type": "response.failed", "sequence_number": sequence, "response": failed}
+
+
+def _chat_request(body: dict[str, Any], history: list[dict[str, Any]]) -> dict[str, Any]:
+    """The echo model's view of a Responses request: a chat-completions request."""
+    messages: list[dict[str, Any]] = []
+    if isinstance(body.get("instructions"), str):
+        messages.append({"role": "system", "content": body["instructions"]})
+    for item in history:
+        kind = _item_type(item)
+        if kind == "message":
+            messages.append({"role": item["role"], "content": _chat_content(item["content"])})
+        elif kind == "function_call":
+            call = {
+                "id": item["call_id"],
+                "type": "function",
+                "function": {"name": item["name"], "arguments": item["arguments"]},
+            }
+            last = messages[-1] if messages else None
+            if last is not None and last["role"] == "assistant" and "tool_calls" in last:
+                last["tool_calls"].append(call)
+            else:
+                messages.append({"role": "assistant", "content": None, "tool_calls": [call]})
+        elif kind == "function_call_output":
+            output = item["output"]
+            text = output if isinstance(output, str) else _chat_content(output)
+            messages.append({"role": "tool", "tool_call_id": item["call_id"], "content": text})
+    chat: dict[str, Any] = {"model": body["model"], "messages": messages, "seed": None}
+    tools = [
+        {
+            "type": "function",
+            "function": {
+                "name": tool["name"],
+                "description": tool.get("description") or "",
+                "parameters": tool.get("parameters") or {"type": "object", "properties": {}},
+            },
+        }
+        for tool in body.get("tools") or ()
+        if tool.get("type") == "function"
+    ]
+    if tools:
+        chat["tools"] = tools
+        choice = body.get("tool_choice", "auto")
+        if isinstance(choice, dict):
+            choice = (
+                {"type": "function", "function": {"name": choice["name"]}}
+                if choice.get("type") == "function"
+                else "auto"
+            )
+        chat["tool_choice"] = choice
+    if body.get("parallel_tool_calls") is False:
+        chat["parallel_tool_calls"] = False
+    fmt = (body.get("text") or {}).get("format") or {}
+    if fmt.get("type") == "json_object":
+        chat["response_format"] = {"type": "json_object"}
+    elif fmt.get("type") == "json_schema":
+        chat["response_format"] = {
+            "type": "json_schema",
+            "json_schema": {"name": fmt["name"], "schema": fmt["schema"], "strict": fmt.get("strict")},
+        }
+    if body.get("max_output_tokens") is not None:
+        chat["max_tokens"] = body["max_output_tokens"]
+    return chat
+
+
+def _chat_content(content: Any) -> Any:
+    if isinstance(content, str):
+        return content
+    parts = []
+    for part in content:
+        kind = part.get("type")
+        if kind in ("input_text", "output_text"):
+            parts.append({"type": "text", "text": part["text"]})
+        elif kind == "input_image":
+            parts.append({"type": "image_url", "image_url": {"url": part.get("image_url") or ""}})
+        elif kind == "refusal":
+            parts.append({"type": "text", "text": part["refusal"]})
+        else:
+            parts.append({"type": kind})
+    return parts
+
+
+def _item_type(item: dict[str, Any]) -> str | None:
+    kind = item.get("type")
+    return "message" if kind is None and "role" in item else kind
+
+
+def _id(prefix: str) -> str:
+    return f"{prefix}_{secrets.token_hex(24)}"
+
+
+def _sse(event: dict[str, Any]) -> str:
+    return f"event: {event['type']}\ndata: {json.dumps(event)}\n\n"
+
+
+def _unknown(param: str) -> JSONResponse:
+    return _openai_error(400, f"Unknown parameter: '{param}'.", param, "unknown_parameter")
+
+
+def _missing(param: str) -> JSONResponse:
+    return _openai_error(400, f"Missing required parameter: '{param}'.", param, "missing_required_parameter")
+
+
+def _invalid_value(param: str, value: Any) -> JSONResponse:
+    return _openai_error(400, f"Invalid value: {json.dumps(value)}.", param, "invalid_value")
+
+
+def _invalid_type(param: str, expected: str, value: Any) -> JSONResponse:
+    return _openai_error(
+        400,
+        f"Invalid type for '{param}': expected {expected}, but got {type(value).__name__} instead.",
+        param,
+        "invalid_type",
+    )
+
+
+def _item_not_found(item_id: Any, store: bool) -> JSONResponse:
+    hint = (
+        " Items are not persisted when `store` is set to false. Try again with `store` set to true, "
+        "or remove this item from your input."
+        if not store
+        else ""
+    )
+    return _openai_error(404, f"Item with id '{item_id}' not found.{hint}", "input")
