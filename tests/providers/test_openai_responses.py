@@ -365,7 +365,8 @@ def test_the_reasoning_scope_tells_endpoints_and_accounts_apart() -> None:
     assert one.reasoning_scope.startswith("openai-") and "sk-one" not in one.reasoning_scope
     assert one.reasoning_scope != OpenAIProvider(api_key="sk-two").reasoning_scope
     assert one.reasoning_scope != OpenAIProvider(api_key="sk-one", base_url="http://x/v1").reasoning_scope
-    assert OpenAIProvider(api_key="sk-one", reasoning_scope="team").reasoning_scope == "team"
+    one.reasoning_scope = "team"
+    assert one.reasoning_scope == "team"
 
 
 @pytest.mark.parametrize(
@@ -623,7 +624,8 @@ async def test_encrypted_reasoning_is_sealed_out_and_unsealed_only_for_the_provi
     assert sealed_for(final["encrypted_content"]) == provider.reasoning_scope
 
     # another account (same fake URL, another key scope): the item is dropped, not sent to fail there
-    other = OpenAIProvider(api_key=KEY, base_url=upstream[1] + "/v1", reasoning_scope="other-account")
+    other = OpenAIProvider(api_key=KEY, base_url=upstream[1] + "/v1")
+    other.reasoning_scope = "other-account"
     try:
         answer = await other.responses(turn, "o4-mini")
     finally:

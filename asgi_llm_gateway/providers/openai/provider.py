@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import os
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Mapping
 from typing import Any, ClassVar
 from urllib.parse import quote
 
@@ -42,29 +42,23 @@ class OpenAICompatibleProvider(HTTPProvider):
     kind = "openai-compatible"
     quirks: ClassVar[Quirks] = COMPATIBLE
 
-    def __init__(
-        self,
-        api_key: str | None = None,
-        base_url: str | None = None,
-        timeout: float | httpx.Timeout | None = 600.0,
-        *,
-        models: Sequence[str] | None = None,
-        headers: Mapping[str, str] | None = None,
-        client: httpx.AsyncClient | None = None,
-        reasoning_scope: str | None = None,
-    ) -> None:
-        super().__init__(api_key, base_url, timeout, models=models, headers=headers, client=client)
-        self._reasoning_scope = reasoning_scope
+    #: Set by `reasoning_scope`'s setter, or derived on first use.
+    _reasoning_scope: str | None = None
 
     @property
     def reasoning_scope(self) -> str:
         """The name this provider's encrypted reasoning is sealed with (see `_responses.py`): only a provider
-        with the same scope gets it back. Given, or `<kind>-<digest of base URL and key>`: the content is
-        readable only by the endpoint and account that made it, and the key stands for the account."""
+        with the same scope gets it back. By default `<kind>-<digest of base URL and key>`: the content is
+        readable only by the endpoint and account that made it, and the key stands for the account. Set it
+        to give two providers that share an account the same scope."""
         if self._reasoning_scope is None:
             digest = hashlib.sha256(f"{self.base_url}\0{self.api_key or ''}".encode()).hexdigest()
             self._reasoning_scope = f"{self.kind}-{digest[:12]}"
         return self._reasoning_scope
+
+    @reasoning_scope.setter
+    def reasoning_scope(self, scope: str) -> None:
+        self._reasoning_scope = scope
 
     def chat_url(self, model: str) -> str:
         return f"{self.base_url}/chat/completions"
