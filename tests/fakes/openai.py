@@ -726,9 +726,11 @@ def _mistral_422(location: list[Any], message: str) -> JSONResponse:
 
 # -- the Responses API: vocabulary, answers and errors -------------------------------------------------------
 
-#: Top-level fields of OpenAI's `CreateResponse` (openai-openapi 2.3.0); anything else is `unknown_parameter`.
+#: Top-level fields of OpenAI's `CreateResponse` (openai-openapi 2.3.0), and `client_metadata`, which the
+#: document lacks but OpenAI takes (Codex sends it on every request); anything else is `unknown_parameter`.
 RESPONSES_FIELDS = frozenset(
     {
+        "client_metadata",
         "background", "context_management", "conversation", "include", "input", "instructions",
         "max_output_tokens", "max_tool_calls", "metadata", "model", "moderation", "parallel_tool_calls",
         "previous_response_id", "prompt", "prompt_cache_key", "prompt_cache_options",
@@ -744,7 +746,8 @@ INCLUDABLE = frozenset(
         "code_interpreter_call.outputs", "reasoning.encrypted_content", "message.output_text.logprobs",
     }
 )  # fmt: skip
-REASONING_MODEL = re.compile(r"^(o\d|gpt-5)")
+#: o-series, gpt-5 and later, codex models.
+REASONING_MODEL = re.compile(r"^(o\d|gpt-(?:[5-9]|[1-9]\d)|codex)")
 TOOL_TYPES = frozenset(
     {
         "function", "file_search", "computer", "computer_use_preview", "web_search", "web_search_2025_08_26",
