@@ -15,10 +15,11 @@ Decisions where the APIs differ:
   are, and the same however often a response is rendered (the stream and `to_response` agree).
 - `usage`: `input_tokens` is chat's `prompt_tokens` (cached tokens included, as in both APIs),
   `input_tokens_details` its `cached_tokens` and `cache_write_tokens`, `output_tokens_details` its
-  `reasoning_tokens`; null when the upstream reported none.
+  `reasoning_tokens`; left out when the upstream reported none (the spec has no null for it).
 - The request's parameters are echoed as OpenAI echoes them (`instructions`, `tools` as sent, built-in ones
-  included, `tool_choice` `auto` and `parallel_tool_calls` true by default, `text` plain by default, …);
-  `model` is the model the gateway answered with.
+  included, with a function's `parameters` and `strict` null when not sent; `tool_choice` `auto` and
+  `parallel_tool_calls` true by default, `text` plain by default, …); `model` is the model the gateway
+  answered with.
 """
 
 from __future__ import annotations
@@ -82,15 +83,16 @@ def to_response(
         output[-1]["status"] = "incomplete"  # the item the limit cut short
     response = skeleton(body, response_id=response_id, created_at=created_at, model=model)
     response.update(status=status, incomplete_details=details, output=output)
-    response["usage"] = usage_of(completion.get("usage"))
+    if (usage := usage_of(completion.get("usage"))) is not None:
+        response["usage"] = usage
     return response
 
 
 def skeleton(body: Mapping[str, Any], *, response_id: str, created_at: int, model: str) -> dict[str, Any]:
-    """The response before any output (`status: in_progress`, `output: []`, no usage): what a stream's
-    `response.created` carries, and what `to_response` fills in."""
+    """The response before any output (`status: in_progress`, `output: []`, no `usage`): what a stream's
+    `response.created` carries (pass it to `ResponsesStreamEncoder`), and what `to_response` fills in."""
     reasoning = body.get("reasoning") or {}
-    return {
+    response: dict[str, Any] = {
         "id": response_id,
         "object": "response",
         "created_at": created_at,
@@ -113,14 +115,15 @@ def skeleton(body: Mapping[str, Any], *, response_id: str, created_at: int, mode
         "temperature": body.get("temperature"),
         "text": body.get("text") or {"format": {"type": "text"}},
         "tool_choice": body.get("tool_choice") or "auto",
-        "tools": list(body.get("tools") or ()),
+        "tools": [_echoed_tool(tool) for tool in body.get("tools") or ()],
         "top_logprobs": body.get("top_logprobs"),
         "top_p": body.get("top_p"),
         "truncation": body.get("truncation") or "disabled",
-        "usage": None,
-        "user": body.get("user"),
         "metadata": dict(body.get("metadata") or {}),
     }
+    if body.get("user") is not None:  # a string when present: the spec has no null for it
+        response["user"] = body["user"]
+    return response
 
 
 def output_items(response: Mapping[str, Any]) -> list[dict[str, Any]]:
@@ -208,6 +211,17 @@ def refusal_part(refusal: str) -> dict[str, Any]:
 
 def message_item(id: str, status: str, content: list[dict[str, Any]]) -> dict[str, Any]:
     return {"id": id, "type": "message", "status": status, "role": "assistant", "content": content}
+
+
+def _echoed_tool(tool: Mapping[str, Any]) -> dict[str, Any]:
+    """A tool as the response echoes it: as sent, a function's `parameters` and `strict` always there
+    (null when not sent), as OpenAI echoes them and its spec requires; so inside a namespace."""
+    kind = tool.get("type")
+    if kind == "function":
+        return {**tool, "parameters": tool.get("parameters"), "strict": tool.get("strict")}
+    if kind == "namespace":
+        return {**tool, "tools": [_echoed_tool(member) for member in tool.get("tools") or ()]}
+    return dict(tool)
 
 
 def _text(content: Any) -> str:

@@ -40,6 +40,7 @@ from typing import Any
 from ...errors import GatewayError
 from ...providers.base import Chunk
 from ...wire import dumps
+from ._events import Call, EventWriter, Part, delta_prefix
 from ._response import (
     failure_error,
     function_call_item,
@@ -55,35 +56,9 @@ from ._tools import namespaced_names
 __all__ = ["ResponsesStreamEncoder"]
 
 _TEXT, _REFUSAL, _REASONING = "text", "refusal", "reasoning"
-_SEQ = b',"sequence_number":%d}\n\n'
 
 
-class _Part:
-    """An open text run, a message part or a reasoning summary; `prefix` is its delta event up to the text."""
-
-    __slots__ = ("index", "kind", "prefix", "texts")
-
-    def __init__(self, kind: str, index: int, prefix: bytes) -> None:
-        self.kind = kind
-        self.index = index  # content_index, or summary_index for reasoning
-        self.prefix = prefix
-        self.texts: list[str] = []
-
-
-class _Call:
-    """An open function call: its item (arguments still empty), the upstream's id for it, its delta prefix."""
-
-    __slots__ = ("arguments", "index", "item", "prefix", "upstream_id")
-
-    def __init__(self, item: dict[str, Any], index: int, upstream_id: Any, prefix: bytes) -> None:
-        self.item = item
-        self.index = index
-        self.upstream_id = upstream_id
-        self.prefix = prefix
-        self.arguments: list[str] = []
-
-
-class ResponsesStreamEncoder:
+class ResponsesStreamEncoder(EventWriter):
     """Canonical chunks → Responses SSE bytes; `skeleton` is the in-progress response (`_response.skeleton`,
     or `to_response` of an empty completion with `status: in_progress`)."""
 
@@ -97,7 +72,6 @@ class ResponsesStreamEncoder:
         "_item_index",
         "_names",
         "_part",
-        "_seq",
         "_skeleton",
         "_started",
         "_usage",
@@ -108,14 +82,14 @@ class ResponsesStreamEncoder:
         self._skeleton = skeleton
         self._id: str = skeleton["id"]
         self._names = namespaced_names(skeleton.get("tools"))
-        self._seq = 0
+        super().__init__()
         self._started = False
         self._count = 0  # output items opened so far: the next one's output_index
         self._done: dict[int, dict[str, Any]] = {}  # finished items by output_index
         self._item: dict[str, Any] | None = None  # the open message or reasoning item, parts so far
         self._item_index = 0
-        self._part: _Part | None = None  # its open part
-        self._calls: dict[int, _Call] = {}  # open function calls by tool call index
+        self._part: Part | None = None  # its open part
+        self._calls: dict[int, Call] = {}  # open function calls by tool call index
         self._finish: str | None = None
         self._usage: Mapping[str, Any] | None = None
         #: The final response, once `close` ran.
@@ -148,7 +122,8 @@ class ResponsesStreamEncoder:
     def close(self, failure: GatewayError | None) -> bytes:
         out = [] if self._started else [self._start()]
         response = dict(self._skeleton)
-        response["usage"] = usage_of(self._usage)
+        if (usage := usage_of(self._usage)) is not None:
+            response["usage"] = usage
         if failure is not None:
             response.update(status="failed", error=failure_error(failure), output=self._snapshot())
             kind = "response.failed"
@@ -163,17 +138,6 @@ class ResponsesStreamEncoder:
         return b"".join(out)
 
     # -- events ---------------------------------------------------------------------------------------------
-
-    def _event(self, kind: str, fields: dict[str, Any]) -> bytes:
-        seq = self._seq
-        self._seq = seq + 1
-        payload = dumps({"type": kind, **fields, "sequence_number": seq})
-        return b"event: " + kind.encode() + b"\ndata: " + payload + b"\n\n"
-
-    def _delta(self, prefix: bytes, text: str) -> bytes:
-        seq = self._seq
-        self._seq = seq + 1
-        return prefix + dumps(text) + _SEQ % seq
 
     def _start(self) -> bytes:
         self._started = True
@@ -204,7 +168,7 @@ class ResponsesStreamEncoder:
         out.append(self._delta(part.prefix, text))
         return b"".join(out)
 
-    def _open_part(self, kind: str, out: list[bytes]) -> _Part:
+    def _open_part(self, kind: str, out: list[bytes]) -> Part:
         """Open a part of `kind`: in the open message when both are message parts, else in a new item."""
         item = self._item
         if item is not None and (kind == _REASONING or item["type"] == _REASONING):
@@ -220,16 +184,16 @@ class ResponsesStreamEncoder:
             fields["summary_index"] = index = 0
             part = {"type": "summary_text", "text": ""}
             out.append(self._event("response.reasoning_summary_part.added", {**fields, "part": part}))
-            prefix = _prefix("response.reasoning_summary_text.delta", fields)
+            prefix = delta_prefix("response.reasoning_summary_text.delta", fields)
         else:
             fields["content_index"] = index = len(item["content"])
             part = output_text("") if kind == _TEXT else refusal_part("")
             out.append(self._event("response.content_part.added", {**fields, "part": part}))
             if kind == _TEXT:
-                prefix = _prefix("response.output_text.delta", {**fields, "logprobs": []})
+                prefix = delta_prefix("response.output_text.delta", {**fields, "logprobs": []})
             else:
-                prefix = _prefix("response.refusal.delta", fields)
-        self._part = _Part(kind, index, prefix)
+                prefix = delta_prefix("response.refusal.delta", fields)
+        self._part = Part(kind, index, prefix)
         return self._part
 
     def _open_item(self, kind: str, out: list[bytes]) -> dict[str, Any]:
@@ -294,8 +258,8 @@ class ResponsesStreamEncoder:
             item = function_call_item(self._id, output_index, call_id, name, self._names)
             self._added(item, out)
             fields = {"item_id": item["id"], "output_index": output_index}
-            prefix = _prefix("response.function_call_arguments.delta", fields)
-            known = self._calls[index] = _Call(dict(item), output_index, upstream_id, prefix)
+            prefix = delta_prefix("response.function_call_arguments.delta", fields)
+            known = self._calls[index] = Call(dict(item), output_index, upstream_id, prefix)
         elif upstream_id and not known.upstream_id:
             known.upstream_id = upstream_id  # named late: the call keeps the id the client already has
         if arguments := function.get("arguments"):
@@ -345,9 +309,3 @@ class ResponsesStreamEncoder:
         for call in self._calls.values():
             items[call.index] = {**call.item, "arguments": "".join(call.arguments), "status": "incomplete"}
         return [items[index] for index in sorted(items)]
-
-
-def _prefix(kind: str, fields: Mapping[str, Any]) -> bytes:
-    """A delta event's bytes up to its text: `event: <kind>\ndata: {"type":…,<fields>,"delta":`."""
-    head = dumps({"type": kind, **fields})[:-1]
-    return b"event: " + kind.encode() + b"\ndata: " + head + b',"delta":'

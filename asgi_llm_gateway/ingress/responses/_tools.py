@@ -142,7 +142,15 @@ def _chat_choice(
         name = flat_name(choice.get("namespace"), choice["name"])
         if name not in names:  # a namespace member named by its own name, when only one has it
             members = [flat for flat, (_, member) in namespaced_names(tools).items() if member == name]
-            name = members[0] if len(members) == 1 else name
+            if len(members) > 1:
+                raise GatewayError(
+                    f"tool_choice.name: '{name}' names a function in more than one namespace "
+                    f"({', '.join(members)} here); give the namespace too",
+                    status=400,
+                    param="tool_choice.name",
+                    code="invalid_value",
+                )
+            name = members[0] if members else name
         if name not in names:
             raise GatewayError(
                 f"tool_choice.name: '{choice['name']}' is not one of the functions in tools",
