@@ -4,8 +4,9 @@ Fixtures in tests/fixtures/ingress_responses/: `request/` a Responses body (and 
 items) → canonical chat request and the built-in tools dropped, `rejected/` bodies the translation answers
 with a 400, `response/` chat.completion → response, `stream/` chunk batches → events. Every response and
 event is also checked against OpenAI's published schemas (`spec/responses.openapi.json`, trimmed from
-OpenAI's OpenAPI document 2.3.0), and read by the official `openai` SDK: `responses.create` parses each
-response, `responses.stream` accumulates each stream into the encoder's own final response.
+OpenAI's OpenAPI document 2.3.0) and Open Responses' (`spec/openresponses.openapi.json`, 2026-04-24), and
+read by the official `openai` SDK: `responses.create` parses each response, `responses.stream` accumulates
+each stream into the encoder's own final response.
 """
 
 from __future__ import annotations
@@ -74,11 +75,13 @@ EVENT_COMPONENTS = {
 
 
 @functools.cache
-def spec_validator(component: str) -> jsonschema.protocols.Validator:
-    document = json.loads((FIXTURES / "ingress_responses" / "spec" / "responses.openapi.json").read_text())
-    resource = Resource.from_contents(document, default_specification=DRAFT202012)
-    registry: Registry = Registry().with_resource("urn:openai", resource)
-    schema = {"$ref": f"urn:openai#/components/schemas/{component}"}
+def spec_validator(component: str, document: str = "responses") -> jsonschema.protocols.Validator:
+    """The schema of `component` in one of the vendored documents (`responses`: OpenAI's, `openresponses`:
+    Open Responses')."""
+    path = FIXTURES / "ingress_responses" / "spec" / f"{document}.openapi.json"
+    resource = Resource.from_contents(json.loads(path.read_text()), default_specification=DRAFT202012)
+    registry: Registry = Registry().with_resource("urn:spec", resource)
+    schema = {"$ref": f"urn:spec#/components/schemas/{component}"}
     return jsonschema.Draft202012Validator(schema, registry=registry)
 
 
@@ -87,11 +90,46 @@ UNLISTED_ERROR_CODES = ("context_length_exceeded", "insufficient_quota")
 
 
 def assert_spec_valid(component: str, instance: Any) -> None:
-    error = (instance.get("response") or {}).get("error") if isinstance(instance, dict) else None
-    if error and error["code"] in UNLISTED_ERROR_CODES:
-        instance = copy.deepcopy(instance)
-        instance["response"]["error"]["code"] = "server_error"
-    errors = sorted(spec_validator(component).iter_errors(instance), key=lambda e: list(e.absolute_path))
+    """Valid under OpenAI's document, but for where OpenAI itself departs from it: `usage: null` (what
+    OpenAI sends while a response is in progress, and Open Responses requires when there is none) and
+    the error codes Codex acts on."""
+    instance = copy.deepcopy(instance)
+    response = instance.get("response", instance if instance.get("object") == "response" else {})
+    if "usage" in response and response["usage"] is None:
+        del response["usage"]
+    if (response.get("error") or {}).get("code") in UNLISTED_ERROR_CODES:
+        response["error"]["code"] = "server_error"
+    _assert_valid(spec_validator(component), component, instance)
+
+
+@functools.cache
+def open_responses_components() -> dict[str, str]:
+    """Event type → its Open Responses component, read from the document itself."""
+    path = FIXTURES / "ingress_responses" / "spec" / "openresponses.openapi.json"
+    components = json.loads(path.read_text())["components"]["schemas"]
+    return {
+        schema["properties"]["type"]["enum"][0]: name
+        for name, schema in components.items()
+        if name.endswith("StreamingEvent")
+    }
+
+
+def assert_open_responses_valid(event_type: str | None, instance: Any) -> None:
+    """Valid under Open Responses (the response alone when `event_type` is None), but for the echo of
+    request fields Open Responses cannot express: tools other than flat functions, and json_schema text
+    formats (its document types their `schema` as null)."""
+    instance = copy.deepcopy(instance)
+    response = instance.get("response", {}) if event_type else instance
+    if "tools" in response:
+        response["tools"] = [tool for tool in response["tools"] if tool["type"] == "function"]
+    if (response.get("text") or {}).get("format", {}).get("type") == "json_schema":
+        response["text"] = {"format": {"type": "text"}}
+    component = open_responses_components()[event_type] if event_type else "ResponseResource"
+    _assert_valid(spec_validator(component, "openresponses"), component, instance)
+
+
+def _assert_valid(validator: jsonschema.protocols.Validator, component: str, instance: Any) -> None:
+    errors = sorted(validator.iter_errors(instance), key=lambda e: list(e.absolute_path))
     if errors:
         path = "/".join(str(p) for p in errors[0].absolute_path)
         raise AssertionError(f"not a valid {component} at /{path}: {errors[0].message}")
@@ -372,6 +410,7 @@ def test_response(case: dict[str, Any]) -> None:
     assert response == case["response"]
     assert case == untouched
     assert_spec_valid("Response", response)
+    assert_open_responses_valid(None, response)
 
 
 @pytest.mark.parametrize("case", golden("ingress_responses", "response"))
@@ -449,6 +488,7 @@ def test_the_skeleton_is_what_to_response_fills_in() -> None:
     started = skeleton(body, response_id=RESPONSE_ID, created_at=CREATED, model=MODEL)
     assert {**empty, "status": "in_progress"} == started
     assert_spec_valid("Response", started)
+    assert_open_responses_valid(None, started)
 
 
 # -- streams ------------------------------------------------------------------------------------------------
@@ -464,6 +504,7 @@ def test_stream(case: dict[str, Any]) -> None:
     assert [data["sequence_number"] for _, data in events] == list(range(len(events)))
     for name, data in events:
         assert_spec_valid(EVENT_COMPONENTS[name], data)
+        assert_open_responses_valid(name, data)
     assert encoder.response == events[-1][1]["response"]
 
 

@@ -15,11 +15,14 @@ Decisions where the APIs differ:
   are, and the same however often a response is rendered (the stream and `to_response` agree).
 - `usage`: `input_tokens` is chat's `prompt_tokens` (cached tokens included, as in both APIs),
   `input_tokens_details` its `cached_tokens` and `cache_write_tokens`, `output_tokens_details` its
-  `reasoning_tokens`; left out when the upstream reported none (the spec has no null for it).
+  `reasoning_tokens`; null when the upstream reported none (as OpenAI sends it while a response is in
+  progress, and as Open Responses allows; OpenAI's document has no null for it).
 - The request's parameters are echoed as OpenAI echoes them (`instructions`, `tools` as sent, built-in ones
-  included, with a function's `parameters` and `strict` null when not sent; `tool_choice` `auto` and
-  `parallel_tool_calls` true by default, `text` plain by default, …); `model` is the model the gateway
-  answered with.
+  included, a function's `description`, `parameters` and `strict` null when not sent; `tool_choice` `auto`,
+  `parallel_tool_calls` true, `temperature` and `top_p` 1, `top_logprobs` 0, `service_tier` `default`,
+  `text` plain when not sent), with every field Open Responses requires (`completed_at` null: a pure
+  function knows no clock; `presence_penalty`, `frequency_penalty` 0), so that a response is valid under
+  both documents; `model` is the model the gateway answered with.
 """
 
 from __future__ import annotations
@@ -83,19 +86,19 @@ def to_response(
         output[-1]["status"] = "incomplete"  # the item the limit cut short
     response = skeleton(body, response_id=response_id, created_at=created_at, model=model)
     response.update(status=status, incomplete_details=details, output=output)
-    if (usage := usage_of(completion.get("usage"))) is not None:
-        response["usage"] = usage
+    response["usage"] = usage_of(completion.get("usage"))
     return response
 
 
 def skeleton(body: Mapping[str, Any], *, response_id: str, created_at: int, model: str) -> dict[str, Any]:
-    """The response before any output (`status: in_progress`, `output: []`, no `usage`): what a stream's
+    """The response before any output (`status: in_progress`, `output: []`, `usage: null`): what a stream's
     `response.created` carries (pass it to `ResponsesStreamEncoder`), and what `to_response` fills in."""
     reasoning = body.get("reasoning") or {}
     response: dict[str, Any] = {
         "id": response_id,
         "object": "response",
         "created_at": created_at,
+        "completed_at": None,
         "status": "in_progress",
         "background": bool(body.get("background")),
         "error": None,
@@ -110,15 +113,18 @@ def skeleton(body: Mapping[str, Any], *, response_id: str, created_at: int, mode
         "prompt_cache_key": body.get("prompt_cache_key"),
         "reasoning": {"effort": reasoning.get("effort"), "summary": reasoning.get("summary")},
         "safety_identifier": body.get("safety_identifier"),
-        "service_tier": body.get("service_tier"),
+        "service_tier": body.get("service_tier") or "default",
         "store": body.get("store") is not False,
-        "temperature": body.get("temperature"),
+        "temperature": _or(body.get("temperature"), 1.0),
         "text": body.get("text") or {"format": {"type": "text"}},
         "tool_choice": body.get("tool_choice") or "auto",
         "tools": [_echoed_tool(tool) for tool in body.get("tools") or ()],
-        "top_logprobs": body.get("top_logprobs"),
-        "top_p": body.get("top_p"),
+        "top_logprobs": _or(body.get("top_logprobs"), 0),
+        "top_p": _or(body.get("top_p"), 1.0),
+        "presence_penalty": 0.0,
+        "frequency_penalty": 0.0,
         "truncation": body.get("truncation") or "disabled",
+        "usage": None,
         "metadata": dict(body.get("metadata") or {}),
     }
     if body.get("user") is not None:  # a string when present: the spec has no null for it
@@ -213,12 +219,18 @@ def message_item(id: str, status: str, content: list[dict[str, Any]]) -> dict[st
     return {"id": id, "type": "message", "status": status, "role": "assistant", "content": content}
 
 
+def _or(value: Any, default: Any) -> Any:
+    return default if value is None else value
+
+
 def _echoed_tool(tool: Mapping[str, Any]) -> dict[str, Any]:
-    """A tool as the response echoes it: as sent, a function's `parameters` and `strict` always there
-    (null when not sent), as OpenAI echoes them and its spec requires; so inside a namespace."""
+    """A tool as the response echoes it: as sent, a function's `description`, `parameters` and `strict`
+    always there (null when not sent), as OpenAI echoes them and both documents require; so inside a
+    namespace."""
     kind = tool.get("type")
     if kind == "function":
-        return {**tool, "parameters": tool.get("parameters"), "strict": tool.get("strict")}
+        echoed = {"description": tool.get("description"), "parameters": tool.get("parameters")}
+        return {**tool, **echoed, "strict": tool.get("strict")}
     if kind == "namespace":
         return {**tool, "tools": [_echoed_tool(member) for member in tool.get("tools") or ()]}
     return dict(tool)

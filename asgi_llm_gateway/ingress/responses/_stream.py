@@ -122,8 +122,7 @@ class ResponsesStreamEncoder(EventWriter):
     def close(self, failure: GatewayError | None) -> bytes:
         out = [] if self._started else [self._start()]
         response = dict(self._skeleton)
-        if (usage := usage_of(self._usage)) is not None:
-            response["usage"] = usage
+        response["usage"] = usage_of(self._usage)
         if failure is not None:
             response.update(status="failed", error=failure_error(failure), output=self._snapshot())
             kind = "response.failed"
