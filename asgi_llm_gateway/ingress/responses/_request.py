@@ -22,7 +22,8 @@ Left behind, with the reason: `metadata` (chat's needs `store`; the gateway echo
 (`reasoning.encrypted_content` and logprobs are OpenAI's), `prompt_cache_key`, `prompt_cache_retention`,
 `prompt_cache_options`, `service_tier`, `truncation`, `top_logprobs`, `max_tool_calls` (OpenAI's
 built-in tools), `stream_options`, `context_management`, Codex's `client_metadata`, and every unknown
-field. A stored `prompt` template can only be expanded by OpenAI: a 400.
+field. A stored `prompt` template can only be expanded by OpenAI: a 400; so is a request that leaves
+nothing to send (no instructions, no input, no history: a chat request needs a message).
 """
 
 from __future__ import annotations
@@ -52,10 +53,16 @@ def to_chat(
             code="unsupported_parameter",
         )
     first_input = len(items) - _input_length(body)
-    chat: dict[str, Any] = {
-        "model": body["model"],
-        "messages": chat_messages(items, body.get("instructions"), first_input),
-    }
+    messages = chat_messages(items, body.get("instructions"), first_input)
+    if not messages:
+        raise GatewayError(
+            "input: a value is required: the request has no instructions, no input and no conversation "
+            "to continue",
+            status=400,
+            param="input",
+            code="missing_required_parameter",
+        )
+    chat: dict[str, Any] = {"model": body["model"], "messages": messages}
     dropped = add_tools(chat, body, strict_tools=strict_tools)
     _add_text(chat, body.get("text"))
     if (effort := (body.get("reasoning") or {}).get("effort")) is not None:
