@@ -100,12 +100,13 @@ class _Messages:
         kind = item.get("type", "message")
         if kind == "function_call_output":
             self.messages.append(self._tool_message(item, self.where(i)))
-            return
-        self.flush_moved()
-        if kind == "message":
-            if (message := _message(item, self.where(i))) is not None:
+        elif kind == "message":
+            message = _message(item, self.where(i))
+            if message is not None:
+                self.flush_moved()
                 self.messages.append(message)
         elif kind == "function_call":
+            self.flush_moved()
             self._call(item)
         elif kind == "item_reference":
             where = self.where(i)
