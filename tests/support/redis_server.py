@@ -56,24 +56,17 @@ def running_redis(executable: str | None = None, *, start_timeout: float = 10) -
         log = Path(directory) / "redis.log"
         for _ in range(3):  # the free port may be taken between finding it and binding it
             port = free_port()
+            options = {
+                "port": str(port),
+                "bind": "127.0.0.1",
+                "save": "",  # no snapshots, no append-only file: nothing is written but the log
+                "appendonly": "no",
+                "dir": directory,
+                "logfile": str(log),
+                "daemonize": "no",
+            }
             process = subprocess.Popen(
-                [
-                    executable,
-                    "--port",
-                    str(port),
-                    "--bind",
-                    "127.0.0.1",
-                    "--save",
-                    "",
-                    "--appendonly",
-                    "no",
-                    "--dir",
-                    directory,
-                    "--logfile",
-                    str(log),
-                    "--daemonize",
-                    "no",
-                ],
+                [executable, *(arg for name, value in options.items() for arg in (f"--{name}", value))],
                 stdin=subprocess.DEVNULL,
                 stdout=subprocess.DEVNULL,
                 stderr=subprocess.STDOUT,
