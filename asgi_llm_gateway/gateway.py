@@ -30,6 +30,7 @@ from .endpoints.chat import ChatEndpoint
 from .endpoints.health import HealthEndpoint
 from .endpoints.messages import CountTokensEndpoint, MessagesEndpoint
 from .endpoints.models import ModelsEndpoint
+from .endpoints.responses import ResponsesEndpoint
 from .errors import GatewayError
 from .pipeline.attempts import Attempts
 from .pipeline.call import Call
@@ -37,6 +38,8 @@ from .pipeline.hooks import HookChain, Hooks, UsageHooks
 from .policy import DEFAULT_POLICY, HealthBook, Policy
 from .providers.base import Provider
 from .routing import Router, RouteSpec
+from .state import ResponseStore
+from .state.memory import MemoryResponseStore
 from .usage import UsageHook
 
 __all__ = ["Gateway"]
@@ -52,7 +55,8 @@ _NO_ENDPOINT = OpenAIErrors()
 class Gateway:
     """An OpenAI-compatible LLM gateway, as an ASGI 3 application.
 
-    Mounted at path P it serves `P/v1/chat/completions` (POST), Anthropic's `P/v1/messages` and
+    Mounted at path P it serves `P/v1/chat/completions` (POST), OpenAI's `P/v1/responses` (POST; GET and
+    DELETE `P/v1/responses/{id}`, GET `…/input_items`), Anthropic's `P/v1/messages` and
     `P/v1/messages/count_tokens` (POST), `P/v1/models` and `P/v1/models/{id}` (GET), and `P/healthz` /
     `P/readyz` for load balancers (the `/v1` is optional). `hooks` see every call's
     steps (see `Hooks`); `on_usage` is the simplest of them, called with each call's `UsageRecord`.
@@ -69,6 +73,8 @@ class Gateway:
         provider_policies: Mapping[str, Policy] | None = None,
         max_body_size: int = DEFAULT_MAX_BODY_SIZE,
         hooks: Sequence[Hooks] = (),
+        response_store: ResponseStore | None = None,
+        drop_builtin_tools: bool = True,
     ) -> None:
         if providers is None:
             from .providers.echo import EchoProvider
@@ -87,15 +93,22 @@ class Gateway:
         unknown = set(self.provider_policies) - set(self.providers)
         if unknown:
             raise ValueError(f"provider_policies names unknown providers: {sorted(unknown)}")
+        #: Where `/v1/responses` keeps conversations: in memory unless given (e.g. `RedisResponseStore`).
+        self.response_store: ResponseStore = response_store or MemoryResponseStore()
+        #: Built-in Responses tools a translated upstream cannot run: dropped (named in a header), or a 400.
+        self.drop_builtin_tools = drop_builtin_tools
         self.hooks = HookChain.of([*hooks, UsageHooks(on_usage)] if on_usage else list(hooks))
         self.attempts = Attempts(self.policy_for, health=HealthBook(), hooks=self.hooks)
         models = ModelsEndpoint(self)
+        responses = ResponsesEndpoint(self)
         health = HealthEndpoint()
         #: Paths below the mount (and the optional `/v1`) → endpoints; a key ending in "/" is a prefix.
         self.routes: Mapping[str, Endpoint] = {
             "/chat/completions": ChatEndpoint(self),
             "/messages": MessagesEndpoint(self),
             "/messages/count_tokens": CountTokensEndpoint(self),
+            "/responses": responses,
+            "/responses/": responses,
             "/models": models,
             "/models/": models,
             "/healthz": health,
@@ -129,12 +142,14 @@ class Gateway:
     # -- lifecycle -----------------------------------------------------------------------------------
 
     async def aclose(self) -> None:
-        """Close every provider's connections. Hosts call this on shutdown (mounted apps get no lifespan)."""
-        for provider in self.providers.values():
+        """Close every provider's connections and the response store. Hosts call this on shutdown (mounted
+        apps get no lifespan)."""
+        closers = [provider.aclose for provider in self.providers.values()]
+        for aclose in [*closers, self.response_store.aclose]:
             try:
-                await provider.aclose()
-            except Exception:  # one provider failing to close must not keep the others open
-                logger.exception("closing a provider failed")
+                await aclose()
+            except Exception:  # one failing to close must not keep the others open
+                logger.exception("closing %r failed", aclose)
 
     async def __aenter__(self) -> Gateway:
         return self
@@ -180,7 +195,7 @@ class Gateway:
             if endpoint is None:
                 raise GatewayError(
                     f"Unknown request URL: {scope['method']} {path}. "
-                    "Use /v1/chat/completions, /v1/messages or /v1/models.",
+                    "Use /v1/chat/completions, /v1/responses, /v1/messages or /v1/models.",
                     status=404,
                     code="unknown_url",
                 )

@@ -66,8 +66,10 @@ class Door:
         exchange: Exchange,
         spawn: Spawn,
         progress: StreamProgress | None = None,
-    ) -> None:
-        """Relay the opened stream to the client, then settle the call (status 499 if the client left)."""
+        headers: Headers = (),
+    ) -> GatewayError | None:
+        """Relay the opened stream to the client, then settle the call (status 499 if the client left);
+        returns the error that ended the stream, if any."""
         failure: GatewayError | None = None
         status = CLIENT_CLOSED_REQUEST  # unless the stream runs to its end
         try:
@@ -80,7 +82,7 @@ class Door:
                 exchange.send,
                 idle_timeout=outcome.policy.idle_timeout,
                 spawn=spawn,
-                headers=call.headers(),
+                headers=[*call.headers(), *headers],
                 progress=progress,
             )
             status = failure.status if failure else 200
@@ -90,6 +92,7 @@ class Door:
                 if outcome.release is not None:
                     outcome.release()
                 await self.gateway.settle(call, status, failure)
+        return failure
 
 
 async def first_batch(batches: AsyncIterator[list[Any]], target: Target, policy: Policy) -> list[Any]:

@@ -1,0 +1,260 @@
+"""The official `openai` SDK's Responses API → gateway `/v1/responses` (uvicorn, loopback) → every kind of
+upstream: OpenAI natively (its fake speaks the Responses wire format), and translated through the canonical
+chat form to echo, Anthropic, Gemini and Bedrock fakes that speak their own native APIs."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+import openai
+import pytest
+
+from asgi_llm_gateway import Gateway, Policy, UsageRecord, api_keys
+from asgi_llm_gateway.providers import (
+    AnthropicProvider,
+    BedrockProvider,
+    EchoProvider,
+    GeminiProvider,
+    OpenAIProvider,
+)
+from tests.fakes import anthropic as fake_anthropic
+from tests.fakes import gemini as fake_gemini
+from tests.fakes import openai as fake_openai
+from tests.fakes.bedrock import ACCESS_KEY, SECRET_KEY, FakeBedrock
+from tests.support.server import serve
+
+KEY = "sk-gw-agent-0001"
+OTHER_KEY = "sk-gw-someone-else"
+WEATHER: Any = {
+    "type": "function",
+    "name": "get_weather",
+    "description": "The weather in a city.",
+    "parameters": {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]},
+}
+
+MODELS = {
+    "echo": "echo/echo-1",
+    "openai": "openai/gpt-4.1",
+    "anthropic": "claude/claude-sonnet-4-5",
+    "gemini": "gemini/gemini-3-flash",
+    "bedrock": "bedrock/us.anthropic.claude-sonnet-4-5-20250929-v1:0",
+}
+
+
+@dataclass
+class Stack:
+    url: str
+    fakes: dict[str, Any]
+    usage: list[UsageRecord]
+
+    def client(self, key: str = KEY) -> openai.OpenAI:
+        return openai.OpenAI(base_url=self.url + "/v1", api_key=key, max_retries=0)
+
+
+@pytest.fixture(scope="module")
+def stack() -> Iterator[Stack]:
+    fakes: dict[str, Any] = {
+        "claude": fake_anthropic.FakeAnthropic(),
+        "openai": fake_openai.FakeOpenAI(),
+        "gemini": fake_gemini.FakeGemini(),
+        "bedrock": FakeBedrock(),
+    }
+    usage: list[UsageRecord] = []
+
+    async def on_usage(record: UsageRecord) -> None:
+        usage.append(record)
+
+    with (
+        serve(fakes["claude"]) as claude_url,
+        serve(fakes["openai"].app()) as openai_url,
+        serve(fakes["gemini"].app()) as gemini_url,
+        serve(fakes["bedrock"].app) as bedrock_url,
+    ):
+        gateway = Gateway(
+            providers={
+                "echo": EchoProvider(),
+                "claude": AnthropicProvider(api_key=fake_anthropic.KEY, base_url=claude_url),
+                "openai": OpenAIProvider(api_key=fake_openai.KEY, base_url=openai_url + "/v1"),
+                "gemini": GeminiProvider(api_key=fake_gemini.KEY, base_url=gemini_url),
+                "bedrock": BedrockProvider(
+                    base_url=bedrock_url,
+                    region="us-east-1",
+                    aws_access_key_id=ACCESS_KEY,
+                    aws_secret_access_key=SECRET_KEY,
+                ),
+            },
+            routes={"relay": ["openai/gpt-4.1", "claude/claude-sonnet-4-5"]},
+            auth=api_keys({KEY: "agent", OTHER_KEY: "someone-else"}),
+            policy=Policy(max_attempts=1),
+            on_usage=on_usage,
+        )
+        with serve(gateway) as url:
+            yield Stack(url, fakes, usage)
+
+
+@pytest.fixture(params=list(MODELS))
+def model(request: pytest.FixtureRequest) -> str:
+    return MODELS[request.param]
+
+
+def test_create(stack: Stack, model: str) -> None:
+    response = stack.client().responses.create(model=model, instructions="Be brief.", input="Hello there")
+    assert response.object == "response" and response.status == "completed"
+    assert response.model == model
+    assert "Hello there" in response.output_text
+    assert response.usage is not None and response.usage.output_tokens > 0
+
+
+def test_stream(stack: Stack, model: str) -> None:
+    with stack.client().responses.stream(model=model, input="Hello streaming world") as stream:
+        events = list(stream)
+        final = stream.get_final_response()
+    kinds = [event.type for event in events]
+    assert kinds[:2] == ["response.created", "response.in_progress"] and kinds[-1] == "response.completed"
+    numbers = [event.sequence_number for event in events]
+    assert numbers == sorted(set(numbers))  # strictly increasing
+    assert events[0].response.id == events[-1].response.id == final.id
+    assert "Hello streaming world" in final.output_text and final.usage is not None
+
+
+# The Bedrock fake fills tool arguments from the whole user text (it has no name(key=value) convention),
+# so the argument checks below run on the upstreams whose fakes take given arguments.
+TOOL_MODELS = [name for name in MODELS if name != "bedrock"]
+
+
+@pytest.mark.parametrize("name", TOOL_MODELS)
+def test_tool_round_trip_with_previous_response_id(stack: Stack, name: str) -> None:
+    model = MODELS[name]
+    client = stack.client()
+    first = client.responses.create(
+        model=model, tools=[WEATHER], input="Weather in Paris? get_weather(city=Paris)"
+    )
+    [call] = [item for item in first.output if item.type == "function_call"]
+    assert call.name == "get_weather" and json.loads(call.arguments)["city"] == "Paris"
+    second = client.responses.create(
+        model=model,
+        tools=[WEATHER],
+        previous_response_id=first.id,
+        input=[{"type": "function_call_output", "call_id": call.call_id, "output": "18 degrees"}],
+    )
+    assert second.status == "completed" and "18 degrees" in second.output_text
+
+
+@pytest.mark.parametrize("name", TOOL_MODELS)
+def test_streamed_tool_call(stack: Stack, name: str) -> None:
+    model = MODELS[name]
+    with stack.client().responses.stream(
+        model=model, tools=[WEATHER], input="Weather in Oslo? get_weather(city=Oslo)"
+    ) as stream:
+        events = list(stream)
+        final = stream.get_final_response()
+    [call] = [item for item in final.output if item.type == "function_call"]
+    assert json.loads(call.arguments)["city"] == "Oslo"
+    done = [event for event in events if event.type == "response.function_call_arguments.done"]
+    assert done and json.loads(done[0].arguments) == json.loads(call.arguments)
+
+
+def test_chain_continues_on_another_provider(stack: Stack) -> None:
+    client = stack.client()
+    first = client.responses.create(model=MODELS["openai"], input="My name is Ada.")
+    second = client.responses.create(
+        model=MODELS["anthropic"], previous_response_id=first.id, input="And again"
+    )
+    third = client.responses.create(model=MODELS["gemini"], previous_response_id=second.id, input="Once more")
+    items = client.responses.input_items.list(third.id, order="asc")
+    assert [item.type for item in items.data] == ["message"]  # only this request's input
+    seen = stack.fakes["gemini"].requests[-1]["body"]["contents"]
+    assert "My name is Ada." in json.dumps(seen)  # the whole history reached the third provider
+
+
+def test_retrieve_input_items_delete(stack: Stack) -> None:
+    client = stack.client()
+    response = client.responses.create(model=MODELS["echo"], input=[{"role": "user", "content": "keep me"}])
+    assert client.responses.retrieve(response.id).id == response.id
+    items = client.responses.input_items.list(response.id)
+    assert items.data[0].type == "message"
+    client.responses.delete(response.id)
+    with pytest.raises(openai.NotFoundError):
+        client.responses.retrieve(response.id)
+
+
+def test_a_response_is_readable_only_by_its_principal(stack: Stack) -> None:
+    response = stack.client().responses.create(model=MODELS["echo"], input="private")
+    other = stack.client(OTHER_KEY)
+    with pytest.raises(openai.NotFoundError):
+        other.responses.retrieve(response.id)
+    with pytest.raises(openai.NotFoundError) as caught:
+        other.responses.create(model=MODELS["echo"], previous_response_id=response.id, input="let me in")
+    assert caught.value.body["param"] == "previous_response_id"  # type: ignore[index]
+
+
+def test_store_false_keeps_nothing(stack: Stack) -> None:
+    client = stack.client()
+    response = client.responses.create(model=MODELS["echo"], input="forget me", store=False)
+    with pytest.raises(openai.NotFoundError):
+        client.responses.retrieve(response.id)
+
+
+@pytest.mark.parametrize("name", ["echo", "anthropic", "gemini", "openai"])
+def test_text_format_json_schema_is_enforced_natively(stack: Stack, name: str) -> None:
+    schema = {
+        "type": "object",
+        "properties": {"city": {"type": "string"}},
+        "required": ["city"],
+        "additionalProperties": False,
+    }
+    response = stack.client().responses.create(
+        model=MODELS[name],
+        input="Paris",
+        text={"format": {"type": "json_schema", "name": "place", "schema": schema, "strict": True}},
+    )
+    assert set(json.loads(response.output_text)) == {"city"}
+
+
+def test_builtin_tools_are_dropped_and_named_for_translated_upstreams(stack: Stack) -> None:
+    raw = stack.client().responses.with_raw_response.create(
+        model=MODELS["anthropic"], input="hi", tools=[{"type": "web_search"}, WEATHER]
+    )
+    assert raw.headers["x-llm-gateway-dropped-tools"] == "web_search"
+    assert raw.parse().status == "completed"
+
+
+def test_invalid_bodies_get_openais_envelope(stack: Stack) -> None:
+    response = httpx.post(
+        stack.url + "/v1/responses",
+        json={"model": "echo/echo-1", "input": 5},
+        headers={"authorization": f"Bearer {KEY}"},
+    )
+    assert response.status_code == 400 and response.json()["error"]["param"] == "input"
+
+
+def test_unknown_previous_response_is_a_404(stack: Stack) -> None:
+    with pytest.raises(openai.NotFoundError):
+        stack.client().responses.create(model=MODELS["echo"], previous_response_id="resp_nope", input="hi")
+
+
+def test_a_cut_upstream_stream_ends_in_response_failed(stack: Stack) -> None:
+    stack.fakes["openai"].faults.append(fake_openai.Fault(None, cut_after=2))
+    body = {"model": MODELS["openai"], "input": "one two three four", "stream": True}
+    with httpx.stream(
+        "POST", stack.url + "/v1/responses", json=body, headers={"authorization": f"Bearer {KEY}"}
+    ) as r:
+        lines = [line for line in r.iter_lines() if line.startswith("data: ")]
+    last = json.loads(lines[-1].removeprefix("data: "))
+    assert last["type"] in ("response.failed", "error")
+    assert all(json.loads(line[6:])["type"] != "response.completed" for line in lines)
+
+
+def test_metering_names_the_endpoint(stack: Stack) -> None:
+    stack.client().responses.create(model=MODELS["anthropic"], input="meter me")
+    deadline = time.monotonic() + 3
+    while not any(r.endpoint == "responses" and r.target == MODELS["anthropic"] for r in stack.usage):
+        assert time.monotonic() < deadline
+        time.sleep(0.02)
+    record = next(r for r in stack.usage if r.endpoint == "responses" and r.target == MODELS["anthropic"])
+    assert record.status == 200 and record.principal == "agent" and record.usage is not None
