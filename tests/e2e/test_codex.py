@@ -52,7 +52,9 @@ from tests.support.server import serve
 
 # The base URLs Codex is pointed at (its provider's `base_url`, ending in /v1), one test run each.
 # "recording-fake": the recording Responses fake itself, no gateway in between (proves the harness).
-TARGETS = ("recording-fake",)
+# "gateway-<provider>": the gateway mounted at /llm in Starlette in front of tests/fakes/<provider>.py
+# (OpenAI natively over the Responses API; Anthropic and Gemini translated), a gateway model id.
+TARGETS = ("recording-fake", "gateway-openai", "gateway-anthropic", "gateway-gemini")
 
 
 def _ci() -> bool:
@@ -123,6 +125,14 @@ def target(request: pytest.FixtureRequest, notes: Path) -> Iterator[Target]:
 
         with serve(fake) as url:
             yield Target(url + "/v1", MODEL, KEY, seen)
+    elif request.param.startswith("gateway-"):
+        from tests.e2e.test_claude_code import GATEWAY_KEY, GATEWAY_MODELS, gateway_in_front_of
+
+        provider = request.param.removeprefix("gateway-")
+        with gateway_in_front_of(provider) as gateway:
+            yield Target(
+                gateway.base_url + "/v1", GATEWAY_MODELS[provider], GATEWAY_KEY, gateway.upstream_tool_results
+            )
     else:
         raise ValueError(f"no target {request.param!r}")
 
