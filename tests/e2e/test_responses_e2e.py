@@ -14,19 +14,9 @@ import httpx
 import openai
 import pytest
 
-from asgi_llm_gateway import Gateway, Policy, UsageRecord, api_keys
-from asgi_llm_gateway.providers import (
-    AnthropicProvider,
-    BedrockProvider,
-    EchoProvider,
-    GeminiProvider,
-    OpenAIProvider,
-)
-from tests.fakes import anthropic as fake_anthropic
-from tests.fakes import gemini as fake_gemini
+from asgi_llm_gateway import UsageRecord
 from tests.fakes import openai as fake_openai
-from tests.fakes.bedrock import ACCESS_KEY, SECRET_KEY, FakeBedrock
-from tests.support.server import serve
+from tests.support.upstreams import gateway_over_every_upstream
 
 KEY = "sk-gw-agent-0001"
 OTHER_KEY = "sk-gw-someone-else"
@@ -58,43 +48,10 @@ class Stack:
 
 @pytest.fixture(scope="module")
 def stack() -> Iterator[Stack]:
-    fakes: dict[str, Any] = {
-        "claude": fake_anthropic.FakeAnthropic(),
-        "openai": fake_openai.FakeOpenAI(),
-        "gemini": fake_gemini.FakeGemini(),
-        "bedrock": FakeBedrock(),
-    }
-    usage: list[UsageRecord] = []
-
-    async def on_usage(record: UsageRecord) -> None:
-        usage.append(record)
-
-    with (
-        serve(fakes["claude"]) as claude_url,
-        serve(fakes["openai"].app()) as openai_url,
-        serve(fakes["gemini"].app()) as gemini_url,
-        serve(fakes["bedrock"].app) as bedrock_url,
-    ):
-        gateway = Gateway(
-            providers={
-                "echo": EchoProvider(),
-                "claude": AnthropicProvider(api_key=fake_anthropic.KEY, base_url=claude_url),
-                "openai": OpenAIProvider(api_key=fake_openai.KEY, base_url=openai_url + "/v1"),
-                "gemini": GeminiProvider(api_key=fake_gemini.KEY, base_url=gemini_url),
-                "bedrock": BedrockProvider(
-                    base_url=bedrock_url,
-                    region="us-east-1",
-                    aws_access_key_id=ACCESS_KEY,
-                    aws_secret_access_key=SECRET_KEY,
-                ),
-            },
-            routes={"relay": ["openai/gpt-4.1", "claude/claude-sonnet-4-5"]},
-            auth=api_keys({KEY: "agent", OTHER_KEY: "someone-else"}),
-            policy=Policy(max_attempts=1),
-            on_usage=on_usage,
-        )
-        with serve(gateway) as url:
-            yield Stack(url, fakes, usage)
+    with gateway_over_every_upstream(
+        {KEY: "agent", OTHER_KEY: "someone-else"}, {"relay": ["openai/gpt-4.1", "claude/claude-sonnet-4-5"]}
+    ) as served:
+        yield Stack(served.url, served.fakes, served.usage)
 
 
 @pytest.fixture(params=list(MODELS))
