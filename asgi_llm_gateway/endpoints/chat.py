@@ -26,7 +26,7 @@ from ..policy import Policy
 from ..providers.base import Chunk, Request
 from ..routing import Plan, Target
 from ..schemas import parse_json_body, validate_chat_request
-from ..watch import Spawn, watched
+from ..watch import Spawn
 from ..wire import SSE_DONE, sse_event
 from . import Exchange, OpenAIErrors
 from .door import Door, first_batch
@@ -57,17 +57,12 @@ class ChatEndpoint(OpenAIErrors, Door):
             legacy_answer = body.get("functions") is not None
             body = with_tools(body)
         call = Call(exchange.request_id, "chat.completions", principal, model, body, started)
-        hooks = gateway.hooks
-        async with watched(receive) as spawn:
-            try:
-                if hooks is not None:
-                    await hooks.request_started(call)
-                if body.get("stream"):
-                    await self._stream(call, plan, exchange, legacy_answer, spawn)
-                else:
-                    await self._complete(call, plan, exchange, legacy_answer)
-            except OSError:  # the client went away while we were sending
-                pass
+        await self.serve(
+            call,
+            exchange,
+            partial(self._complete, call, plan, exchange, legacy_answer),
+            partial(self._stream, call, plan, exchange, legacy_answer),
+        )
 
     async def _complete(self, call: Call, plan: Plan, exchange: Exchange, legacy_answer: bool) -> None:
         outcome = await self.attempt(call, plan, exchange, partial(_complete_once, call.body))

@@ -6,7 +6,7 @@ stream, after which the call is settled (its slot freed, its record handed to th
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
 import anyio
@@ -19,7 +19,7 @@ from ..policy import Policy
 from ..providers.base import aclose_iterator
 from ..providers.streams import stream_ended_early
 from ..routing import Plan, Target
-from ..watch import Spawn
+from ..watch import Spawn, watched
 from . import Exchange, Headers
 
 if TYPE_CHECKING:
@@ -36,6 +36,27 @@ class Door:
 
     async def send_error(self, exchange: Exchange, error: GatewayError, headers: Headers = ()) -> None:
         raise NotImplementedError  # pragma: no cover - every door mixes in its envelope
+
+    async def serve(
+        self,
+        call: Call,
+        exchange: Exchange,
+        complete: Callable[[], Awaitable[None]],
+        stream: Callable[[Spawn], Awaitable[None]] | None = None,
+    ) -> None:
+        """Run one call: `request_started` for the hooks, then `stream` (when the request asks for a stream)
+        or `complete`, while a watcher cancels everything if the client disconnects."""
+        hooks = self.gateway.hooks
+        async with watched(exchange.receive) as spawn:
+            try:
+                if hooks is not None:
+                    await hooks.request_started(call)
+                if stream is not None and call.stream:
+                    await stream(spawn)
+                else:
+                    await complete()
+            except OSError:  # the client went away while we were sending
+                pass
 
     async def attempt(
         self, call: Call, plan: Plan, exchange: Exchange, attempt: Attempt[Any], *, keep_slot: bool = False

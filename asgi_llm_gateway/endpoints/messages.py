@@ -31,7 +31,7 @@ from ..providers.anthropic import usage_of
 from ..providers.base import Chunk
 from ..routing import Plan, Target
 from ..schemas import parse_json_body, validate_messages_request
-from ..watch import Spawn, watched
+from ..watch import Spawn
 from ..wire import dumps
 from . import AnthropicErrors, Exchange
 from .anthropic_native import NativeEvents, NativeProgress
@@ -93,17 +93,12 @@ class MessagesEndpoint(AnthropicErrors, Door):
         started = time.perf_counter()
         principal, request, plan = await read_messages_request(self.gateway, exchange)
         call = Call(exchange.request_id, "messages", principal, request.body["model"], request.body, started)
-        hooks = self.gateway.hooks
-        async with watched(exchange.receive) as spawn:
-            try:
-                if hooks is not None:
-                    await hooks.request_started(call)
-                if request.body.get("stream"):
-                    await self._stream(call, request, plan, exchange, spawn)
-                else:
-                    await self._create(call, request, plan, exchange)
-            except OSError:  # the client went away while we were sending
-                pass
+        await self.serve(
+            call,
+            exchange,
+            partial(self._create, call, request, plan, exchange),
+            partial(self._stream, call, request, plan, exchange),
+        )
 
     async def _create(self, call: Call, request: MessagesRequest, plan: Plan, exchange: Exchange) -> None:
         outcome = await self.attempt(call, plan, exchange, partial(_create_once, request, call))
@@ -180,8 +175,9 @@ class CountTokensEndpoint(AnthropicErrors, Door):
         principal, request, plan = await read_messages_request(self.gateway, exchange, count_tokens=True)
         model = request.body["model"]
         call = Call(exchange.request_id, "messages.count_tokens", principal, model, request.body, started)
-        if self.gateway.hooks is not None:
-            await self.gateway.hooks.request_started(call)
+        await self.serve(call, exchange, partial(self._count, call, request, plan, exchange))
+
+    async def _count(self, call: Call, request: MessagesRequest, plan: Plan, exchange: Exchange) -> None:
         outcome = await self.attempt(call, plan, exchange, partial(_count_once, request))
         if outcome is None:
             return

@@ -45,7 +45,7 @@ from ..policy import Policy
 from ..routing import Plan, Target
 from ..schemas import parse_json_body, validate_responses_request
 from ..state import StoredResponse
-from ..watch import Spawn, watched
+from ..watch import Spawn
 from . import Exchange, OpenAIErrors
 from .door import Door, first_batch
 from .responses_native import NativeResponseEvents, NativeResponseProgress, chat_usage
@@ -177,16 +177,12 @@ class ResponsesEndpoint(OpenAIErrors, Door):
         check_model_allowed(principal, model)
         conversation = Conversation(body, await self._history(body, principal))
         call = Call(exchange.request_id, "responses", principal, model, body, started)
-        async with watched(exchange.receive) as spawn:
-            try:
-                if gateway.hooks is not None:
-                    await gateway.hooks.request_started(call)
-                if body.get("stream"):
-                    await self._stream(call, conversation, plan, exchange, spawn)
-                else:
-                    await self._complete(call, conversation, plan, exchange)
-            except OSError:  # the client went away while we were sending
-                pass
+        await self.serve(
+            call,
+            exchange,
+            partial(self._complete, call, conversation, plan, exchange),
+            partial(self._stream, call, conversation, plan, exchange),
+        )
 
     async def _history(self, body: dict[str, Any], principal: Any) -> list[dict[str, Any]]:
         previous = body.get("previous_response_id")
