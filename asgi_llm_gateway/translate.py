@@ -1,4 +1,4 @@
-"""Pure helpers that every translating provider needs when reading an OpenAI request.
+"""Pure helpers that every translator needs when reading an OpenAI request (or, for the doors, an answer).
 
 Kept here once so providers never carry copies with small variations.
 """
@@ -15,6 +15,7 @@ from .wire import loads
 
 __all__ = [
     "DataURL",
+    "answer_text",
     "json_schema_of",
     "max_tokens_of",
     "parse_arguments",
@@ -36,6 +37,16 @@ def unsupported(provider: str, param: str, detail: str = "") -> GatewayError:
         param=param,
         code="unsupported_parameter",
     )
+
+
+def answer_text(content: Any) -> str:
+    """The text of an answer's message content: a string, or the text of a list of parts (some upstreams
+    answer with parts). Lenient where `text_of` is strict: an upstream's answer is not the client's fault."""
+    if isinstance(content, str):
+        return content
+    if isinstance(content, list):
+        return "".join(part.get("text") or "" for part in content if isinstance(part, dict))
+    return ""
 
 
 def text_of(content: Any, param: str = "content") -> str:

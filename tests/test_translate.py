@@ -11,6 +11,7 @@ from asgi_llm_gateway import translate
 from asgi_llm_gateway.errors import GatewayError
 from asgi_llm_gateway.translate import (
     DataURL,
+    answer_text,
     json_schema_of,
     max_tokens_of,
     parse_arguments,
@@ -24,6 +25,7 @@ from asgi_llm_gateway.translate import (
 def test_every_exported_helper_is_tested_here() -> None:
     assert sorted(translate.__all__) == [
         "DataURL",
+        "answer_text",
         "json_schema_of",
         "max_tokens_of",
         "parse_arguments",
@@ -240,3 +242,17 @@ def test_stop_of_is_always_a_list() -> None:
 def test_json_schema_of(response_format: Any, expected: Any) -> None:
     request = {} if response_format is None else {"response_format": response_format}
     assert json_schema_of(request) == expected
+
+
+@pytest.mark.parametrize(
+    ("content", "text"),
+    [
+        ("plain", "plain"),
+        ([{"type": "text", "text": "a"}, {"type": "text", "text": "b"}], "ab"),
+        ([{"type": "text"}, "not a part", {"type": "image_url"}], ""),
+        (None, ""),
+        (42, ""),
+    ],
+)
+def test_answer_text_reads_strings_and_parts_leniently(content: Any, text: str) -> None:
+    assert answer_text(content) == text

@@ -25,6 +25,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from ...providers.anthropic import tool_use_id
+from ...translate import answer_text
 from ...wire import loads
 
 __all__ = ["from_completion", "message_id", "new_tool_use_id", "stop_reason", "usage_of"]
@@ -36,7 +37,7 @@ def from_completion(completion: Mapping[str, Any], model: str) -> dict[str, Any]
     choices: list[Mapping[str, Any]] = completion.get("choices") or [{}]
     choice = choices[0]
     message = choice.get("message") or {}
-    text = _text(message.get("content"))
+    text = answer_text(message.get("content"))
     refusal = message.get("refusal")
     content: list[dict[str, Any]] = []
     if text or refusal:
@@ -87,15 +88,6 @@ def message_id() -> str:
 
 def new_tool_use_id() -> str:
     return "toolu_" + secrets.token_hex(12)
-
-
-def _text(content: Any) -> str:
-    """A message's text: a string, or the text of a list of parts (some upstreams answer with parts)."""
-    if isinstance(content, str):
-        return content
-    if isinstance(content, list):
-        return "".join(part.get("text") or "" for part in content if isinstance(part, dict))
-    return ""
 
 
 def _tool_use(call: Mapping[str, Any]) -> dict[str, Any]:

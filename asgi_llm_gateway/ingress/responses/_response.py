@@ -32,6 +32,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from ...errors import GatewayError
+from ...translate import answer_text
 from ...wire import dumps
 from ._tools import namespaced_names
 
@@ -66,7 +67,7 @@ def to_response(
     output: list[dict[str, Any]] = []
     if reasoning := message.get("reasoning_content"):
         output.append(reasoning_item(item_id("rs", response_id, 0), reasoning))
-    text = _text(message.get("content"))
+    text = answer_text(message.get("content"))
     refusal = message.get("refusal")
     if text or refusal:
         content = ([output_text(text)] if text else []) + ([refusal_part(refusal)] if refusal else [])
@@ -234,12 +235,3 @@ def _echoed_tool(tool: Mapping[str, Any]) -> dict[str, Any]:
     if kind == "namespace":
         return {**tool, "tools": [_echoed_tool(member) for member in tool.get("tools") or ()]}
     return dict(tool)
-
-
-def _text(content: Any) -> str:
-    """A message's text: a string, or the text of a list of parts (some upstreams answer with parts)."""
-    if isinstance(content, str):
-        return content
-    if isinstance(content, list):
-        return "".join(part.get("text") or "" for part in content if isinstance(part, dict))
-    return ""
