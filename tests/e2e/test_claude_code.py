@@ -14,9 +14,6 @@ never pass CI silently. Runs are offline (see `run_claude`); each takes about a 
 from __future__ import annotations
 
 import json
-import os
-import shutil
-import subprocess
 from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass
@@ -45,12 +42,12 @@ from tests.support.claude_code import (
     RecordingAnthropic,
     capture,
     claude_executable,
-    npm_ci_needed,
     result_text,
     run_claude,
     shape,
     tool_results,
 )
+from tests.support.requirements import node_packages, required
 from tests.support.server import serve
 
 # The base URLs Claude Code is pointed at, one test run each. "recording-fake": ANTHROPIC_BASE_URL is the
@@ -67,37 +64,13 @@ GATEWAY_MODELS = {
 }
 
 
-def _ci() -> bool:
-    return os.environ.get("CI", "").lower() not in ("", "0", "false")
-
-
-def _missing(message: str) -> None:
-    if _ci():
-        pytest.fail(message + " (CI is set, so this is a failure, not a skip)")
-    pytest.skip(message)
-
-
 @pytest.fixture(scope="session")
 def claude() -> Path:
     """The native `claude` binary of tests/node's pinned package (`npm ci` there first, once, if needed)."""
-    node, npm = shutil.which("node"), shutil.which("npm")
-    if node is None or npm is None:
-        _missing("`node` and `npm` must be on PATH: the Claude Code tests run the npm package")
-    assert npm is not None
-    if npm_ci_needed():
-        result = subprocess.run(
-            [npm, "ci", "--no-audit", "--no-fund"],
-            cwd=NODE_DIR,
-            capture_output=True,
-            text=True,
-            timeout=600,
-            check=False,
-        )
-        if result.returncode != 0:
-            pytest.fail(f"npm ci failed in {NODE_DIR}:\n{result.stdout[-3000:]}\n{result.stderr[-3000:]}")
+    node_packages("the Claude Code tests run the npm package")
     executable = claude_executable()
     if executable is None:
-        _missing(f"@anthropic-ai/claude-code installed no native binary for this platform under {NODE_DIR}")
+        required(f"@anthropic-ai/claude-code installed no native binary for this platform under {NODE_DIR}")
     assert executable is not None
     return executable
 

@@ -16,9 +16,6 @@ never pass CI silently. Runs are offline (see `run_codex`); each takes well unde
 from __future__ import annotations
 
 import json
-import os
-import shutil
-import subprocess
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -40,7 +37,6 @@ from tests.support.codex import (
     capture,
     codex_executable,
     input_items,
-    npm_ci_needed,
     offered_tools,
     output_text,
     run_codex,
@@ -48,6 +44,7 @@ from tests.support.codex import (
     stream_events,
     tool_outputs,
 )
+from tests.support.requirements import node_packages, required
 from tests.support.server import serve
 
 # The base URLs Codex is pointed at (its provider's `base_url`, ending in /v1), one test run each.
@@ -57,37 +54,13 @@ from tests.support.server import serve
 TARGETS = ("recording-fake", "gateway-openai", "gateway-anthropic", "gateway-gemini")
 
 
-def _ci() -> bool:
-    return os.environ.get("CI", "").lower() not in ("", "0", "false")
-
-
-def _missing(message: str) -> None:
-    if _ci():
-        pytest.fail(message + " (CI is set, so this is a failure, not a skip)")
-    pytest.skip(message)
-
-
 @pytest.fixture(scope="session")
 def codex() -> Path:
     """The native `codex` binary of tests/node's pinned package (`npm ci` there first, once, if needed)."""
-    node, npm = shutil.which("node"), shutil.which("npm")
-    if node is None or npm is None:
-        _missing("`node` and `npm` must be on PATH: the Codex tests run the npm package")
-    assert npm is not None
-    if npm_ci_needed():
-        result = subprocess.run(
-            [npm, "ci", "--no-audit", "--no-fund"],
-            cwd=NODE_DIR,
-            capture_output=True,
-            text=True,
-            timeout=600,
-            check=False,
-        )
-        if result.returncode != 0:
-            pytest.fail(f"npm ci failed in {NODE_DIR}:\n{result.stdout[-3000:]}\n{result.stderr[-3000:]}")
+    node_packages("the Codex tests run the npm package")
     executable = codex_executable()
     if executable is None:
-        _missing(f"@openai/codex installed no native binary for this platform under {NODE_DIR}")
+        required(f"@openai/codex installed no native binary for this platform under {NODE_DIR}")
     assert executable is not None
     return executable
 

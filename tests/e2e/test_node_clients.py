@@ -9,11 +9,8 @@ skip, except under CI (`CI` set), where they fail: a skip must never pass CI sil
 from __future__ import annotations
 
 import json
-import os
-import shutil
 import subprocess
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -22,41 +19,16 @@ from asgi_llm_gateway import Gateway
 from asgi_llm_gateway.policy import Policy
 from asgi_llm_gateway.providers import MistralProvider
 from tests.fakes.openai import KEY, FakeOpenAI
+from tests.support.requirements import NODE_DIR, node_packages
 from tests.support.server import serve
 
-NODE_DIR = Path(__file__).resolve().parents[1] / "node"
 MODEL = "mistral/mistral-large-latest"
-
-
-def _tool(name: str) -> str:
-    path = shutil.which(name)
-    if path is None:
-        message = f"`{name}` is not on PATH: the Node client tests need node and npm"
-        if os.environ.get("CI", "").lower() not in ("", "0", "false"):
-            pytest.fail(message + " (CI is set, so this is a failure, not a skip)")
-        pytest.skip(message)
-    return path
 
 
 @pytest.fixture(scope="session")
 def node() -> str:
     """The `node` executable, with tests/node's pinned packages installed (`npm ci`, once)."""
-    node = _tool("node")
-    npm = _tool("npm")
-    installed = NODE_DIR / "node_modules" / ".package-lock.json"
-    lockfile = NODE_DIR / "package-lock.json"
-    if not installed.is_file() or installed.stat().st_mtime < lockfile.stat().st_mtime:
-        result = subprocess.run(
-            [npm, "ci", "--no-audit", "--no-fund"],
-            cwd=NODE_DIR,
-            capture_output=True,
-            text=True,
-            timeout=600,
-            check=False,
-        )
-        if result.returncode != 0:
-            pytest.fail(f"npm ci failed in {NODE_DIR}:\n{result.stdout[-3000:]}\n{result.stderr[-3000:]}")
-    return node
+    return node_packages("the Node client tests need node and npm")
 
 
 class Stack:

@@ -41,7 +41,8 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
-NODE_DIR = Path(__file__).resolve().parents[1] / "node"
+from tests.support.requirements import NODE_DIR
+
 PACKAGE = NODE_DIR / "node_modules" / "@anthropic-ai" / "claude-code"
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "claude_code"
 
@@ -89,13 +90,6 @@ def claude_executable() -> Path | None:
 def installed_version() -> str | None:
     manifest = PACKAGE / "package.json"
     return str(json.loads(manifest.read_text())["version"]) if manifest.is_file() else None
-
-
-def npm_ci_needed() -> bool:
-    """Whether tests/node's node_modules is missing or older than its lockfile."""
-    installed = NODE_DIR / "node_modules" / ".package-lock.json"
-    lockfile = NODE_DIR / "package-lock.json"
-    return not installed.is_file() or installed.stat().st_mtime < lockfile.stat().st_mtime
 
 
 @dataclass

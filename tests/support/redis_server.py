@@ -11,8 +11,6 @@ skip must never pass CI silently. `.ci/run` installs it from the OS packages.
 
 from __future__ import annotations
 
-import os
-import shutil
 import socket
 import subprocess
 import tempfile
@@ -23,6 +21,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.support.requirements import tool
 from tests.support.server import free_port
 
 __all__ = ["redis_server_path", "redis_url_fixture", "running_redis"]
@@ -30,13 +29,7 @@ __all__ = ["redis_server_path", "redis_url_fixture", "running_redis"]
 
 def redis_server_path() -> str:
     """`redis-server` from PATH; skips the test without it, or fails it under CI."""
-    path = shutil.which("redis-server")
-    if path is None:
-        message = "`redis-server` is not on PATH: the Redis store tests need it (.ci/run installs it)"
-        if os.environ.get("CI", "").lower() not in ("", "0", "false"):
-            pytest.fail(message + " (CI is set, so this is a failure, not a skip)")
-        pytest.skip(message)
-    return path
+    return tool("redis-server", "the Redis store tests need it (.ci/run installs it)")
 
 
 def _ping(port: int) -> bool:
