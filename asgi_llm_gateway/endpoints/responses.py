@@ -19,6 +19,7 @@ the `x-llm-gateway-dropped-tools` header and logged, unless the gateway was buil
 from __future__ import annotations
 
 import logging
+import re
 import secrets
 import time
 from collections.abc import AsyncIterator, Sequence
@@ -58,6 +59,8 @@ __all__ = ["ResponsesEndpoint", "owner_of"]
 logger = logging.getLogger("asgi_llm_gateway")
 
 DROPPED_TOOLS_HEADER = b"x-llm-gateway-dropped-tools"
+#: What a tool type may look like to be named in that header (every real one does: `web_search_preview`, …).
+_TOKEN = re.compile(r"[A-Za-z0-9_.:-]{1,64}")
 
 
 def owner_of(principal: Any) -> str | None:
@@ -109,7 +112,12 @@ class Conversation:
         return body
 
     def headers(self) -> list[tuple[bytes, bytes]]:
-        return [(DROPPED_TOOLS_HEADER, ", ".join(self.dropped).encode())] if self.dropped else []
+        """The dropped tools' types, for the client; a type is the client's own string, so one that is not a
+        plain token is named `unnamed` rather than copied into a header."""
+        if not self.dropped:
+            return []
+        names = [name if _TOKEN.fullmatch(name) else "unnamed" for name in self.dropped]
+        return [(DROPPED_TOOLS_HEADER, ", ".join(names).encode())]
 
 
 class ResponsesEndpoint(OpenAIErrors, Door):

@@ -215,3 +215,14 @@ def test_metering_names_the_endpoint(stack: Stack) -> None:
         time.sleep(0.02)
     record = next(r for r in stack.usage if r.endpoint == "responses" and r.target == MODELS["anthropic"])
     assert record.status == 200 and record.principal == "agent" and record.usage is not None
+
+
+def test_dropped_tool_types_never_put_client_text_into_a_header_unchecked(stack: Stack) -> None:
+    hostile = {"type": "web\r\nset-cookie: x=1", "name": "ignored"}
+    response = httpx.post(
+        stack.url + "/v1/responses",
+        json={"model": MODELS["anthropic"], "input": "hi", "tools": [{"type": "web_search"}, hostile]},
+        headers={"authorization": f"Bearer {KEY}"},
+    )
+    assert response.status_code == 200 and "set-cookie" not in response.headers
+    assert response.headers["x-llm-gateway-dropped-tools"] == "web_search, unnamed"
