@@ -196,7 +196,10 @@ def _tool_calls(request: Request, user_text: str) -> list[dict[str, Any]]:
         if isinstance(example, dict):
             example.update(_given_arguments(function["name"], parameters, user_text))
         arguments = json.dumps(example)
-        digest = hashlib.sha256(f"{position}:{function['name']}:{arguments}".encode()).hexdigest()[:24]
+        # The turn (how many messages precede the answer) is in the id: a conversation that calls the same
+        # tool with the same arguments twice must get two ids, or its second result answers the first call.
+        turn = len(request["messages"])
+        digest = hashlib.sha256(f"{turn}:{position}:{function['name']}:{arguments}".encode()).hexdigest()[:24]
         calls.append(wire.tool_call(f"call_{digest}", function["name"], arguments))
     return calls
 
