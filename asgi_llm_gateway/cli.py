@@ -11,7 +11,10 @@ Its production behaviour is uvicorn's, set up here (docs/deployment.md tells the
   `--graceful-timeout` seconds, cancel what is still running, then close the upstream connections.
 - Access logs are on unless `--no-access-log`. `--forwarded-allow-ips` names the proxies whose
   X-Forwarded-For/-Proto headers are believed (default: $FORWARDED_ALLOW_IPS, else 127.0.0.1 only).
-- `--check` loads the config and exits: 0 when it is good, 2 and the problem otherwise.
+- `--check` loads the config and exits: 0 when it is good, 2 and the problem otherwise. It does not connect
+  to Redis: a `[response_store]` of type "redis" is checked for shape, not reachability.
+- The gateway closes its response store (a Redis store's connection pool) when uvicorn shuts down its
+  lifespan, in every worker.
 """
 
 from __future__ import annotations
@@ -23,7 +26,15 @@ import sys
 from collections.abc import Sequence
 from typing import Any
 
-from .config import KEY_VARIABLES, ConfigError, GatewayConfig, from_environment, load_config
+from .config import (
+    KEY_VARIABLES,
+    RESPONSE_STORE_VARIABLE,
+    ConfigError,
+    GatewayConfig,
+    describe_response_store,
+    from_environment,
+    load_config,
+)
 from .gateway import Gateway
 
 __all__ = ["CONFIG_VARIABLE", "app_from_environment", "main"]
@@ -84,7 +95,8 @@ def _parser() -> argparse.ArgumentParser:
         prog="asgi-llm-gateway",
         description="Serve an OpenAI-compatible LLM gateway.",
         epilog=f"Without --config the file named by ${CONFIG_VARIABLE} is used; without either, the echo "
-        f"provider plus every provider whose API key variable is set: {served}.",
+        f"provider plus every provider whose API key variable is set: {served}; /v1/responses state is kept "
+        f"in memory, or in the Redis at ${RESPONSE_STORE_VARIABLE} (redis://…) when it is set.",
     )
     parser.add_argument("--config", metavar="FILE", help="TOML config file")
     parser.add_argument(
@@ -128,7 +140,8 @@ def _parser() -> argparse.ArgumentParser:
 def _summary(gateway: Gateway) -> str:
     routes = f" and routes {', '.join(gateway.router.routes)}" if gateway.router.routes else ""
     keys = "client keys required" if gateway.auth else "no client keys required"
-    return f"providers {', '.join(gateway.providers)}{routes} ({keys})"
+    store = describe_response_store(gateway.response_store)
+    return f"providers {', '.join(gateway.providers)}{routes} ({keys}), response store {store}"
 
 
 def main(argv: Sequence[str] | None = None) -> int:

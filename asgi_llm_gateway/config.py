@@ -16,14 +16,22 @@
     [policy]                           # retries, timeouts, cooldown (asgi_llm_gateway.policy.Policy)
     max_attempts = 3
 
+    [response_store]                   # where /v1/responses keeps conversations (default: memory)
+    type = "redis"                     # see RESPONSE_STORE_TYPES; "redis" needs the [redis] extra
+    url = "env:REDIS_URL"              # every replica pointed at one Redis continues every chain
+    ttl = 604800                       # seconds; the other options are the store class's own
+
 Routes may also hold weighted groups, `pool = [{ group = { "a/m" = 3, "b/m" = 1 } }, "c/m"]`, or be a table
 `{ targets = [...], policy = { ... } }`; a provider table may have a `policy = { ... }` of its own.
+
+Without a config file, `ASGI_LLM_GATEWAY_RESPONSE_STORE_URL=redis://…` selects the Redis store.
 
 Every error names the file, the key and what is wrong.
 """
 
 from __future__ import annotations
 
+import importlib
 import inspect
 import os
 import re
@@ -35,12 +43,14 @@ from dataclasses import dataclass, field, fields
 from functools import cache
 from pathlib import Path
 from typing import Any, TypeAlias, Union
+from urllib.parse import urlsplit
 
 from .auth import AuthHook, Principal, api_keys
 from .gateway import Gateway
 from .policy import Group, Policy, Route
 from .providers import PROVIDER_CLASSES, EchoProvider
 from .providers.base import Provider
+from .state import ResponseStore
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -50,10 +60,14 @@ else:  # pragma: no cover
 __all__ = [
     "KEY_VARIABLES",
     "PROVIDER_TYPES",
+    "RESPONSE_STORE_TYPES",
+    "RESPONSE_STORE_VARIABLE",
     "ConfigError",
     "GatewayConfig",
+    "describe_response_store",
     "from_environment",
     "load_config",
+    "redact_url",
 ]
 
 #: A provider table's `type` → its class (asgi_llm_gateway.providers.PROVIDER_CLASSES). The options a table
@@ -72,11 +86,27 @@ KEY_VARIABLES: Mapping[str, tuple[str, ...]] = {
     kind: variables for kind, provider in PROVIDER_TYPES.items() if (variables := _key_variables(provider))
 }
 
+#: `[response_store]`'s `type` → its class, as "module:name": imported only when chosen (the Redis store
+#: needs the `[redis]` extra, named like its type). Its options are the class's constructor parameters, as for
+#: providers.
+RESPONSE_STORE_TYPES: Mapping[str, str] = {
+    "memory": "asgi_llm_gateway.state.memory:MemoryResponseStore",
+    "redis": "asgi_llm_gateway.state.redis:RedisResponseStore",
+}
+#: Without a config file: the Redis URL that makes the runner keep /v1/responses state in that Redis.
+RESPONSE_STORE_VARIABLE = "ASGI_LLM_GATEWAY_RESPONSE_STORE_URL"
+#: Options a store type cannot do without, and the URL schemes its `url` may have (checked here: the store
+#: itself reads the URL only when it first connects, long after start-up).
+_STORE_REQUIRED: Mapping[str, tuple[str, ...]] = {"redis": ("url",)}
+_STORE_SCHEMES: Mapping[str, tuple[str, ...]] = {"redis": ("redis", "rediss", "unix")}
+
+#: A `password=` query parameter, as redis-py reads it (`redact_url` hides it).
+_QUERY_PASSWORD = re.compile(r"(?P<name>[?&]password=)[^&#]*")
 _ENV_REFERENCE = re.compile(r"^(?:env:(?P<a>[A-Za-z_][A-Za-z0-9_]*)|\$\{(?P<b>[A-Za-z_][A-Za-z0-9_]*)\})$")
 #: Keys of a provider table that are not constructor options (`policy` is taken out before, in `_parse`).
 _TABLE_KEYS = ("type", "policy")
 #: What an option must be, where a plainer word than the annotation's says it better.
-_EXPECTED = {"timeout": "a number of seconds", "models": "a list of model ids"}
+_EXPECTED = {"timeout": "a number of seconds", "ttl": "a number of seconds", "models": "a list of model ids"}
 
 
 class ConfigError(Exception):
@@ -95,6 +125,8 @@ class GatewayConfig:
     max_body_size: int | None = None
     host: str | None = None
     port: int | None = None
+    #: None: the gateway's default (a `MemoryResponseStore`). The gateway closes it on shutdown.
+    response_store: ResponseStore | None = None
 
     def gateway(self) -> Gateway:
         options: dict[str, Any] = {}
@@ -102,17 +134,25 @@ class GatewayConfig:
             options["max_body_size"] = self.max_body_size
         if self.policy is not None:
             options["policy"] = self.policy
-        return Gateway(
+        gateway = Gateway(
             providers=self.providers,
             routes=self.routes,
             auth=self.auth,
             provider_policies=self.provider_policies,
+            response_store=self.response_store,
             **options,
         )
+        if self.response_store is not None:
+            # Gateway takes `response_store or MemoryResponseStore()`, and an empty MemoryResponseStore is
+            # falsy (len 0): its options (ttl, max_responses, max_bytes) would be lost. Remove this line when
+            # Gateway tests `is None` instead.
+            gateway.response_store = self.response_store
+        return gateway
 
 
 def from_environment(environ: Mapping[str, str] | None = None) -> GatewayConfig:
-    """No config file: `echo`, plus every provider whose key is set in the environment."""
+    """No config file: `echo`, plus every provider whose key is set in the environment; /v1/responses state
+    in the Redis named by `ASGI_LLM_GATEWAY_RESPONSE_STORE_URL` when it is set, else in memory."""
     environ = os.environ if environ is None else environ
     providers: dict[str, Provider] = {"echo": EchoProvider()}
     for kind, variables in KEY_VARIABLES.items():
@@ -120,7 +160,14 @@ def from_environment(environ: Mapping[str, str] | None = None) -> GatewayConfig:
         if key:
             factory: Callable[..., Provider] = PROVIDER_TYPES[kind]
             providers[kind] = factory(api_key=key)
-    return GatewayConfig(providers=providers)
+    store = None
+    url = environ.get(RESPONSE_STORE_VARIABLE)
+    if url:
+        source, where = "environment", RESPONSE_STORE_VARIABLE
+        store_class = _store_class("redis", source, where)
+        _check_url("redis", url, source, where)
+        store = _build(store_class, {"url": url}, source, where)
+    return GatewayConfig(providers=providers, response_store=store)
 
 
 def load_config(path: str | Path, environ: Mapping[str, str] | None = None) -> GatewayConfig:
@@ -138,12 +185,10 @@ def load_config(path: str | Path, environ: Mapping[str, str] | None = None) -> G
 
 
 def _parse(data: Mapping[str, Any], source: str, environ: Mapping[str, str]) -> GatewayConfig:
-    unknown = set(data) - {"providers", "routes", "auth", "server", "policy"}
+    sections = ("providers", "routes", "auth", "server", "policy", "response_store")
+    unknown = set(data) - set(sections)
     if unknown:
-        raise ConfigError(
-            f"{source}: unknown section(s) {sorted(unknown)}; "
-            "expected providers, routes, auth, server, policy"
-        )
+        raise ConfigError(f"{source}: unknown section(s) {sorted(unknown)}; expected {', '.join(sections)}")
     providers_table = _table(data, "providers", source)
     providers: dict[str, Provider] = {}
     provider_policies: dict[str, Policy] = {}
@@ -164,6 +209,7 @@ def _parse(data: Mapping[str, Any], source: str, environ: Mapping[str, str]) -> 
         auth=_auth(data, source, environ),
         policy=_policy(data["policy"], source, "policy") if "policy" in data else None,
         provider_policies=provider_policies,
+        response_store=_response_store(data, source, environ),
     )
     server = _table(data, "server", source)
     for key, value in server.items():
@@ -262,31 +308,125 @@ def _provider(name: str, table: Mapping[str, Any], source: str, environ: Mapping
         raise ConfigError(
             f"{source}: {where}.type: unknown provider type {kind!r}; one of {sorted(PROVIDER_TYPES)}"
         )
-    factory: Callable[..., Provider] = PROVIDER_TYPES[kind]
-    accepted = _options(PROVIDER_TYPES[kind])
+    what = f"a {kind!r} provider"
+    options = _constructor_options(PROVIDER_TYPES[kind], what, table, _TABLE_KEYS, source, where, environ)
+    if kind == "openai-compatible" and not options.get("base_url"):
+        raise ConfigError(f"{source}: {where}.base_url: required for an 'openai-compatible' provider")
+    provider: Provider = _build(PROVIDER_TYPES[kind], options, source, where)
+    return provider
+
+
+def _constructor_options(
+    cls: type,
+    what: str,
+    table: Mapping[str, Any],
+    table_keys: tuple[str, ...],
+    source: str,
+    where: str,
+    environ: Mapping[str, str],
+) -> dict[str, Any]:
+    """The keyword arguments for `cls` (described to the user as `what`) from a table: environment
+    references resolved, each value checked against the constructor's annotation; `table_keys` are the
+    table's own keys, not options."""
+    accepted = _options(cls)
     options: dict[str, Any] = {}
     for key, value in table.items():
-        if key in _TABLE_KEYS:
+        if key in table_keys:
             continue
         if key not in accepted:
             raise ConfigError(
-                f"{source}: {where}.{key}: unknown option for a {kind!r} provider; "
-                f"one of {sorted([*accepted, *_TABLE_KEYS])}"
+                f"{source}: {where}.{key}: unknown option for {what}; "
+                f"one of {sorted([*accepted, *table_keys])}"
             )
         options[key] = _resolve(value, source, f"{where}.{key}", environ)
         shapes = accepted[key]
         if shapes is not None and not any(_fits(shape, options[key]) for shape in shapes):
             expected = _EXPECTED.get(key) or " or ".join(_describe(shape) for shape in shapes)
             raise ConfigError(f"{source}: {where}.{key}: expected {expected}")
-    if kind == "openai-compatible" and not options.get("base_url"):
-        raise ConfigError(f"{source}: {where}.base_url: required for an 'openai-compatible' provider")
+    return options
+
+
+def _build(cls: Callable[..., Any], options: Mapping[str, Any], source: str, where: str) -> Any:
     try:
-        return factory(**options)
+        return cls(**options)
     except (TypeError, ValueError) as exc:
         raise ConfigError(f"{source}: {where}: {exc}") from None
 
 
-# -- a provider's options, from its constructor --------------------------------------------------------------
+# -- the response store ------------------------------------------------------------------------------------
+
+
+def _response_store(data: Mapping[str, Any], source: str, environ: Mapping[str, str]) -> ResponseStore | None:
+    """The `[response_store]` table's store; None without the table (the gateway's default, in memory)."""
+    where = "response_store"
+    if where not in data:
+        return None
+    table = _table(data, where, source)
+    kind = table.get("type", "memory")
+    if not isinstance(kind, str) or kind not in RESPONSE_STORE_TYPES:
+        raise ConfigError(
+            f"{source}: {where}.type: unknown store type {kind!r}; one of {sorted(RESPONSE_STORE_TYPES)}"
+        )
+    store_class = _store_class(kind, source, f"{where}.type")
+    options = _constructor_options(store_class, f"a {kind!r} store", table, ("type",), source, where, environ)
+    for key in _STORE_REQUIRED.get(kind, ()):
+        if key not in options:
+            raise ConfigError(f"{source}: {where}.{key}: required for a {kind!r} store")
+    for key, value in options.items():
+        if key == "url":
+            _check_url(kind, value, source, f"{where}.url")
+        elif isinstance(value, (int, float)) and not value > 0:  # sizes and seconds
+            raise ConfigError(f"{source}: {where}.{key}: expected a positive number")
+    store: ResponseStore = _build(store_class, options, source, where)
+    return store
+
+
+def _store_class(kind: str, source: str, where: str) -> type:
+    module, _, name = RESPONSE_STORE_TYPES[kind].partition(":")
+    try:
+        store_class: type = getattr(importlib.import_module(module), name)
+    except ImportError:
+        raise ConfigError(
+            f"{source}: {where}: a {kind!r} store needs the `{kind}` package: "
+            f"pip install 'asgi-llm-gateway[{kind}]'"
+        ) from None
+    return store_class
+
+
+def _check_url(kind: str, url: str, source: str, where: str) -> None:
+    schemes = _STORE_SCHEMES.get(kind, ())
+    try:
+        scheme = urlsplit(url).scheme
+    except ValueError:  # a malformed address, "redis://[::1"
+        scheme = ""
+    if scheme not in schemes:
+        shown = ", ".join(f"{scheme}://" for scheme in schemes)
+        raise ConfigError(f"{source}: {where}: expected a URL starting with {shown}, not {redact_url(url)!r}")
+
+
+def redact_url(url: str) -> str:
+    """`url` with its password hidden, for logs: `redis://:secret@host` → `redis://:***@host`; a
+    `password=` query parameter (which redis-py also reads) likewise."""
+    try:
+        netloc = urlsplit(url).netloc
+    except ValueError:
+        return "***"
+    userinfo, at, host = netloc.rpartition("@")
+    if at and ":" in userinfo:
+        url = url.replace(netloc, f"{userinfo.partition(':')[0]}:***@{host}", 1)
+    return _QUERY_PASSWORD.sub(r"\g<name>***", url)
+
+
+def describe_response_store(store: ResponseStore) -> str:
+    """The store as the runner's start-up line names it: its `type` in RESPONSE_STORE_TYPES and its URL
+    (password hidden) if it has one."""
+    path = f"{type(store).__module__}:{type(store).__qualname__}"
+    kind = next((kind for kind, where in RESPONSE_STORE_TYPES.items() if where == path), type(store).__name__)
+    url = getattr(store, "url", None)
+    return f"{kind} ({redact_url(url)})" if isinstance(url, str) else kind
+
+
+# -- a provider's (or store's) options, from its constructor -------------------------------------------
 
 #: What TOML can give an option: a scalar type, or ("list"/"table", item type).
 _Shape: TypeAlias = "type | tuple[str, type]"
@@ -299,12 +439,12 @@ _SCALARS: Mapping[type, tuple[str, str]] = {
 
 
 @cache
-def _options(provider: type[Provider]) -> Mapping[str, tuple[_Shape, ...] | None]:
+def _options(built: type) -> Mapping[str, tuple[_Shape, ...] | None]:
     """Option name → the shapes TOML may give it (None: unchecked), from the keyword parameters of the
-    provider's constructor, following `**options` up the classes. A parameter no TOML value can fill (a
-    `client: httpx.AsyncClient`) is not an option."""
+    constructor of a provider (or store), following `**options` up the classes. A parameter no TOML value
+    can fill (a `client: httpx.AsyncClient`) is not an option."""
     options: dict[str, tuple[_Shape, ...] | None] = {}
-    for cls in provider.__mro__:
+    for cls in built.__mro__:
         init = vars(cls).get("__init__")
         if init is None:
             continue

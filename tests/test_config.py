@@ -4,18 +4,26 @@ from __future__ import annotations
 
 import inspect
 import json
+import sys
+import uuid
+from collections.abc import MutableMapping
 from pathlib import Path
 from typing import Any
 
+import anyio
 import pytest
 
 from asgi_llm_gateway.auth import Principal
+from asgi_llm_gateway.cli import CONFIG_VARIABLE, main
 from asgi_llm_gateway.config import (
     KEY_VARIABLES,
     PROVIDER_TYPES,
+    RESPONSE_STORE_VARIABLE,
     ConfigError,
+    describe_response_store,
     from_environment,
     load_config,
+    redact_url,
 )
 from asgi_llm_gateway.policy import Group, Policy
 from asgi_llm_gateway.providers import (
@@ -26,6 +34,8 @@ from asgi_llm_gateway.providers import (
     OpenAIProvider,
 )
 from asgi_llm_gateway.providers.http import HTTPProvider
+from asgi_llm_gateway.state.memory import MemoryResponseStore
+from tests.support.redis_server import redis_url_fixture  # noqa: F401  (the redis_url fixture)
 
 GOOD = """
 [providers.claude]
@@ -276,3 +286,246 @@ def test_toml_accepts_every_constructor_option_and_rejects_a_typo(tmp_path: Path
     typo = f"{options[0]}s"
     with pytest.raises(ConfigError, match=rf"providers\.p\.{typo}: unknown option for a '{kind}' provider"):
         load_config(write(tmp_path, "\n".join([*lines, f"{typo} = 1"])), {})
+
+
+# -- [response_store] and ASGI_LLM_GATEWAY_RESPONSE_STORE_URL ----------------------------------------------
+
+
+def test_without_a_response_store_table_the_gateway_keeps_responses_in_memory(tmp_path: Path) -> None:
+    config = load_config(write(tmp_path, GOOD), ENV)
+    assert config.response_store is None
+    assert isinstance(config.gateway().response_store, MemoryResponseStore)
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("", {"max_responses": 10_000, "ttl": 30 * 24 * 3600, "max_bytes": 256 * 1024 * 1024}),
+        ("ttl = 60", {"ttl": 60}),
+        (
+            'type = "memory"\nttl = 3600.5\nmax_responses = 100\nmax_bytes = 1_000_000',
+            {"ttl": 3600.5, "max_responses": 100, "max_bytes": 1_000_000},
+        ),
+    ],
+)
+def test_response_store_memory_with_its_constructor_options(
+    tmp_path: Path, text: str, expected: dict[str, Any]
+) -> None:
+    config = load_config(write(tmp_path, f"[response_store]\n{text}\n"), {})
+    store = config.response_store
+    assert isinstance(store, MemoryResponseStore)
+    assert {name: getattr(store, name) for name in expected} == expected
+    assert config.gateway().response_store is store
+
+
+@pytest.mark.parametrize("reference", ["env:TEST_REDIS_URL", "${TEST_REDIS_URL}"])
+def test_response_store_redis_reads_its_url_from_the_environment(tmp_path: Path, reference: str) -> None:
+    from asgi_llm_gateway.state.redis import RedisResponseStore
+
+    text = f'[response_store]\ntype = "redis"\nurl = "{reference}"\nttl = 86400\nprefix = "gw-test:"\n'
+    config = load_config(write(tmp_path, text), {"TEST_REDIS_URL": "redis://:pw@10.0.0.7:6380/2"})
+    store = config.response_store
+    assert isinstance(store, RedisResponseStore)
+    assert (store.url, store.ttl, store.prefix) == ("redis://:pw@10.0.0.7:6380/2", 86400, "gw-test:")
+    assert config.gateway().response_store is store
+
+
+def test_response_store_redis_takes_unix_and_tls_urls(tmp_path: Path) -> None:
+    for url in ("rediss://cache.internal:6380/0", "unix:///run/redis/redis.sock?db=1"):
+        config = load_config(write(tmp_path, f'[response_store]\ntype = "redis"\nurl = "{url}"\n'), {})
+        assert getattr(config.response_store, "url", None) == url
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("response_store = 'redis'", "response_store: expected a table"),
+        (
+            "[response_store]\ntype = 'disk'",
+            "response_store.type: unknown store type 'disk'; one of ['memory'",
+        ),
+        ("[response_store]\ntype = 1", "response_store.type: unknown store type 1"),
+        ("[response_store]\ntype = 'redis'", "response_store.url: required for a 'redis' store"),
+        ("[response_store]\ntype = 'redis'\nurl = 6379", "response_store.url: expected a string"),
+        (
+            "[response_store]\ntype = 'redis'\nurl = 'localhost:6379'",
+            "response_store.url: expected a URL starting with redis://, rediss://, unix://",
+        ),
+        (
+            "[response_store]\ntype = 'redis'\nurl = 'env:TEST_UNSET_REDIS_URL'",
+            "response_store.url: environment variable TEST_UNSET_REDIS_URL is not set",
+        ),
+        ("[response_store]\nttl = 'a week'", "response_store.ttl: expected a number of seconds"),
+        ("[response_store]\nttl = 0", "response_store.ttl: expected a positive number"),
+        (
+            "[response_store]\ntype = 'redis'\nurl = 'redis://h'\nttl = -1",
+            "response_store.ttl: expected a pos",
+        ),
+        ("[response_store]\nmax_responses = 1.5", "response_store.max_responses: expected an integer"),
+        ("[response_store]\nmax_bytes = 0", "response_store.max_bytes: expected a positive number"),
+        ("[response_store]\nttl = true", "response_store.ttl: expected a number of seconds"),
+        (
+            "[response_store]\nprefix = 'gw:'",
+            "response_store.prefix: unknown option for a 'memory' store; one of ['max_bytes'",
+        ),
+        (
+            "[response_store]\ntype = 'redis'\nurl = 'redis://h'\nmax_bytes = 5",
+            "response_store.max_bytes: unknown option for a 'redis' store",
+        ),
+        (  # a host's client object is no TOML option
+            "[response_store]\ntype = 'redis'\nurl = 'redis://h'\nclient = 'redis://h'",
+            "response_store.client: unknown option for a 'redis' store",
+        ),
+        (
+            "[response_store]\ntype = 'redis'\nurl = 'redis://h'\nprefix = 1",
+            "response_store.prefix: expected a",
+        ),
+    ],
+)
+def test_response_store_mistakes_name_the_file_and_the_key(tmp_path: Path, text: str, message: str) -> None:
+    path = write(tmp_path, text)
+    with pytest.raises(ConfigError) as caught:
+        load_config(path, {})
+    assert str(caught.value).startswith(f"{path}: ")
+    assert message in str(caught.value)
+
+
+def test_response_store_a_wrong_url_is_named_without_its_password(tmp_path: Path) -> None:
+    path = write(tmp_path, "[response_store]\ntype = 'redis'\nurl = 'http://:hunter2@cache:6379'\n")
+    with pytest.raises(ConfigError) as caught:
+        load_config(path, {})
+    assert "response_store.url: expected a URL" in str(caught.value)
+    assert "http://:***@cache:6379" in str(caught.value) and "hunter2" not in str(caught.value)
+
+
+@pytest.fixture
+def without_redis(monkeypatch: pytest.MonkeyPatch) -> None:
+    """As if the `redis` package were not installed (the [redis] extra left out)."""
+    for name in [name for name in sys.modules if name == "redis" or name.startswith("redis.")]:
+        monkeypatch.setitem(sys.modules, name, None)
+    monkeypatch.setitem(sys.modules, "redis", None)
+    monkeypatch.delitem(sys.modules, "asgi_llm_gateway.state.redis", raising=False)
+
+
+@pytest.mark.usefixtures("without_redis")
+def test_response_store_redis_without_the_redis_package_says_which_extra_to_install(tmp_path: Path) -> None:
+    path = write(tmp_path, "[response_store]\ntype = 'redis'\nurl = 'redis://cache:6379/0'\n")
+    with pytest.raises(ConfigError) as caught:
+        load_config(path, {})
+    assert str(caught.value).startswith(f"{path}: response_store.type: ")
+    assert "pip install 'asgi-llm-gateway[redis]'" in str(caught.value)
+    with pytest.raises(
+        ConfigError, match=r"ASGI_LLM_GATEWAY_RESPONSE_STORE_URL: .*asgi-llm-gateway\[redis\]"
+    ):
+        from_environment({RESPONSE_STORE_VARIABLE: "redis://cache:6379/0"})
+    assert isinstance(
+        load_config(write(tmp_path, "[response_store]\nttl = 5\n"), {}).response_store, MemoryResponseStore
+    )
+
+
+def test_no_config_file_keeps_responses_in_the_redis_named_by_the_environment() -> None:
+    from asgi_llm_gateway.state.redis import RedisResponseStore
+
+    assert RESPONSE_STORE_VARIABLE == "ASGI_LLM_GATEWAY_RESPONSE_STORE_URL"
+    store = from_environment({RESPONSE_STORE_VARIABLE: "redis://:pw@cache:6379/1"}).gateway().response_store
+    assert isinstance(store, RedisResponseStore) and store.url == "redis://:pw@cache:6379/1"
+    for unset in ({}, {RESPONSE_STORE_VARIABLE: ""}):
+        config = from_environment(unset)
+        assert config.response_store is None
+        assert isinstance(config.gateway().response_store, MemoryResponseStore)
+
+
+def test_no_config_file_a_wrong_store_url_names_the_variable() -> None:
+    with pytest.raises(ConfigError) as caught:
+        from_environment({RESPONSE_STORE_VARIABLE: "memcached://:pw@cache:11211"})
+    assert str(caught.value) == (
+        "environment: ASGI_LLM_GATEWAY_RESPONSE_STORE_URL: expected a URL starting with redis://, rediss://, "
+        "unix://, not 'memcached://:***@cache:11211'"
+    )
+
+
+@pytest.mark.parametrize(
+    ("url", "shown"),
+    [
+        ("redis://:secret@cache:6379/0", "redis://:***@cache:6379/0"),
+        ("redis://default:secret@cache:6379/0", "redis://default:***@cache:6379/0"),
+        ("rediss://user:p@ss:w0rd@cache/0", "rediss://user:***@cache/0"),  # an unescaped @ in it
+        ("redis://cache:6379/0?password=secret&db=2", "redis://cache:6379/0?password=***&db=2"),
+        ("unix://user:secret@/run/redis.sock?db=1", "unix://user:***@/run/redis.sock?db=1"),
+        ("unix:///run/redis.sock?password=secret", "unix:///run/redis.sock?password=***"),
+        ("redis://user@cache:6379/0", "redis://user@cache:6379/0"),  # a user name alone is no secret
+        ("redis://cache:6379/0", "redis://cache:6379/0"),
+        ("redis://:secret@[::1", "***"),  # unreadable: nothing of it shown
+    ],
+)
+def test_redact_url_hides_the_password(url: str, shown: str) -> None:
+    assert redact_url(url) == shown
+
+
+def test_describe_response_store_names_its_type_and_where_without_the_password() -> None:
+    from asgi_llm_gateway.state.redis import RedisResponseStore
+
+    assert describe_response_store(MemoryResponseStore()) == "memory"
+    store = RedisResponseStore("redis://:secret@cache:6379/0")
+    assert describe_response_store(store) == "redis (redis://:***@cache:6379/0)"
+
+
+def test_runner_check_names_the_response_store_without_the_password(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("TEST_REDIS_URL", "redis://:hunter2@cache:6379/0")
+    path = write(tmp_path, '[response_store]\ntype = "redis"\nurl = "env:TEST_REDIS_URL"\n')
+    assert main(["--config", str(path), "--check"]) == 0
+    err = capsys.readouterr().err
+    assert (
+        f"{path}: OK: providers echo (no client keys required), response store redis (redis://:***@cache:6379/0)"
+        in err
+    )
+    assert "hunter2" not in err
+    monkeypatch.setenv(CONFIG_VARIABLE, "")
+    monkeypatch.setenv(RESPONSE_STORE_VARIABLE, "redis://:hunter2@cache:6379/1")
+    assert main(["--check"]) == 0
+    err = capsys.readouterr().err
+    assert "environment: OK: " in err and "response store redis (redis://:***@cache:6379/1)" in err
+    assert "hunter2" not in err
+
+
+@pytest.mark.anyio
+async def test_the_configured_redis_store_is_closed_at_lifespan_shutdown(
+    tmp_path: Path, redis_url: str
+) -> None:
+    """What uvicorn does to the runner's app on SIGTERM: lifespan shutdown closes the store's connections."""
+    import redis.asyncio
+
+    name = f"config-test-{uuid.uuid4().hex}"
+    path = write(tmp_path, f'[response_store]\ntype = "redis"\nurl = "{redis_url}?client_name={name}"\n')
+    gateway = load_config(path, {}).gateway()
+    observer = redis.asyncio.Redis.from_url(redis_url)
+
+    async def connections() -> int:
+        return sum(1 for client in await observer.client_list() if client["name"] == name)
+
+    messages = [{"type": "lifespan.startup"}, {"type": "lifespan.shutdown"}]
+    sent: list[dict[str, Any]] = []
+
+    async def receive() -> dict[str, Any]:
+        if messages[0]["type"] == "lifespan.shutdown":  # the app serves between startup and shutdown
+            assert await gateway.response_store.get("resp_absent") is None
+            assert await connections() == 1
+        return messages.pop(0)
+
+    async def send(message: MutableMapping[str, Any]) -> None:
+        sent.append(dict(message))
+
+    try:
+        await gateway({"type": "lifespan", "asgi": {"version": "3.0"}}, receive, send)
+        assert [message["type"] for message in sent] == [
+            "lifespan.startup.complete",
+            "lifespan.shutdown.complete",
+        ]
+        with anyio.fail_after(5):  # the server notices the close a moment later
+            while await connections():
+                await anyio.sleep(0.01)
+    finally:
+        await gateway.aclose()
+        await observer.aclose()
