@@ -27,6 +27,7 @@ from .asgi import ClientGone, Receive, Scope, Send, local_path
 from .auth import AuthHook
 from .endpoints import Endpoint, Exchange, OpenAIErrors
 from .endpoints.chat import ChatEndpoint
+from .endpoints.embeddings import EmbeddingsEndpoint
 from .endpoints.health import HealthEndpoint
 from .endpoints.messages import CountTokensEndpoint, MessagesEndpoint
 from .endpoints.models import ModelsEndpoint
@@ -105,6 +106,7 @@ class Gateway:
         #: Paths below the mount (and the optional `/v1`) → endpoints; a key ending in "/" is a prefix.
         self.routes: Mapping[str, Endpoint] = {
             "/chat/completions": ChatEndpoint(self),
+            "/embeddings": EmbeddingsEndpoint(self),
             "/messages": MessagesEndpoint(self),
             "/messages/count_tokens": CountTokensEndpoint(self),
             "/responses": responses,

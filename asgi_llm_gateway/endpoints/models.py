@@ -4,10 +4,11 @@ Anthropic clients (Claude Code discovers models here) get Anthropic's shapes —
 "id", "display_name", "created_at"}], "has_more", "first_id", "last_id"}` and its error envelope — when the
 request carries `anthropic-version`, as Anthropic's SDKs always send.
 
-Upstream listings are fetched concurrently, each within `MODELS_TIMEOUT`, and reused for
-`MODELS_CACHE_SECONDS`; one provider failing to list never hides the others' models. A principal limited
-to some models sees only those, and gets a 404 (not a 403) for the others, so a key learns nothing about
-models it may not use.
+Each provider's listing holds its chat models and, where it can tell them apart, its embedding models
+(`Provider.list_embedding_models`: Gemini's `embedContent` models). Upstream listings are fetched
+concurrently, each within `MODELS_TIMEOUT`, and reused for `MODELS_CACHE_SECONDS`; one provider failing to
+list never hides the others' models. A principal limited to some models sees only those, and gets a 404
+(not a 403) for the others, so a key learns nothing about models it may not use.
 """
 
 from __future__ import annotations
@@ -91,7 +92,9 @@ class ModelsEndpoint:
             return
         with anyio.move_on_after(MODELS_TIMEOUT):
             try:
-                listed[name] = await provider.list_models()
+                models = await provider.list_models()
+                embedding = [model for model in await provider.list_embedding_models() if model not in models]
+                listed[name] = [*models, *embedding]
                 self._listings[name] = (now + MODELS_CACHE_SECONDS, listed[name])
             except GatewayError as error:
                 logger.warning("listing models of provider %r failed: %s", name, error.message)

@@ -16,7 +16,8 @@ Optional capabilities, for the Anthropic Messages door: a provider that `speaks_
 native Messages requests as they are (`messages`, `messages_batches`, `count_message_tokens`); any provider
 with a counting API counts a chat request's input tokens (`count_tokens`). For the OpenAI Responses door: a
 provider that `speaks_responses` for a model takes native Responses requests (`responses`,
-`responses_batches`). The defaults say "not here".
+`responses_batches`). For the embeddings door: a provider that `embeds` a model serves `embed` (the
+request and answer shapes are in `embeddings.py`). The defaults say "not here".
 """
 
 from __future__ import annotations
@@ -136,6 +137,23 @@ class Provider(ABC):
         for, and a cut or garbage stream raises too (never a silent end). Only where
         `speaks_responses(model)`; the default raises when called."""
         raise _not_native(self.kind, model, "OpenAI Responses", "responses_not_native")
+
+    # -- optional: the embeddings door -----------------------------------------------------------------
+
+    def embeds(self, model: str) -> bool:
+        """Whether this provider serves embeddings for `model`; routing skips the targets that do not."""
+        return False
+
+    async def list_embedding_models(self) -> list[str]:
+        """Upstream embedding model ids that `list_models` leaves out (for `/v1/models`); empty by default,
+        where the upstream lists them together or cannot tell them apart."""
+        return []
+
+    async def embed(self, request: Mapping[str, Any], model: str) -> dict[str, Any]:
+        """An embeddings request (`embeddings.EmbeddingRequest`: the validated body, `input` always a list) →
+        OpenAI's embeddings answer with float vectors in input order and `usage`. Only where
+        `embeds(model)`; the default raises."""
+        raise _not_native(self.kind, model, "embeddings", "embeddings_not_supported")
 
 
 def _not_native(

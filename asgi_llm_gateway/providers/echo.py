@@ -12,6 +12,9 @@ modes, `parse` with a Pydantic model) can be tried against it. Its rules:
   user's text in string fields.
 - `stop` cuts the answer at the first stop sequence; `max_tokens` caps it at that many words
   (finish_reason "length"); `n` repeats the choice. Usage counts words.
+- Embeddings (any model): each input hashed into a unit vector of `dimensions` values (256 by default),
+  word by word, so texts that share words point in similar directions and a retrieval demo retrieves.
+  Token arrays count each token as a word. Usage counts words (tokens).
 """
 
 from __future__ import annotations
@@ -25,8 +28,12 @@ from typing import Any
 from .. import wire
 from ..translate import json_schema_of, max_tokens_of, stop_of
 from .base import Provider
+from .embeddings import embedding_list
 
-__all__ = ["EchoProvider", "example_for_schema"]
+__all__ = ["ECHO_DIMENSIONS", "EchoProvider", "echo_embedding", "example_for_schema"]
+
+#: The size of the echo provider's embeddings when the request gives no `dimensions`.
+ECHO_DIMENSIONS = 256
 
 Request = Mapping[str, Any]
 _WORD = re.compile(r"\S+\s*|\s+")
@@ -78,6 +85,30 @@ class EchoProvider(Provider):
                 )
             yield chunks.finish(answer.finish, index)
         yield chunks.usage(answer.usage)
+
+    def embeds(self, model: str) -> bool:
+        return True
+
+    async def embed(self, request: Request, model: str) -> dict[str, Any]:
+        dimensions = request.get("dimensions") or ECHO_DIMENSIONS
+        inputs = request["input"]
+        vectors = [echo_embedding(item, dimensions) for item in inputs]
+        words = sum(len(item.split()) if isinstance(item, str) else len(item) for item in inputs)
+        return embedding_list(vectors, model, words)
+
+
+def echo_embedding(item: str | Sequence[int], dimensions: int) -> list[float]:
+    """A deterministic unit vector for a text (or token array): every word (token) adds ±1 to a dimension
+    picked by its hash (the hashing trick), and the sum is normalised."""
+    words = item.split() if isinstance(item, str) else [str(token) for token in item]
+    vector = [0.0] * dimensions
+    for word in words or [repr(item)]:  # whitespace only: the text itself is the one "word"
+        digest = hashlib.blake2b(word.lower().encode(), digest_size=8).digest()
+        vector[int.from_bytes(digest[:7], "little") % dimensions] += 1.0 if digest[7] & 1 else -1.0
+    norm = sum(value * value for value in vector) ** 0.5
+    if norm == 0.0:  # the words cancelled out exactly: still a unit vector
+        vector[0], norm = 1.0, 1.0
+    return [value / norm for value in vector]
 
 
 class _Answer:

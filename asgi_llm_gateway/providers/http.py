@@ -199,17 +199,29 @@ class HTTPProvider(Provider):
             code="upstream_connection_error",
         )
 
-    async def post_json(self, url: str, body: Any, headers: Mapping[str, str] | None = None) -> Any:
-        """POST a JSON body and return the parsed JSON answer; failures become `GatewayError`s."""
-        return await self._send_for_json(await self._build(url, body, headers))
+    async def post_json(
+        self,
+        url: str,
+        body: Any,
+        headers: Mapping[str, str] | None = None,
+        *,
+        answer_headers: dict[str, str] | None = None,
+    ) -> Any:
+        """POST a JSON body and return the parsed JSON answer; failures become `GatewayError`s. The answer's
+        headers are copied into `answer_headers` when given (Bedrock counts InvokeModel tokens there)."""
+        return await self._send_for_json(await self._build(url, body, headers), answer_headers)
 
-    async def _send_for_json(self, request: httpx.Request) -> Any:
+    async def _send_for_json(
+        self, request: httpx.Request, answer_headers: dict[str, str] | None = None
+    ) -> Any:
         try:
             response, content = await self._fetch(request)
         except httpx.HTTPError as exc:
             raise self._transport_error(exc) from None
         if response.status_code >= 400:
             raise self.error_from_response(response, content)
+        if answer_headers is not None:
+            answer_headers.update(response.headers)
         try:
             return loads(content)
         except ValueError:

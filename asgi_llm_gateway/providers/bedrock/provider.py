@@ -11,6 +11,7 @@ import os
 import re
 from collections.abc import AsyncGenerator, AsyncIterator, Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import aclosing
+from functools import partial
 from typing import Any, cast
 from urllib.parse import urlsplit
 
@@ -23,8 +24,19 @@ from ...wire import loads
 from ..anthropic._native import input_tokens
 from ..base import Request
 from ..base import StreamTranslator as Translator
+from ..embeddings import EmbeddingRequest, embedding_list, gather_limited, input_texts
 from ..http import HTTPProvider
 from ..streams import bad_upstream_data, one_by_one, translate_reads
+from ._embeddings import (
+    COHERE_BATCH,
+    TITAN,
+    TITAN_CONCURRENCY,
+    cohere_body,
+    cohere_vectors,
+    embedding_family,
+    titan_body,
+    titan_vector,
+)
 from ._errors import KIND, bedrock_error, error_message_of, error_type_of
 from ._names import base_model_id, is_claude
 from ._native import NativeStreamTranslator, converse_count_input, invoke_body, invoke_count_input
@@ -232,6 +244,41 @@ class BedrockProvider(HTTPProvider):
             except GatewayError:
                 raise exc from None
         return input_tokens(answer, "inputTokens", KIND)
+
+    # -- the embeddings door: Titan Text Embeddings and Cohere Embed through InvokeModel ---------------
+
+    def embeds(self, model: str) -> bool:
+        return embedding_family(model) is not None
+
+    async def embed(self, request: EmbeddingRequest, model: str) -> dict[str, Any]:
+        """Titan: one call per text, a few at once; Cohere: `COHERE_BATCH` texts per call, in turn
+        (`_embeddings.py` has the mapping)."""
+        family = embedding_family(model)
+        if family is None:
+            return await super().embed(request, model)
+        texts = await input_texts(request, self.kind)
+        url = self.url(model, "invoke")
+        accept = {"accept": "application/json"}
+        if family == TITAN:
+            bodies = [titan_body(text, request, model) for text in texts]  # a bad size fails before any call
+
+            async def titan(body: dict[str, Any]) -> tuple[list[float], int]:
+                return titan_vector(await self.post_json(url, body, accept))
+
+            results = await gather_limited([partial(titan, body) for body in bodies], TITAN_CONCURRENCY)
+            vectors = [vector for vector, _ in results]
+            return embedding_list(vectors, model, sum(tokens for _, tokens in results))
+        vectors, total = [], 0
+        for start in range(0, len(texts), COHERE_BATCH):
+            chunk = texts[start : start + COHERE_BATCH]
+            headers: dict[str, str] = {}
+            answer = await self.post_json(
+                url, cohere_body(chunk, request, model), accept, answer_headers=headers
+            )
+            found, tokens = cohere_vectors(answer, len(chunk), headers)
+            vectors.extend(found)
+            total += tokens
+        return embedding_list(vectors, model, total)
 
 
 async def _frames(body: AsyncIterator[bytes], decoder: FrameDecoder) -> AsyncIterator[Iterator[Frame]]:

@@ -4,6 +4,7 @@ modules."""
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Mapping, Sequence
+from functools import partial
 from typing import Any
 
 import httpx
@@ -11,8 +12,10 @@ import httpx
 from ...errors import GatewayError, upstream_error
 from ...model_ids import path_segment
 from ...wire import loads
+from ..embeddings import EmbeddingRequest, embedding_list, gather_limited, input_texts
 from ..http import HTTPProvider
 from ..streams import bad_upstream_data, one_by_one, translate_reads
+from ._embeddings import BATCH_SIZE, batch_body, batch_vectors, content_body, content_vector
 from ._errors import KIND, google_error_details, key_rejected, payload_error, retry_delay
 from ._request import to_native
 from ._response import to_completion
@@ -121,10 +124,56 @@ class GeminiProvider(HTTPProvider):
             raise bad_upstream_data(self.kind, "the token count has no 'totalTokens'")
         return total
 
+    # -- the embeddings door ---------------------------------------------------------------------------
+
+    def embeds(self, model: str) -> bool:
+        """Gemini's embedding models are the ones named so (`gemini-embedding-001`, `text-embedding-004`);
+        its generative models have no embedding method."""
+        return "embedding" in model
+
+    async def embed(self, request: EmbeddingRequest, model: str) -> dict[str, Any]:
+        """One text: `embedContent`; more: `batchEmbedContents`, `BATCH_SIZE` at a time, a few calls at
+        once (`_embeddings.py` has the mapping)."""
+        if not self.embeds(model):
+            return await super().embed(request, model)
+        texts = await input_texts(request, self.kind)
+        if len(texts) == 1:
+            vector, tokens = content_vector(
+                self._answer(
+                    await self.post_json(self.url(model, "embedContent"), content_body(texts[0], request))
+                )
+            )
+            return embedding_list([vector], model, tokens)
+        collection, name = _resource(model)
+        url = self.url(model, "batchEmbedContents")
+        chunks = [texts[start : start + BATCH_SIZE] for start in range(0, len(texts), BATCH_SIZE)]
+
+        async def call(chunk: list[str]) -> tuple[list[list[float]], int]:
+            answer = await self.post_json(url, batch_body(chunk, request, f"{collection}/{name}"))
+            return batch_vectors(self._answer(answer), len(chunk))
+
+        results = await gather_limited([partial(call, chunk) for chunk in chunks], _CONCURRENT_BATCHES)
+        vectors = [vector for found, _ in results for vector in found]
+        return embedding_list(vectors, model, sum(tokens for _, tokens in results))
+
+    def _answer(self, answer: Any) -> Any:
+        """An answer that is an error object despite its 200 raises that error."""
+        if isinstance(answer, dict) and "error" in answer:
+            raise payload_error(answer, self.secrets())
+        return answer
+
     async def list_models(self) -> list[str]:
         """The configured models, else every model the key can call `generateContent` on."""
         if self.models is not None:
             return list(self.models)
+        return await self._listed("generateContent")
+
+    async def list_embedding_models(self) -> list[str]:
+        """Every model the key can call `embedContent` on (none when `models` is configured: the host
+        listed what it serves)."""
+        return [] if self.models is not None else await self._listed("embedContent")
+
+    async def _listed(self, method: str) -> list[str]:
         listing = await self.get_json(f"{self.base_url}/{self.api_version}/models?pageSize=1000")
         found = listing.get("models") if isinstance(listing, dict) else None
         return [
@@ -132,8 +181,12 @@ class GeminiProvider(HTTPProvider):
             for item in found or ()
             if isinstance(item, dict)
             and isinstance(item.get("name"), str)
-            and "generateContent" in (item.get("supportedGenerationMethods") or ())
+            and method in (item.get("supportedGenerationMethods") or ())
         ]
+
+
+#: How many `batchEmbedContents` calls one request makes at once (each takes `BATCH_SIZE` texts).
+_CONCURRENT_BATCHES = 4
 
 
 def _resource(model: str) -> tuple[str, str]:

@@ -62,10 +62,22 @@ class Quirks:
     #: so Responses requests pass through natively. True for OpenAI and Azure only: xAI and Groq have a
     #: `/responses` endpoint too, but its events and items are not verified to match OpenAI's.
     responses: bool = False
+    #: The upstream serves `POST {base}/embeddings` (OpenAI's shape). Groq, DeepSeek and xAI have none.
+    embeddings: bool = True
+    #: Embedding `input` may be token arrays, which only mean something to a model that tokenizes as the
+    #: client did (OpenAI's models, with tiktoken); elsewhere they are decoded to text first.
+    embedding_tokens: bool = False
+    #: Top-level embedding fields the upstream accepts; None forwards everything (but the gateway's own).
+    embedding_fields: frozenset[str] | None = None
+    #: Embedding field renames (`dimensions` → Mistral's `output_dimension`).
+    embedding_renames: Mapping[str, str] = field(default_factory=dict)
 
 
 OPENAI = Quirks(
-    developer_as_system=False, reasoning_model_prefixes=("o1", "o3", "o4", "gpt-5"), responses=True
+    developer_as_system=False,
+    reasoning_model_prefixes=("o1", "o3", "o4", "gpt-5"),
+    responses=True,
+    embedding_tokens=True,
 )
 COMPATIBLE = Quirks(drop=_OPENAI_ONLY_HINTS)
 MISTRAL = Quirks(
@@ -99,16 +111,23 @@ MISTRAL = Quirks(
     short_tool_ids=True,
     stream_usage_option=False,
     required_tool_choice="any",
+    # Mistral's EmbeddingRequest: model, input, output_dimension, output_dtype, encoding_format, metadata.
+    embedding_fields=frozenset({"model", "input", "output_dimension", "output_dtype", "metadata"}),
+    embedding_renames={"dimensions": "output_dimension"},
 )
 GROQ = Quirks(
     drop=_OPENAI_ONLY_HINTS,
     reject=frozenset({"logprobs", "top_logprobs", "modalities", "audio"}),
     max_n=1,
+    embeddings=False,
 )
 DEEPSEEK = Quirks(
     drop=_OPENAI_ONLY_HINTS,
     reject=frozenset({"modalities", "audio"}),
     keep_reasoning_content=True,
     text_only=True,
+    embeddings=False,
 )
-XAI = Quirks(drop=_OPENAI_ONLY_HINTS - {"metadata"}, reject=frozenset({"modalities", "audio"}))
+XAI = Quirks(
+    drop=_OPENAI_ONLY_HINTS - {"metadata"}, reject=frozenset({"modalities", "audio"}), embeddings=False
+)

@@ -14,8 +14,10 @@ from ...errors import GatewayError
 from ...model_ids import path_segment
 from ...wire import loads
 from ..base import Request
+from ..embeddings import EmbeddingRequest, input_texts, is_token_input
 from ..http import HTTPProvider
 from ..streams import one_by_one, translate_reads
+from ._embeddings import embeddings_answer, embeddings_body
 from ._quirks import COMPATIBLE, DEEPSEEK, GROQ, MISTRAL, OPENAI, XAI, Quirks
 from ._request import to_native
 from ._response import to_completion
@@ -126,6 +128,26 @@ class OpenAICompatibleProvider(HTTPProvider):
         native = native_responses_body(body, model, stream=True, provider_name=scope)
         return translate_reads(self.post_sse(self.responses_url(model), native), translator)
 
+    # -- the embeddings door: `POST {base}/embeddings` where the row says the upstream has it -------------
+
+    def embeds(self, model: str) -> bool:
+        return self.quirks.embeddings
+
+    def embeddings_url(self, model: str) -> str:
+        return f"{self.base_url}/embeddings"
+
+    async def embed(self, request: EmbeddingRequest, model: str) -> dict[str, Any]:
+        """The request as the row says (`_embeddings.py`), token arrays decoded unless the upstream takes
+        them; floats back, in input order."""
+        if not self.embeds(model):
+            return await super().embed(request, model)
+        texts = None
+        if is_token_input(request) and not self.quirks.embedding_tokens:
+            texts = await input_texts(request, self.kind)
+        body = embeddings_body(request, model, self.quirks, texts)
+        native = await self.post_json(self.embeddings_url(model), body)
+        return embeddings_answer(native, model, len(body["input"]), self.kind)
+
     async def list_models(self) -> list[str]:
         if self.models is not None:
             return list(self.models)
@@ -202,14 +224,21 @@ class AzureOpenAIProvider(OpenAICompatibleProvider):
         return {"api-key": self.api_key} if self.api_key else {}
 
     def chat_url(self, model: str) -> str:
+        return self._deployment_url(model, "chat/completions")
+
+    def embeddings_url(self, model: str) -> str:
+        return self._deployment_url(model, "embeddings")
+
+    def _deployment_url(self, model: str, operation: str) -> str:
+        """The v1 API's `/openai/v1/{operation}`; with an `api_version`, the deployment's own URL."""
         if self.base_url.endswith("/openai/v1"):
-            return f"{self.base_url}/chat/completions"
+            return f"{self.base_url}/{operation}"
         if self.api_version:
             return (
-                f"{self.base_url}/openai/deployments/{path_segment(model)}/chat/completions"
+                f"{self.base_url}/openai/deployments/{path_segment(model)}/{operation}"
                 f"?api-version={quote(self.api_version, safe='')}"
             )
-        return f"{self.base_url}/openai/v1/chat/completions"
+        return f"{self.base_url}/openai/v1/{operation}"
 
     def responses_url(self, model: str) -> str:
         """The v1 API's `/openai/v1/responses`; with an `api_version`, the versioned `/openai/responses`
