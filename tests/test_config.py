@@ -529,3 +529,13 @@ async def test_the_configured_redis_store_is_closed_at_lifespan_shutdown(
     finally:
         await gateway.aclose()
         await observer.aclose()
+
+
+def test_the_replicas_example_keeps_responses_in_the_redis_of_redis_url() -> None:
+    from asgi_llm_gateway.state.redis import RedisResponseStore
+
+    path = Path(__file__).resolve().parents[1] / "examples" / "standalone" / "replicas.toml"
+    environ = {"REDIS_URL": "redis://:pw@redis.internal:6379/0", "GATEWAY_KEY_ALICE": "sk-gw-alice"}
+    store = load_config(path, environ).gateway().response_store
+    assert isinstance(store, RedisResponseStore)
+    assert (store.url, store.ttl) == ("redis://:pw@redis.internal:6379/0", 604800)
