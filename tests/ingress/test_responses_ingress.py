@@ -27,14 +27,15 @@ from referencing.jsonschema import DRAFT202012
 from asgi_llm_gateway.errors import GatewayError, upstream_error
 from asgi_llm_gateway.ingress.responses import (
     ResponsesStreamEncoder,
+    ToolName,
     failure_error,
     flat_name,
     input_items,
-    namespaced_names,
     output_items,
     skeleton,
     to_chat,
     to_response,
+    tool_names,
 )
 from asgi_llm_gateway.schemas import validate_chat_request, validate_responses_request
 from tests.support.golden import FIXTURES, fixture, golden
@@ -71,6 +72,8 @@ EVENT_COMPONENTS = {
     "response.reasoning_summary_text.done": "ResponseReasoningSummaryTextDoneEvent",
     "response.function_call_arguments.delta": "ResponseFunctionCallArgumentsDeltaEvent",
     "response.function_call_arguments.done": "ResponseFunctionCallArgumentsDoneEvent",
+    "response.custom_tool_call_input.delta": "ResponseCustomToolCallInputDeltaEvent",
+    "response.custom_tool_call_input.done": "ResponseCustomToolCallInputDoneEvent",
 }
 
 
@@ -114,12 +117,22 @@ def open_responses_components() -> dict[str, str]:
     }
 
 
+#: What Open Responses lacks: freeform custom tools, their calls and their events (checked against OpenAI's
+#: document alone).
+CUSTOM_EVENTS = ("response.custom_tool_call_input.delta", "response.custom_tool_call_input.done")
+
+
 def assert_open_responses_valid(event_type: str | None, instance: Any) -> None:
     """Valid under Open Responses (the response alone when `event_type` is None), but for the echo of
     request fields Open Responses cannot express: tools other than flat functions, and json_schema text
-    formats (its document types their `schema` as null)."""
+    formats (its document types their `schema` as null); and for custom tool calls, which it does not
+    have."""
+    if event_type in CUSTOM_EVENTS or (instance.get("item") or {}).get("type") == "custom_tool_call":
+        return
     instance = copy.deepcopy(instance)
     response = instance.get("response", {}) if event_type else instance
+    if "output" in response:
+        response["output"] = [item for item in response["output"] if item["type"] != "custom_tool_call"]
     if "tools" in response:
         response["tools"] = [tool for tool in response["tools"] if tool["type"] == "function"]
     if (response.get("text") or {}).get("format", {}).get("type") == "json_schema":
@@ -308,12 +321,12 @@ def test_rejected_request(case: dict[str, Any]) -> None:
     )
 
 
-def test_the_codex_session_keeps_every_function_and_drops_only_built_ins() -> None:
+def test_the_codex_session_keeps_every_function_and_custom_tool_and_drops_only_built_ins() -> None:
     case = fixture("ingress_responses", "request", "codex_session")
     chat, dropped = translate(case)
     names = [tool["function"]["name"] for tool in chat["tools"]]
-    assert names == ["shell_command", "update_plan", "list_mcp_resources", "mcp__files__read"]
-    assert dropped == ["custom", "web_search"]
+    assert names == ["shell_command", "update_plan", "list_mcp_resources", "mcp__files__read", "apply_patch"]
+    assert dropped == ["web_search"]
     assert "gAAAA" not in json.dumps(chat)  # encrypted reasoning never crosses
     assert "Inspecting" not in json.dumps(chat)  # nor its summary
     roles = [message["role"] for message in chat["messages"]]
@@ -384,7 +397,7 @@ def test_a_flat_name_past_64_characters_is_cut_and_stays_unique() -> None:
             "tools": [{"type": "function", "name": "read_the_file"}],
         }
     ]
-    assert namespaced_names(tools) == {first: (namespace, "read_the_file")}
+    assert tool_names(tools) == {first: ToolName(namespace, "read_the_file", False)}
 
 
 def _chat_function(name: str) -> dict[str, Any]:
@@ -567,6 +580,11 @@ SAME_AS_COMPLETION = [
     "no_usage",
     "usage_on_the_last_choice_chunk",
     "empty_answer",
+    "custom_call_streamed",
+    "custom_call_in_one_chunk",
+    "custom_call_other_shape",
+    "text_then_custom_and_function_calls",
+    "custom_call_cut_by_length",
 ]
 
 
@@ -682,3 +700,156 @@ def test_a_failure_becomes_response_failed(error: GatewayError, code: str, messa
     assert failed.type == "response.failed" and failed.response.status == "failed"
     assert failed.response.error.code == code and message in failed.response.error.message
     assert encoder.response is not None and encoder.response["status"] == "failed"
+
+
+# -- freeform custom tools ----------------------------------------------------------------------------------
+
+NOTE = {"type": "custom", "name": "note", "description": "Write a note.", "format": {"type": "text"}}
+#: An input with every escape JSON has, a two-byte, a three-byte and an astral character.
+TRICKY = 'a "q" \\ / \b\f\n\r\t é € 🙂 \x01 end'
+
+
+def custom_call_events(arguments: list[str]) -> list[list[Any]]:
+    """The events for one call of the custom tool `note` whose arguments arrive in these fragments."""
+    encoder = encoder_for({"model": MODEL, "input": "Note.", "tools": [NOTE]})
+    batches = [
+        [call_delta(0, "call_n", "note", arguments[0])],
+        *[[call_delta(0, None, None, a)] for a in arguments[1:]],
+    ]
+    raw = b"".join(encoder.encode(batch) for batch in batches) + encoder.close(None)
+    return events_of(raw)
+
+
+def test_a_custom_call_split_anywhere_streams_only_whole_text_that_adds_up_to_its_input() -> None:
+    """Every way to cut the arguments in three: no delta holds half an escape or half a surrogate pair (each
+    is exactly some of the input's characters, in order), and together they are the input."""
+    arguments = json.dumps({"input": TRICKY})  # ensure_ascii: \\u escapes, surrogate pairs for 🙂
+    for i in range(len(arguments) + 1):
+        for j in range(i, len(arguments) + 1):
+            events = custom_call_events([arguments[:i], arguments[i:j], arguments[j:]])
+            deltas = [
+                data["delta"] for name, data in events if name == "response.custom_tool_call_input.delta"
+            ]
+            (done,) = [
+                data["input"] for name, data in events if name == "response.custom_tool_call_input.done"
+            ]
+            assert "".join(deltas) == done == TRICKY, (i, j, deltas)
+            assert all(delta and not any(0xD800 <= ord(c) < 0xE000 for c in delta) for delta in deltas)
+
+
+def test_a_custom_call_streams_its_input_as_it_comes() -> None:
+    """Not buffered: the decoded text of each fragment is a delta of its own."""
+    events = custom_call_events(['{"input": "one ', "two ", 'three"}'])
+    deltas = [data["delta"] for name, data in events if name == "response.custom_tool_call_input.delta"]
+    assert deltas == ["one ", "two ", "three"]
+
+
+@pytest.mark.parametrize(
+    ("arguments", "expected"),
+    [
+        ('{"input": "x\\ny"}', "x\ny"),
+        ('{"other": 1, "input": "late"}', "late"),
+        ('{"text": "only string"}', "only string"),
+        ('"bare"', "bare"),
+        ("raw text, no JSON", "raw text, no JSON"),
+        ('{"a": "1", "b": "2"}', '{"a": "1", "b": "2"}'),
+        ('{"input": "cut sh', "cut sh"),
+        ("", ""),
+    ],
+)
+def test_a_custom_calls_input_is_read_leniently(arguments: str, expected: str) -> None:
+    completion = {
+        "choices": [
+            {
+                "message": {
+                    "tool_calls": [{"id": "call_n", "function": {"name": "note", "arguments": arguments}}]
+                },
+                "finish_reason": "tool_calls",
+            }
+        ]
+    }
+    body = {"model": MODEL, "input": "Note.", "tools": [NOTE]}
+    response = to_response(completion, response_id=RESPONSE_ID, created_at=CREATED, model=MODEL, body=body)
+    assert [(item["type"], item["input"]) for item in response["output"]] == [("custom_tool_call", expected)]
+    events = custom_call_events([arguments])
+    assert events[-1][1]["response"]["output"] == response["output"]
+
+
+def test_a_long_grammar_is_cut_in_the_description() -> None:
+    definition = "start: " + " | ".join(f'"word{i}"' for i in range(2000))
+    tool = {
+        "type": "custom",
+        "name": "g",
+        "format": {"type": "grammar", "syntax": "lark", "definition": definition},
+    }
+    body = {"model": MODEL, "input": "Hi", "tools": [tool]}
+    chat, _ = to_chat(body, input_items(body))
+    description = chat["tools"][0]["function"]["description"]
+    assert len(definition) > 10_000 and len(description) < 4_300
+    assert "cut short" in description and definition[:4000] in description
+    validate_chat_request(chat)
+
+
+def test_custom_calls_round_trip_through_the_conversation() -> None:
+    """A response's custom_tool_call items, stored as history and answered with custom_tool_call_output
+    items, give the upstream the same calls again: the same function names and arguments that decode to the
+    same input."""
+    case = fixture("ingress_responses", "response", "custom_call_from_additional_tools")
+    response = response_of(case)
+    history = [*input_items(case["body"]), *output_items(response)]
+    (call,) = response["output"]
+    assert (call["type"], call["namespace"], call["name"]) == ("custom_tool_call", "functions", "exec")
+    body = {
+        "model": MODEL,
+        "input": [{"type": "custom_tool_call_output", "call_id": call["call_id"], "output": "PELICAN-42"}],
+        "previous_response_id": RESPONSE_ID,
+    }
+    validate_responses_request(body)
+    chat, dropped = to_chat(body, [*history, *input_items(body)])
+    (sent,) = case["completion"]["choices"][0]["message"]["tool_calls"]
+    assert chat["messages"][-2]["tool_calls"][0]["function"]["name"] == sent["function"]["name"]
+    assert json.loads(chat["messages"][-2]["tool_calls"][0]["function"]["arguments"]) == json.loads(
+        sent["function"]["arguments"]
+    )
+    assert chat["messages"][-1] == {"role": "tool", "tool_call_id": sent["id"], "content": "PELICAN-42"}
+    assert "functions__exec" in {tool["function"]["name"] for tool in chat["tools"]}  # from the history
+    assert dropped == ["web_search"]
+    validate_chat_request(chat)
+
+
+def test_a_continuation_whose_tools_came_in_the_history_still_answers_custom_calls() -> None:
+    """`items` (the whole conversation, as to_chat took it) tells `to_response` and the skeleton about the
+    tools of the history's additional_tools items, which the request body alone does not hold."""
+    case = fixture("ingress_responses", "response", "custom_call_from_additional_tools")
+    items = input_items(case["body"])
+    body = {"model": MODEL, "input": "Again.", "previous_response_id": "resp_before"}
+    for response in (
+        to_response(
+            case["completion"],
+            response_id=RESPONSE_ID,
+            created_at=CREATED,
+            model=MODEL,
+            body=body,
+            items=items,
+        ),
+        events_of(
+            ResponsesStreamEncoder(
+                skeleton(body, response_id=RESPONSE_ID, created_at=CREATED, model=MODEL, items=items)
+            ).close(None)
+        )[-1][1]["response"],
+    ):
+        assert response["tools"] == response_of(case)["tools"]
+    whole = to_response(
+        case["completion"], response_id=RESPONSE_ID, created_at=CREATED, model=MODEL, body=body, items=items
+    )
+    assert whole["output"] == response_of(case)["output"]
+    assert_spec_valid("Response", whole)
+
+
+def test_custom_tools_are_not_dropped_and_the_header_names_only_what_is() -> None:
+    """Regression: custom tools were dropped and named in x-llm-gateway-dropped-tools like built-ins."""
+    body = {"model": MODEL, "input": "Hi", "tools": [NOTE, {"type": "web_search"}]}
+    chat, dropped = to_chat(body, input_items(body), strict_tools=False)
+    assert dropped == ["web_search"] and [tool["function"]["name"] for tool in chat["tools"]] == ["note"]
+    chat, dropped = to_chat({**body, "tools": [NOTE]}, input_items(body), strict_tools=True)
+    assert dropped == [] and chat["tools"][0]["function"]["parameters"]["required"] == ["input"]

@@ -12,6 +12,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from ...wire import dumps
+from ._custom import InputDecoder
 
 __all__ = ["Call", "EventWriter", "Part", "delta_prefix"]
 
@@ -57,13 +58,18 @@ class Part:
 
 
 class Call:
-    """An open function call: its item (arguments still empty), the upstream's id for it, its delta prefix."""
+    """An open tool call: its item (arguments or input still empty), the upstream's id for it, its delta
+    prefix; for a custom tool's call, the decoder of its input and the input streamed so far."""
 
-    __slots__ = ("arguments", "index", "item", "prefix", "upstream_id")
+    __slots__ = ("arguments", "decoder", "index", "item", "prefix", "streamed", "upstream_id")
 
-    def __init__(self, item: dict[str, Any], index: int, upstream_id: Any, prefix: bytes) -> None:
+    def __init__(
+        self, item: dict[str, Any], index: int, upstream_id: Any, prefix: bytes, decoder: InputDecoder | None
+    ) -> None:
         self.item = item
         self.index = index
         self.upstream_id = upstream_id
         self.prefix = prefix
+        self.decoder = decoder
         self.arguments: list[str] = []
+        self.streamed: list[str] = []

@@ -14,14 +14,17 @@ keys kept. The gateway keeps a conversation as such items, so history and new in
 - `message`, role `assistant` → an assistant message: its `output_text` joined, `refusal` as `refusal`.
 - `function_call` (one or more in a row) → `tool_calls` on the assistant message just before them, or on
   a new one; a namespaced call under its flat name (`_tools.py`).
-- `function_call_output` → a `role: "tool"` message: the output string, or its text parts joined. Images
-  and files in an output cannot ride in a tool message: they follow, in order, in a user message after the
-  run of tool messages, and the tool message says so.
+- `custom_tool_call` → the same, a call of the custom tool's function with `{"input": <input>}` as its
+  arguments (`_custom.py`); a call without a string `call_id`, `name` or `input` is a 400 naming it.
+- `function_call_output`, `custom_tool_call_output` → a `role: "tool"` message: the output string, or its
+  text parts joined. Images and files in an output cannot ride in a tool message: they follow, in order,
+  in a user message after the run of tool messages, and the tool message says so.
+- `additional_tools` → no message: its tools join the request's (`_tools.py`).
 - `reasoning` → dropped: encrypted reasoning belongs to the provider that made it, and a summary replayed
   as text would put the model's old reasoning into the prompt as if someone had written it.
 - `item_reference` → a 400: a stored item is the endpoint's to resolve, before translation.
-- anything else (`web_search_call`, `custom_tool_call`, `local_shell_call`, `mcp_call`, `compaction`, …)
-  → dropped: the record of a tool only OpenAI ran.
+- anything else (`web_search_call`, `local_shell_call`, `mcp_call`, `compaction`, …) → dropped: the record
+  of a tool only OpenAI ran.
 
 Sources only OpenAI can resolve (`file_id` on an image or file, `file_url`) are a 400 naming the part:
 `input[k]…` for this request's items, `history[i]…` for an item of the conversation it continues (one that
@@ -34,7 +37,8 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from ...errors import GatewayError
-from ._tools import flat_name
+from ._custom import arguments_of
+from ._tools import flat_name, invalid, item_param
 
 __all__ = ["chat_messages", "input_items"]
 
@@ -45,6 +49,8 @@ Message = dict[str, Any]
 _TEXT_PARTS = frozenset({"input_text", "output_text", "text", "summary_text"})
 _DETAILS = frozenset({"auto", "low", "high", "original"})
 _MOVED = "(the output's images and files follow in the next user message)"
+_OUTPUTS = frozenset({"function_call_output", "custom_tool_call_output"})
+_CALLS = frozenset({"function_call", "custom_tool_call"})
 
 
 def input_items(body: Mapping[str, Any]) -> list[dict[str, Any]]:
@@ -93,21 +99,20 @@ class _Messages:
         self.moved: list[Part] = []
 
     def where(self, i: int) -> str:
-        """`input[k]` for this request's items; `history[i]` for the conversation's earlier ones."""
-        return f"input[{i - self.first_input}]" if i >= self.first_input else f"history[{i}]"
+        return item_param(i, self.first_input)
 
     def add(self, item: Item, i: int) -> None:
         kind = item.get("type", "message")
-        if kind == "function_call_output":
+        if kind in _OUTPUTS:
             self.messages.append(self._tool_message(item, self.where(i)))
         elif kind == "message":
             message = _message(item, self.where(i))
             if message is not None:
                 self.flush_moved()
                 self.messages.append(message)
-        elif kind == "function_call":
+        elif kind in _CALLS:
             self.flush_moved()
-            self._call(item)
+            self._call(item, self.where(i))
         elif kind == "item_reference":
             where = self.where(i)
             raise GatewayError(
@@ -122,8 +127,12 @@ class _Messages:
             self.messages.append({"role": "user", "content": self.moved})
             self.moved = []
 
-    def _call(self, item: Item) -> None:
-        arguments = item["arguments"]
+    def _call(self, item: Item, where: str) -> None:
+        if item["type"] == "custom_tool_call":
+            _require_strings(item, ("call_id", "name", "input"), where)
+            arguments = arguments_of(item["input"])
+        else:
+            arguments = item["arguments"]
         call = {
             "id": item["call_id"],
             "type": "function",
@@ -136,13 +145,18 @@ class _Messages:
             self.messages.append({"role": "assistant", "content": None, "tool_calls": [call]})
 
     def _tool_message(self, item: Item, where: str) -> Message:
-        output = item["output"]
+        _require_strings(item, ("call_id",), where)
+        output = item.get("output")
+        if not isinstance(output, (str, list)):
+            raise invalid(f"{where}.output", "a tool output is a string or a list of content parts")
         if isinstance(output, str):
             text = output
         else:
             texts: list[str] = []
             moved = len(self.moved)
             for j, part in enumerate(output):
+                if not isinstance(part, Mapping):
+                    raise invalid(f"{where}.output[{j}]", "a content part is an object")
                 if part.get("type") in _TEXT_PARTS:
                     texts.append(part.get("text") or "")
                 else:
@@ -255,6 +269,14 @@ def _file(part: Item, where: str) -> Part:
     if part.get("filename"):
         file["filename"] = part["filename"]
     return {"type": "file", "file": file}
+
+
+def _require_strings(item: Item, fields: Sequence[str], where: str) -> None:
+    """A 400 naming the first of `fields` that is not a string (the request schema does not check the items
+    of custom tools)."""
+    for name in fields:
+        if not isinstance(item.get(name), str):
+            raise invalid(f"{where}.{name}", f"a {item['type']} item needs a string {name}")
 
 
 def _openai_only(param: str, what: str, hint: str) -> GatewayError:

@@ -6,7 +6,8 @@ Field by field:
 - `model` → the same (routing reads it).
 - `instructions` → the first system message.
 - the conversation's items (history, then `input`) → `messages` (see `_items.py`).
-- `tools`, `tool_choice`, `parallel_tool_calls` → the same, flattened (see `_tools.py`).
+- `tools` (and those of `additional_tools` items), `tool_choice`, `parallel_tool_calls` → the same,
+  flattened, custom tools as one-string functions (see `_tools.py` and `_custom.py`).
 - `text.format` json_schema (`name`, `schema`, `strict`, `description`) or json_object →
   `response_format`, unchanged in meaning: the upstream enforces it (natively, or through its provider's
   own translation), and it is never written into the prompt.
@@ -43,7 +44,8 @@ def to_chat(
 ) -> tuple[dict[str, Any], list[str]]:
     """(the canonical chat request, the types of the built-in tools dropped) for a Responses request the
     schema accepted (`validate_responses_request`) and the conversation's FULL item list: the history the
-    request continues, then `input_items(body)`. With `strict_tools`, a built-in tool is a 400 instead."""
+    request continues, then `input_items(body)` (its `additional_tools` items offer tools too). With
+    `strict_tools`, a built-in tool is a 400 instead."""
     if body.get("prompt") is not None:
         raise GatewayError(
             "prompt: stored prompt templates are served by OpenAI upstreams only, and this model is served "
@@ -63,7 +65,7 @@ def to_chat(
             code="missing_required_parameter",
         )
     chat: dict[str, Any] = {"model": body["model"], "messages": messages}
-    dropped = add_tools(chat, body, strict_tools=strict_tools)
+    dropped = add_tools(chat, body, items, first_input, strict_tools=strict_tools)
     _add_text(chat, body.get("text"))
     if (effort := (body.get("reasoning") or {}).get("effort")) is not None:
         chat["reasoning_effort"] = effort

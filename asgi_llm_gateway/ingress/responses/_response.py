@@ -10,7 +10,9 @@ Decisions where the APIs differ:
   mistake it for some); a `message` item with one `output_text` part (`annotations: []`, `logprobs: []`)
   and one `refusal` part when there is text or a refusal; one `function_call` item per tool call
   (`call_id` the upstream's call id, or a made-up `call_…` when it gave none; a call to a namespaced
-  function carries `namespace` and the member's own name again, see `_tools.py`).
+  function carries `namespace` and the member's own name again, see `_tools.py`), or, for a call of a
+  custom tool's function, a `custom_tool_call` item (`ctc_…`) whose `input` is read from the arguments
+  (`_custom.input_of`).
 - Item ids are derived from the response id and the item's position (`msg_<id>_1`): unique as response ids
   are, and the same however often a response is rendered (the stream and `to_response` agree).
 - `usage`: `input_tokens` is chat's `prompt_tokens` (cached tokens included, as in both APIs),
@@ -18,7 +20,9 @@ Decisions where the APIs differ:
   `reasoning_tokens`; null when the upstream reported none (as OpenAI sends it while a response is in
   progress, and as Open Responses allows; OpenAI's document has no null for it).
 - The request's parameters are echoed as OpenAI echoes them (`instructions`, `tools` as sent, built-in ones
-  included, a function's `description`, `parameters` and `strict` null when not sent; `tool_choice` `auto`,
+  included, a function's `description`, `parameters` and `strict` null when not sent, then the tools of the
+  conversation's `additional_tools` items: all the tools the model could call, and where the stream encoder
+  learns which calls are custom or namespaced; `tool_choice` `auto`,
   `parallel_tool_calls` true, `temperature` and `top_p` 1, `top_logprobs` 0, `service_tier` `default`,
   `text` plain when not sent), with every field Open Responses requires (`completed_at` null: a pure
   function knows no clock; `presence_penalty`, `frequency_penalty` 0), so that a response is valid under
@@ -28,17 +32,19 @@ Decisions where the APIs differ:
 from __future__ import annotations
 
 import copy
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from ...errors import GatewayError
 from ...translate import answer_text
 from ...wire import dumps
-from ._tools import namespaced_names
+from ._custom import input_of
+from ._items import input_items
+from ._tools import ToolName, offered_tools, tool_names
 
 __all__ = [
+    "call_item",
     "failure_error",
-    "function_call_item",
     "item_id",
     "message_item",
     "output_items",
@@ -56,10 +62,17 @@ _PASSED_CODES = frozenset({"context_length_exceeded", "insufficient_quota", "rat
 
 
 def to_response(
-    completion: Mapping[str, Any], *, response_id: str, created_at: int, model: str, body: Mapping[str, Any]
+    completion: Mapping[str, Any],
+    *,
+    response_id: str,
+    created_at: int,
+    model: str,
+    body: Mapping[str, Any],
+    items: Sequence[Mapping[str, Any]] | None = None,
 ) -> dict[str, Any]:
     """The `response` object for a `chat.completion` (only its first choice counts: a Responses request
-    asks for one); `body` is the request, echoed."""
+    asks for one); `body` is the request, echoed; `items` the conversation's whole item list, as `to_chat`
+    took it (this request's input when not given), for the tools of its `additional_tools` items."""
     choices = completion.get("choices") or [{}]
     choice = choices[0]
     message = choice.get("message") or {}
@@ -72,7 +85,8 @@ def to_response(
     if text or refusal:
         content = ([output_text(text)] if text else []) + ([refusal_part(refusal)] if refusal else [])
         output.append(message_item(item_id("msg", response_id, len(output)), "completed", content))
-    names = namespaced_names(body.get("tools"))
+    response = skeleton(body, response_id=response_id, created_at=created_at, model=model, items=items)
+    names = tool_names(response["tools"])
     for call in message.get("tool_calls") or ():
         function = call.get("function") or {}
         arguments = function.get("arguments")
@@ -80,20 +94,31 @@ def to_response(
             arguments = dumps(arguments).decode() if arguments is not None else ""
         index = len(output)
         call_id = call.get("id") or item_id("call", response_id, index)
-        item = function_call_item(response_id, index, call_id, function.get("name") or "", names)
-        item.update(status="completed", arguments=arguments)
+        item = call_item(response_id, index, call_id, function.get("name") or "", names)
+        if item["type"] == "custom_tool_call":
+            item.update(status="completed", input=input_of(arguments))
+        else:
+            item.update(status="completed", arguments=arguments)
         output.append(item)
     if status == "incomplete" and output and "status" in output[-1]:
         output[-1]["status"] = "incomplete"  # the item the limit cut short
-    response = skeleton(body, response_id=response_id, created_at=created_at, model=model)
     response.update(status=status, incomplete_details=details, output=output)
     response["usage"] = usage_of(completion.get("usage"))
     return response
 
 
-def skeleton(body: Mapping[str, Any], *, response_id: str, created_at: int, model: str) -> dict[str, Any]:
+def skeleton(
+    body: Mapping[str, Any],
+    *,
+    response_id: str,
+    created_at: int,
+    model: str,
+    items: Sequence[Mapping[str, Any]] | None = None,
+) -> dict[str, Any]:
     """The response before any output (`status: in_progress`, `output: []`, `usage: null`): what a stream's
-    `response.created` carries (pass it to `ResponsesStreamEncoder`), and what `to_response` fills in."""
+    `response.created` carries (pass it to `ResponsesStreamEncoder`), and what `to_response` fills in;
+    `items` as for `to_response`."""
+    tools = offered_tools(body, input_items(body) if items is None else items)
     reasoning = body.get("reasoning") or {}
     response: dict[str, Any] = {
         "id": response_id,
@@ -119,7 +144,7 @@ def skeleton(body: Mapping[str, Any], *, response_id: str, created_at: int, mode
         "temperature": _or(body.get("temperature"), 1.0),
         "text": body.get("text") or {"format": {"type": "text"}},
         "tool_choice": body.get("tool_choice") or "auto",
-        "tools": [_echoed_tool(tool) for tool in body.get("tools") or ()],
+        "tools": [_echoed_tool(tool) for tool in tools],
         "top_logprobs": _or(body.get("top_logprobs"), 0),
         "top_p": _or(body.get("top_p"), 1.0),
         "presence_penalty": 0.0,
@@ -190,21 +215,26 @@ def reasoning_item(id: str, text: str) -> dict[str, Any]:
     return {"id": id, "type": "reasoning", "summary": [{"type": "summary_text", "text": text}]}
 
 
-def function_call_item(
-    response_id: str, index: int, call_id: str, name: str, names: Mapping[str, tuple[str, str]]
+def call_item(
+    response_id: str, index: int, call_id: str, name: str, names: Mapping[str, ToolName]
 ) -> dict[str, Any]:
-    """A `function_call` item, in progress with no arguments yet; a flat name from a namespace split
-    again."""
+    """The item for a call of the chat function `name`, in progress and empty: a `custom_tool_call` (no
+    `input` yet) when the function stands for a custom tool, else a `function_call` (no `arguments` yet);
+    a flat name from a namespace split again."""
+    tool = names.get(name)
+    custom = tool is not None and tool.custom
     item: dict[str, Any] = {
-        "id": item_id("fc", response_id, index),
-        "type": "function_call",
+        "id": item_id("ctc" if custom else "fc", response_id, index),
+        "type": "custom_tool_call" if custom else "function_call",
         "status": "in_progress",
-        "arguments": "",
         "call_id": call_id,
         "name": name,
     }
-    if name in names:
-        item["namespace"], item["name"] = names[name]
+    if tool is not None:
+        if tool.namespace is not None:
+            item["namespace"] = tool.namespace
+        item["name"] = tool.name
+    item["input" if custom else "arguments"] = ""
     return item
 
 

@@ -14,6 +14,13 @@ counts up from 0. The sequence:
    - a `function_call` (a tool call, by its `index`): `response.function_call_arguments.delta` per
      fragment, `response.function_call_arguments.done` with the whole arguments and the name, also when
      they came in one final fragment or not at all;
+   - a `custom_tool_call` (a call of a custom tool's function, see `_custom.py`):
+     `response.custom_tool_call_input.delta` per piece of `input` decoded for sure from the arguments so
+     far (`InputDecoder`: none for a fragment that ends inside an escape, until its rest comes), then, at
+     the end, one more with what only the whole arguments told (`input_of`: all of it when they did not
+     begin `{"input": "`), and `response.custom_tool_call_input.done` with the whole input. The deltas add
+     up to the input, but for arguments that JSON reads otherwise than they streamed (a second `input`
+     key): then `done` and the item carry the input JSON reads;
    and `response.output_item.done` with the finished item.
 3. `response.completed` (or `response.incomplete` when the finish was `length` or `content_filter`):
    the same id, the whole `output`, and `usage` from the canonical usage chunk. A failure ends the stream
@@ -40,10 +47,11 @@ from typing import Any
 from ...errors import GatewayError
 from ...providers.base import Chunk
 from ...wire import dumps
+from ._custom import InputDecoder, input_of
 from ._events import Call, EventWriter, Part, delta_prefix
 from ._response import (
+    call_item,
     failure_error,
-    function_call_item,
     item_id,
     message_item,
     output_text,
@@ -51,7 +59,7 @@ from ._response import (
     status_of,
     usage_of,
 )
-from ._tools import namespaced_names
+from ._tools import tool_names
 
 __all__ = ["ResponsesStreamEncoder"]
 
@@ -81,7 +89,7 @@ class ResponsesStreamEncoder(EventWriter):
     def __init__(self, skeleton: dict[str, Any]) -> None:
         self._skeleton = skeleton
         self._id: str = skeleton["id"]
-        self._names = namespaced_names(skeleton.get("tools"))
+        self._names = tool_names(skeleton.get("tools"))
         super().__init__()
         self._started = False
         self._count = 0  # output items opened so far: the next one's output_index
@@ -254,27 +262,42 @@ class ResponsesStreamEncoder(EventWriter):
             output_index = self._count
             call_id = upstream_id or item_id("call", self._id, output_index)
             name = function.get("name") or ""
-            item = function_call_item(self._id, output_index, call_id, name, self._names)
+            item = call_item(self._id, output_index, call_id, name, self._names)
             self._added(item, out)
             fields = {"item_id": item["id"], "output_index": output_index}
-            prefix = delta_prefix("response.function_call_arguments.delta", fields)
-            known = self._calls[index] = Call(dict(item), output_index, upstream_id, prefix)
+            custom = item["type"] == "custom_tool_call"
+            kind = "custom_tool_call_input" if custom else "function_call_arguments"
+            prefix = delta_prefix(f"response.{kind}.delta", fields)
+            decoder = InputDecoder() if custom else None
+            known = self._calls[index] = Call(dict(item), output_index, upstream_id, prefix, decoder)
         elif upstream_id and not known.upstream_id:
             known.upstream_id = upstream_id  # named late: the call keeps the id the client already has
         if arguments := function.get("arguments"):
             if not isinstance(arguments, str):
                 arguments = dumps(arguments).decode()
             known.arguments.append(arguments)
-            out.append(self._delta(known.prefix, arguments))
+            if known.decoder is None:
+                out.append(self._delta(known.prefix, arguments))
+            elif text := known.decoder.feed(arguments):
+                known.streamed.append(text)
+                out.append(self._delta(known.prefix, text))
 
     def _close_call(self, index: int, out: list[bytes], status: str) -> None:
         call = self._calls.pop(index)
         item = call.item
-        item["arguments"] = arguments = "".join(call.arguments)
+        arguments = "".join(call.arguments)
         item["status"] = status
         fields = {"item_id": item["id"], "output_index": call.index}
-        done = {**fields, "name": item["name"], "arguments": arguments}
-        out.append(self._event("response.function_call_arguments.done", done))
+        if call.decoder is None:
+            item["arguments"] = arguments
+            done = {**fields, "name": item["name"], "arguments": arguments}
+            out.append(self._event("response.function_call_arguments.done", done))
+        else:
+            item["input"] = text = input_of(arguments)
+            streamed = "".join(call.streamed)
+            if len(text) > len(streamed) and text.startswith(streamed):
+                out.append(self._delta(call.prefix, text[len(streamed) :]))
+            out.append(self._event("response.custom_tool_call_input.done", {**fields, "input": text}))
         self._finished(item, call.index, out)
 
     def _close_calls(self, out: list[bytes], status: str) -> None:
@@ -306,5 +329,9 @@ class ResponsesStreamEncoder(EventWriter):
                 item["status"] = "incomplete"
             items[self._item_index] = item
         for call in self._calls.values():
-            items[call.index] = {**call.item, "arguments": "".join(call.arguments), "status": "incomplete"}
+            if call.decoder is None:
+                so_far = {"arguments": "".join(call.arguments)}
+            else:
+                so_far = {"input": "".join(call.streamed)}
+            items[call.index] = {**call.item, **so_far, "status": "incomplete"}
         return [items[index] for index in sorted(items)]
