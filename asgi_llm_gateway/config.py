@@ -134,7 +134,7 @@ class GatewayConfig:
             options["max_body_size"] = self.max_body_size
         if self.policy is not None:
             options["policy"] = self.policy
-        gateway = Gateway(
+        return Gateway(
             providers=self.providers,
             routes=self.routes,
             auth=self.auth,
@@ -142,12 +142,6 @@ class GatewayConfig:
             response_store=self.response_store,
             **options,
         )
-        if self.response_store is not None:
-            # Gateway takes `response_store or MemoryResponseStore()`, and an empty MemoryResponseStore is
-            # falsy (len 0): its options (ttl, max_responses, max_bytes) would be lost. Remove this line when
-            # Gateway tests `is None` instead.
-            gateway.response_store = self.response_store
-        return gateway
 
 
 def from_environment(environ: Mapping[str, str] | None = None) -> GatewayConfig:

@@ -95,7 +95,10 @@ class Gateway:
         if unknown:
             raise ValueError(f"provider_policies names unknown providers: {sorted(unknown)}")
         #: Where `/v1/responses` keeps conversations: in memory unless given (e.g. `RedisResponseStore`).
-        self.response_store: ResponseStore = response_store or MemoryResponseStore()
+        # `is None`, not `or`: an empty MemoryResponseStore has len 0 and would be swapped for a default one.
+        self.response_store: ResponseStore = (
+            response_store if response_store is not None else MemoryResponseStore()
+        )
         #: Built-in Responses tools a translated upstream cannot run: dropped (named in a header), or a 400.
         self.drop_builtin_tools = drop_builtin_tools
         self.hooks = HookChain.of([*hooks, UsageHooks(on_usage)] if on_usage else list(hooks))

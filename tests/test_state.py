@@ -622,3 +622,12 @@ def test_the_redis_store_without_the_redis_package_says_which_extra_to_install()
     )
     assert result.returncode != 0
     assert "pip install 'asgi-llm-gateway[redis]'" in result.stderr
+
+
+def test_an_empty_memory_store_passed_in_is_kept() -> None:
+    """Regression: Gateway took `response_store or MemoryResponseStore()`; an empty memory store has len 0,
+    so a host's `MemoryResponseStore(ttl=60)` was silently replaced by a default one (30-day TTL)."""
+    from asgi_llm_gateway import Gateway
+
+    store = MemoryResponseStore(ttl=60)
+    assert Gateway(response_store=store).response_store is store
