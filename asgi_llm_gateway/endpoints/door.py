@@ -2,6 +2,8 @@
 
 Admission and the attempts, with a failure answered in the door's own envelope; and the relay of a
 stream, after which the call is settled (its slot freed, its record handed to the hooks) whatever happened.
+A detached call (a background response) is served the same way but outlives its client: no disconnect
+watch cancels it.
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 import anyio
 
+from ..asgi import Message
 from ..errors import GatewayError
 from ..pipeline.attempts import Attempt, Outcome, timed_out
 from ..pipeline.call import CLIENT_CLOSED_REQUEST, Call
@@ -43,11 +46,14 @@ class Door:
         exchange: Exchange,
         complete: Callable[[], Awaitable[None]],
         stream: Callable[[Spawn], Awaitable[None]] | None = None,
+        *,
+        detached: bool = False,
     ) -> None:
         """Run one call: `request_started` for the hooks, then `stream` (when the request asks for a stream)
-        or `complete`, while a watcher cancels everything if the client disconnects."""
+        or `complete`, while a watcher cancels everything if the client disconnects — unless `detached`: then
+        the call runs to its end whatever the client does (its sends must not raise once it left)."""
         hooks = self.gateway.hooks
-        async with watched(exchange.receive) as spawn:
+        async with watched(_never_disconnects if detached else exchange.receive) as spawn:
             try:
                 if hooks is not None:
                     await hooks.request_started(call)
@@ -73,9 +79,24 @@ class Door:
                 await gateway.settle(call, CLIENT_CLOSED_REQUEST)
             raise
         except GatewayError as error:
-            await self.send_error(exchange, error, call.headers())
-            await gateway.settle(call, error.status, error)
+            await self.refuse(call, exchange, error)
             return None
+
+    async def admit(self, call: Call, plan: Plan, exchange: Exchange) -> bool:
+        """Admission alone, for a call whose attempts run later (a background response): False once a refusal
+        has been answered and the call settled."""
+        try:
+            if self.gateway.hooks is not None:
+                await self.gateway.hooks.admit(call, plan.targets)
+        except GatewayError as error:
+            await self.refuse(call, exchange, error)
+            return False
+        return True
+
+    async def refuse(self, call: Call, exchange: Exchange, error: GatewayError) -> None:
+        """Answer `error` in the door's envelope and settle the call with it."""
+        await self.send_error(exchange, error, call.headers())
+        await self.gateway.settle(call, error.status, error)
 
     async def relay(
         self,
@@ -114,6 +135,13 @@ class Door:
                     outcome.release()
                 await self.gateway.settle(call, status, failure)
         return failure
+
+
+async def _never_disconnects() -> Message:
+    """The `receive` a detached call is watched with: its helpers (a stream's idle timer) still end with the
+    call, but the client leaving cancels nothing."""
+    await anyio.sleep_forever()
+    raise AssertionError("unreachable")  # pragma: no cover
 
 
 async def first_batch(batches: AsyncIterator[list[Any]], target: Target, policy: Policy) -> list[Any]:
