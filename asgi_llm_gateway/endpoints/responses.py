@@ -6,6 +6,7 @@
                         otherwise: to_chat (ingress) ─▶ provider ─▶ to_response / ResponsesStreamEncoder
            ─▶ JSON response | relay(SSE events) ─▶ store (unless store=false) ─▶ settle
     GET /v1/responses/{id}, GET /v1/responses/{id}/input_items, DELETE /v1/responses/{id}
+    `background: true` and POST /v1/responses/{id}/cancel: see responses_background.py
 
 The gateway owns the state, never the upstream: a chain started on one provider continues on any other
 (and, with a shared store such as Redis, on any replica). A stored response is readable only by the
@@ -18,6 +19,7 @@ the `x-llm-gateway-dropped-tools` header and logged, unless the gateway was buil
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import re
 import secrets
@@ -34,14 +36,15 @@ from ..auth import Principal, authenticate, check_model_allowed
 from ..errors import GatewayError
 from ..ingress.responses import (
     ResponsesStreamEncoder,
+    failure_error,
     input_items,
     output_items,
     skeleton,
     to_chat,
     to_response,
 )
-from ..pipeline.attempts import timed_out
-from ..pipeline.call import Call
+from ..pipeline.attempts import Outcome, timed_out
+from ..pipeline.call import CLIENT_CLOSED_REQUEST, Call
 from ..policy import Policy
 from ..routing import Plan, Target
 from ..schemas import parse_json_body, validate_responses_request
@@ -49,6 +52,17 @@ from ..state import StoredResponse
 from ..watch import Spawn
 from . import Exchange, OpenAIErrors
 from .door import Door, first_batch
+from .responses_background import (
+    RUNNING,
+    BackgroundRun,
+    BackgroundRuns,
+    background_needs_store,
+    not_cancellable,
+    still_running,
+    stream_resume_unsupported,
+    tolerant,
+    with_status,
+)
 from .responses_native import NativeResponseEvents, NativeResponseProgress, chat_usage
 
 if TYPE_CHECKING:
@@ -61,6 +75,15 @@ logger = logging.getLogger("asgi_llm_gateway")
 DROPPED_TOOLS_HEADER = b"x-llm-gateway-dropped-tools"
 #: What a tool type may look like to be named in that header (every real one does: `web_search_preview`, …).
 _TOKEN = re.compile(r"[A-Za-z0-9_.:-]{1,64}")
+#: Request fields that are the gateway's business, never a native upstream's: it keeps the conversation and
+#: runs background responses itself (the upstream is asked synchronously, with the whole conversation).
+_NOT_UPSTREAM = frozenset({"previous_response_id", "background"})
+#: `error` of a background response whose run the server cancelled (shutting down) before it ended.
+_STOPPED = {"code": "server_error", "message": "The gateway stopped before the response was complete."}
+#: `error` of a background response whose run failed unexpectedly (a bug: logged).
+_BROKEN = {"code": "server_error", "message": "The gateway failed to complete the response."}
+#: `error` of a background response whose upstream stream ended before its final event.
+_CUT = {"code": "server_error", "message": "The upstream stream ended before the response was complete."}
 
 
 def owner_of(principal: Any) -> str | None:
@@ -96,6 +119,21 @@ class Conversation:
     def items(self) -> list[dict[str, Any]]:
         return [*self.history, *self.new_items]
 
+    @property
+    def background(self) -> bool:
+        return self.body.get("background") is True
+
+    def skeleton(self, model: str) -> dict[str, Any]:
+        """The response before any output (what a stream starts from, and a background response is first)."""
+        return skeleton(self.body, response_id=self.id, created_at=self.created_at, model=model)
+
+    def fields(self, model: str) -> dict[str, Any]:
+        """What a native upstream's response gets from the gateway: the model by the gateway's name, and for a
+        background response the gateway's id (answered before the upstream was asked) and `background`."""
+        if self.background:
+            return {"model": model, "id": self.id, "background": True}
+        return {"model": model}
+
     def chat(self, strict_tools: bool) -> dict[str, Any]:
         if self._chat is None:
             self._chat, self.dropped = to_chat(self.body, self.items, strict_tools=strict_tools)
@@ -105,7 +143,7 @@ class Conversation:
 
     def native(self, stream: bool) -> dict[str, Any]:
         """The body for a native upstream: the whole conversation as input, no upstream state."""
-        body = {key: value for key, value in self.body.items() if key != "previous_response_id"}
+        body = {key: value for key, value in self.body.items() if key not in _NOT_UPSTREAM}
         body["input"] = self.items
         body["store"] = False
         body["stream"] = stream
@@ -123,6 +161,11 @@ class Conversation:
 class ResponsesEndpoint(OpenAIErrors, Door):
     methods = frozenset({"GET", "HEAD", "POST", "DELETE"})
 
+    def __init__(self, gateway: Gateway) -> None:
+        super().__init__(gateway)
+        #: The background responses running on this process (one registry per gateway, no global state).
+        self.runs = BackgroundRuns()
+
     async def __call__(self, exchange: Exchange) -> None:
         method, path = exchange.scope["method"], exchange.path
         if path == "/responses":
@@ -135,9 +178,14 @@ class ResponsesEndpoint(OpenAIErrors, Door):
             await self._input_items(exchange, response_id)
         elif rest == "" and method in ("GET", "HEAD"):
             stored = await self._owned(exchange, response_id)
+            if _query(exchange).get("stream", ["false"])[0].lower() in ("true", "1"):
+                raise stream_resume_unsupported()
             await send_json(exchange.send, 200, stored.response, exchange.request_id)
+        elif rest == "cancel" and method == "POST":
+            await self._cancel(exchange, response_id)
         elif rest == "" and method == "DELETE":
             await self._owned(exchange, response_id)
+            await self.runs.cancel(response_id)  # a deleted response's run has nowhere to go
             await self.gateway.response_store.delete(response_id)
             body = {"id": response_id, "object": "response", "deleted": True}
             await send_json(exchange.send, 200, body, exchange.request_id)
@@ -153,7 +201,7 @@ class ResponsesEndpoint(OpenAIErrors, Door):
 
     async def _input_items(self, exchange: Exchange, response_id: str) -> None:
         stored = await self._owned(exchange, response_id)
-        query = parse_qs(exchange.scope.get("query_string", b"").decode("latin-1"))
+        query = _query(exchange)
         items = stored.items[len(stored.items) - stored.input_count - len(output_items(stored.response)) :][
             : stored.input_count
         ]
@@ -180,11 +228,18 @@ class ResponsesEndpoint(OpenAIErrors, Door):
         principal = await authenticate(gateway.auth, exchange.scope)
         body = parse_json_body(await read_body(exchange.scope, exchange.receive, gateway.max_body_size))
         validate_responses_request(body)
+        if body.get("background") and body.get("store") is False:
+            raise background_needs_store()
         model: str = body["model"]
         plan = gateway.router.plan(model, gateway.health, gateway.rng, time.monotonic())
         check_model_allowed(principal, model)
         conversation = Conversation(body, await self._history(body, principal))
         call = Call(exchange.request_id, "responses", principal, model, body, started)
+        if conversation.background:
+            exchange = exchange._replace(send=tolerant(exchange.send))
+            run = partial(self._background, call, conversation, plan, exchange)
+            await self.serve(call, exchange, run, run, detached=True)
+            return
         await self.serve(
             call,
             exchange,
@@ -199,6 +254,9 @@ class ResponsesEndpoint(OpenAIErrors, Door):
         stored = await _read(self.gateway, previous)
         if stored is None or (stored.owner is not None and stored.owner != owner_of(principal)):
             raise not_found(previous, param="previous_response_id")
+        status = stored.response.get("status")
+        if status in RUNNING:  # its items are not final yet (and would not link: see state)
+            raise still_running(previous, status)
         return list(stored.items)
 
     async def _complete(self, call: Call, conversation: Conversation, plan: Plan, exchange: Exchange) -> None:
@@ -207,8 +265,8 @@ class ResponsesEndpoint(OpenAIErrors, Door):
         if outcome is None:
             return
         response = outcome.result
-        response["model"] = outcome.target.name
-        await self._store(call, conversation, outcome.target, response)
+        response.update(conversation.fields(outcome.target.name))
+        await self._store(call, conversation, response, outcome.target.provider_name)
         headers = [*call.headers(), *conversation.headers()]
         await send_json(exchange.send, 200, response, call.request_id, headers)
         await self.gateway.settle(call, 200)
@@ -220,44 +278,180 @@ class ResponsesEndpoint(OpenAIErrors, Door):
         outcome = await self.attempt(call, plan, exchange, attempt, keep_slot=True)
         if outcome is None:
             return
+        final = await self._relay(call, conversation, outcome, exchange, spawn)
+        if final is not None:
+            with anyio.CancelScope(shield=True):
+                await self._store(call, conversation, final, outcome.target.provider_name)
+
+    async def _relay(
+        self,
+        call: Call,
+        conversation: Conversation,
+        outcome: Outcome[Opened],
+        exchange: Exchange,
+        spawn: Spawn,
+    ) -> dict[str, Any] | None:
+        """Relay the opened stream as `response.*` events (the call is settled after it); the response it
+        ended with (`failed` after a failure), or None when a native stream gave none."""
         native, batches, first = outcome.result
         model = outcome.target.name
         headers = conversation.headers()
         if native:
             progress = NativeResponseProgress(call)
-            events = NativeResponseEvents(model)
+            events = NativeResponseEvents(conversation.fields(model))
             await self.relay(call, outcome, first, batches, events, exchange, spawn, progress, headers)
-            final = progress.response
-        else:
-            encoder = ResponsesStreamEncoder(
-                skeleton(
-                    conversation.body,
-                    response_id=conversation.id,
-                    created_at=conversation.created_at,
-                    model=model,
-                )
-            )
-            await self.relay(call, outcome, first, batches, encoder, exchange, spawn, headers=headers)
-            final = encoder.response
-        if final is not None:
-            with anyio.CancelScope(shield=True):
-                await self._store(call, conversation, outcome.target, final)
+            return progress.response
+        encoder = ResponsesStreamEncoder(conversation.skeleton(model))
+        await self.relay(call, outcome, first, batches, encoder, exchange, spawn, headers=headers)
+        return encoder.response
 
-    async def _store(
-        self, call: Call, conversation: Conversation, target: Target, response: dict[str, Any]
+    # -- background responses (responses_background.py) ----------------------------------------------------
+
+    async def _background(
+        self,
+        call: Call,
+        conversation: Conversation,
+        plan: Plan,
+        exchange: Exchange,
+        spawn: Spawn | None = None,
     ) -> None:
-        if conversation.body.get("store") is False or not isinstance(response.get("id"), str):
+        """`background: true`: admitted and stored `queued` (a refusal or a store outage is answered now),
+        then run here to its end whatever the client does; streamed when `spawn` is given, else answered
+        `queued`."""
+        if not await self.admit(call, plan, exchange):
             return
-        stored = StoredResponse(
+        queued = with_status(conversation.skeleton(call.model), "queued")
+        try:
+            await self.gateway.response_store.put(self._stored(call, conversation, queued, None))
+        except Exception:
+            logger.exception("storing response %s failed", conversation.id)
+            await self.refuse(call, exchange, store_unavailable())
+            return
+        with self.runs.run(conversation.id) as run:
+            if spawn is None:
+                await send_json(exchange.send, 200, queued, call.request_id)
+            await self._run(call, conversation, plan, exchange, spawn, run, queued)
+
+    async def _run(
+        self,
+        call: Call,
+        conversation: Conversation,
+        plan: Plan,
+        exchange: Exchange,
+        spawn: Spawn | None,
+        run: BackgroundRun,
+        queued: dict[str, Any],
+    ) -> None:
+        """A background response's run: each state stored, one terminal state whatever ends it, and the call
+        settled once (by the relay, for a stream that opened)."""
+        gateway = self.gateway
+        running = with_status(queued, "in_progress")
+        status, failure, settled = CLIENT_CLOSED_REQUEST, None, False
+        try:
+            await self._advance(call, conversation, running)
+            if spawn is None:
+                attempt = partial(_complete_once, conversation, call, gateway.drop_builtin_tools)
+                completed = await gateway.attempts.run(call, plan.targets, plan.policy, attempt)
+                completed.result.update(conversation.fields(completed.target.name))
+                final: dict[str, Any] | None = completed.result
+                status, target = 200, completed.target
+            else:
+                opener = partial(_open_stream_once, conversation, gateway.drop_builtin_tools)
+                opened = await gateway.attempts.run(call, plan.targets, plan.policy, opener, keep_slot=True)
+                settled, target = True, opened.target  # the relay settles the call
+                final = await self._relay(call, conversation, opened, exchange, spawn)
+            with anyio.CancelScope(shield=True):
+                ended = final if final is not None else with_status(running, "failed", _CUT)
+                await self._advance(call, conversation, ended, target.provider_name)
+        except GatewayError as error:  # every attempt failed (a stream's: before its first byte)
+            status, failure = error.status, error
+            if spawn is not None:
+                await self.send_error(exchange, error, call.headers())
+            with anyio.CancelScope(shield=True):
+                await self._advance(call, conversation, with_status(running, "failed", failure_error(error)))
+        except anyio.get_cancelled_exc_class():
+            with anyio.CancelScope(shield=True):
+                cancelled = run.cancel_requested
+                ended = (
+                    with_status(running, "cancelled")
+                    if cancelled
+                    else with_status(running, "failed", _STOPPED)
+                )
+                await self._advance(call, conversation, ended)
+            raise
+        except Exception:
+            logger.exception("background response %s failed", conversation.id)
+            status, failure = 500, GatewayError(_BROKEN["message"], status=500, code="internal_error")
+            with anyio.CancelScope(shield=True):
+                await self._advance(call, conversation, with_status(running, "failed", _BROKEN))
+        finally:
+            if not settled:
+                with anyio.CancelScope(shield=True):
+                    await gateway.settle(call, status, failure)
+
+    async def _advance(
+        self, call: Call, conversation: Conversation, response: dict[str, Any], provider: str | None = None
+    ) -> None:
+        """Store a background response's next state, unless it was cancelled (on any replica) or deleted
+        since: the store is re-read first (the race this leaves is in responses_background.py)."""
+        store = self.gateway.response_store
+        try:
+            current = await store.get(conversation.id)
+            if current is None or current.response.get("status") == "cancelled":
+                logger.info(
+                    "background response %s is cancelled or deleted: its run stores nothing", conversation.id
+                )
+                return
+            await store.put(self._stored(call, conversation, response, provider))
+        except Exception:  # nobody waits for the answer: it is logged, and the response stays as it was
+            logger.exception("storing response %s failed", conversation.id)
+
+    async def _cancel(self, exchange: Exchange, response_id: str) -> None:
+        """POST /v1/responses/{id}/cancel: a running background response ends `cancelled` (a run on this
+        process is stopped and waited for; one elsewhere is marked in the store); one that ended already is
+        answered as it is, so a second cancel answers the first's result."""
+        stored = await self._owned(exchange, response_id)
+        if stored.response.get("background") is not True:
+            raise not_cancellable()
+        answer = stored.response
+        if answer.get("status") in RUNNING:
+            if await self.runs.cancel(response_id):
+                # the run stored how it ended: cancelled, or its result if that came first
+                ended = await _read(self.gateway, response_id)
+                if ended is None:  # deleted meanwhile
+                    raise not_found(response_id)
+                answer = ended.response
+            else:  # it runs on another replica (or nowhere any more): mark it in the store
+                answer = with_status(answer, "cancelled")
+                try:
+                    await self.gateway.response_store.put(dataclasses.replace(stored, response=answer))
+                except Exception:
+                    logger.exception("storing response %s failed", response_id)
+                    raise store_unavailable() from None
+        await send_json(exchange.send, 200, answer, exchange.request_id)
+
+    # -- the store -------------------------------------------------------------------------------------------
+
+    def _stored(
+        self, call: Call, conversation: Conversation, response: dict[str, Any], provider: str | None
+    ) -> StoredResponse:
+        return StoredResponse(
             id=response["id"],
             owner=owner_of(call.principal),
             response=response,
             items=[*conversation.items, *output_items(response)],
             input_count=len(conversation.new_items),
-            provider=target.provider_name,
+            provider=provider,
             created_at=time.time(),
             previous_response_id=conversation.body.get("previous_response_id"),
         )
+
+    async def _store(
+        self, call: Call, conversation: Conversation, response: dict[str, Any], provider: str | None
+    ) -> None:
+        if conversation.body.get("store") is False or not isinstance(response.get("id"), str):
+            return
+        stored = self._stored(call, conversation, response, provider)
         try:
             await self.gateway.response_store.put(stored)
         except Exception:  # the client has its answer; a store outage must not turn it into an error
@@ -310,11 +504,18 @@ async def _read(gateway: Gateway, response_id: str) -> StoredResponse | None:
         return await gateway.response_store.get(response_id)
     except Exception:
         logger.exception("reading response %s from the store failed", response_id)
-        raise GatewayError(
-            "The gateway's response store is unavailable; try again soon.",
-            status=503,
-            code="store_unavailable",
-        ) from None
+        raise store_unavailable() from None
+
+
+def store_unavailable() -> GatewayError:
+    """The store cannot be reached: a 503 (retryable), never a 500."""
+    return GatewayError(
+        "The gateway's response store is unavailable; try again soon.", status=503, code="store_unavailable"
+    )
+
+
+def _query(exchange: Exchange) -> dict[str, list[str]]:
+    return parse_qs(exchange.scope.get("query_string", b"").decode("latin-1"))
 
 
 def _with_ids(items: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:

@@ -3,10 +3,14 @@
 With a provider that speaks the Responses API natively (`Provider.speaks_responses`), the `/v1/responses`
 door does not translate: events keep their `sequence_number`s and ids. The stream is complete once
 `response.completed` or `response.incomplete` arrived; that event's `response` is what the gateway stores.
+Only the `response` objects the events carry change: their `model` is the gateway's name for it, and a
+background response keeps the gateway's own `id` (the one it answered and stored before the upstream was
+asked) and `background: true` (the upstream is asked synchronously).
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 from .. import wire
@@ -21,12 +25,13 @@ _WITH_RESPONSE = frozenset({"response.created", "response.in_progress", *_FINAL,
 
 
 class NativeResponseEvents:
-    """Native event dicts → `event: <type>` / `data: <json>` SSE bytes (this door's `StreamEncoder`)."""
+    """Native event dicts → `event: <type>` / `data: <json>` SSE bytes (this door's `StreamEncoder`); the
+    `response` objects they carry get `fields` (at least `model`)."""
 
-    __slots__ = ("model", "sequence")
+    __slots__ = ("fields", "sequence")
 
-    def __init__(self, model: str) -> None:
-        self.model = model
+    def __init__(self, fields: Mapping[str, Any]) -> None:
+        self.fields = fields
         self.sequence = -1  # the last sequence number sent, so an error event can follow it
 
     def encode(self, events: list[dict[str, Any]]) -> bytes:
@@ -34,7 +39,7 @@ class NativeResponseEvents:
         for event in events:
             kind = event.get("type", "")
             if kind in _WITH_RESPONSE and isinstance(event.get("response"), dict):
-                event["response"]["model"] = self.model
+                event["response"].update(self.fields)
             sequence = event.get("sequence_number")
             if isinstance(sequence, int):
                 self.sequence = sequence
