@@ -2,11 +2,15 @@
 tests/node) with a custom Responses model provider whose `base_url` is a target, in a session where it runs
 its shell tool (`exec_command`) on `cat notes.txt` and answers with what only that file holds.
 
-Which base URL is set by TARGETS below. Today: the recording Responses fake directly
-(tests/support/codex.py), which proves the harness and the tool turn. When the gateway serves
-/v1/responses, add "gateway-<provider>" targets (the gateway in front of tests/fakes/<provider>.py, as in
-test_claude_code.py) and extend `target`: the fakes' echo model calls the tool the prompt spells out,
+Which base URL is set by TARGETS below: the recording Responses fake directly (tests/support/codex.py),
+which proves the harness and the tool turn, and the gateway in front of tests/fakes/<provider>.py (as in
+test_claude_code.py), with a gateway model id: the fakes' echo model calls the tool the prompt spells out,
 `exec_command(cmd=cat notes.txt)`, and answers with the tool's output.
+
+A Codex user may also keep one of Codex's own model names and route it in the gateway: then Codex sends
+another shape (its tools in an `additional_tools` item, the shell behind the freeform code-mode `exec`
+tool), which a translated upstream gets as one-string functions; OWN_MODEL_ROUTES runs that through the
+Anthropic and Gemini fakes (and an older own model, which sends plain function tools).
 
 The first test of a session runs `npm ci` in tests/node when node_modules is missing or older than the
 lockfile. Without node and npm the tests skip, except under CI (`CI` set), where they fail: a skip must
@@ -24,10 +28,13 @@ from typing import Any
 import pytest
 
 from tests.support.codex import (
+    EXEC_FUNCTION,
     FIXTURES,
     KEY,
     MODEL,
     NODE_DIR,
+    OWN_MODEL,
+    OWN_MODEL_PROMPTS,
     PROMPT,
     SECRET_WORD,
     SESSIONS,
@@ -46,6 +53,7 @@ from tests.support.codex import (
 )
 from tests.support.requirements import node_packages, required
 from tests.support.server import serve
+from tests.support.upstreams import gateway_over_every_upstream
 
 # The base URLs Codex is pointed at (its provider's `base_url`, ending in /v1), one test run each.
 # "recording-fake": the recording Responses fake itself, no gateway in between (proves the harness).
@@ -125,6 +133,69 @@ def test_codex_runs_a_shell_command_with_its_tool_and_answers_from_it(
     assert SECRET_WORD in result.text, result.describe()
     assert any(SECRET_WORD in text for text in target.upstream_tool_results()), result.describe()
     assert [e["type"] for e in result.events][-1] == "turn.completed", result.describe()
+
+
+# (Codex's model name, the gateway target its route names, the prompt): Codex's own names, routed by the
+# gateway (`routes`) to a translated provider. OWN_MODEL runs the shell through `exec`; gpt-5.1-codex, an
+# older model Codex knows, sends exec_command as a function tool.
+OWN_MODEL_ROUTES = {
+    "anthropic": (OWN_MODEL, "claude/claude-sonnet-4-5", OWN_MODEL_PROMPTS["anthropic"]),
+    "gemini": (OWN_MODEL, "gemini/gemini-3-flash", OWN_MODEL_PROMPTS["gemini"]),
+    "anthropic-gpt-5.1-codex": ("gpt-5.1-codex", "claude/claude-sonnet-4-5", PROMPT),
+}
+ROUTED_KEY = "sk-gw-codex-developer"
+
+
+def upstream_bodies(fake: Any) -> list[dict[str, Any]]:
+    """The bodies a fake upstream was sent (the Anthropic fake records objects, the others dicts)."""
+    return [r["body"] if isinstance(r, dict) else r.body for r in fake.requests]
+
+
+def function_names(body: dict[str, Any]) -> list[str]:
+    """The functions an Anthropic (`tools[].name`) or Gemini (`tools[].functionDeclarations[].name`) request
+    offers."""
+    tools = body.get("tools") or []
+    return [t["name"] for t in tools if "name" in t] + [
+        d["name"] for t in tools for d in t.get("functionDeclarations") or []
+    ]
+
+
+@pytest.mark.parametrize("route", OWN_MODEL_ROUTES)
+def test_codex_with_its_own_model_name_routed_to_another_provider_runs_its_tool(
+    codex: Path, notes: Path, route: str
+) -> None:
+    """Only the base URL changes: Codex keeps its own model name, the gateway routes it to Anthropic or
+    Gemini. Turn 1: the model calls the shell (for OWN_MODEL: the freeform `exec` tool, which the upstream
+    saw as the function `functions__exec` and Codex gets back as a custom_tool_call, with JavaScript that
+    runs `cat notes.txt`); turn 2 carries the output up, and the answer holds the file's secret word."""
+    model, routed, prompt = OWN_MODEL_ROUTES[route]
+    provider = routed.partition("/")[0]
+    with gateway_over_every_upstream({ROUTED_KEY: "developer"}, {model: routed}) as upstreams:
+        result = run_codex(
+            upstreams.url + "/v1", prompt, notes.parent, model, key=ROUTED_KEY, executable=codex
+        )
+        bodies = upstream_bodies(upstreams.fakes[provider])
+    assert result.returncode == 0 and not result.failed, result.describe()
+    commands = result.items("command_execution")
+    assert len(commands) == 1 and "cat notes.txt" in commands[0]["command"], result.describe()
+    assert commands[0]["exit_code"] == 0 and SECRET_WORD in commands[0]["aggregated_output"]
+    assert SECRET_WORD in result.text, result.describe()
+    assert len(bodies) == 2, bodies
+    first, second = (json.dumps(body) for body in bodies)
+    assert SECRET_WORD not in first and SECRET_WORD in second  # the tool's output went up in turn 2
+    offered = function_names(bodies[0])
+    assert (EXEC_FUNCTION in offered, SHELL_TOOL in offered) == (model == OWN_MODEL, model != OWN_MODEL)
+    assert [e["type"] for e in result.events][-1] == "turn.completed", result.describe()
+
+
+def test_the_own_model_is_the_one_the_fixture_shows_with_code_mode() -> None:
+    """OWN_MODEL is the pinned Codex's default (the fixture of a session without --model), the one that
+    sends its tools in an additional_tools item behind `exec` (no node needed)."""
+    first, _ = _session("session-default-model.json")
+    assert first["body"]["model"] == OWN_MODEL
+    assert offered_tools(first["body"]).get("exec") == "custom" and SHELL_TOOL not in offered_tools(
+        first["body"]
+    )
 
 
 def test_a_wrong_key_ends_in_an_error_not_a_hang(codex: Path, notes: Path) -> None:

@@ -13,10 +13,11 @@ that every API version accepts.
 
 The model: it echoes the text of the last user turn (without `<system-reminder>` spans, the context Claude
 Code adds to it); with thinking enabled it thinks first; it calls the tools that the prompt names
-(`get_weather(city=Paris)` or just `get_weather`, several names → parallel calls) or that `tool_choice`
-forces, with arguments built from the schema; it answers a turn of tool results with "Tool results: …";
-with `output_config.format` it answers JSON generated from the schema. It applies `stop_sequences` and
-`max_tokens` (one token per word). Every request is recorded in `requests`.
+(`get_weather(city=Paris)` or just `get_weather`, several names → parallel calls; a value may hold one
+level of parentheses) or that `tool_choice` forces, with arguments built from the schema; it answers a
+turn of tool results with "Tool results: …"; with `output_config.format` it answers JSON generated from
+the schema. It applies `stop_sequences` and `max_tokens` (one token per word). Every request is recorded in
+`requests`.
 
 `POST /v1/messages/count_tokens` takes only the fields that endpoint has (a `max_tokens` is a 400, as are the
 rules above) and answers `{"input_tokens": N}`: the words of the messages, the system prompt and the tool
@@ -635,6 +636,11 @@ def _result_text(result: dict[str, Any]) -> str:
     return " ".join(b.get("text", "") for b in content if b.get("type") == "text")
 
 
+# A mention's arguments: anything but parentheses, or one level of them (a value may be a call, as in
+# `exec(input=text(r))`, the code-mode tool's JavaScript).
+_ARGS = r"((?:[^()]|\([^()]*\))*)"
+
+
 def _plan_calls(body: dict[str, Any], prompt: str, *, answered: bool) -> list[dict[str, Any]]:
     """The tool calls to make: those the prompt names, or the one tool_choice forces."""
     tools = {t["name"]: t for t in body.get("tools") or ()}
@@ -643,7 +649,7 @@ def _plan_calls(body: dict[str, Any], prompt: str, *, answered: bool) -> list[di
         return []
     mentions: list[tuple[int, str, dict[str, str]]] = []
     for name in tools:
-        for match in re.finditer(rf"\b{re.escape(name)}\b(?:\(([^)]*)\))?", prompt):
+        for match in re.finditer(rf"\b{re.escape(name)}\b(?:\({_ARGS}\))?", prompt):
             args = dict(re.findall(r"(\w+)\s*=\s*([^,]+?)\s*(?:,|$)", match.group(1) or ""))
             mentions.append((match.start(), name, args))
     mentions.sort()

@@ -59,6 +59,12 @@ KEY_ENV = "CODEX_TARGET_API_KEY"  # the provider's env_key: Codex sends it as `A
 SECRET_HEADERS = frozenset({"authorization", "proxy-authorization", "cookie", "x-api-key", "api-key"})
 REDACTED = "<redacted>"
 SHELL_TOOL = "exec_command"  # Codex's shell tool (unified exec): {"cmd": "<shell command line>", ...}
+# One of Codex's own models (0.171.0's default): for it Codex sends its tools in an `additional_tools` input
+# item, the shell reachable only through the code-mode `exec` freeform tool of the `functions` namespace,
+# whose input is JavaScript calling `tools.exec_command(...)`. A gateway offers `exec` to a chat upstream as
+# the one-string function `functions__exec` (the namespace flattened; its parameter is `input`).
+OWN_MODEL = "gpt-6.2-sol"
+EXEC_FUNCTION = "functions__exec"
 
 # What makes Codex a quiet, offline client of one endpoint (config.toml keys, checked with --strict-config).
 QUIET_CONFIG = """\
@@ -533,6 +539,21 @@ SECRET_WORD = "PELICAN-42"
 # The call is spelled out for the echo-style fakes behind a gateway, which call the tools a prompt mentions
 # with the arguments of a `name(key=value)` mention; the recording fake calls exec_command regardless.
 PROMPT = "Run exec_command(cmd=cat notes.txt) and tell me the secret word it holds."
+# The same for OWN_MODEL, whose shell is JavaScript behind `exec`, spelled as each fake's echo model reads
+# arguments: Anthropic's from `name(key=value)`, a value holding at most one level of parentheses (so the
+# script keeps its result in a variable); Gemini's `name(…)` ends at the first `)`, so it is named alone and
+# its argument given as a `key=value` hint, which ends at whitespace, a comma or a semicolon (so the script
+# has none: `await(…)`, and `\x20` for the space of the command).
+OWN_MODEL_PROMPTS = {
+    "anthropic": (
+        f'Run {EXEC_FUNCTION}(input=const r=await tools.exec_command({{cmd:"cat notes.txt"}});text(r)) '
+        "and tell me the secret word it holds."
+    ),
+    "gemini": (
+        f'Run {EXEC_FUNCTION} with input=text(await(tools.exec_command({{cmd:"cat\\x20notes.txt"}}))) '
+        "and tell me the secret word it holds."
+    ),
+}
 UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
 
 
