@@ -119,3 +119,27 @@ def test_tools_in_an_additional_tools_item_and_a_namespaced_custom_tool(
     expected = prompt if provider == "bedrock" else "Buy milk"
     assert (call.namespace, call.name, call.input) == ("desk", "note", expected)
     assert "desk__note" in json.dumps(upstream_bodies(upstreams, provider)[-1])
+
+
+@pytest.mark.parametrize(
+    ("items", "param"),
+    [
+        ([{"type": "additional_tools", "role": "developer", "tools": "note"}], "input[0].tools"),
+        (
+            [{"type": "additional_tools", "role": "developer", "tools": [{"type": "custom"}]}],
+            "input[0].tools[0].name",
+        ),
+        ([{"type": "custom_tool_call", "call_id": "c", "name": "note", "input": 7}], "input[0].input"),
+        ([{"type": "custom_tool_call_output", "call_id": "c", "output": {"a": 1}}], "input[0].output"),
+    ],
+    ids=["tools-not-a-list", "custom-without-name", "input-not-text", "output-not-text"],
+)
+def test_malformed_custom_tool_input_is_a_400_naming_it(
+    client: openai.OpenAI, items: Any, param: str
+) -> None:
+    """What the request schema leaves unchecked (items of custom tools, tools of additional_tools items) is
+    checked by the translation: a 400 in OpenAI's envelope, never a 500."""
+    with pytest.raises(openai.BadRequestError) as refused:
+        client.responses.create(model=MODELS["claude"], input=[*items, {"role": "user", "content": "Hi"}])
+    assert refused.value.status_code == 400
+    assert refused.value.body["param"] == param and refused.value.code == "invalid_value"  # type: ignore[index]

@@ -853,3 +853,16 @@ def test_custom_tools_are_not_dropped_and_the_header_names_only_what_is() -> Non
     assert dropped == ["web_search"] and [tool["function"]["name"] for tool in chat["tools"]] == ["note"]
     chat, dropped = to_chat({**body, "tools": [NOTE]}, input_items(body), strict_tools=True)
     assert dropped == [] and chat["tools"][0]["function"]["parameters"]["required"] == ["input"]
+
+
+def test_a_tool_choice_namespace_that_is_not_a_string_names_none() -> None:
+    """Regression: a tool_choice `namespace` the schema does not check (a number) made a 500; now it is no
+    namespace."""
+    body = {
+        "model": MODEL,
+        "input": "Hi",
+        "tools": [NOTE],
+        "tool_choice": {"type": "custom", "name": "note", "namespace": 7},
+    }
+    chat, _ = to_chat(body, input_items(body))
+    assert chat["tool_choice"] == {"type": "function", "function": {"name": "note"}}

@@ -132,6 +132,8 @@ def tool_names(tools: Sequence[Tool] | None) -> dict[str, ToolName]:
             continue
         namespace = tool["name"]
         for member in tool.get("tools") or ():
+            if not isinstance(member, Mapping):
+                continue
             if member.get("type") in _CALLABLE and isinstance(member.get("name"), str):
                 names[flat_name(namespace, member["name"])] = ToolName(
                     namespace, member["name"], member["type"] == "custom"
@@ -195,6 +197,8 @@ def _callable(
     if not isinstance(name, str) or not name:
         raise invalid(f"{param}.name", f"a {tool['type']} tool needs a name")
     description = tool.get("description") or namespace_description
+    if description is not None and not isinstance(description, str):
+        raise invalid(f"{param}.description", "a description is a string")
     if tool["type"] == "custom":
         return custom_function(flat_name(namespace, name), tool, description)
     parameters = tool.get("parameters")
@@ -262,7 +266,7 @@ def _chosen(choice: Mapping[str, Any], kind: str, names: Mapping[str, ToolName])
     custom = kind == "custom"
     what = "custom tool" if custom else "function"
     given = choice.get("name")
-    name = flat_name(choice.get("namespace"), given) if isinstance(given, str) else ""
+    name = flat_name(_namespace(choice), given) if isinstance(given, str) else ""
     if name not in names:  # a namespace member named by its own name, when only one has it
         members = [
             flat
@@ -288,10 +292,16 @@ def _chosen(choice: Mapping[str, Any], kind: str, names: Mapping[str, ToolName])
     return name
 
 
+def _namespace(choice: Mapping[str, Any]) -> str | None:
+    """The namespace a tool choice names; anything but a string is none."""
+    namespace = choice.get("namespace")
+    return namespace if isinstance(namespace, str) else None
+
+
 def _allowed_tools(choice: Mapping[str, Any]) -> str | dict[str, Any]:
     mode = choice["mode"]
     allowed = [
-        {"type": "function", "function": {"name": flat_name(tool.get("namespace"), tool["name"])}}
+        {"type": "function", "function": {"name": flat_name(_namespace(tool), tool["name"])}}
         for tool in choice.get("tools") or ()
         if tool.get("type") in _CALLABLE and isinstance(tool.get("name"), str)
     ]
