@@ -328,8 +328,6 @@ class ResponsesEndpoint(OpenAIErrors, Door):
             await self.refuse(call, exchange, store_unavailable())
             return
         with self.runs.run(conversation.id) as run:
-            if spawn is None:
-                await send_json(exchange.send, 200, queued, call.request_id)
             await self._run(call, conversation, plan, exchange, spawn, run, queued)
 
     async def _run(
@@ -342,12 +340,15 @@ class ResponsesEndpoint(OpenAIErrors, Door):
         run: BackgroundRun,
         queued: dict[str, Any],
     ) -> None:
-        """A background response's run: each state stored, one terminal state whatever ends it, and the call
-        settled once (by the relay, for a stream that opened)."""
+        """A background response's run, from its `queued` answer (when not streamed): each state stored, one
+        terminal state whatever ends it, and the call settled once (by the relay, for a stream that
+        opened)."""
         gateway = self.gateway
         running = with_status(queued, "in_progress")
         status, failure, settled = CLIENT_CLOSED_REQUEST, None, False
         try:
+            if spawn is None:
+                await send_json(exchange.send, 200, queued, call.request_id)
             await self._advance(call, conversation, running)
             if spawn is None:
                 attempt = partial(_complete_once, conversation, call, gateway.drop_builtin_tools)

@@ -20,7 +20,8 @@ abandoned call's, and waits for it to end. A run that ends any other way than by
 terminal state: `cancelled` when asked to, `failed` when the server cancelled it (shutdown: uvicorn waits
 for running requests up to its graceful-shutdown timeout, then cancels them) or an unexpected error ended
 it, so a stored response never stays `in_progress` for a run that is gone (but for a process killed
-outright: see below).
+outright: see below). A host that calls `Gateway.aclose()` while runs go on closes their upstream
+connections under them: they end `failed` with that error. Deleting a running response cancels its run here.
 
 Across replicas sharing a store (Redis), a cancel on a replica that does not run the response marks it
 `cancelled` in the store; the running replica re-reads the response before each state it stores, and
