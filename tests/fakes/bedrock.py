@@ -29,6 +29,9 @@ as a `chunk` frame of base64 `bytes`, the last one with Bedrock's `amazon-bedroc
 last user text: `FAIL <Exception>` answers that exception; `FAIL STREAM <exception>` sends it as an
 exception frame after the first text delta; `CUT STREAM` ends before `message_stop`.
 
+InvokeModel on an embedding model (Titan Text Embeddings v1/v2, Cohere Embed v3/v4) is served by
+`bedrock_embeddings.py`, with the same signature checks.
+
 CountTokens takes exactly one of `input.invokeModel` (a base64 InvokeModel body, checked as above) and
 `input.converse` (checked like Converse), and answers `{"inputTokens": N}`: the words of the messages, the
 system prompt and the tools. As users reported of the real service (mid-2026), it refuses cross-region
@@ -65,6 +68,7 @@ from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
 from tests.fakes import anthropic as claude
+from tests.fakes.bedrock_embeddings import Refused, embedding_model, invoke_embedding
 
 # AWS's documented example credentials: they look real and are not.
 ACCESS_KEY = "AKIAIOSFODNN7EXAMPLE"
@@ -643,6 +647,9 @@ class FakeBedrock:
         if not isinstance(params, dict):
             return self._error("SerializationException", "The body must be an object")
         self.requests.append(Recorded(operation, model, params, headers))
+        embedding = embedding_model(model)
+        if embedding is not None:
+            return self._embed(params, embedding, operation)
         if operation in ("invoke", "invoke-with-response-stream"):
             return self._invoke(params, model, operation)
         if operation == "count-tokens":
@@ -667,6 +674,15 @@ class FakeBedrock:
             media_type="application/vnd.amazon.eventstream",
             headers={"x-amzn-RequestId": str(uuid.uuid4())},
         )
+
+    def _embed(self, params: dict[str, Any], model: str, operation: str) -> Response:
+        if operation != "invoke":
+            return self._error("ValidationException", f"The model {model} does not support {operation}.")
+        try:
+            answer, headers = invoke_embedding(params, model)
+        except Refused as exc:
+            return self._error("ValidationException", str(exc))
+        return JSONResponse(answer, headers={"x-amzn-RequestId": str(uuid.uuid4()), **headers})
 
     def _invoke(self, params: dict[str, Any], model: str, operation: str) -> Response:
         error, messages_body = invoke_errors(params, model)

@@ -17,6 +17,14 @@ the real API does (Google's own examples send Pydantic schemas, `default`s and a
 URL), never both, checks them as above and answers `totalTokens`: the words of the contents, the system
 instruction and the tool declarations.
 
+`embedContent` and `batchEmbedContents` serve the embedding models (`EMBEDDING_MODELS`, and only them;
+the generative models have no embedding method, and the embedding models none other): each text becomes the
+echo provider's vector for it (`echo_embedding`), of the model's size or of `outputDimensionality`. They
+refuse what the API refuses: unknown fields, an unknown `taskType`, missing or empty content (a part without
+text, an empty text), `title` without RETRIEVAL_DOCUMENT, `outputDimensionality` outside 1 to the model's
+size, a batch of no request or of more than 100, a batch request whose `model` is not the URL's. Like the
+real API they report no token counts.
+
 Every request is recorded in `requests`; `faults` script failures (error statuses, cut streams, an error
 object written into a stream after the 200, garbage).
 """
@@ -36,10 +44,17 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
+from asgi_llm_gateway.providers.echo import echo_embedding
+
 KEY = "AIzaSyFAKE-gemini-test-key-0123456789"
 DUMMY_SIGNATURE = "skip_thought_signature_validator"
 SIGNATURE_PREFIX = b"fake-signature:"
 MODELS = ("gemini-3-flash", "gemini-3-pro", "gemini-2.5-flash", "gemini-2.5-pro")
+#: The embedding models, and the size of their vectors.
+EMBEDDING_MODELS = {"gemini-embedding-001": 3072, "text-embedding-004": 768}
+EMBED_METHODS = ("embedContent", "batchEmbedContents")
+#: The most requests one batchEmbedContents call takes.
+MAX_BATCH = 100
 
 _STRUCT = "struct"
 _BYTES = "bytes"
@@ -91,6 +106,10 @@ FIELDS: dict[str, dict[str, Any]] = {
     },
     "ThinkingConfig": {"includeThoughts": bool, "thinkingBudget": int, "thinkingLevel": str},
     "CountTokensRequest": {"contents": ["Content"], "generateContentRequest": "GenerateContentRequest"},
+    "EmbedContentRequest": {
+        "model": str, "content": "Content", "taskType": str, "title": str, "outputDimensionality": int,
+    },
+    "BatchEmbedContentsRequest": {"requests": ["EmbedContentRequest"]},
     "Schema": {
         "type": str, "format": str, "title": str, "description": str, "nullable": bool, "enum": [str],
         "maxItems": int, "minItems": int, "properties": {"Schema"}, "required": [str], "minProperties": int,
@@ -111,6 +130,17 @@ ENUMS = {
         "NULL",
     },
     ("FunctionCallingConfig", "mode"): {"MODE_UNSPECIFIED", "AUTO", "ANY", "NONE", "VALIDATED"},
+    ("EmbedContentRequest", "taskType"): {
+        "TASK_TYPE_UNSPECIFIED",
+        "RETRIEVAL_QUERY",
+        "RETRIEVAL_DOCUMENT",
+        "SEMANTIC_SIMILARITY",
+        "CLASSIFICATION",
+        "CLUSTERING",
+        "QUESTION_ANSWERING",
+        "FACT_VERIFICATION",
+        "CODE_RETRIEVAL_QUERY",
+    },
     ("ThinkingConfig", "thinkingLevel"): {
         "THINKING_LEVEL_UNSPECIFIED",
         "MINIMAL",
@@ -323,6 +353,51 @@ def count_tokens(raw: Any, model: str) -> int:
     ]
     tools = request.get("tools")
     return sum(_words(text) for text in texts) + (_words(json.dumps(tools)) if tools else 0)
+
+
+def check_embed_request(raw: Any, model: str, path: str = "") -> dict[str, Any]:
+    """An embedContent request (or one of a batch's, at `path`) the real API would accept; else `Invalid`."""
+    where = f"{path}." if path else ""
+    request = parse_fields(raw, "EmbedContentRequest", path)
+    parts = (request.get("content") or {}).get("parts")
+    if not parts:
+        raise Invalid(f"* EmbedContentRequest.{where}content: content is not specified\n")
+    for i, part in enumerate(parts):
+        if not part.get("text"):
+            raise Invalid(f"* EmbedContentRequest.{where}content.parts[{i}]: text must not be empty\n")
+    if "title" in request and request.get("taskType") != "RETRIEVAL_DOCUMENT":
+        raise Invalid("Title is only valid with TaskType.RETRIEVAL_DOCUMENT")
+    size = request.get("outputDimensionality")
+    if size is not None and not 1 <= size <= EMBEDDING_MODELS[model]:
+        raise Invalid(
+            f"* EmbedContentRequest.{where}output_dimensionality: must be in [1, {EMBEDDING_MODELS[model]}]"
+        )
+    return request
+
+
+def embed_values(request: dict[str, Any], model: str) -> list[float]:
+    text = " ".join(part["text"] for part in request["content"]["parts"])
+    return echo_embedding(text, request.get("outputDimensionality") or EMBEDDING_MODELS[model])
+
+
+def embed(raw: Any, model: str, method: str) -> dict[str, Any]:
+    """The answer to an embedContent or batchEmbedContents body the real API would accept; else `Invalid`."""
+    if method == "embedContent":
+        return {"embedding": {"values": embed_values(check_embed_request(raw, model), model)}}
+    requests = parse_fields(raw, "BatchEmbedContentsRequest", "").get("requests")
+    if not requests:
+        raise Invalid("* BatchEmbedContentsRequest.requests: requests is not specified\n")
+    if len(requests) > MAX_BATCH:
+        raise Invalid(f"* BatchEmbedContentsRequest.requests: at most {MAX_BATCH} requests are allowed\n")
+    checked = []
+    for i, request in enumerate(raw["requests"]):
+        if request.get("model") != f"models/{model}":
+            raise Invalid(
+                f"* BatchEmbedContentsRequest.requests[{i}].model: the model must be 'models/{model}', "
+                f"not {request.get('model')!r}\n"
+            )
+        checked.append(check_embed_request(request, model, f"requests[{i}]"))
+    return {"embeddings": [{"values": embed_values(request, model)} for request in checked]}
 
 
 def _check_part(part: dict[str, Any], where: str) -> None:
@@ -734,9 +809,9 @@ class FakeGemini:
         if denied is not None:
             return denied
         model, _, method = target.rpartition(":")
-        if method not in ("generateContent", "streamGenerateContent", "countTokens"):
+        if method not in ("generateContent", "streamGenerateContent", "countTokens", *EMBED_METHODS):
             return google_error(404, f"Method not found: {method}", "NOT_FOUND")
-        if model not in MODELS:
+        if model not in (EMBEDDING_MODELS if method in EMBED_METHODS else MODELS):
             return google_error(
                 404,
                 f"models/{model} is not found for API version {version}, or is not supported for {method}. "
@@ -750,6 +825,8 @@ class FakeGemini:
         fault = self.faults.pop(0) if self.faults else None
         if method == "countTokens":
             return self._count_tokens(body, model, fault)
+        if method in EMBED_METHODS:
+            return self._embed(body, model, method, fault)
         if fault is not None and fault.raw is not None:
             return Response(
                 fault.raw,
@@ -783,6 +860,14 @@ class FakeGemini:
         return JSONResponse(
             {"totalTokens": total, "promptTokensDetails": [{"modality": "TEXT", "tokenCount": total}]}
         )
+
+    def _embed(self, body: Any, model: str, method: str, fault: Fault | None) -> Response:
+        if fault is not None and fault.status:
+            return JSONResponse(fault.body or error_body(fault.status), fault.status, headers=fault.headers)
+        try:
+            return JSONResponse(embed(body, model, method))
+        except Invalid as exc:
+            return google_error(exc.status, exc.message, exc.google_status)
 
     def _response(
         self, body: dict[str, Any], result: Answer, count: int, model: str, response_id: str, logprobs: bool
@@ -855,7 +940,10 @@ class FakeGemini:
             {"name": f"models/{name}", "supportedGenerationMethods": ["generateContent", "countTokens"]}
             for name in MODELS
         ]
-        listing.append({"name": "models/text-embedding-004", "supportedGenerationMethods": ["embedContent"]})
+        listing.extend(
+            {"name": f"models/{name}", "supportedGenerationMethods": ["embedContent", "countTokens"]}
+            for name in EMBEDDING_MODELS
+        )
         return JSONResponse({"models": listing})
 
     def app(self) -> Starlette:

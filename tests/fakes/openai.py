@@ -16,6 +16,14 @@ model answers, its tool calls becoming `function_call` items. It refuses what Op
 `encrypted_content` it did not make, `text.format` json_schema without `name` or `schema`. Reasoning models
 (o-series, gpt-5) answer with a reasoning item first, with an `encrypted_content` the fake can verify later
 when `include` asks for it. Other flavours have no `/responses` (404).
+
+"openai", "azure" and "mistral" serve embeddings (`POST /v1/embeddings`, Azure's deployment and v1 URLs):
+each input becomes the echo provider's vector for it (`echo_embedding`, of the model's size or of
+`dimensions`), as floats or, when asked, base64 float32. OpenAI's side checks the body against the official
+`CreateEmbeddingRequest` (unknown fields, empty input, more than 2048 inputs are refused), knows its three
+models and refuses `dimensions` on text-embedding-ada-002 and above a model's size; Mistral's takes its own
+fields only (`output_dimension`, not `dimensions`; 422 otherwise) and text only, not token arrays.
+"deepseek" and "groq" have no embeddings (404).
 """
 
 from __future__ import annotations
@@ -37,8 +45,11 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
-from asgi_llm_gateway.providers.echo import EchoProvider
+from asgi_llm_gateway.providers.echo import EchoProvider, echo_embedding
+from asgi_llm_gateway.providers.embeddings import encode_base64
 from tests.support.openai_spec import request_properties, validator
+
+from .openai_embeddings import EMBEDDING_SIZES, embedding_request_errors
 
 KEY = "sk-upstream-test-0123456789"
 
@@ -93,6 +104,16 @@ class FakeOpenAI:
     stored: dict[str, tuple[list[dict[str, Any]], dict[str, Any]]] = field(default_factory=dict)
 
     # -- checks ------------------------------------------------------------------------------------------
+
+    def _record(self, request: Request, body: Any) -> None:
+        self.requests.append(
+            {
+                "path": request.url.path,
+                "query": str(request.url.query),
+                "headers": dict(request.headers),
+                "body": body,
+            }
+        )
 
     def _auth_ok(self, request: Request) -> bool:
         if self.flavour == "azure":
@@ -166,14 +187,7 @@ class FakeOpenAI:
     async def chat(self, request: Request) -> Response:
         raw = await request.body()
         body = json.loads(raw)
-        self.requests.append(
-            {
-                "path": request.url.path,
-                "query": str(request.url.query),
-                "headers": dict(request.headers),
-                "body": body,
-            }
-        )
+        self._record(request, body)
         if not self._auth_ok(request):
             return _openai_error(401, "Incorrect API key provided: sk-up***", None, "invalid_api_key")
         if (
@@ -278,24 +292,58 @@ class FakeOpenAI:
         chat = ["/v1/chat/completions", "/chat/completions", "/openai/v1/chat/completions",
                 "/openai/deployments/{deployment}/chat/completions"]  # fmt: skip
         responses = ["/v1/responses", "/responses", "/openai/v1/responses", "/openai/responses"]
+        embeddings = ["/v1/embeddings", "/embeddings", "/openai/v1/embeddings",
+                      "/openai/deployments/{deployment}/embeddings"]  # fmt: skip
         return Starlette(
             routes=[Route(path, self.chat, methods=["POST"]) for path in chat]
             + [Route(path, self.responses, methods=["POST"]) for path in responses]
+            + [Route(path, self.embeddings, methods=["POST"]) for path in embeddings]
             + [Route("/v1/models", self.models)]
+        )
+
+    # -- embeddings ------------------------------------------------------------------------------------
+
+    async def embeddings(self, request: Request) -> Response:
+        body = json.loads(await request.body())
+        self._record(request, body)
+        if self.flavour not in ("openai", "azure", "mistral"):
+            return _openai_error(404, "Not Found", None)
+        if not self._auth_ok(request):
+            return _openai_error(401, "Incorrect API key provided: sk-up***", None, "invalid_api_key")
+        fault = self.faults.pop(0) if self.faults else None
+        if fault is not None and fault.delay:
+            await asyncio.sleep(fault.delay)
+        if fault is not None and fault.status is not None:
+            return JSONResponse(fault.body, status_code=fault.status, headers=fault.headers)
+        failure = embedding_request_errors(body, self.flavour)
+        if failure is not None:
+            status, payload = failure
+            return JSONResponse(payload, status_code=status)
+        items = body["input"]
+        if isinstance(items, str) or isinstance(items[0], int):
+            items = [items]
+        size = body.get("dimensions") or body.get("output_dimension") or EMBEDDING_SIZES[body["model"]]
+        vectors: list[Any] = [echo_embedding(item, size) for item in items]
+        if body.get("encoding_format") == "base64":
+            vectors = [encode_base64(vector) for vector in vectors]
+        tokens = sum(len(item.split()) if isinstance(item, str) else len(item) for item in items)
+        return JSONResponse(
+            {
+                "object": "list",
+                "data": [
+                    {"object": "embedding", "index": index, "embedding": vector}
+                    for index, vector in enumerate(vectors)
+                ],
+                "model": body["model"],
+                "usage": {"prompt_tokens": tokens, "total_tokens": tokens},
+            }
         )
 
     # -- the Responses API -----------------------------------------------------------------------------
 
     async def responses(self, request: Request) -> Response:
         body = json.loads(await request.body())
-        self.requests.append(
-            {
-                "path": request.url.path,
-                "query": str(request.url.query),
-                "headers": dict(request.headers),
-                "body": body,
-            }
-        )
+        self._record(request, body)
         if self.flavour not in ("openai", "azure"):
             return _openai_error(404, "Not Found", None)
         if not self._auth_ok(request):
