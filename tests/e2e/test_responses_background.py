@@ -20,7 +20,7 @@ import pytest
 
 from asgi_llm_gateway import Gateway, Hooks, Policy, UsageRecord, api_keys
 from asgi_llm_gateway.asgi import Message
-from asgi_llm_gateway.endpoints.responses import ResponsesEndpoint
+from asgi_llm_gateway.endpoints.responses import Conversation, ResponsesEndpoint
 from asgi_llm_gateway.endpoints.responses_background import BackgroundRuns, tolerant
 from asgi_llm_gateway.errors import GatewayError
 from asgi_llm_gateway.pipeline.call import Call
@@ -252,6 +252,22 @@ def test_an_upstream_failure_is_stored_failed_with_its_error(rig: Rig) -> None:
     assert final.error.code == "server_error" and final.error.message
     [record] = rig.hooks.ended_for(raw.headers["x-request-id"])
     assert record.status >= 500 and record.error is not None
+
+
+def test_an_unexpected_error_still_ends_the_response_failed(
+    rig: Rig, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    def broken(self: Conversation, model: str) -> dict[str, Any]:
+        raise RuntimeError("a bug after the upstream answered")
+
+    monkeypatch.setattr(Conversation, "fields", broken)
+    client = rig.client()
+    raw = client.responses.with_raw_response.create(model=ECHO, input="break after this", background=True)
+    final = poll(client, raw.parse().id)
+    assert final.status == "failed" and final.error is not None and final.error.code == "server_error"
+    [record] = rig.hooks.ended_for(raw.headers["x-request-id"])
+    assert record.status == 500 and record.usage is not None  # the upstream call happened: metered
+    assert "a bug after the upstream answered" in caplog.text  # logged with its traceback
 
 
 # -- cancel -----------------------------------------------------------------------------------------------
