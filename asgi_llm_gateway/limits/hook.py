@@ -1,0 +1,310 @@
+"""`LimitsHook`: limits and budgets as a pipeline hook — reserve at admission, settle when the call ends.
+
+    hook point       what happens
+    admit            every rule that applies to the call becomes a demand; the limiter checks and reserves
+                     them all at once (all or nothing) — or the call is refused: 429, or 503 when the
+                     limiter is unavailable and the hook fails closed
+    request_ended    the reservation is settled: tokens to the real usage, the concurrency slot released,
+                     the budget charged the real cost (nothing when the usage is unknown: a failed call)
+
+A call reserves `1` request and `1` concurrency slot, `input + output` tokens and the cost of those tokens
+at the dearest price among its targets (fallbacks included). `input` is a generous estimate from the
+request's bytes (one token per 3 bytes of the JSON of what the model reads, the estimate the Messages
+door's `count_tokens` uses); `output` is the request's own bound (`max_completion_tokens`, `max_tokens` or
+`max_output_tokens`) or else the configured maximum for the model (`max_output_tokens`, default 4096).
+
+**Worst-case overshoot.** Requests and concurrency are exact (a concurrency lease outliving `lease_ttl`
+aside); tokens and spend can exceed a limit only by what calls used beyond their reservation: input
+beyond the byte estimate (which over-counts text but cannot see an image sent by URL or the history a
+Responses call continues by `previous_response_id`), or output beyond the configured maximum of a request
+that set no bound of its own.
+
+**Redis down or slow** (`LimiterUnavailable`): `fail_open=True` (the default) admits the call unreserved
+and logs a warning (at most one per `warn_every` seconds, with a count of those held back);
+`fail_open=False` answers 503 `limits_unavailable`. Either way the call waits at most the limiter's
+timeout. The admission runs shielded from cancellation (a client leaving cannot lose a reservation made in
+Redis between request and reply), which is why a `Limiter` must bound its own time.
+
+The admission, with the x-ratelimit-* headers of a successful call, is kept in `call.state[LimitsHook]`:
+`admission_of(call)` reads it and `limit_headers(call)` gives the headers in the shape doors send them.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import logging
+import secrets
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from decimal import ROUND_CEILING, ROUND_HALF_EVEN, Decimal
+from typing import Any
+
+import anyio
+
+from ..endpoints.messages import estimate_tokens
+from ..errors import GatewayError
+from ..pipeline.call import Call
+from ..pipeline.hooks import Hooks
+from ..pricing import DEFAULT_PRICES, Price, cost, price_for, reservation_cost
+from ..routing import Target
+from ..usage import UsageRecord
+from .base import BucketState, Demand, Limiter, LimiterUnavailable
+from .headers import format_reset, rate_limit_headers, retry_after_headers
+from .rules import NANO, Rule, period_label
+
+__all__ = [
+    "DEFAULT_MAX_OUTPUT_TOKENS",
+    "Admission",
+    "LimitsHook",
+    "admission_of",
+    "input_estimate",
+    "limit_headers",
+]
+
+logger = logging.getLogger("asgi_llm_gateway.limits")
+
+#: The output reserved for a request that sets no bound, when the host configured none for its model.
+DEFAULT_MAX_OUTPUT_TOKENS = 4096
+
+#: What the model reads, on every door: chat and Messages (system, messages, tools), Responses
+#: (instructions, input, tools).
+_READ = ("system", "instructions", "messages", "input", "tools")
+#: A request's own output bound, by door: chat (new and old name), Responses.
+_OUTPUT_BOUNDS = ("max_completion_tokens", "max_tokens", "max_output_tokens")
+
+
+def input_estimate(body: Mapping[str, Any]) -> int:
+    """A generous estimate of the tokens a request's model reads, whatever the door."""
+    return estimate_tokens({"messages": [body[key] for key in _READ if key in body]})
+
+
+@dataclass(slots=True)
+class Admission:
+    """A call's reservation: what it demanded under which `lease`, and the x-ratelimit-* `headers` for
+    its response. `reserved` is False when the limiter was unavailable and the call went through anyway;
+    `cost` is the call's cost once settled (None without usage or a price)."""
+
+    lease: str
+    demands: tuple[Demand, ...]
+    headers: dict[str, str]
+    reserved: bool = True
+    settled: bool = False
+    cost: Decimal | None = None
+
+
+def admission_of(call: Call) -> Admission | None:
+    """The admission `LimitsHook` made for `call`, if any."""
+    found = call.state.get(LimitsHook)
+    return found if isinstance(found, Admission) else None
+
+
+def limit_headers(call: Call) -> list[tuple[bytes, bytes]]:
+    """The x-ratelimit-* headers for `call`'s response, as doors send headers (none without limits)."""
+    admission = admission_of(call)
+    if admission is None:
+        return []
+    return [(name.encode(), value.encode()) for name, value in admission.headers.items()]
+
+
+class _Throttled:
+    """A warning logged at most once per `every` seconds, counting the ones held back."""
+
+    def __init__(self, every: float) -> None:
+        self.every = every
+        self.next = 0.0
+        self.held_back = 0
+
+    def warn(self, message: str, *args: Any) -> None:
+        now = time.monotonic()
+        if now < self.next:
+            self.held_back += 1
+            return
+        self.next = now + self.every
+        held_back, self.held_back = self.held_back, 0
+        logger.warning(message + " (%d similar warnings held back)", *args, held_back)
+
+
+class LimitsHook(Hooks):
+    """Limits and budgets on every call, through `limiter` (`MemoryLimiter`, `RedisLimiter` or the host's
+    own). `prices` (default `DEFAULT_PRICES`, all in one currency) price the spend rules;
+    `max_output_tokens` is the output reserved for requests without a bound: one number, or glob patterns
+    of model names (requested or target) to numbers."""
+
+    def __init__(
+        self,
+        limiter: Limiter,
+        rules: Sequence[Rule],
+        *,
+        prices: Mapping[str, Price] | None = None,
+        max_output_tokens: int | Mapping[str, int] = DEFAULT_MAX_OUTPUT_TOKENS,
+        fail_open: bool = True,
+        warn_every: float = 60.0,
+    ) -> None:
+        ids = [rule.id for rule in rules]
+        if len(set(ids)) != len(ids):
+            raise ValueError("two rules share a name: give each rule its own (or leave names out)")
+        self.limiter = limiter
+        self.rules = tuple(rules)
+        self.prices = DEFAULT_PRICES if prices is None else prices
+        currencies = {price.currency for price in self.prices.values()}
+        if len(currencies) > 1:
+            raise ValueError(f"prices must share one currency, not {sorted(currencies)}")
+        self.currency = currencies.pop() if currencies else "USD"
+        self.max_output_tokens = max_output_tokens
+        self.fail_open = fail_open
+        self._warnings = _Throttled(warn_every)
+
+    # -- admission -----------------------------------------------------------------------------------
+
+    async def admit(self, call: Call, targets: Sequence[Target]) -> None:
+        applicable = [(rule, key) for rule in self.rules if (key := rule.key(call.principal, call.model))]
+        if not applicable:
+            return
+        amounts = self._amounts(call, targets, {rule.kind for rule, _ in applicable})
+        demands = tuple(
+            Demand(key, rule.kind, rule.limit, rule.period, amounts[rule.kind]) for rule, key in applicable
+        )
+        lease = secrets.token_hex(16)
+        try:
+            with anyio.CancelScope(shield=True):
+                decision = await self.limiter.acquire(demands, lease)
+        except LimiterUnavailable as error:
+            if not self.fail_open:
+                self._warnings.warn("limits unavailable, refusing calls (fail_open=False): %s", error)
+                raise GatewayError(
+                    "Limits cannot be checked right now. Please try again shortly.",
+                    status=503,
+                    type="server_error",
+                    code="limits_unavailable",
+                    headers={"retry-after": "1"},
+                ) from None
+            self._warnings.warn("limits unavailable, admitting calls unchecked (fail_open=True): %s", error)
+            call.state[LimitsHook] = Admission(lease, demands, {}, reserved=False)
+            return
+        headers = rate_limit_headers(demands, decision.states)
+        if decision.refused is not None:
+            rule, _ = applicable[decision.refused]
+            raise self._refusal(
+                call, rule, demands[decision.refused], decision.states[decision.refused], headers
+            )
+        call.state[LimitsHook] = Admission(lease, demands, headers)
+
+    def _amounts(self, call: Call, targets: Sequence[Target], kinds: set[str]) -> dict[str, int]:
+        """What the call reserves of each kind (tokens and money only computed when a rule needs them)."""
+        amounts = {"requests": 1, "concurrent": 1, "tokens": 0, "spend": 0}
+        if "tokens" in kinds or "spend" in kinds:
+            read, written = input_estimate(call.body), self._output_bound(call, targets)
+            amounts["tokens"] = read + written
+            if "spend" in kinds:
+                bounds = [reservation_cost(read, written, price) for price in self._prices(targets)]
+                amounts["spend"] = _nanos(max(bounds, default=Decimal(0)), ROUND_CEILING)
+        return amounts
+
+    def _output_bound(self, call: Call, targets: Sequence[Target]) -> int:
+        for name in _OUTPUT_BOUNDS:
+            value = call.body.get(name)
+            if isinstance(value, int) and not isinstance(value, bool) and value > 0:
+                return value
+        if isinstance(self.max_output_tokens, int):
+            return self.max_output_tokens
+        names = [call.model, *(target.name for target in targets), *(target.model for target in targets)]
+        found = [
+            maximum
+            for pattern, maximum in self.max_output_tokens.items()
+            if any(fnmatch.fnmatchcase(name, pattern) for name in names)
+        ]
+        return max(found, default=DEFAULT_MAX_OUTPUT_TOKENS)
+
+    def _prices(self, targets: Sequence[Target]) -> list[Price]:
+        found = (price_for(self.prices, target.name, target.model) for target in targets)
+        return [price for price in found if price is not None]
+
+    def _refusal(
+        self, call: Call, rule: Rule, demand: Demand, state: BucketState, headers: dict[str, str]
+    ) -> GatewayError:
+        """The 429 for the demand that did not fit, worded as OpenAI words its own."""
+        scope = rule.describe(call.principal, call.model)
+        label = period_label(rule.period)
+        never = state.retry_after is None
+        if not never:
+            assert state.retry_after is not None
+            headers = {**headers, **retry_after_headers(state.retry_after)}
+            wait = f"Please try again in {format_reset(state.retry_after)}."
+        if demand.kind == "spend":
+            left = max(0, state.remaining)
+            message = (
+                f"You exceeded your current quota: the budget of {scope} is {_money(demand.limit)} "
+                f"{self.currency} per {label}, {_money(left)} left, and this request may cost up to "
+                f"{_money(demand.amount)}."
+            )
+            message += " " + (f"It renews in {format_reset(state.reset)}." if not never else "It never fits.")
+            headers["x-should-retry"] = "false"
+            return GatewayError(
+                message, status=429, type="insufficient_quota", code="insufficient_quota", headers=headers
+            )
+        if never:
+            headers["x-should-retry"] = "false"
+            message = (
+                f"Request too large for {scope} on {demand.kind} per {label}: Limit {demand.limit}, "
+                f"Requested {demand.amount}. The input or output tokens must be reduced in order to run "
+                "successfully."
+            )
+        elif demand.kind == "concurrent":
+            message = f"Too many concurrent requests for {scope}: Limit {demand.limit}. {wait}"
+        else:
+            used = demand.limit - state.remaining
+            message = (
+                f"Rate limit reached for {scope} on {demand.kind} per {label}: Limit {demand.limit}, "
+                f"Used {used}, Requested {demand.amount}. {wait}"
+            )
+        kind = "tokens" if demand.kind == "tokens" else "requests"
+        return GatewayError(message, status=429, type=kind, code="rate_limit_exceeded", headers=headers)
+
+    # -- settlement ----------------------------------------------------------------------------------
+
+    async def request_ended(self, call: Call, record: UsageRecord) -> None:
+        admission = admission_of(call)
+        if admission is None or admission.settled:
+            return
+        admission.settled = True
+        usage = record.usage
+        price = None
+        if usage is not None and call.target is not None:
+            price = price_for(self.prices, call.target.name, call.target.model)
+        admission.cost = cost(usage, price) if usage is not None and price is not None else None
+        if not admission.reserved:
+            return
+        used = []
+        for demand in admission.demands:
+            if demand.kind == "tokens" and usage is not None:
+                used.append(_tokens(usage))
+            elif demand.kind == "spend" and admission.cost is not None:
+                used.append(_nanos(admission.cost, ROUND_HALF_EVEN))
+            else:
+                used.append(0)
+        try:
+            await self.limiter.settle(admission.demands, used, admission.lease)
+        except LimiterUnavailable as error:  # leases expire; token reservations decay within their period
+            self._warnings.warn("limits unavailable, a call's reservation was not settled: %s", error)
+
+    def __repr__(self) -> str:
+        return f"LimitsHook({self.limiter!r}, {len(self.rules)} rules, fail_open={self.fail_open})"
+
+
+def _tokens(usage: Mapping[str, Any]) -> int:
+    total = usage.get("total_tokens")
+    if isinstance(total, int) and total >= 0:
+        return total
+    parts = (usage.get("prompt_tokens"), usage.get("completion_tokens"))
+    return sum(part for part in parts if isinstance(part, int) and part > 0)
+
+
+def _nanos(amount: Decimal, rounding: str) -> int:
+    return int((amount * NANO).to_integral_value(rounding))
+
+
+def _money(nanos: int) -> str:
+    """Nano-units as an amount of money: `10`, `0.25`, `0.000125`."""
+    amount = (Decimal(nanos) / NANO).quantize(Decimal("0.000001"), ROUND_HALF_EVEN).normalize()
+    return f"{amount:f}"
