@@ -31,7 +31,7 @@ from urllib.parse import parse_qs
 
 import anyio
 
-from ..asgi import read_body, send_json
+from ..asgi import Send, read_body, send_body, send_json
 from ..auth import Principal, authenticate, check_model_allowed
 from ..errors import GatewayError
 from ..ingress.responses import (
@@ -45,12 +45,13 @@ from ..ingress.responses import (
 )
 from ..pipeline.attempts import Outcome, timed_out
 from ..pipeline.call import CLIENT_CLOSED_REQUEST, Call
+from ..pipeline.relay import SSE_HEADERS
 from ..policy import Policy
 from ..routing import Plan, Target
 from ..schemas import parse_json_body, validate_responses_request
 from ..state import StoredResponse
 from ..watch import Spawn
-from . import Exchange, OpenAIErrors
+from . import Exchange, Headers, OpenAIErrors
 from .door import Door, first_batch
 from .responses_background import (
     RUNNING,
@@ -366,8 +367,9 @@ class ResponsesEndpoint(OpenAIErrors, Door):
                 await self._advance(call, conversation, ended, target.provider_name)
         except GatewayError as error:  # every attempt failed (a stream's: before its first byte)
             status, failure = error.status, error
-            if spawn is not None:
-                await self.send_error(exchange, error, call.headers())
+            if spawn is not None:  # a stream that never began still tells the id and the failure, in events
+                failed = ResponsesStreamEncoder(conversation.skeleton(call.model)).close(error)
+                await _send_events(exchange.send, call.request_id, failed, call.headers())
             with anyio.CancelScope(shield=True):
                 await self._advance(call, conversation, with_status(running, "failed", failure_error(error)))
         except anyio.get_cancelled_exc_class():
@@ -513,6 +515,13 @@ def store_unavailable() -> GatewayError:
     return GatewayError(
         "The gateway's response store is unavailable; try again soon.", status=503, code="store_unavailable"
     )
+
+
+async def _send_events(send: Send, request_id: str, events: bytes, headers: Headers = ()) -> None:
+    """A whole event stream in one body (a stream that failed before it began)."""
+    start_headers = [*SSE_HEADERS, (b"x-request-id", request_id.encode()), *headers]
+    await send({"type": "http.response.start", "status": 200, "headers": start_headers})
+    await send_body(send, events, more=False)
 
 
 def _query(exchange: Exchange) -> dict[str, list[str]]:

@@ -6,8 +6,10 @@
       ─▶ then, in the same ASGI request coroutine, detached from the client (it may leave, poll or cancel):
          store `in_progress` ─▶ attempts (retries, fallbacks, as any call) ─▶ store the final response:
          `completed` / `incomplete`, or `failed` with `error {code, message}` ─▶ settle (one record)
-      with `stream: true` the events are streamed as for any stream, but the run goes on to its end (and is
-      stored) when the client leaves
+      with `stream: true` the events are streamed as for any stream (`response.created` says `in_progress`;
+      no `response.queued`), but the run goes on to its end (and is stored) when the client leaves; when
+      every attempt fails before the first byte the stream is `created`, `in_progress`, `failed`, rather
+      than an HTTP error, so that the client learns the id of what was stored
     GET /v1/responses/{id}          polls it (resuming a stream with `?stream=true` is a 400: not supported)
     POST /v1/responses/{id}/cancel  queued / in_progress: `cancelled`; already final: answered as it is;
                                     a response created without `background`: 400

@@ -254,6 +254,24 @@ def test_an_upstream_failure_is_stored_failed_with_its_error(rig: Rig) -> None:
     assert record.status >= 500 and record.error is not None
 
 
+def test_a_background_stream_that_fails_before_it_begins_still_names_its_response(rig: Rig) -> None:
+    body = {"model": HELD, "input": "[fail] stream", "background": True, "stream": True}
+    response = httpx.post(rig.url + "/v1/responses", json=body, headers={"authorization": f"Bearer {KEY}"})
+    assert response.status_code == 200
+    events = [json.loads(line[6:]) for line in response.text.splitlines() if line.startswith("data: ")]
+    assert [event["type"] for event in events] == [
+        "response.created",
+        "response.in_progress",
+        "response.failed",
+    ]
+    failed = events[-1]["response"]
+    assert failed["status"] == "failed" and failed["error"]["code"] == "server_error"
+    stored = rig.client().responses.retrieve(failed["id"])
+    assert stored.status == "failed" and stored.error is not None and stored.background is True
+    [record] = rig.hooks.ended_for(response.headers["x-request-id"])
+    assert record.status >= 500
+
+
 def test_an_unexpected_error_still_ends_the_response_failed(
     rig: Rig, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
