@@ -22,14 +22,18 @@ abandoned call's, and waits for it to end. A run that ends any other way than by
 terminal state: `cancelled` when asked to, `failed` when the server cancelled it (shutdown: uvicorn waits
 for running requests up to its graceful-shutdown timeout, then cancels them) or an unexpected error ended
 it, so a stored response never stays `in_progress` for a run that is gone (but for a process killed
-outright: see below). A host that calls `Gateway.aclose()` while runs go on closes their upstream
-connections under them: they end `failed` with that error. Deleting a running response cancels its run here.
+outright: see below). `Gateway.aclose()` does not wait for running background responses: a host calls it
+once the server has finished its requests. Deleting a running response cancels its run here.
+
+The call's record (`request_ended`, once per run) says how the run ended, with the usage it had: 200 for a
+result (also when a cancel on another replica keeps it from being stored), the error's status when every
+attempt failed, 499 when cancelled or stopped, 500 after an unexpected error.
 
 Across replicas sharing a store (Redis), a cancel on a replica that does not run the response marks it
 `cancelled` in the store; the running replica re-reads the response before each state it stores, and
 stores nothing over `cancelled` (or over a response deleted meanwhile). It does not notice the cancel before
 then: the upstream call runs to its end on that replica (and is metered). The window: a cancel stored
-between the running replica's re-read and its write (one store round trip, about a millisecond on loopback)
+between the running replica's re-read and its write (one store round trip, under a millisecond on loopback)
 is overwritten by the result, and the cancel's answer (`cancelled`) disagrees with the final state. Closing
 it needs a compare-and-set in the store; the stores have none. A replica killed outright (SIGKILL, OOM)
 leaves its responses `in_progress` until a cancel on another replica, or their TTL, ends them.
