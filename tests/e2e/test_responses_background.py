@@ -515,3 +515,21 @@ async def wait_until(condition: Callable[[], bool]) -> None:
     with anyio.fail_after(5):
         while not condition():
             await anyio.sleep(0.001)
+
+
+@pytest.mark.parametrize("anyio_backend", ["trio"])
+@pytest.mark.anyio
+async def test_background_responses_run_under_trio(anyio_backend: str) -> None:
+    """anyio code throughout: under trio (httpx's ASGI transport waits for the app, so the run has ended
+    when the create call returns)."""
+    async with Gateway() as gateway:
+        transport = httpx.ASGITransport(app=gateway)
+        async with httpx.AsyncClient(transport=transport, base_url="http://gw/v1") as http:
+            queued = (
+                await http.post("/responses", json={"model": ECHO, "input": "trio", "background": True})
+            ).json()
+            assert queued["status"] == "queued"
+            final = (await http.get(f"/responses/{queued['id']}")).json()
+            assert final["status"] == "completed" and final["output"][0]["content"][0]["text"] == "trio"
+            cancelled = await http.post(f"/responses/{queued['id']}/cancel")
+            assert cancelled.status_code == 200 and cancelled.json()["status"] == "completed"
