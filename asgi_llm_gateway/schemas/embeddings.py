@@ -43,6 +43,8 @@ def validate_embeddings_request(body: object) -> None:
 def _check_items(items: list[Any]) -> None:
     """One kind of item throughout, token ids as JSON integers (inner token arrays included)."""
     kind = type(items[0])
+    if kind not in _KINDS:  # `1.0`: jsonschema-rs counts it as an integer
+        raise _input_error("input[0]", "expected a token id (an integer), got a number", "invalid_type")
     for index, item in enumerate(items):
         if type(item) is not kind:
             expected, got = _KINDS.get(kind, "a string"), _KINDS.get(type(item), "a number")

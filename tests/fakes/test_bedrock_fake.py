@@ -503,3 +503,55 @@ def test_what_count_tokens_rejects_is_rejected(
         client(url).count_tokens(modelId=model, input=counted)
     assert caught.value.response["Error"]["Code"] == "ValidationException"
     assert message in caught.value.response["Error"]["Message"]
+
+
+# -- embeddings ----------------------------------------------------------------------------------------------
+
+
+def invoke(url: str, model: str, body: dict[str, Any]) -> tuple[dict[str, Any], dict[str, str]]:
+    answer = client(url).invoke_model(modelId=model, body=json.dumps(body).encode())
+    return json.loads(answer["body"].read()), answer["ResponseMetadata"]["HTTPHeaders"]
+
+
+def test_boto3_invokes_titan_and_cohere_embeddings(url: str) -> None:
+    from asgi_llm_gateway.providers.echo import echo_embedding
+
+    titan, _ = invoke(url, "amazon.titan-embed-text-v2:0", {"inputText": "a b", "dimensions": 256})
+    assert titan == {"embedding": echo_embedding("a b", 256), "inputTextTokenCount": 2}
+    cohere, headers = invoke(
+        url,
+        "cohere.embed-english-v3",
+        {"texts": ["a", "b c"], "input_type": "search_query", "embedding_types": ["float"]},
+    )
+    assert cohere["embeddings"] == {"float": [echo_embedding("a", 1024), echo_embedding("b c", 1024)]}
+    assert headers["x-amzn-bedrock-input-token-count"] == "3"
+
+
+@pytest.mark.parametrize(
+    ("model", "body", "message"),
+    [
+        ("amazon.titan-embed-text-v2:0", {"inputText": ""}, "minLength"),
+        ("amazon.titan-embed-text-v2:0", {"inputText": "a", "dimensions": 300}, "dimensions"),
+        ("amazon.titan-embed-text-v1", {"inputText": "a", "dimensions": 256}, "extraneous key [dimensions]"),
+        ("amazon.titan-embed-text-v2:0", {"inputText": "a", "user": "u"}, "extraneous key [user]"),
+        ("cohere.embed-english-v3", {"texts": ["a"]}, "input_type"),
+        ("cohere.embed-english-v3", {"texts": ["a"] * 97, "input_type": "search_document"}, "maxItems: 96"),
+        (
+            "cohere.embed-english-v3",
+            {"texts": ["a"], "input_type": "search_document", "output_dimension": 256},
+            "extraneous",
+        ),
+        (
+            "cohere.embed-v4:0",
+            {"texts": ["a"], "input_type": "clustering", "output_dimension": 100},
+            "output_dimension",
+        ),
+    ],
+)
+def test_embeddings_reject_what_the_service_rejects(
+    url: str, model: str, body: dict[str, Any], message: str
+) -> None:
+    with pytest.raises(botocore.exceptions.ClientError) as caught:
+        invoke(url, model, body)
+    assert caught.value.response["Error"]["Code"] == "ValidationException"
+    assert message in caught.value.response["Error"]["Message"]

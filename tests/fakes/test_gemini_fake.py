@@ -473,3 +473,78 @@ def test_count_tokens_rejects_what_the_real_api_rejects(url: str, body: Any, mes
     answer = count(url, body)
     assert answer.status_code == 400
     assert message in answer.json()["error"]["message"]
+
+
+# -- embeddings ----------------------------------------------------------------------------------------------
+
+
+def test_the_sdk_embeds_one_text_and_a_batch(client: genai.Client, fake: FakeGemini) -> None:
+    from asgi_llm_gateway.providers.echo import echo_embedding
+
+    config = types.EmbedContentConfig(task_type="RETRIEVAL_DOCUMENT", output_dimensionality=16, title="T")
+    answer = client.models.embed_content(model="gemini-embedding-001", contents=["a b", "c"], config=config)
+    assert answer.embeddings is not None
+    assert [item.values for item in answer.embeddings] == [echo_embedding("a b", 16), echo_embedding("c", 16)]
+    assert fake.requests[-1]["path"].endswith(":batchEmbedContents")
+
+
+def embed(url: str, model: str, method: str, body: Any) -> httpx.Response:
+    return httpx.post(f"{url}/v1beta/models/{model}:{method}", json=body, headers={"x-goog-api-key": KEY})
+
+
+def one(text: str, **fields: Any) -> dict[str, Any]:
+    return {"content": {"parts": [{"text": text}]}, **fields}
+
+
+def test_embed_content_answers_values(url: str) -> None:
+    answer = embed(url, "text-embedding-004", "embedContent", one("hello", outputDimensionality=4))
+    assert answer.status_code == 200 and len(answer.json()["embedding"]["values"]) == 4
+    assert "usageMetadata" not in answer.json()
+
+
+@pytest.mark.parametrize(
+    ("model", "method", "body", "status", "message"),
+    [
+        ("gemini-embedding-001", "embedContent", one(""), 400, "text must not be empty"),
+        ("gemini-embedding-001", "embedContent", {"content": {"parts": []}}, 400, "content is not specified"),
+        ("gemini-embedding-001", "embedContent", one("a", taskType="SEARCH"), 400, "taskType"),
+        ("gemini-embedding-001", "embedContent", one("a", title="T"), 400, "RETRIEVAL_DOCUMENT"),
+        (
+            "text-embedding-004",
+            "embedContent",
+            one("a", outputDimensionality=1024),
+            400,
+            "output_dimensionality",
+        ),
+        ("gemini-embedding-001", "embedContent", one("a", dimensions=8), 400, 'Unknown name "dimensions"'),
+        ("gemini-embedding-001", "batchEmbedContents", {"requests": []}, 400, "requests is not specified"),
+        (
+            "gemini-embedding-001",
+            "batchEmbedContents",
+            {"requests": [{"model": "models/gemini-embedding-001", **one("a")}] * 101},
+            400,
+            "at most 100",
+        ),
+        (
+            "gemini-embedding-001",
+            "batchEmbedContents",
+            {"requests": [{"model": "models/text-embedding-004", **one("a")}]},
+            400,
+            "the model must be",
+        ),
+        ("gemini-3-flash", "embedContent", one("a"), 404, "not supported for embedContent"),
+        (
+            "gemini-embedding-001",
+            "generateContent",
+            {"contents": [{"parts": [{"text": "a"}]}]},
+            404,
+            "not found",
+        ),
+    ],
+)
+def test_embeddings_reject_what_the_real_api_rejects(
+    url: str, model: str, method: str, body: Any, status: int, message: str
+) -> None:
+    answer = embed(url, model, method, body)
+    assert answer.status_code == status
+    assert message in answer.json()["error"]["message"]

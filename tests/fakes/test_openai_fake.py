@@ -429,3 +429,71 @@ def test_other_flavours_have_no_responses_api_and_chat_is_unchanged() -> None:
             model="mistral-small", messages=[{"role": "user", "content": "hi"}]
         )
         assert chat.choices[0].message.content == "hi"
+
+
+# -- embeddings ----------------------------------------------------------------------------------------------
+
+
+def test_embeddings_answer_the_sdk_in_float_and_base64(client: openai.OpenAI) -> None:
+    from asgi_llm_gateway.providers.echo import echo_embedding
+
+    floats = client.embeddings.create(
+        model="text-embedding-3-small", input=["a b", "c"], encoding_format="float"
+    )
+    assert [item.embedding for item in floats.data] == [
+        echo_embedding("a b", 1536),
+        echo_embedding("c", 1536),
+    ]
+    assert (floats.usage.prompt_tokens, floats.usage.total_tokens) == (3, 3)
+    default = client.embeddings.create(model="text-embedding-3-small", input="a b", dimensions=64)
+    assert default.data[0].embedding == pytest.approx(echo_embedding("a b", 64), rel=1e-6, abs=1e-7)
+
+
+@pytest.mark.parametrize(
+    ("params", "status", "param"),
+    [
+        ({"model": "text-embedding-3-small", "input": ""}, 400, "input"),
+        ({"model": "text-embedding-3-small", "input": []}, 400, "input"),
+        ({"model": "text-embedding-3-small", "input": ["a", ""]}, 400, "input"),
+        ({"model": "text-embedding-3-small", "input": ["a"] * 2049}, 400, "input"),
+        ({"model": "text-embedding-ada-002", "input": "a", "dimensions": 256}, 400, "dimensions"),
+        ({"model": "text-embedding-3-small", "input": "a", "dimensions": 4096}, 400, "dimensions"),
+        (
+            {"model": "text-embedding-3-small", "input": "a", "extra_body": {"input_type": "x"}},
+            400,
+            "input_type",
+        ),
+        ({"model": "gpt-4.1", "input": "a"}, 404, "model"),
+    ],
+)
+def test_embeddings_refuse_what_openai_refuses(
+    client: openai.OpenAI, params: dict[str, Any], status: int, param: str
+) -> None:
+    with pytest.raises(openai.APIStatusError) as caught:
+        client.embeddings.create(**params)
+    assert error_of(caught.value)[0] == status and error_of(caught.value)[2] == param
+
+
+def test_mistral_embeddings_take_their_own_fields_and_text_only() -> None:
+    fake = FakeOpenAI(flavour="mistral")
+    with serve(fake.app()) as url:
+        mistral = openai.OpenAI(api_key=KEY, base_url=url + "/v1", max_retries=0)
+        answer = mistral.embeddings.create(
+            model="codestral-embed", input="x", encoding_format="float", extra_body={"output_dimension": 8}
+        )
+        assert len(answer.data[0].embedding) == 8
+        for params in (
+            {"input": "x", "dimensions": 8},  # OpenAI's name: Mistral's is output_dimension
+            {"input": "x", "user": "u"},
+            {"input": [[1, 2]]},
+        ):
+            with pytest.raises(openai.UnprocessableEntityError):
+                mistral.embeddings.create(model="codestral-embed", **params)
+
+
+def test_flavours_without_embeddings_answer_404() -> None:
+    fake = FakeOpenAI(flavour="groq")
+    with serve(fake.app()) as url:
+        groq = openai.OpenAI(api_key=KEY, base_url=url + "/v1", max_retries=0)
+        with pytest.raises(openai.NotFoundError):
+            groq.embeddings.create(model="any", input="x")
