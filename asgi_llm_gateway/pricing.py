@@ -148,6 +148,8 @@ DEFAULT_PRICES: Mapping[str, Price] = {
     "gpt-4o-mini*": _p("0.15", "0.60", cached="0.075"),
     "gpt-4o*": _p("2.50", "10.00", cached="1.25"),
     "o4-mini*": _p("1.10", "4.40", cached="0.275"),
+    "text-embedding-3-small": _p("0.02", "0"),
+    "text-embedding-3-large": _p("0.13", "0"),
     # Anthropic, https://docs.anthropic.com/en/docs/about-claude/pricing (2025-11; 5-minute cache writes)
     "claude-opus-4-5*": _p("5.00", "25.00", cached="0.50", write="6.25"),
     "claude-opus-4*": _p("15.00", "75.00", cached="1.50", write="18.75"),

@@ -269,6 +269,22 @@ async def test_the_output_bound_comes_from_the_request_else_the_model_maximum(ma
     assert admission_of(the_call).demands[0].amount == estimate + 4096  # type: ignore[union-attr]
 
 
+async def test_embeddings_reserve_no_output_and_counting_tokens_reserves_none(make_limiter: Factory) -> None:
+    hook = LimitsHook(make_limiter(), [Rule("tokens", 100_000), Rule("requests", 2)])
+    body = {"model": "echo/echo-1", "input": ["some text to embed"] * 20}
+    embedding = Call("e", "embeddings", "alice", "echo/echo-1", body)
+    await hook.admit(embedding, [ECHO])
+    tokens = admission_of(embedding).demands[0]  # type: ignore[union-attr]
+    assert tokens.kind == "tokens" and tokens.amount == input_estimate(body) > 100
+    counting = Call("c", "messages.count_tokens", "alice", "echo/echo-1", {"messages": HELLO_LONG})
+    await hook.admit(counting, [ECHO])
+    assert [demand.amount for demand in admission_of(counting).demands] == [0, 1]  # type: ignore[union-attr]
+    assert await admit(hook, call()) is not None  # it was a request all the same: 2 of 2
+
+
+HELLO_LONG = [{"role": "user", "content": "hello " * 1000}]
+
+
 # -- concurrency: leases ------------------------------------------------------------------------------
 
 
@@ -419,7 +435,7 @@ def test_a_rule_picks_its_bucket_from_the_principal_and_model() -> None:
     assert Rule("requests", 1, per="user").key(alice, "m") is None  # alice has no user: no such bucket
     assert Rule("requests", 1, per="global").key(alice, "m") == "requests/global/60.0"
     assert Rule("spend", 5, per="principal").key(None, "m") == "spend/principal/month:anonymous"
-    assert Rule("spend", 5, period="day", name="daily").key("sk-…", "m") == "daily:sk-%E2%80%A6"
+    assert Rule("spend", 5, period="day", name="daily").key("sk-…", "m") == "spend/daily:sk-%E2%80%A6"
     narrow = Rule("requests", 1, models=("openai/*",), principals=("al*",))
     assert narrow.key(alice, "anthropic/claude") is None and narrow.key(Principal("bob"), "openai/x") is None
     assert narrow.key(alice, "openai/x") is not None and narrow.key(alice, "openai/x") != Rule(
@@ -458,8 +474,11 @@ def test_a_spend_rule_counts_money_exactly() -> None:
 
 def test_the_hook_refuses_rules_that_share_a_bucket_and_prices_in_two_currencies() -> None:
     limiter = MemoryLimiter()
-    with pytest.raises(ValueError, match="share a name"):
-        LimitsHook(limiter, [Rule("requests", 1, name="x"), Rule("tokens", 1, name="x")])
+    with pytest.raises(ValueError, match="share a bucket"):
+        LimitsHook(limiter, [Rule("requests", 1, name="x"), Rule("requests", 5, name="x")])
+    with pytest.raises(ValueError, match="share a bucket"):
+        LimitsHook(limiter, [Rule("requests", 1), Rule("requests", 5)])
+    LimitsHook(limiter, [Rule("requests", 1, name="x"), Rule("tokens", 1, name="x")])  # a kind apart
     with pytest.raises(ValueError, match="one currency"):
         LimitsHook(limiter, [], prices={"a": Price(1, 1), "b": Price(1, 1, currency="EUR")})
 

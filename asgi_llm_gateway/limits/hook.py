@@ -8,7 +8,8 @@
                      the budget charged the real cost (nothing when the usage is unknown: a failed call)
 
 A call reserves `1` request and `1` concurrency slot, `input + output` tokens and the cost of those tokens
-at the dearest price among its targets (fallbacks included). `input` is a generous estimate from the
+at the dearest price among its targets (fallbacks included); an embedding reserves no output, a
+`count_tokens` call no tokens at all. `input` is a generous estimate from the
 request's bytes (one token per 3 bytes of the JSON of what the model reads, the estimate the Messages
 door's `count_tokens` uses); `output` is the request's own bound (`max_completion_tokens`, `max_tokens` or
 `max_output_tokens`) or else the configured maximum for the model (`max_output_tokens`, default 4096).
@@ -72,6 +73,9 @@ DEFAULT_MAX_OUTPUT_TOKENS = 4096
 _READ = ("system", "instructions", "messages", "input", "tools")
 #: A request's own output bound, by door: chat (new and old name), Responses.
 _OUTPUT_BOUNDS = ("max_completion_tokens", "max_tokens", "max_output_tokens")
+#: Doors whose calls use fewer tokens than a generation, as (reads input, writes output); every other door
+#: does both. Counting tokens uses none (but is still a request); an embedding reads and writes nothing.
+_TOKENS_USED = {"messages.count_tokens": (False, False), "embeddings": (True, False)}
 
 
 def input_estimate(body: Mapping[str, Any]) -> int:
@@ -143,7 +147,9 @@ class LimitsHook(Hooks):
     ) -> None:
         ids = [rule.id for rule in rules]
         if len(set(ids)) != len(ids):
-            raise ValueError("two rules share a name: give each rule its own (or leave names out)")
+            raise ValueError(
+                "two rules of one kind share a bucket (the same name, or the same scope, period and filters)"
+            )
         self.limiter = limiter
         self.rules = tuple(rules)
         self.prices = DEFAULT_PRICES if prices is None else prices
@@ -194,7 +200,9 @@ class LimitsHook(Hooks):
         """What the call reserves of each kind (tokens and money only computed when a rule needs them)."""
         amounts = {"requests": 1, "concurrent": 1, "tokens": 0, "spend": 0}
         if "tokens" in kinds or "spend" in kinds:
-            read, written = input_estimate(call.body), self._output_bound(call, targets)
+            reads, writes = _TOKENS_USED.get(call.endpoint, (True, True))
+            read = input_estimate(call.body) if reads else 0
+            written = self._output_bound(call, targets) if writes else 0
             amounts["tokens"] = read + written
             if "spend" in kinds:
                 bounds = [reservation_cost(read, written, price) for price in self._prices(targets)]

@@ -14,8 +14,9 @@ whose principal has no such metadata is not limited by that rule (a key without 
 `models` and `principals` (glob patterns) narrow a rule to some models or keys, e.g. a tighter limit for
 `"openai/gpt-5*"`. Without auth every call is the principal `anonymous`.
 
-A bucket's key is the rule's `name` (by default its kind, scope, period and filters: changing only the
-amount keeps the bucket and its state) and the call's scope values, each percent-encoded.
+A bucket's key is the rule's kind and `name` (by default its scope, period and filters: changing only the
+amount keeps the bucket and its state) and the call's scope values, each percent-encoded. The kind is
+always part of it, so a named rule that changes kind starts a new bucket instead of misreading the old.
 """
 
 from __future__ import annotations
@@ -92,7 +93,7 @@ class Rule:
     parts: tuple[str, ...] = field(init=False)
     #: `amount` as the backend counts it: an integer count, or nano-units of money.
     limit: int = field(init=False)
-    #: The bucket family's name: `name`, or one derived from everything but the amount.
+    #: The bucket family's name: the kind, then `name` or what is derived from everything but the amount.
     id: str = field(init=False)
 
     def __post_init__(self) -> None:
@@ -112,11 +113,11 @@ class Rule:
         if not all(parts):
             raise ValueError(f"per {self.per!r}: name parts joined by '+', e.g. 'principal+model'")
         filters = "" if self.models is None and self.principals is None else "/" + _digest(self)
-        derived = f"{self.kind}/{self.per}/{period}{filters}"
+        derived = f"{self.per}/{period}{filters}"
         object.__setattr__(self, "period", float(period) if isinstance(period, int) else period)
         object.__setattr__(self, "parts", parts)
         object.__setattr__(self, "limit", limit)
-        object.__setattr__(self, "id", self.name or derived)
+        object.__setattr__(self, "id", f"{self.kind}/{self.name or derived}")
 
     def _limit(self) -> int:
         try:
