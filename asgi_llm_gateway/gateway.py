@@ -56,8 +56,9 @@ _NO_ENDPOINT = OpenAIErrors()
 class Gateway:
     """An OpenAI-compatible LLM gateway, as an ASGI 3 application.
 
-    Mounted at path P it serves `P/v1/chat/completions` (POST), OpenAI's `P/v1/responses` (POST; GET and
-    DELETE `P/v1/responses/{id}`, GET `…/input_items`), Anthropic's `P/v1/messages` and
+    Mounted at path P it serves `P/v1/chat/completions` and `P/v1/embeddings` (POST), OpenAI's
+    `P/v1/responses` (POST; GET and DELETE `P/v1/responses/{id}`, GET `…/input_items`, POST `…/cancel`),
+    Anthropic's `P/v1/messages` and
     `P/v1/messages/count_tokens` (POST), `P/v1/models` and `P/v1/models/{id}` (GET), and `P/healthz` /
     `P/readyz` for load balancers (the `/v1` is optional). `hooks` see every call's
     steps (see `Hooks`); `on_usage` is the simplest of them, called with each call's `UsageRecord`.
@@ -200,7 +201,7 @@ class Gateway:
             if endpoint is None:
                 raise GatewayError(
                     f"Unknown request URL: {scope['method']} {path}. "
-                    "Use /v1/chat/completions, /v1/responses, /v1/messages or /v1/models.",
+                    "Use /v1/chat/completions, /v1/responses, /v1/messages, /v1/embeddings or /v1/models.",
                     status=404,
                     code="unknown_url",
                 )

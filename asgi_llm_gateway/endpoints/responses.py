@@ -97,6 +97,14 @@ def owner_of(principal: Any) -> str | None:
 
 
 def not_found(response_id: str, param: str | None = None) -> GatewayError:
+    """OpenAI's 404 for a response id; for `previous_response_id`, its own message and code."""
+    if param == "previous_response_id":
+        return GatewayError(
+            f"Previous response with id '{response_id}' not found.",
+            status=404,
+            param=param,
+            code="previous_response_not_found",
+        )
     return GatewayError(
         f"Response with id '{response_id}' not found.", status=404, param=param, code="response_not_found"
     )
@@ -126,14 +134,23 @@ class Conversation:
 
     def skeleton(self, model: str) -> dict[str, Any]:
         """The response before any output (what a stream starts from, and a background response is first)."""
-        return skeleton(self.body, response_id=self.id, created_at=self.created_at, model=model)
+        return skeleton(
+            self.body, response_id=self.id, created_at=self.created_at, model=model, items=self.items
+        )
 
     def fields(self, model: str) -> dict[str, Any]:
         """What a native upstream's response gets from the gateway: the model by the gateway's name, and for a
-        background response the gateway's id (answered before the upstream was asked) and `background`."""
+        background response the gateway's id (answered before the upstream was asked) and `background`. The
+        upstream was sent `store: false` and no `previous_response_id` (the gateway keeps the state): the
+        client gets back what it asked for, as on a translated upstream."""
+        fields = {
+            "model": model,
+            "store": self.body.get("store") is not False,
+            "previous_response_id": self.body.get("previous_response_id"),
+        }
         if self.background:
-            return {"model": model, "id": self.id, "background": True}
-        return {"model": model}
+            fields.update(id=self.id, background=True)
+        return fields
 
     def chat(self, strict_tools: bool) -> dict[str, Any]:
         if self._chat is None:
@@ -482,6 +499,7 @@ async def _complete_once(
         created_at=conversation.created_at,
         model=target.name,
         body=conversation.body,
+        items=conversation.items,
     )
 
 

@@ -191,8 +191,62 @@ def test_invalid_bodies_get_openais_envelope(stack: Stack) -> None:
 
 
 def test_unknown_previous_response_is_a_404(stack: Stack) -> None:
-    with pytest.raises(openai.NotFoundError):
+    with pytest.raises(openai.NotFoundError) as caught:
         stack.client().responses.create(model=MODELS["echo"], previous_response_id="resp_nope", input="hi")
+    # OpenAI's own message and code for this case (the clients that branch on it look for the code).
+    assert caught.value.body == {  # type: ignore[comparison-overlap]
+        "message": "Previous response with id 'resp_nope' not found.",
+        "type": "invalid_request_error",
+        "param": "previous_response_id",
+        "code": "previous_response_not_found",
+    }
+
+
+@pytest.mark.parametrize("streamed", [False, True], ids=["create", "stream"])
+def test_native_answer_keeps_the_clients_store_and_previous_response_id(stack: Stack, streamed: bool) -> None:
+    """Regression: on a native OpenAI upstream the client got back what the gateway had sent upstream,
+    `store: false` and `previous_response_id: null`, instead of its own values (translated upstreams were
+    right)."""
+    client = stack.client()
+    first = client.responses.create(model=MODELS["openai"], input="Hello")
+    assert first.store is True and first.previous_response_id is None
+    if streamed:
+        with client.responses.stream(
+            model=MODELS["openai"], input="Again", previous_response_id=first.id
+        ) as stream:
+            events = list(stream)
+            second = stream.get_final_response()
+        assert events[0].response.previous_response_id == first.id  # type: ignore[union-attr]
+    else:
+        second = client.responses.create(model=MODELS["openai"], input="Again", previous_response_id=first.id)
+    assert second.store is True and second.previous_response_id == first.id
+    assert client.responses.retrieve(second.id).previous_response_id == first.id
+    unstored = client.responses.create(model=MODELS["openai"], input="Hi", store=False)
+    assert unstored.store is False
+
+
+def test_a_continuation_answers_custom_calls_of_tools_offered_in_the_history(stack: Stack) -> None:
+    """Regression: a custom tool offered only in an earlier turn's `additional_tools` item reached the
+    upstream (the history is sent whole) but its call came back as a plain `function_call`: the answer was
+    built from the request's own tools, not the conversation's."""
+    client = stack.client()
+    tools = {"type": "additional_tools", "tools": [{"type": "custom", "name": "run", "description": "Run."}]}
+    first = client.responses.create(
+        model=MODELS["echo"],
+        input=[tools, {"role": "user", "content": "Hello"}],  # type: ignore[list-item]
+    )
+    assert first.output_text == "Hello"
+    second = client.responses.create(
+        model=MODELS["echo"], previous_response_id=first.id, input="run(input=ls)"
+    )
+    [call] = second.output
+    assert call.type == "custom_tool_call" and call.name == "run" and call.input == "ls"
+    with client.responses.stream(
+        model=MODELS["echo"], previous_response_id=first.id, input="run(input=pwd)"
+    ) as stream:
+        streamed = stream.get_final_response()
+    [call] = streamed.output
+    assert call.type == "custom_tool_call" and call.input == "pwd"
 
 
 def test_a_cut_upstream_stream_ends_in_response_failed(stack: Stack) -> None:
