@@ -118,7 +118,7 @@ class Conversation:
     def __init__(self, body: dict[str, Any], history: list[dict[str, Any]]) -> None:
         self.body = body
         self.history = history
-        self.new_items = _with_ids(input_items(body))
+        self.new_items = _with_ids(_resolved(input_items(body), history))
         self.id = "resp_" + secrets.token_hex(24)
         self.created_at = int(time.time())
         self.dropped: list[str] = []
@@ -544,6 +544,29 @@ async def _send_events(send: Send, request_id: str, events: bytes, headers: Head
 
 def _query(exchange: Exchange) -> dict[str, list[str]]:
     return parse_qs(exchange.scope.get("query_string", b"").decode("latin-1"))
+
+
+def _resolved(items: list[dict[str, Any]], history: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+    """`item_reference` items replaced by the items they name, from the conversation this request continues:
+    the gateway keeps the state, so neither a native upstream (sent `store: false`) nor a translated one could
+    resolve them. An id that is not in that conversation is a 404 naming the item."""
+    if not any(item.get("type") == "item_reference" for item in items):
+        return items
+    known = {item["id"]: item for item in history if isinstance(item.get("id"), str)}
+    resolved = []
+    for index, item in enumerate(items):
+        if item.get("type") == "item_reference":
+            found = known.get(item.get("id"))  # type: ignore[arg-type]
+            if found is None:
+                raise GatewayError(
+                    f"Item with id '{item.get('id')}' not found.",
+                    status=404,
+                    param=f"input[{index}].id",
+                    code="item_not_found",
+                )
+            item = found
+        resolved.append(item)
+    return resolved
 
 
 def _with_ids(items: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:

@@ -280,3 +280,30 @@ def test_dropped_tool_types_never_put_client_text_into_a_header_unchecked(stack:
     )
     assert response.status_code == 200 and "set-cookie" not in response.headers
     assert response.headers["x-llm-gateway-dropped-tools"] == "web_search, unnamed"
+
+
+@pytest.mark.parametrize("name", ["echo", "openai", "anthropic"])
+def test_an_item_reference_is_resolved_from_the_conversation(stack: Stack, name: str) -> None:
+    """Regression: an `item_reference` was a 400 ("must be resolved before translation") on translated
+    upstreams and went as it was to native ones, which hold no state (the gateway sends `store: false`)."""
+    client = stack.client()
+    first = client.responses.create(model=MODELS[name], input="Remember the word tangerine")
+    [message] = first.output
+    second = client.responses.create(
+        model=MODELS[name],
+        previous_response_id=first.id,
+        input=[
+            {"type": "item_reference", "id": message.id},  # type: ignore[list-item]
+            {"role": "user", "content": "What did you say?"},
+        ],
+    )
+    assert second.status == "completed"
+    listed = client.responses.input_items.list(second.id, order="asc").data
+    assert listed[0].type == "message" and "tangerine" in json.dumps(listed[0].model_dump())
+    with pytest.raises(openai.NotFoundError) as caught:
+        client.responses.create(
+            model=MODELS[name],
+            previous_response_id=first.id,
+            input=[{"type": "item_reference", "id": "msg_nowhere"}],  # type: ignore[list-item]
+        )
+    assert caught.value.body["param"] == "input[0].id"  # type: ignore[index]
