@@ -556,7 +556,7 @@ def _resolved(items: list[dict[str, Any]], history: Sequence[dict[str, Any]]) ->
     resolved = []
     for index, item in enumerate(items):
         if item.get("type") == "item_reference":
-            found = known.get(item.get("id"))  # type: ignore[arg-type]
+            found = known.get(item.get("id"))
             if found is None:
                 raise GatewayError(
                     f"Item with id '{item.get('id')}' not found.",
