@@ -9,6 +9,7 @@ from __future__ import annotations
 import calendar
 import logging
 import os
+import random
 import signal
 import subprocess
 import sys
@@ -237,6 +238,39 @@ async def test_concurrent_token_reservations_never_overshoot(make_limiter: Facto
     )
 
 
+async def test_token_admissions_in_any_window_stay_within_the_bucket(
+    make_limiter: Factory, clock: Clock
+) -> None:
+    """GCRA's guarantee, with settlement, over a random interleaving of admissions and settlements: within
+    any stretch of time, the tokens reserved by the calls admitted, plus what the settlements in it moved
+    (used - reserved: a refund is negative, usage beyond the reservation positive), never exceed the
+    limit plus the refill of that stretch. So tokens overshoot only by usage beyond reservations."""
+    rng = random.Random(17)
+    limiter = make_limiter()
+    limit, period = 5000, 60.0
+    events: list[tuple[float, bool, int]] = []  # (time, is an admission, tokens it added)
+    in_flight: list[tuple[str, Demand]] = []
+    for step in range(300):
+        clock.now += rng.choice([0.0, 0.0, 0.01, 0.5, 3.0])
+        if in_flight and rng.random() < 0.45:
+            lease, demand = in_flight.pop(rng.randrange(len(in_flight)))
+            used = rng.randint(0, 2 * demand.amount)  # a third of them beyond their reservation
+            await limiter.settle([demand], [used], lease)
+            events.append((clock.now, False, used - demand.amount))
+        else:
+            demand = Demand("t", "tokens", limit, period, rng.randint(50, 1500))
+            if (await limiter.acquire([demand], f"lease-{step}")).admitted:
+                in_flight.append((f"lease-{step}", demand))
+                events.append((clock.now, True, demand.amount))
+    assert 40 < sum(admitted for _, admitted, _ in events) < 300  # some admitted, some refused
+    for end_index, (end, admitted, _) in enumerate(events):
+        if not admitted:
+            continue
+        for start in {time for time, _, _ in events[: end_index + 1]}:
+            added = sum(tokens for time, _, tokens in events[: end_index + 1] if time >= start)
+            assert added <= limit + (end - start) * limit / period + 1, (start, end)
+
+
 async def test_a_call_larger_than_the_token_limit_is_refused_for_good(make_limiter: Factory) -> None:
     hook = LimitsHook(make_limiter(), [Rule("tokens", 1000)])
     error = await admit(hook, call(body={"max_tokens": 5000}))
@@ -382,6 +416,36 @@ async def test_a_budget_renews_at_its_periods_boundary(
     renewed = await limiter.acquire([budget], "c")
     assert renewed.admitted  # spent starts again at 0; b's reservation is still held
     assert renewed.states[0].remaining == 1_000 - 400 - 400
+
+
+async def test_what_a_day_charges_stays_within_its_budget(make_limiter: Factory, clock: Clock) -> None:
+    """Random concurrent reservations and settlements over two day (and one month) boundaries: what each
+    day charges never exceeds the budget but by the usage beyond reservations (reservations in flight at
+    midnight carry over into the new day, so they cannot be spent twice)."""
+    rng = random.Random(5)
+    limiter = make_limiter(lease_ttl=10**6)
+    limit = 10_000
+    clock.now = JAN_31_LATE - 86400 - 30000  # January 30th, 15:40
+    charged: dict[int, int] = {}
+    beyond: dict[int, int] = {}
+    in_flight: list[tuple[str, Demand]] = []
+    for step in range(400):
+        clock.now += rng.choice([0.0, 1.0, 60.0, 1200.0])
+        if in_flight and rng.random() < 0.5:
+            lease, demand = in_flight.pop(rng.randrange(len(in_flight)))
+            used = rng.randint(0, demand.amount * 3 // 2)
+            await limiter.settle([demand], [used], lease)
+            day = window("day", clock.now)[0]
+            charged[day] = charged.get(day, 0) + used
+            beyond[day] = beyond.get(day, 0) + max(0, used - demand.amount)
+        else:
+            demand = Demand("team", "spend", limit, "day", rng.randint(100, 3000))
+            if (await limiter.acquire([demand], f"lease-{step}")).admitted:
+                in_flight.append((f"lease-{step}", demand))
+    assert len(charged) >= 3  # January 30th, 31st, February 1st
+    for day, amount in charged.items():
+        assert amount <= limit + beyond[day], day
+    assert max(amount - beyond[day] for day, amount in charged.items()) > limit / 2  # budgets were used
 
 
 async def test_a_month_budget_does_not_renew_at_a_day_boundary(make_limiter: Factory, clock: Clock) -> None:
