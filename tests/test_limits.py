@@ -393,6 +393,10 @@ async def test_a_budget_reserves_the_dearest_cost_and_charges_the_real_one(make_
     assert error.type == error.code == "insufficient_quota"
     assert error.headers["x-should-retry"] == "false"
     assert "the budget of key 'alice' is 0.05 USD per month" in error.message
+    assert error.message.endswith("It renews in 10s.") and error.headers["retry-after"] == "10"  # February
+    too_dear = await admit(hook, call(body={"max_tokens": 10**6}))  # $2 can never fit in $0.05
+    assert too_dear is not None and too_dear.message.endswith("It never fits.")
+    assert too_dear.headers["x-should-retry"] == "false" and "retry-after" not in too_dear.headers
 
 
 @pytest.mark.parametrize(
@@ -570,6 +574,15 @@ async def test_no_applicable_rule_means_no_limiter_call() -> None:
     the_call = call()
     assert await admit(hook, the_call) is None and admission_of(the_call) is None
     await end(hook, the_call)
+
+
+def test_the_limits_package_imports_no_redis() -> None:
+    """Only `asgi_llm_gateway.limits.redis` needs the `[redis]` extra."""
+    code = "import sys, asgi_llm_gateway.limits; print(sorted(m for m in sys.modules if m[:5] == 'redis'))"
+    assert (
+        subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+        == "[]\n"
+    )
 
 
 # -- Redis only ---------------------------------------------------------------------------------------

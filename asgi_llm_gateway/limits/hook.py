@@ -231,40 +231,38 @@ class LimitsHook(Hooks):
     def _refusal(
         self, call: Call, rule: Rule, demand: Demand, state: BucketState, headers: dict[str, str]
     ) -> GatewayError:
-        """The 429 for the demand that did not fit, worded as OpenAI words its own."""
-        scope = rule.describe(call.principal, call.model)
-        label = period_label(rule.period)
-        never = state.retry_after is None
-        if not never:
-            assert state.retry_after is not None
-            headers = {**headers, **retry_after_headers(state.retry_after)}
-            wait = f"Please try again in {format_reset(state.retry_after)}."
+        """The 429 for the demand that did not fit, worded as OpenAI words its own. A demand that can never
+        fit, and a spent budget, say `x-should-retry: false`: an SDK's retry in seconds cannot help."""
+        scope, label = rule.describe(call.principal, call.model), period_label(rule.period)
+        retry = state.retry_after
+        headers = {**headers, **(retry_after_headers(retry) if retry is not None else {})}
+        if retry is None:
+            headers["x-should-retry"] = "false"
         if demand.kind == "spend":
-            left = max(0, state.remaining)
+            headers["x-should-retry"] = "false"
+            renews = f"It renews in {format_reset(state.reset)}." if retry is not None else "It never fits."
             message = (
                 f"You exceeded your current quota: the budget of {scope} is {_money(demand.limit)} "
-                f"{self.currency} per {label}, {_money(left)} left, and this request may cost up to "
-                f"{_money(demand.amount)}."
+                f"{self.currency} per {label}, {_money(max(0, state.remaining))} left, and this request may "
+                f"cost up to {_money(demand.amount)}. {renews}"
             )
-            message += " " + (f"It renews in {format_reset(state.reset)}." if not never else "It never fits.")
-            headers["x-should-retry"] = "false"
             return GatewayError(
                 message, status=429, type="insufficient_quota", code="insufficient_quota", headers=headers
             )
-        if never:
-            headers["x-should-retry"] = "false"
+        if retry is None:
             message = (
                 f"Request too large for {scope} on {demand.kind} per {label}: Limit {demand.limit}, "
                 f"Requested {demand.amount}. The input or output tokens must be reduced in order to run "
                 "successfully."
             )
         elif demand.kind == "concurrent":
-            message = f"Too many concurrent requests for {scope}: Limit {demand.limit}. {wait}"
+            message = f"Too many concurrent requests for {scope}: Limit {demand.limit}. "
+            message += f"Please try again in {format_reset(retry)}."
         else:
-            used = demand.limit - state.remaining
             message = (
                 f"Rate limit reached for {scope} on {demand.kind} per {label}: Limit {demand.limit}, "
-                f"Used {used}, Requested {demand.amount}. {wait}"
+                f"Used {demand.limit - state.remaining}, Requested {demand.amount}. "
+                f"Please try again in {format_reset(retry)}."
             )
         kind = "tokens" if demand.kind == "tokens" else "requests"
         return GatewayError(message, status=429, type=kind, code="rate_limit_exceeded", headers=headers)
