@@ -285,7 +285,7 @@ def test_body_over_the_cap_is_413_and_not_buffered() -> None:
 
 
 def test_unknown_path_and_method(base_url: str) -> None:
-    response = httpx.get(base_url + "/embeddings")
+    response = httpx.get(base_url + "/audio/speech")
     assert response.status_code == 404
     assert_valid("ErrorResponse", response.json())
     response = httpx.get(base_url + "/chat/completions")

@@ -146,7 +146,7 @@ def test_paths_outside_the_mount_belong_to_the_host(served: Served) -> None:
         assert response.status_code == 404, path
         assert "x-request-id" not in response.headers, path
     # Inside the mount, unknown paths are the gateway's: OpenAI's error envelope.
-    response = httpx.get(served.origin + "/llm/v1/embeddings")
+    response = httpx.get(served.origin + "/llm/v1/audio/speech")
     assert response.status_code == 404
     assert response.headers["x-request-id"].startswith("req_")
     assert response.json()["error"]["code"] == "unknown_url"
