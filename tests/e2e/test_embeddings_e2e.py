@@ -311,6 +311,18 @@ def test_empty_input_is_a_400_naming_input_and_never_sent(gateway: Stack, name: 
     assert gateway.seen(backend) == []
 
 
+@pytest.mark.parametrize("name", ["openai", "gemini"])
+def test_stream_true_is_a_400_naming_stream_and_never_sent(gateway: Stack, name: str) -> None:
+    """Regression: `stream: true` was accepted, recorded as a streamed call and forwarded to the OpenAI family
+    (which refuses it); embeddings have no stream."""
+    backend = BACKENDS[name]
+    with pytest.raises(openai.BadRequestError) as caught:
+        gateway.client().embeddings.create(model=backend.model, input="hello", extra_body={"stream": True})
+    assert caught.value.body["param"] == "stream"  # type: ignore[index]
+    assert "not streamed" in caught.value.body["message"]  # type: ignore[index]
+    assert gateway.seen(backend) == []
+
+
 def test_more_than_2048_inputs_is_a_400(gateway: Stack) -> None:
     with pytest.raises(openai.BadRequestError) as caught:
         gateway.client().embeddings.create(model="openai/text-embedding-3-small", input=["x"] * 2049)
