@@ -14,16 +14,17 @@ import signal
 import subprocess
 import sys
 import uuid
-from collections.abc import AsyncIterator, Callable, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from decimal import Decimal
 from typing import Any
 
 import anyio
 import pytest
 
-from asgi_llm_gateway import Call, GatewayError, Principal
+from asgi_llm_gateway import Call, GatewayError, Hooks, Principal, UsageRecord
 from asgi_llm_gateway.limits import (
     Admission,
+    Decision,
     Demand,
     Limiter,
     LimitsHook,
@@ -35,6 +36,7 @@ from asgi_llm_gateway.limits import (
     limit_headers,
 )
 from asgi_llm_gateway.limits.rules import window
+from asgi_llm_gateway.pipeline.hooks import HookChain
 from asgi_llm_gateway.pricing import Price
 from asgi_llm_gateway.providers import EchoProvider
 from asgi_llm_gateway.routing import Target
@@ -366,6 +368,45 @@ async def test_reservations_are_released_when_a_call_fails_or_is_abandoned(
     again = call(body=body)
     assert await admit(hook, again) is None
     assert admission_of(again).headers == held.headers  # type: ignore[union-attr]  # the same bucket state
+
+
+async def test_a_settlement_survives_the_cancellation_of_its_caller(make_limiter: Factory) -> None:
+    """Regression: a door settles a plain call after its response is complete, when the disconnect watcher
+    is already cancelling the request's scope; the settlement must complete (the slot comes back) and the
+    hooks after this one must still see the call end."""
+    hook = LimitsHook(Slow(make_limiter()), [Rule("concurrent", 1)])
+    ended: list[int] = []
+
+    class After(Hooks):
+        async def request_ended(self, call: Call, record: UsageRecord) -> None:
+            ended.append(record.status)
+
+    first = call()
+    assert await admit(hook, first) is None
+    first.target = ECHO
+    async with anyio.create_task_group() as group:
+        group.start_soon(HookChain([hook, After()]).request_ended, first, first.record(200))
+        await anyio.wait_all_tasks_blocked()  # the settlement is under way
+        group.cancel_scope.cancel()  # as the disconnect watcher does
+    assert ended == [200]
+    assert await admit(hook, call()) is None
+
+
+class Slow:
+    """A limiter whose settlements take a round trip to a slow Redis."""
+
+    def __init__(self, limiter: Limiter) -> None:
+        self.limiter = limiter
+
+    async def acquire(self, demands: Sequence[Demand], lease: str) -> Decision:
+        return await self.limiter.acquire(demands, lease)
+
+    async def settle(self, demands: Sequence[Demand], used: Sequence[int], lease: str) -> None:
+        await anyio.sleep(0.05)
+        await self.limiter.settle(demands, used, lease)
+
+    async def aclose(self) -> None:
+        await self.limiter.aclose()
 
 
 # -- spend: budgets over periods --------------------------------------------------------------------------

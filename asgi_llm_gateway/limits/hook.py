@@ -23,8 +23,9 @@ that set no bound of its own.
 **Redis down or slow** (`LimiterUnavailable`): `fail_open=True` (the default) admits the call unreserved
 and logs a warning (at most one per `warn_every` seconds, with a count of those held back);
 `fail_open=False` answers 503 `limits_unavailable`. Either way the call waits at most the limiter's
-timeout. The admission runs shielded from cancellation (a client leaving cannot lose a reservation made in
-Redis between request and reply), which is why a `Limiter` must bound its own time.
+timeout. Admission and settlement run shielded from cancellation (a client leaving cannot lose a
+reservation made in Redis between request and reply, nor the settlement that gives it back), which is why
+a `Limiter` must bound its own time.
 
 The admission, with the x-ratelimit-* headers of a successful call, is kept in `call.state[LimitsHook]`:
 `admission_of(call)` reads it and `limit_headers(call)` gives the headers in the shape doors send them.
@@ -290,7 +291,9 @@ class LimitsHook(Hooks):
             else:
                 used.append(0)
         try:
-            await self.limiter.settle(admission.demands, used, admission.lease)
+            # a call being cancelled (its client gone) must still give its reservation back
+            with anyio.CancelScope(shield=True):
+                await self.limiter.settle(admission.demands, used, admission.lease)
         except LimiterUnavailable as error:  # leases expire; token reservations decay within their period
             self._warnings.warn("limits unavailable, a call's reservation was not settled: %s", error)
 

@@ -1,12 +1,15 @@
-"""Limits through the real client: the openai SDK against a gateway on loopback with `LimitsHook`, in front of
-the echo provider (and a fake OpenAI upstream where a call must fail or hang). A refusal is OpenAI's 429 with
+"""Limits through the real client: the openai SDK against a gateway on loopback with `LimitsHook` (in memory,
+and in a real redis-server), in front of the echo provider (and a fake OpenAI upstream where a call must
+fail or hang). A refusal is OpenAI's 429 with
 its headers, the SDK's `RateLimitError`; a spent budget is `insufficient_quota`, which the SDK does not
 retry; a stream settles to its real usage; a failed or abandoned call gives its reservation back."""
 
 from __future__ import annotations
 
+import asyncio
 import re
 import time
+import uuid
 from collections.abc import Iterator, Sequence
 from decimal import Decimal
 from typing import Any
@@ -16,10 +19,19 @@ import pytest
 from openai.types.chat import ChatCompletionMessageParam
 
 from asgi_llm_gateway import Call, Gateway, Hooks, Policy, Principal, Target, UsageRecord, api_keys
-from asgi_llm_gateway.limits import Admission, LimitsHook, MemoryLimiter, Rule, admission_of, input_estimate
+from asgi_llm_gateway.limits import (
+    Admission,
+    Limiter,
+    LimitsHook,
+    MemoryLimiter,
+    Rule,
+    admission_of,
+    input_estimate,
+)
 from asgi_llm_gateway.pricing import Price
 from asgi_llm_gateway.providers import EchoProvider, OpenAIProvider
 from tests.fakes.openai import KEY, FakeOpenAI, Fault
+from tests.support.redis_server import redis_url_fixture  # noqa: F401  (the redis_url fixture)
 from tests.support.server import serve
 
 HELLO: list[ChatCompletionMessageParam] = [{"role": "user", "content": "hello there"}]
@@ -61,7 +73,7 @@ class Rig:
         assert len(self.seen.ended) >= count
 
 
-def gateway_with(rules: Sequence[Rule]) -> Iterator[Rig]:
+def gateway_with(rules: Sequence[Rule], limiter: Limiter) -> Iterator[Rig]:
     upstream, seen = FakeOpenAI(), Seen()
     keys = {"alice-key": Principal("alice", metadata={"team": "red"}), "bob-key": Principal("bob")}
     with serve(upstream.app()) as upstream_url:
@@ -72,15 +84,28 @@ def gateway_with(rules: Sequence[Rule]) -> Iterator[Rig]:
             },
             auth=api_keys(keys),
             policy=Policy(max_attempts=1),
-            hooks=[LimitsHook(MemoryLimiter(), rules, prices=DEAR), seen],
+            hooks=[LimitsHook(limiter, rules, prices=DEAR), seen],
         )
         with serve(gateway) as url:
-            yield Rig(url, seen, upstream)
+            try:
+                yield Rig(url, seen, upstream)
+            finally:  # on the server's loop, where the limiter's connections live
+                asyncio.run_coroutine_threadsafe(limiter.aclose(), url.loop).result(timeout=5)
+
+
+@pytest.fixture(params=["memory", "redis"])
+def limiter(request: pytest.FixtureRequest) -> Limiter:
+    if request.param == "memory":
+        return MemoryLimiter()
+    from asgi_llm_gateway.limits.redis import RedisLimiter
+
+    url = request.getfixturevalue("redis_url")
+    return RedisLimiter(url, prefix=f"test-limits-e2e:{uuid.uuid4().hex}:", timeout=5)
 
 
 @pytest.fixture
-def rig(request: pytest.FixtureRequest) -> Iterator[Rig]:
-    yield from gateway_with(request.param)
+def rig(request: pytest.FixtureRequest, limiter: Limiter) -> Iterator[Rig]:
+    yield from gateway_with(request.param, limiter)
 
 
 @pytest.mark.parametrize("rig", [[Rule("requests", 2), Rule("tokens", 100_000)]], indirect=True)
