@@ -316,3 +316,36 @@ async def test_relay_turns_an_upstream_error_mid_stream_into_the_error_event() -
 
     failure, sent, _ = await relayed([chunk(content="a")], broken())
     assert failure is not None and sent[-1]["body"] == b"end upstream_bad_response\n"
+
+
+class _SlowCounter(EchoProvider):
+    """Counts tokens natively, and never in time."""
+
+    def speaks_messages(self, model: str) -> bool:
+        return True
+
+    async def count_message_tokens(self, body: Any, model: str, beta: Any) -> int:
+        await anyio.sleep(30)
+        return 1
+
+
+async def test_count_tokens_timeout_is_a_504() -> None:
+    """Regression: count_tokens ran under `fail_after` with nothing to turn the TimeoutError into the 504 every
+    other call gives, so the attempts unit logged a provider bug and answered 502."""
+    import httpx
+
+    from asgi_llm_gateway import Gateway
+
+    gateway = Gateway(
+        providers={"slow": _SlowCounter()},
+        policy=Policy(max_attempts=1, total_timeout=0.05),
+    )
+    transport = httpx.ASGITransport(app=gateway)
+    async with httpx.AsyncClient(transport=transport, base_url="http://gw") as client:
+        response = await client.post(
+            "/v1/messages/count_tokens",
+            json={"model": "slow/m", "messages": [{"role": "user", "content": "hi"}]},
+            headers={"anthropic-version": "2023-06-01"},
+        )
+    assert response.status_code == 504
+    assert response.json()["error"]["type"] == "timeout_error"

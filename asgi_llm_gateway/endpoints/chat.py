@@ -9,27 +9,23 @@ deprecated `functions` form into tools (and the answer back, see `legacy.py`).
 
 from __future__ import annotations
 
-import time
 from collections.abc import AsyncIterator
 from functools import partial
 from typing import TYPE_CHECKING, Any
 
-import anyio
-
-from ..asgi import read_body, send_json
-from ..auth import authenticate, check_model_allowed
+from ..asgi import send_json
 from ..errors import GatewayError
 from ..legacy import as_function_call_chunk, as_function_call_completion, uses_functions, with_tools
-from ..pipeline.attempts import timed_out
+from ..pipeline.attempts import WithinTotalTimeout
 from ..pipeline.call import Call
 from ..policy import Policy
 from ..providers.base import Chunk, Request
 from ..routing import Plan, Target
-from ..schemas import parse_json_body, validate_chat_request
+from ..schemas import validate_chat_request
 from ..watch import Spawn
 from ..wire import SSE_DONE, sse_event
 from . import Exchange, OpenAIErrors
-from .door import Door, first_batch
+from .door import Door, first_batch, read_request
 
 if TYPE_CHECKING:
     pass
@@ -43,15 +39,9 @@ class ChatEndpoint(OpenAIErrors, Door):
     methods = frozenset({"POST"})
 
     async def __call__(self, exchange: Exchange) -> None:
-        started = time.perf_counter()
-        gateway = self.gateway
-        scope, receive = exchange.scope, exchange.receive
-        principal = await authenticate(gateway.auth, scope)
-        body = parse_json_body(await read_body(scope, receive, gateway.max_body_size))
-        validate_chat_request(body)
-        model: str = body["model"]
-        plan = gateway.router.plan(model, gateway.health, gateway.rng, time.monotonic())
-        check_model_allowed(principal, model)
+        principal, body, model, plan, started = await read_request(
+            self.gateway, exchange, validate_chat_request
+        )
         legacy_answer = False
         if uses_functions(body):  # deprecated function calling: every provider gets tools
             legacy_answer = body.get("functions") is not None
@@ -90,11 +80,8 @@ class ChatEndpoint(OpenAIErrors, Door):
 
 
 async def _complete_once(body: Request, target: Target, policy: Policy) -> dict[str, Any]:
-    try:
-        with anyio.fail_after(policy.total_timeout):
-            return await target.provider.complete(body, target.model)
-    except TimeoutError:
-        raise timed_out(target, f"no answer within {policy.total_timeout:g} s") from None
+    with WithinTotalTimeout(target, policy):
+        return await target.provider.complete(body, target.model)
 
 
 async def _open_stream_once(body: Request, target: Target, policy: Policy) -> Opened:

@@ -1,5 +1,7 @@
 """`Door`: what every model-calling endpoint shares, written once.
 
+A request's first checks (`read_request`): auth, the body read and validated by the door's schema, the plan
+and the model check, in that order. Then
 Admission and the attempts, with a failure answered in the door's own envelope; and the relay of a
 stream, after which the call is settled (its slot freed, its record handed to the hooks) whatever happened.
 A detached call (a background response) is served the same way but outlives its client: no disconnect
@@ -8,12 +10,14 @@ watch cancels it.
 
 from __future__ import annotations
 
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 import anyio
 
-from ..asgi import Message
+from ..asgi import Message, read_body
+from ..auth import authenticate, check_model_allowed
 from ..errors import GatewayError
 from ..pipeline.attempts import Attempt, Outcome, timed_out
 from ..pipeline.call import CLIENT_CLOSED_REQUEST, Call
@@ -22,13 +26,42 @@ from ..policy import Policy
 from ..providers.base import aclose_iterator
 from ..providers.streams import stream_ended_early
 from ..routing import Plan, Target
+from ..schemas import parse_json_body
 from ..watch import Spawn, watched
 from . import Exchange, Headers
 
 if TYPE_CHECKING:
     from ..gateway import Gateway
 
-__all__ = ["Door", "first_batch"]
+__all__ = ["Door", "Incoming", "first_batch", "read_request"]
+
+
+class Incoming(NamedTuple):
+    """A request past the checks every model-calling door makes before anything else."""
+
+    principal: Any
+    body: dict[str, Any]
+    model: str
+    plan: Plan
+    #: `time.perf_counter()` when the door took the request (a call's latency counts from here).
+    started: float
+
+
+async def read_request(
+    gateway: Gateway, exchange: Exchange, validate: Callable[[dict[str, Any]], None]
+) -> Incoming:
+    """Auth, then the body read and checked by `validate` (the door's schema), then the plan and the model
+    check. The order is the contract: a bad key is a 401 before the body is read; an invalid body a 400
+    before any routing; an unknown model a 404 before a model the principal may not use is a 403."""
+    started = time.perf_counter()
+    scope = exchange.scope
+    principal = await authenticate(gateway.auth, scope)
+    body = parse_json_body(await read_body(scope, exchange.receive, gateway.max_body_size))
+    validate(body)
+    model: str = body["model"]
+    plan = gateway.router.plan(model, gateway.health, gateway.rng, time.monotonic())
+    check_model_allowed(principal, model)
+    return Incoming(principal, body, model, plan, started)
 
 
 class Door:

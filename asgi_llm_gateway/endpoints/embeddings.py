@@ -14,24 +14,19 @@ is sent; in a route with some targets that embed and some that do not, the other
 
 from __future__ import annotations
 
-import time
 from functools import partial
 from typing import Any
 
-import anyio
-
-from ..asgi import read_body, send_json
-from ..auth import authenticate, check_model_allowed
+from ..asgi import send_json
 from ..errors import GatewayError
-from ..pipeline.attempts import timed_out
+from ..pipeline.attempts import WithinTotalTimeout
 from ..pipeline.call import Call
 from ..policy import Policy
 from ..providers.embeddings import EmbeddingRequest, encode_base64
 from ..routing import Plan, Target
-from ..schemas import parse_json_body
 from ..schemas.embeddings import validate_embeddings_request
 from . import Exchange, OpenAIErrors
-from .door import Door
+from .door import Door, read_request
 
 __all__ = ["EmbeddingsEndpoint", "embedding_request"]
 
@@ -40,15 +35,9 @@ class EmbeddingsEndpoint(OpenAIErrors, Door):
     methods = frozenset({"POST"})
 
     async def __call__(self, exchange: Exchange) -> None:
-        started = time.perf_counter()
-        gateway = self.gateway
-        scope, receive = exchange.scope, exchange.receive
-        principal = await authenticate(gateway.auth, scope)
-        body = parse_json_body(await read_body(scope, receive, gateway.max_body_size))
-        validate_embeddings_request(body)
-        model: str = body["model"]
-        plan = gateway.router.plan(model, gateway.health, gateway.rng, time.monotonic())
-        check_model_allowed(principal, model)
+        principal, body, model, plan, started = await read_request(
+            self.gateway, exchange, validate_embeddings_request
+        )
         targets = [target for target in plan.targets if target.provider.embeds(target.model)]
         if not targets:
             raise GatewayError(
@@ -87,8 +76,5 @@ def embedding_request(body: dict[str, Any]) -> EmbeddingRequest:
 
 
 async def _embed_once(request: EmbeddingRequest, target: Target, policy: Policy) -> dict[str, Any]:
-    try:
-        with anyio.fail_after(policy.total_timeout):
-            return await target.provider.embed(request, target.model)
-    except TimeoutError:
-        raise timed_out(target, f"no answer within {policy.total_timeout:g} s") from None
+    with WithinTotalTimeout(target, policy):
+        return await target.provider.embed(request, target.model)

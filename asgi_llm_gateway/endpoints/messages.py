@@ -19,23 +19,20 @@ from collections.abc import AsyncIterator, Sequence
 from functools import partial
 from typing import TYPE_CHECKING, Any
 
-import anyio
-
-from ..asgi import Scope, read_body, send_json
-from ..auth import authenticate, check_model_allowed
+from ..asgi import Scope, send_json
 from ..ingress.anthropic import MessagesStreamEncoder, from_completion, to_chat
-from ..pipeline.attempts import timed_out
+from ..pipeline.attempts import WithinTotalTimeout
 from ..pipeline.call import Call
 from ..policy import Policy
 from ..providers.anthropic import usage_of
 from ..providers.base import Chunk
 from ..routing import Plan, Target
-from ..schemas import parse_json_body, validate_messages_request
+from ..schemas import validate_messages_request
 from ..watch import Spawn
 from ..wire import dumps
 from . import AnthropicErrors, Exchange
 from .anthropic_native import NativeEvents, NativeProgress
-from .door import Door, first_batch
+from .door import Door, first_batch, read_request
 
 if TYPE_CHECKING:
     from ..gateway import Gateway
@@ -66,15 +63,10 @@ class MessagesRequest:
 async def read_messages_request(
     gateway: Gateway, exchange: Exchange, *, count_tokens: bool = False
 ) -> tuple[Any, MessagesRequest, Plan]:
-    """Auth, body, validation and the plan, shared by both Messages endpoints."""
-    scope = exchange.scope
-    principal = await authenticate(gateway.auth, scope)
-    body = parse_json_body(await read_body(scope, exchange.receive, gateway.max_body_size))
-    validate_messages_request(body, count_tokens=count_tokens)
-    model: str = body["model"]
-    plan = gateway.router.plan(model, gateway.health, gateway.rng, time.monotonic())
-    check_model_allowed(principal, model)
-    return principal, MessagesRequest(body, beta_values(scope)), plan
+    """The first checks (`read_request`) with the Messages schema, for both Messages endpoints."""
+    validate = partial(validate_messages_request, count_tokens=count_tokens)
+    principal, body, _, plan, _ = await read_request(gateway, exchange, validate)
+    return principal, MessagesRequest(body, beta_values(exchange.scope)), plan
 
 
 def beta_values(scope: Scope) -> list[str]:
@@ -131,15 +123,12 @@ async def _create_once(
     request: MessagesRequest, call: Call, target: Target, policy: Policy
 ) -> dict[str, Any]:
     provider = target.provider
-    try:
-        with anyio.fail_after(policy.total_timeout):
-            if provider.speaks_messages(target.model):
-                message = await provider.messages(request.body, target.model, request.beta)
-                call.usage = usage_of_message(message)
-                return message
-            completion = await provider.complete(request.chat(), target.model)
-    except TimeoutError:
-        raise timed_out(target, f"no answer within {policy.total_timeout:g} s") from None
+    with WithinTotalTimeout(target, policy):
+        if provider.speaks_messages(target.model):
+            message = await provider.messages(request.body, target.model, request.beta)
+            call.usage = usage_of_message(message)
+            return message
+        completion = await provider.complete(request.chat(), target.model)
     call.usage = completion.get("usage")
     return from_completion(completion, target.name)
 
@@ -189,7 +178,7 @@ class CountTokensEndpoint(AnthropicErrors, Door):
 
 async def _count_once(request: MessagesRequest, target: Target, policy: Policy) -> tuple[int, bytes]:
     provider = target.provider
-    with anyio.fail_after(policy.total_timeout):
+    with WithinTotalTimeout(target, policy):
         if provider.speaks_messages(target.model):
             return await provider.count_message_tokens(request.body, target.model, request.beta), b"upstream"
         counted = await provider.count_tokens(request.chat(), target.model)

@@ -31,8 +31,8 @@ from urllib.parse import parse_qs
 
 import anyio
 
-from ..asgi import Send, read_body, send_body, send_json
-from ..auth import Principal, authenticate, check_model_allowed
+from ..asgi import Send, send_body, send_json
+from ..auth import Principal, authenticate
 from ..errors import GatewayError
 from ..ingress.responses import (
     ResponsesStreamEncoder,
@@ -43,16 +43,16 @@ from ..ingress.responses import (
     to_chat,
     to_response,
 )
-from ..pipeline.attempts import Outcome, timed_out
+from ..pipeline.attempts import Outcome, WithinTotalTimeout
 from ..pipeline.call import CLIENT_CLOSED_REQUEST, Call
 from ..pipeline.relay import SSE_HEADERS
 from ..policy import Policy
 from ..routing import Plan, Target
-from ..schemas import parse_json_body, validate_responses_request
+from ..schemas import validate_responses_request
 from ..state import StoredResponse
 from ..watch import Spawn
 from . import Exchange, Headers, OpenAIErrors
-from .door import Door, first_batch
+from .door import Door, first_batch, read_request
 from .responses_background import (
     RUNNING,
     BackgroundRun,
@@ -241,16 +241,7 @@ class ResponsesEndpoint(OpenAIErrors, Door):
         await send_json(exchange.send, 200, body, exchange.request_id)
 
     async def _create(self, exchange: Exchange) -> None:
-        started = time.perf_counter()
-        gateway = self.gateway
-        principal = await authenticate(gateway.auth, exchange.scope)
-        body = parse_json_body(await read_body(exchange.scope, exchange.receive, gateway.max_body_size))
-        validate_responses_request(body)
-        if body.get("background") and body.get("store") is False:
-            raise background_needs_store()
-        model: str = body["model"]
-        plan = gateway.router.plan(model, gateway.health, gateway.rng, time.monotonic())
-        check_model_allowed(principal, model)
+        principal, body, model, plan, started = await read_request(self.gateway, exchange, _validate)
         conversation = Conversation(body, await self._history(body, principal))
         call = Call(exchange.request_id, "responses", principal, model, body, started)
         if conversation.background:
@@ -482,16 +473,13 @@ async def _complete_once(
     conversation: Conversation, call: Call, drop_builtin_tools: bool, target: Target, policy: Policy
 ) -> dict[str, Any]:
     provider = target.provider
-    try:
-        with anyio.fail_after(policy.total_timeout):
-            if provider.speaks_responses(target.model):
-                response = await provider.responses(conversation.native(stream=False), target.model)
-                call.usage = chat_usage(response.get("usage"))
-                return response
-            chat = conversation.chat(strict_tools=not drop_builtin_tools)
-            completion = await provider.complete(chat, target.model)
-    except TimeoutError:
-        raise timed_out(target, f"no answer within {policy.total_timeout:g} s") from None
+    with WithinTotalTimeout(target, policy):
+        if provider.speaks_responses(target.model):
+            response = await provider.responses(conversation.native(stream=False), target.model)
+            call.usage = chat_usage(response.get("usage"))
+            return response
+        chat = conversation.chat(strict_tools=not drop_builtin_tools)
+        completion = await provider.complete(chat, target.model)
     call.usage = completion.get("usage")
     return to_response(
         completion,
@@ -544,6 +532,12 @@ async def _send_events(send: Send, request_id: str, events: bytes, headers: Head
 
 def _query(exchange: Exchange) -> dict[str, list[str]]:
     return parse_qs(exchange.scope.get("query_string", b"").decode("latin-1"))
+
+
+def _validate(body: dict[str, Any]) -> None:
+    validate_responses_request(body)
+    if body.get("background") and body.get("store") is False:
+        raise background_needs_store()
 
 
 def _resolved(items: list[dict[str, Any]], history: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:

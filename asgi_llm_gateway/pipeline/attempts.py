@@ -14,6 +14,7 @@ import random
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
+from types import TracebackType
 from typing import Generic, TypeVar, cast
 
 import anyio
@@ -25,7 +26,7 @@ from .call import Call
 from .hooks import HookChain
 from .slots import Release, Slots
 
-__all__ = ["Attempt", "Attempts", "Outcome", "provider_bug", "timed_out"]
+__all__ = ["Attempt", "Attempts", "Outcome", "WithinTotalTimeout", "provider_bug", "timed_out"]
 
 logger = logging.getLogger("asgi_llm_gateway")
 
@@ -157,6 +158,30 @@ def timed_out(target: Target, detail: str) -> GatewayError:
     return GatewayError(
         f"{target.provider.kind}: upstream timed out ({detail})", status=504, code="upstream_timeout"
     )
+
+
+class WithinTotalTimeout:
+    """`with WithinTotalTimeout(target, policy):` one non-streamed upstream call within the policy's
+    `total_timeout`, else a 504 `upstream_timeout` naming the target (never a bare TimeoutError, which the
+    attempts unit would report as a provider bug). A class, not a generator: it is on every call's path."""
+
+    __slots__ = ("_policy", "_scope", "_target")
+
+    def __init__(self, target: Target, policy: Policy) -> None:
+        self._target = target
+        self._policy = policy
+        self._scope = anyio.fail_after(policy.total_timeout)
+
+    def __enter__(self) -> None:
+        self._scope.__enter__()
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> bool | None:
+        try:
+            return self._scope.__exit__(exc_type, exc, tb)
+        except TimeoutError:
+            raise timed_out(self._target, f"no answer within {self._policy.total_timeout:g} s") from None
 
 
 def provider_bug(target: Target, exc: Exception) -> GatewayError:
