@@ -14,11 +14,12 @@ request's bytes (one token per 3 bytes of the JSON of what the model reads, the 
 door's `count_tokens` uses); `output` is the request's own bound (`max_completion_tokens`, `max_tokens` or
 `max_output_tokens`) or else the configured maximum for the model (`max_output_tokens`, default 4096).
 
-**Worst-case overshoot.** Requests and concurrency are exact (a concurrency lease outliving `lease_ttl`
-aside); tokens and spend can exceed a limit only by what calls used beyond their reservation: input
-beyond the byte estimate (which over-counts text but cannot see an image sent by URL or the history a
-Responses call continues by `previous_response_id`), or output beyond the configured maximum of a request
-that set no bound of its own.
+**Worst-case overshoot.** Requests and concurrency are exact (but for a call that outlives `lease_ttl`,
+whose slot is free again from then on); tokens and spend can exceed a limit only by what calls used beyond
+their reservation — input beyond the byte estimate (which over-counts text but cannot see an image sent by
+URL or the history a Responses call continues by `previous_response_id`), or output beyond the configured
+maximum of a request that set no bound of its own — and, while the limiter is unavailable, by the calls
+admitted unchecked (fail-open) and the cost of calls whose settlement could not be written.
 
 **Redis down or slow** (`LimiterUnavailable`): `fail_open=True` (the default) admits the call unreserved
 and logs a warning (at most one per `warn_every` seconds, with a count of those held back);
