@@ -303,15 +303,32 @@ def _check_named_messages_tool(body: dict[str, Any]) -> None:
 
 def _check_named_responses_tool(body: dict[str, Any]) -> None:
     """The Responses spelling of `_check_named_tool`: `tool_choice` `{"type": "function", "name"}` names a
-    function tool, or a function inside a namespace tool."""
+    function tool, or a function inside a namespace tool, of `tools` or of an `additional_tools` input item
+    (Codex's). A request that continues a stored response may name one its history offers: the translation
+    checks it there, with the whole conversation."""
     choice = body.get("tool_choice")
-    if not isinstance(choice, dict) or choice.get("type") != "function":
+    if not isinstance(choice, dict) or choice.get("type") != "function" or body.get("previous_response_id"):
         return
     name = choice.get("name")
+    given = body.get("input")
+    groups = [body.get("tools") or ()]
+    if isinstance(given, list):
+        groups += [
+            item.get("tools") or ()
+            for item in given
+            if isinstance(item, dict) and item.get("type") == "additional_tools"
+        ]
     declared: set[Any] = set()
-    for tool in body.get("tools") or ():
-        members = tool.get("tools") or () if tool.get("type") == "namespace" else (tool,)
-        declared.update(member.get("name") for member in members if member.get("type") == "function")
+    for tools in groups:
+        for tool in tools if isinstance(tools, list) else ():
+            if not isinstance(tool, dict):
+                continue
+            members = tool.get("tools") or () if tool.get("type") == "namespace" else (tool,)
+            declared.update(
+                member.get("name")
+                for member in members
+                if isinstance(member, dict) and member.get("type") == "function"
+            )
     if name not in declared:
         raise GatewayError(
             f"tool_choice.name: '{name}' is not one of the functions in tools",

@@ -668,3 +668,20 @@ def test_what_the_sdk_sends_for_parse_passes() -> None:
     )
     assert body["text"]["format"]["type"] == "json_schema"
     validate_responses_request(body)
+
+
+def test_tool_choice_may_name_a_function_of_an_additional_tools_item(engine: str) -> None:
+    """Regression: the named-tool check read only `tools`, so forcing a function that Codex offers in an
+    `additional_tools` input item was a 400 although the translation serves it."""
+    offered = {"type": "additional_tools", "tools": [{**FUNCTION, "name": "g"}]}
+    body = {
+        "model": "m",
+        "input": [offered, {"role": "user", "content": "hi"}],
+        "tool_choice": {"type": "function", "name": "g"},
+    }
+    validate_responses_request(body)
+    with pytest.raises(GatewayError) as caught:
+        validate_responses_request({**body, "tool_choice": {"type": "function", "name": "h"}})
+    assert caught.value.param == "tool_choice.name"
+    # With history, the conversation's tools decide (checked by the translation, which has them).
+    validate_responses_request({**body, "input": "hi", "previous_response_id": "resp_1"})
