@@ -626,6 +626,27 @@ def test_the_limits_package_imports_no_redis() -> None:
     )
 
 
+async def test_requests_alone_need_no_settlement(make_limiter: Factory) -> None:
+    """One round trip per call, not two, for a gateway that limits requests only."""
+    settled: list[list[str]] = []
+
+    class Counting(Slow):
+        async def settle(self, demands: Sequence[Demand], used: Sequence[int], lease: str) -> None:
+            settled.append([demand.kind for demand in demands])
+            await self.limiter.settle(demands, used, lease)
+
+    hook = LimitsHook(Counting(make_limiter()), [Rule("requests", 10)])
+    the_call = call()
+    assert await admit(hook, the_call) is None
+    await end(hook, the_call, usage=usage(1, 1))
+    assert settled == []
+    both = LimitsHook(Counting(make_limiter()), [Rule("requests", 10, name="r"), Rule("concurrent", 1)])
+    the_call = call()
+    assert await admit(both, the_call) is None
+    await end(both, the_call)
+    assert settled == [["concurrent"]]
+
+
 # -- Redis only ---------------------------------------------------------------------------------------
 
 

@@ -78,7 +78,8 @@ class Limiter(Protocol):
 
     async def settle(self, demands: Sequence[Demand], used: Sequence[int], lease: str) -> None:
         """The call of `lease` is over: `used[i]` is what it really used of `demands[i]` (0 if unknown);
-        release what it reserved and charge what it used."""
+        release what it reserved and charge what it used. `demands` are those of its `acquire` that have
+        anything to settle (the hook leaves out `requests`, which have not)."""
 
     async def aclose(self) -> None:
         """Release the backend's connections (a no-op in memory)."""

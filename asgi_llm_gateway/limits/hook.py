@@ -281,10 +281,13 @@ class LimitsHook(Hooks):
         if usage is not None and call.target is not None:
             price = price_for(self.prices, call.target.name, call.target.model)
         admission.cost = cost(usage, price) if usage is not None and price is not None else None
-        if not admission.reserved:
+        # a request is counted once admitted: only the other kinds have anything to settle (so a gateway
+        # limiting requests alone makes one round trip to Redis per call, not two)
+        demands = [demand for demand in admission.demands if demand.kind != "requests"]
+        if not admission.reserved or not demands:
             return
         used = []
-        for demand in admission.demands:
+        for demand in demands:
             if demand.kind == "tokens" and usage is not None:
                 used.append(_tokens(usage))
             elif demand.kind == "spend" and admission.cost is not None:
@@ -294,7 +297,7 @@ class LimitsHook(Hooks):
         try:
             # a call being cancelled (its client gone) must still give its reservation back
             with anyio.CancelScope(shield=True):
-                await self.limiter.settle(admission.demands, used, admission.lease)
+                await self.limiter.settle(demands, used, admission.lease)
         except LimiterUnavailable as error:  # leases expire; token reservations decay within their period
             self._warnings.warn("limits unavailable, a call's reservation was not settled: %s", error)
 
