@@ -79,9 +79,8 @@ def test_stream(stack: Stack, model: str) -> None:
     assert "Hello streaming world" in final.output_text and final.usage is not None
 
 
-# The Bedrock fake fills tool arguments from the whole user text (it has no name(key=value) convention),
-# so the argument checks below run on the upstreams whose fakes take given arguments.
-TOOL_MODELS = [name for name in MODELS if name != "bedrock"]
+# Every fake's model takes the arguments a prompt spells out as name(key=value).
+TOOL_MODELS = list(MODELS)
 
 
 @pytest.mark.parametrize("name", TOOL_MODELS)

@@ -10,7 +10,8 @@ event stream, with frames encoded here (CRCs included).
 Model behaviour, from the last user turn:
 * tool results → `Tool results: <text>; <text>`;
 * tools declared and forced (`any`/`tool`), or named in the user's text → a `toolUse` per tool, with an input
-  filled from the tool's schema (strings get the user's text);
+  filled from the tool's schema (strings get the user's text), or, when the text spells the call out as
+  `name(key=value, …)`, exactly those arguments plus the required ones;
 * `outputConfig.textFormat` → JSON filled from that schema;
 * otherwise → `You said: <text>`.
 Thinking (Claude `thinking`, Nova `reasoningConfig`) adds a reasoning block first. `stopSequences` and
@@ -420,6 +421,24 @@ def _converse_words(converse: Mapping[str, Any]) -> int:
 # -- the model -----------------------------------------------------------------------------------------------
 
 
+def _arguments(spec: Mapping[str, Any], text: str) -> Any:
+    """A tool's input: `name(key=value, …)` in the text spells the call out (exactly those arguments, typed
+    by the schema, plus the required ones filled), else the whole schema filled from the text."""
+    schema = spec["inputSchema"]["json"]
+    spelled = re.search(rf"\b{re.escape(spec['name'])}\(([^)]*)\)", text)
+    if spelled is None or schema.get("type", "object") != "object":
+        return _fill(schema, text)
+    named = dict(re.findall(r"(\w+)\s*=\s*([^,]+?)\s*(?:,|$)", spelled[1]))
+    properties = schema.get("properties") or {}
+    arguments = {
+        name: _fill(properties[name], text) for name in schema.get("required") or () if name in properties
+    }
+    for name, value in named.items():
+        kind = (properties.get(name) or {}).get("type")
+        arguments[name] = int(value) if kind == "integer" and value.isdigit() else value
+    return arguments
+
+
 def _fill(schema: Mapping[str, Any], text: str) -> Any:
     """A value that fits `schema`, built from `text`."""
     if "enum" in schema:
@@ -498,7 +517,7 @@ def answer(body: Mapping[str, Any], model: str) -> dict[str, Any]:
                     "toolUse": {
                         "toolUseId": use_id,
                         "name": spec["name"],
-                        "input": _fill(spec["inputSchema"]["json"], user_text),
+                        "input": _arguments(spec, user_text),
                     }
                 }
             )
