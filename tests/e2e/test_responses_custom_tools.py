@@ -3,10 +3,10 @@ real loopback socket: the gateway in front of the Anthropic, Gemini and Bedrock 
 upstreams.py), each speaking its provider's native API, and of its own echo provider.
 
 A custom tool reaches the upstream as a function with one string parameter, `input`; the fakes' echo model
-calls it (echo's, Anthropic's and Gemini's with the argument the prompt spells out, `note(input=Buy milk)`;
-Bedrock's with the prompt's text, its way of filling a string), and the client gets a `custom_tool_call`
-whose `input` is that string, whole or streamed as `response.custom_tool_call_input.delta` events. Turn 2
-answers it with a `custom_tool_call_output` (by `previous_response_id`) and the upstream's answer quotes it.
+calls it with the argument the prompt spells out, `note(input=Buy milk)`, and the client gets a
+`custom_tool_call` whose `input` is that string, whole or streamed as
+`response.custom_tool_call_input.delta` events. Turn 2 answers it with a `custom_tool_call_output` (by
+`previous_response_id`) and the upstream's answer quotes it.
 """
 
 from __future__ import annotations
@@ -38,8 +38,8 @@ OUTPUT = "Noted as #7"
 
 
 def expected_input(provider: str) -> str:
-    """What the provider's echo model writes for the one string parameter."""
-    return PROMPT if provider == "bedrock" else "Buy milk"
+    """What the provider's echo model writes for the one string parameter: what the prompt spells out."""
+    return "Buy milk"
 
 
 @pytest.fixture(scope="module")
@@ -120,8 +120,7 @@ def test_tools_in_an_additional_tools_item_and_a_namespaced_custom_tool(
     raw = client.responses.with_raw_response.create(model=MODELS[provider], input=items)
     assert raw.headers.get("x-llm-gateway-dropped-tools") == "web_search"
     (call,) = [item for item in raw.parse().output if item.type == "custom_tool_call"]
-    expected = prompt if provider == "bedrock" else "Buy milk"
-    assert (call.namespace, call.name, call.input) == ("desk", "note", expected)
+    assert (call.namespace, call.name, call.input) == ("desk", "note", expected_input(provider))
     if provider != "echo":
         assert "desk__note" in json.dumps(upstream_bodies(upstreams, provider)[-1])
 
