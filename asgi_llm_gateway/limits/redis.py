@@ -26,7 +26,7 @@ host's: used, never closed; its own timeouts and retries apply within ours.
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 import anyio
@@ -58,6 +58,8 @@ if ARGV[1] == '' then
 else
     now = tonumber(ARGV[1])
 end
+local spec = {}
+for word in string.gmatch(ARGV[4], '%S+') do spec[#spec + 1] = word end
 local function fmt(x) return string.format('%.3f', x) end
 local function int(x) return string.format('%.0f', x) end
 local DAY = 86400000000
@@ -95,17 +97,23 @@ local function window(period)
     local n = math.floor(now / seconds)
     return n, (n + 1) * seconds
 end
--- a budget in the window holding now: expired reservations dropped, spent zeroed in a new window
+-- a budget in the window holding now: expired reservations dropped, spent zeroed in a new window; the
+-- last value says whether that changed anything
 local function budget(key, leases, period)
     local n, finish = window(period)
     local state = redis.call('HMGET', key, 'w', 'spent', 'reserved')
     local spent, reserved = tonumber(state[2] or '0'), tonumber(state[3] or '0')
-    if state[1] ~= int(n) then spent = 0 end
-    for _, member in ipairs(redis.call('ZRANGEBYSCORE', leases, '-inf', now)) do
+    local changed = state[1] ~= int(n)
+    if changed then spent = 0 end
+    local expired = redis.call('ZRANGEBYSCORE', leases, '-inf', now)
+    for _, member in ipairs(expired) do
         reserved = reserved - tonumber(string.match(member, ':(%d+)$'))
     end
-    redis.call('ZREMRANGEBYSCORE', leases, '-inf', now)
-    return n, finish, spent, reserved
+    if #expired > 0 then
+        redis.call('ZREMRANGEBYSCORE', leases, '-inf', now)
+        changed = true
+    end
+    return n, finish, spent, reserved, changed
 end
 local function keep_budget(key, leases, n, spent, reserved, finish, ttl)
     redis.call('HSET', key, 'w', int(n), 'spent', int(spent), 'reserved', int(reserved))
@@ -122,20 +130,21 @@ local function keep_tat(key, tat)
 end
 """
 
-#: KEYS: two per demand (its bucket; a budget's lease set). ARGV: now (µs, '' for Redis TIME), the lease,
-#: the lease TTL (µs), then four per demand: kind, limit, period (µs, or 'day'/'month'), amount.
-#: Answers {admitted, index of the first refusal (0: none), then per demand remaining, reset µs, retry µs
-#: (-1: fits, -2: never fits)}.
+#: KEYS: each demand's bucket, then the lease set of each budget among them. ARGV: now (µs, '' for Redis
+#: TIME), the lease, the lease TTL (µs), and the demands as one string of words (few arguments to encode:
+#: they are most of the client's cost), four per demand: kind, limit, period (µs, 'day', 'month', or '-'),
+#: amount. Answers {admitted, index of the first refusal (0: none), then per demand remaining, reset µs,
+#: retry µs (-1: fits, -2: never fits)}.
 _ACQUIRE = (
     _PRELUDE
     + """
 local lease, ttl = ARGV[2], tonumber(ARGV[3])
-local count = (#ARGV - 3) / 4
-local out, plans, refused = {1, 0}, {}, 0
+local count = #spec / 4
+local out, plans, auxes, refused, budgets = {1, 0}, {}, {}, 0, 0
 for i = 1, count do
-    local a = 3 + (i - 1) * 4
-    local kind, limit, period, amount = ARGV[a + 1], tonumber(ARGV[a + 2]), ARGV[a + 3], tonumber(ARGV[a + 4])
-    local key, aux = KEYS[2 * i - 1], KEYS[2 * i]
+    local a = (i - 1) * 4
+    local kind, limit, period, amount = spec[a + 1], tonumber(spec[a + 2]), spec[a + 3], tonumber(spec[a + 4])
+    local key = KEYS[i]
     local remaining, reset, retry = 0, 0, -1
     if kind == 'requests' or kind == 'tokens' then
         local p = tonumber(period)
@@ -159,8 +168,11 @@ for i = 1, count do
             retry = amount > limit and -2 or math.min(1000000, tonumber(first[2]) - now)
         end
     else
-        local n, finish, spent, reserved = budget(key, aux, period)
-        keep_budget(key, aux, n, spent, reserved, finish, ttl)
+        budgets = budgets + 1
+        local aux = KEYS[count + budgets]
+        auxes[i] = aux
+        local n, finish, spent, reserved, changed = budget(key, aux, period)
+        if changed then keep_budget(key, aux, n, spent, reserved, finish, ttl) end
         local left = limit - spent - reserved
         reset = finish - now
         if amount <= left then
@@ -178,9 +190,7 @@ if refused > 0 then
     return out
 end
 for i = 1, count do
-    local a = 3 + (i - 1) * 4
-    local kind, amount = ARGV[a + 1], tonumber(ARGV[a + 4])
-    local key, aux = KEYS[2 * i - 1], KEYS[2 * i]
+    local kind, amount, key, aux = spec[(i - 1) * 4 + 1], tonumber(spec[(i - 1) * 4 + 4]), KEYS[i], auxes[i]
     if kind == 'requests' or kind == 'tokens' then
         keep_tat(key, plans[i])
     elseif kind == 'concurrent' then
@@ -196,17 +206,18 @@ return out
 """
 )
 
-#: KEYS as for _ACQUIRE. ARGV: now, the lease, the lease TTL, then five per demand: kind, limit, period,
-#: amount reserved, amount used.
+#: KEYS and ARGV as for _ACQUIRE, with five words per demand: kind, limit, period, amount reserved, amount
+#: used.
 _SETTLE = (
     _PRELUDE
     + """
 local lease, ttl = ARGV[2], tonumber(ARGV[3])
-for i = 1, (#ARGV - 3) / 5 do
-    local a = 3 + (i - 1) * 5
-    local kind, limit, period = ARGV[a + 1], tonumber(ARGV[a + 2]), ARGV[a + 3]
-    local reserved, used = tonumber(ARGV[a + 4]), tonumber(ARGV[a + 5])
-    local key, aux = KEYS[2 * i - 1], KEYS[2 * i]
+local count, budgets = #spec / 5, 0
+for i = 1, count do
+    local a = (i - 1) * 5
+    local kind, limit, period = spec[a + 1], tonumber(spec[a + 2]), spec[a + 3]
+    local reserved, used = tonumber(spec[a + 4]), tonumber(spec[a + 5])
+    local key = KEYS[i]
     if kind == 'tokens' then
         local step = tonumber(period) / limit
         local tat = tonumber(redis.call('GET', key) or '0')
@@ -218,6 +229,8 @@ for i = 1, (#ARGV - 3) / 5 do
     elseif kind == 'concurrent' then
         redis.call('ZREM', key, lease)
     elseif kind == 'spend' then
+        budgets = budgets + 1
+        local aux = KEYS[count + budgets]
         local n, finish, spent, total = budget(key, aux, period)
         if redis.call('ZREM', aux, lease .. ':' .. int(reserved)) == 1 then total = total - reserved end
         keep_budget(key, aux, n, spent + used, total, finish, ttl)
@@ -229,10 +242,10 @@ return 1
 
 
 def _period(demand: Demand) -> str:
-    """A demand's period as the scripts read it: µs, or 'day' / 'month'."""
+    """A demand's period as the scripts read it: µs, 'day', 'month', or '-' for none."""
     period = demand.period
     if period is None or isinstance(period, str):
-        return period or ""
+        return period or "-"
     return repr(period * 1_000_000)
 
 
@@ -282,15 +295,13 @@ class RedisLimiter:
         return self._client
 
     def _keys(self, demands: Sequence[Demand]) -> list[str]:
-        keys: list[str] = []
-        for demand in demands:
-            key = self.prefix + demand.key
-            keys += (key, key + ":leases")
-        return keys
+        """Each demand's bucket, then the lease set of each budget among them."""
+        keys = [self.prefix + demand.key for demand in demands]
+        return keys + [self.prefix + demand.key + ":leases" for demand in demands if demand.kind == "spend"]
 
-    def _head(self, lease: str) -> list[Any]:
+    def _args(self, lease: str, words: Iterable[object]) -> list[str]:
         now = "" if self.clock is None else repr(self.clock() * 1_000_000)
-        return [now, lease, repr(self.lease_ttl * 1_000_000)]
+        return [now, lease, repr(self.lease_ttl * 1_000_000), " ".join(map(str, words))]
 
     async def _run(self, which: int, keys: list[str], args: list[Any]) -> Any:
         client = self.client
@@ -303,10 +314,8 @@ class RedisLimiter:
             raise LimiterUnavailable(f"Redis did not answer: {error!r}") from error
 
     async def acquire(self, demands: Sequence[Demand], lease: str) -> Decision:
-        args = self._head(lease)
-        for demand in demands:
-            args += (demand.kind, demand.limit, _period(demand), demand.amount)
-        answer = await self._run(0, self._keys(demands), args)
+        words = (word for d in demands for word in (d.kind, d.limit, _period(d), d.amount))
+        answer = await self._run(0, self._keys(demands), self._args(lease, words))
         states = []
         for index, demand in enumerate(demands):
             remaining, reset, retry = (int(value) for value in answer[2 + 3 * index : 5 + 3 * index])
@@ -316,10 +325,9 @@ class RedisLimiter:
         return Decision(bool(int(answer[0])), tuple(states), refused - 1 if refused else None)
 
     async def settle(self, demands: Sequence[Demand], used: Sequence[int], lease: str) -> None:
-        args = self._head(lease)
-        for demand, amount in zip(demands, used, strict=True):
-            args += (demand.kind, demand.limit, _period(demand), demand.amount, amount)
-        await self._run(1, self._keys(demands), args)
+        pairs = zip(demands, used, strict=True)
+        words = (word for d, amount in pairs for word in (d.kind, d.limit, _period(d), d.amount, amount))
+        await self._run(1, self._keys(demands), self._args(lease, words))
 
     async def aclose(self) -> None:
         """Close our client and its connection pool (a client passed in is left open)."""

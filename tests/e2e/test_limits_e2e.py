@@ -207,4 +207,5 @@ def test_failed_and_abandoned_calls_give_their_reservation_back(rig: Rig) -> Non
         rig.wait_for_ends(2)
         # the slot and the 1,500+ tokens are back: one more such call fits
         client.chat.completions.create(model="up/m", messages=HELLO, max_tokens=1500)
+    rig.wait_for_ends(3)  # the hooks see a call end after its client got the answer
     assert [status for status, _ in rig.seen.ended] == [502, 499, 200]
