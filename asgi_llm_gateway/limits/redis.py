@@ -1,9 +1,10 @@
 """`RedisLimiter`: limits that every replica sharing one Redis enforces together.
 
 Needs the `[redis]` extra (the official `redis` package, its asyncio client). One admission is ONE Lua
-script over every key of the call's demands (EVALSHA, and EVAL again when the server answers NOSCRIPT, by
-redis-py's `register_script`): it checks all, and reserves all only when all fit, so concurrent calls on any
-number of replicas can never both take the last unit. Settling is one more script. Round trips per call: 2.
+script over every key of the call's demands (EVALSHA; on NOSCRIPT, from a restarted or failed-over Redis,
+redis-py's `register_script` loads it again and retries): it checks all, and reserves all only when all
+fit, so concurrent calls on any number of replicas can never both take the last unit. Settling is one more
+script. Round trips per call: 2 (1 when only requests are limited: they have nothing to settle).
 
 Time is Redis's own (`TIME`, in µs, inside the script), so replicas whose clocks disagree still agree on
 every bucket; tests pass their clock in instead (`clock=`).
@@ -18,9 +19,11 @@ state in one slot, which a multi-key script needs):
     spend        <prefix><bucket>            a hash: w (window number), spent, reserved (nano-units)
                  <prefix><bucket>:leases     a sorted set: "<lease>:<amount>" → expiry (µs)
 
-Redis down or slow: every operation is bounded by `timeout` seconds (connect included, no retries), after
-which it raises `LimiterUnavailable` (the hook then fails open or closed). A client passed in is the
-host's: used, never closed; its own timeouts and retries apply within ours.
+Redis down, slow or answering an error: every operation is bounded by `timeout` seconds (connect included,
+no retries), after which it raises `LimiterUnavailable` (the hook then fails open or closed). Set it above
+the p99 of a check under your load (bench/limits.py measures it): a timeout that fires under load admits
+unchecked (or refuses) exactly when limits matter. A client passed in is the host's: used, never closed;
+its own timeouts and retries apply within ours.
 """
 
 from __future__ import annotations
