@@ -23,6 +23,8 @@ import secrets
 from collections.abc import Mapping, Sequence
 from types import TracebackType
 
+import anyio
+
 from .asgi import ClientGone, Receive, Scope, Send, local_path
 from .auth import AuthHook
 from .endpoints import Endpoint, Exchange, OpenAIErrors
@@ -141,9 +143,12 @@ class Gateway:
         self.attempts.rng = value
 
     async def settle(self, call: Call, status: int, error: GatewayError | None = None) -> None:
-        """The call is over: hand its record to the hooks (`on_usage` among them)."""
+        """The call is over: hand its record to the hooks (`on_usage` among them). Shielded: once the answer
+        is complete the client's `http.disconnect` makes the disconnect watch cancel the request, and a hook
+        that awaits (a database write, a limits settlement) must still get its record."""
         if self.hooks is not None:
-            await self.hooks.request_ended(call, call.record(status, error))
+            with anyio.CancelScope(shield=True):
+                await self.hooks.request_ended(call, call.record(status, error))
 
     # -- lifecycle -----------------------------------------------------------------------------------
 

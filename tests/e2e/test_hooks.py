@@ -4,10 +4,12 @@ and a client that leaves; and that `on_usage` gets the same record as `request_e
 
 from __future__ import annotations
 
+import contextlib
 import time
 from collections.abc import Iterator, Sequence
 from typing import Any
 
+import anyio
 import openai
 import pytest
 
@@ -149,3 +151,41 @@ def test_a_call_the_client_abandons_ends_with_499(rig: Rig) -> None:
         client.with_options(timeout=0.3).chat.completions.create(model="a/m", messages=HELLO)
     wait_for_end(rig)
     assert rig.hooks.events[-1][1][0] == 499 and rig.usage[-1].status == 499
+
+
+class SlowRecorder(Hooks):
+    """A `request_ended` that awaits before it records, as one that writes to a database does."""
+
+    def __init__(self) -> None:
+        self.records: list[UsageRecord] = []
+
+    async def request_ended(self, call: Call, record: UsageRecord) -> None:
+        await anyio.sleep(0.05)
+        self.records.append(record)
+
+
+@pytest.mark.parametrize("fail", [False, True], ids=["answered", "failed"])
+def test_a_hook_that_awaits_in_request_ended_gets_every_record(fail: bool) -> None:
+    """Regression: after a non-streamed answer (or an error answer) the client's `http.disconnect` made the
+    disconnect watch cancel the request's scope while the call was being settled, so a `request_ended` (or
+    `on_usage`) that awaited anything was cancelled and the record lost; only streams kept theirs."""
+    upstream, slow = FakeOpenAI(), SlowRecorder()
+    if fail:
+        upstream.faults += [
+            Fault(400, {"error": {"message": "refused", "type": "invalid_request_error"}})
+        ] * 3
+    with serve(upstream.app()) as upstream_url:
+        gateway = Gateway(
+            providers={"a": OpenAIProvider(api_key=KEY, base_url=upstream_url + "/v1")},
+            policy=Policy(max_attempts=1),
+            hooks=[slow],
+        )
+        with serve(gateway) as url, openai.OpenAI(base_url=url + "/v1", api_key="c", max_retries=0) as client:
+            for _ in range(3):
+                with contextlib.suppress(openai.APIError):
+                    client.chat.completions.create(model="a/m", messages=HELLO)
+            deadline = time.monotonic() + 3
+            while len(slow.records) < 3 and time.monotonic() < deadline:
+                time.sleep(0.02)
+    assert len(slow.records) == 3
+    assert {record.status for record in slow.records} == ({400} if fail else {200})
