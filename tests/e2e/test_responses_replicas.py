@@ -125,7 +125,8 @@ def texts(items: list[dict[str, Any]]) -> list[str]:
 
 def assert_not_found(caught: pytest.ExceptionInfo[openai.NotFoundError], param: str | None = None) -> None:
     body = caught.value.body
-    assert isinstance(body, dict) and body["code"] == "response_not_found" and body["param"] == param
+    code = "previous_response_not_found" if param == "previous_response_id" else "response_not_found"
+    assert isinstance(body, dict) and body["code"] == code and body["param"] == param
 
 
 # -- a chain across replicas ----------------------------------------------------------------------------
