@@ -866,3 +866,15 @@ def test_a_tool_choice_namespace_that_is_not_a_string_names_none() -> None:
     }
     chat, _ = to_chat(body, input_items(body))
     assert chat["tool_choice"] == {"type": "function", "function": {"name": "note"}}
+
+
+def test_a_rate_limit_message_that_says_when_to_retry_is_not_told_twice() -> None:
+    """Regression: a 429 whose message already says "Please try again in 20ms." (OpenAI's wording, and the
+    gateway's own limits') got the sentence again from its Retry-After."""
+    error = GatewayError(
+        "Rate limit reached for requests. Please try again in 20ms.",
+        status=429,
+        code="rate_limit_exceeded",
+        headers={"retry-after": "1"},
+    )
+    assert failure_error(error)["message"] == "Rate limit reached for requests. Please try again in 20ms."

@@ -201,7 +201,7 @@ def failure_error(error: GatewayError) -> dict[str, str]:
     else:
         code = "server_error"
     retry_after = error.headers.get("retry-after", "")
-    if code == "rate_limit_exceeded" and retry_after.isdigit():
+    if code == "rate_limit_exceeded" and retry_after.isdigit() and "try again in" not in message.lower():
         message = f"{message} Please try again in {retry_after}s."
     return {"code": code, "message": message}
 
