@@ -404,7 +404,8 @@ def without_redis(monkeypatch: pytest.MonkeyPatch) -> None:
     for name in [name for name in sys.modules if name == "redis" or name.startswith("redis.")]:
         monkeypatch.setitem(sys.modules, name, None)
     monkeypatch.setitem(sys.modules, "redis", None)
-    monkeypatch.delitem(sys.modules, "asgi_llm_gateway.state.redis", raising=False)
+    for module in ("asgi_llm_gateway._redis", "asgi_llm_gateway.state.redis", "asgi_llm_gateway.limits.redis"):
+        monkeypatch.delitem(sys.modules, module, raising=False)
 
 
 @pytest.mark.usefixtures("without_redis")

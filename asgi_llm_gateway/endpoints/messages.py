@@ -13,7 +13,6 @@ values go to native upstreams, which filter them for what they accept (see docs/
 
 from __future__ import annotations
 
-import math
 import time
 from collections.abc import AsyncIterator, Sequence
 from functools import partial
@@ -28,8 +27,8 @@ from ..providers.anthropic import usage_of
 from ..providers.base import Chunk
 from ..routing import Plan, Target
 from ..schemas import validate_messages_request
+from ..tokens import estimate_tokens
 from ..watch import Spawn
-from ..wire import dumps
 from . import AnthropicErrors, Exchange
 from .anthropic_native import NativeEvents, NativeProgress
 from .door import Door, first_batch, read_request
@@ -185,11 +184,3 @@ async def _count_once(request: MessagesRequest, target: Target, policy: Policy) 
     if counted is not None:
         return counted, b"upstream"
     return estimate_tokens(request.body), b"estimate"
-
-
-def estimate_tokens(body: dict[str, Any]) -> int:
-    """A deliberately generous estimate for upstreams with no counting API: one token per 3 bytes of the
-    JSON of what the model reads (system, messages, tools). Tokenizers average 3.5 to 4.5 bytes per token on
-    English and code; overcounting errs on the side a client's context budgeting can live with."""
-    parts = {key: body[key] for key in ("system", "messages", "tools") if key in body}
-    return max(1, math.ceil(len(dumps(parts)) / 3))

@@ -45,12 +45,12 @@ from typing import Any
 
 import anyio
 
-from ..endpoints.messages import estimate_tokens
 from ..errors import GatewayError
 from ..pipeline.call import Call
 from ..pipeline.hooks import Hooks
 from ..pricing import DEFAULT_PRICES, Price, cost, price_for, reservation_cost
 from ..routing import Target
+from ..tokens import estimate_tokens
 from ..usage import UsageRecord
 from .base import BucketState, Demand, Limiter, LimiterUnavailable
 from .headers import format_reset, rate_limit_headers, retry_after_headers

@@ -28,23 +28,12 @@ its own timeouts and retries apply within ours.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 import anyio
 
-try:
-    import redis.asyncio as aioredis
-    from redis.asyncio.retry import Retry
-    from redis.backoff import NoBackoff
-    from redis.commands.core import AsyncScript
-    from redis.exceptions import RedisError
-except ImportError as error:  # pragma: no cover - exercised in a subprocess without redis
-    message = "RedisLimiter needs the `redis` package: pip install 'asgi-llm-gateway[redis]'"
-    raise ImportError(message) from error
-
-from ..state.redis import DEFAULT_URL
+from .._redis import AsyncScript, NoBackoff, RedisClient, RedisError, Retry, aioredis
 from .base import BucketState, Decision, Demand, LimiterUnavailable
 
 __all__ = ["RedisLimiter"]
@@ -270,32 +259,27 @@ class RedisLimiter:
         lease_ttl: float = 900.0,
         clock: Callable[[], float] | None = None,
     ) -> None:
-        if url is not None and client is not None:
-            raise ValueError("give RedisLimiter a url or a client, not both")
         if not timeout > 0 or not lease_ttl > 0:
             raise ValueError("timeout and lease_ttl must be positive numbers of seconds")
-        self.url = url if url is not None or client is not None else os.environ.get("REDIS_URL", DEFAULT_URL)
+        self._redis = RedisClient(
+            "RedisLimiter",
+            url,
+            client,
+            socket_connect_timeout=timeout,
+            socket_timeout=timeout,
+            retry=Retry(NoBackoff(), 0),
+        )
+        self.url = self._redis.url
         self.prefix = prefix if hash_tag is None else f"{prefix}{{{hash_tag}}}:"
         self.timeout = timeout
         self.lease_ttl = lease_ttl
         self.clock = clock
-        self._client = client
-        self._owns_client = client is None
-        self._scripts: tuple[AsyncScript, AsyncScript] | None = None
+        self._scripts: tuple[aioredis.Redis, tuple[AsyncScript, AsyncScript]] | None = None
 
     @property
     def client(self) -> aioredis.Redis:
         """The Redis client: the one given, or one of ours created on first use."""
-        if self._client is None:
-            assert self.url is not None
-            self._client = aioredis.Redis.from_url(
-                self.url,
-                socket_connect_timeout=self.timeout,
-                socket_timeout=self.timeout,
-                retry=Retry(NoBackoff(), 0),
-            )
-            self._scripts = None
-        return self._client
+        return self._redis.get()
 
     def _keys(self, demands: Sequence[Demand]) -> list[str]:
         """Each demand's bucket, then the lease set of each budget among them."""
@@ -308,11 +292,11 @@ class RedisLimiter:
 
     async def _run(self, which: int, keys: list[str], args: list[Any]) -> Any:
         client = self.client
-        if self._scripts is None:
-            self._scripts = (client.register_script(_ACQUIRE), client.register_script(_SETTLE))
+        if self._scripts is None or self._scripts[0] is not client:
+            self._scripts = (client, (client.register_script(_ACQUIRE), client.register_script(_SETTLE)))
         try:
             with anyio.fail_after(self.timeout):
-                return await self._scripts[which](keys=keys, args=args)
+                return await self._scripts[1][which](keys=keys, args=args)
         except (RedisError, OSError, TimeoutError) as error:
             raise LimiterUnavailable(f"Redis did not answer: {error!r}") from error
 
@@ -334,9 +318,7 @@ class RedisLimiter:
 
     async def aclose(self) -> None:
         """Close our client and its connection pool (a client passed in is left open)."""
-        if self._owns_client and self._client is not None:
-            client, self._client, self._scripts = self._client, None, None
-            await client.aclose()
+        await self._redis.aclose()
 
     def __repr__(self) -> str:
         return f"RedisLimiter(prefix={self.prefix!r}, timeout={self.timeout})"

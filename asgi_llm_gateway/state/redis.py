@@ -18,23 +18,15 @@ An unreachable Redis raises `redis.exceptions.ConnectionError` (or `TimeoutError
 
 from __future__ import annotations
 
-import os
 from typing import Any
 
-try:
-    import redis.asyncio as aioredis
-    from redis.commands.core import AsyncScript
-except ImportError as error:  # pragma: no cover - exercised in a subprocess without redis
-    message = "RedisResponseStore needs the `redis` package: pip install 'asgi-llm-gateway[redis]'"
-    raise ImportError(message) from error
-
+from .._redis import DEFAULT_URL, AsyncScript, RedisClient, aioredis
 from ..wire import dumps
 from . import StoredResponse
 from ._links import Link, assemble, decode_record, encode_record, split
 
-__all__ = ["RedisResponseStore"]
+__all__ = ["DEFAULT_URL", "RedisResponseStore"]
 
-DEFAULT_URL = "redis://localhost:6379/0"
 DEFAULT_PREFIX = "asgi-llm-gateway:response:"
 
 #: KEYS: the record and items keys of the response, then the items and record keys of each response it
@@ -64,26 +56,20 @@ class RedisResponseStore:
         prefix: str = DEFAULT_PREFIX,
         ttl: float = 30 * 24 * 3600,
     ) -> None:
-        if url is not None and client is not None:
-            raise ValueError("give RedisResponseStore a url or a client, not both")
+        options = {"socket_connect_timeout": 5, "socket_timeout": 10}
+        self._redis = RedisClient("RedisResponseStore", url, client, **options)
         if not ttl > 0:
             raise ValueError("ttl must be a positive number of seconds")
-        self.url = url if url is not None or client is not None else os.environ.get("REDIS_URL", DEFAULT_URL)
+        self.url = self._redis.url
         self.prefix = prefix
         self.ttl = ttl
         self._ttl_ms = max(1, round(ttl * 1000))
-        self._client = client
-        self._owns_client = client is None
-        self._write: AsyncScript | None = None
+        self._write: tuple[aioredis.Redis, AsyncScript] | None = None
 
     @property
     def client(self) -> aioredis.Redis:
         """The Redis client: the one given, or one of ours created on first use."""
-        if self._client is None:
-            assert self.url is not None
-            self._client = aioredis.Redis.from_url(self.url, socket_connect_timeout=5, socket_timeout=10)
-            self._write = None
-        return self._client
+        return self._redis.get()
 
     def record_key(self, response_id: str) -> str:
         return f"{self.prefix}r:{response_id}"
@@ -97,9 +83,9 @@ class RedisResponseStore:
             keys += (self.items_key(ancestor_id), self.record_key(ancestor_id))
         args = (self._ttl_ms, encode_record(stored, link), dumps(own))
         client = self.client
-        if self._write is None:
-            self._write = client.register_script(_WRITE)
-        return bool(await self._write(keys=keys, args=args))
+        if self._write is None or self._write[0] is not client:
+            self._write = (client, client.register_script(_WRITE))
+        return bool(await self._write[1](keys=keys, args=args))
 
     async def put(self, stored: StoredResponse) -> None:
         previous: Link | None = None
@@ -130,9 +116,7 @@ class RedisResponseStore:
     async def aclose(self) -> None:
         """Close our client and its connection pool (a client passed in is left open); the next call
         opens a new one."""
-        if self._owns_client and self._client is not None:
-            client, self._client, self._write = self._client, None, None
-            await client.aclose()
+        await self._redis.aclose()
 
     def __repr__(self) -> str:
         return f"RedisResponseStore(prefix={self.prefix!r}, ttl={self.ttl})"
