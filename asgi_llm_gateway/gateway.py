@@ -39,7 +39,9 @@ from .pipeline.attempts import Attempts
 from .pipeline.call import Call
 from .pipeline.hooks import HookChain, Hooks, UsageHooks
 from .policy import DEFAULT_POLICY, HealthBook, Policy
+from .pricing import Price, target_cost
 from .providers.base import Provider
+from .rewrite import Rewrite
 from .routing import Router, RouteSpec
 from .state import ResponseStore
 from .state.memory import MemoryResponseStore
@@ -63,7 +65,9 @@ class Gateway:
     Anthropic's `P/v1/messages` and
     `P/v1/messages/count_tokens` (POST), `P/v1/models` and `P/v1/models/{id}` (GET), and `P/healthz` /
     `P/readyz` for load balancers (the `/v1` is optional). `hooks` see every call's
-    steps (see `Hooks`); `on_usage` is the simplest of them, called with each call's `UsageRecord`.
+    steps (see `Hooks`); `on_usage` is the simplest of them, called with each call's `UsageRecord`, which
+    carries its cost when `prices` are given (e.g. `asgi_llm_gateway.pricing.DEFAULT_PRICES`). `rewrite`
+    (e.g. a `RequestPolicy`) may change each request after validation, before it is routed.
     """
 
     def __init__(
@@ -79,6 +83,8 @@ class Gateway:
         hooks: Sequence[Hooks] = (),
         response_store: ResponseStore | None = None,
         drop_builtin_tools: bool = True,
+        prices: Mapping[str, Price] | None = None,
+        rewrite: Rewrite | None = None,
     ) -> None:
         if providers is None:
             from .providers.echo import EchoProvider
@@ -104,6 +110,10 @@ class Gateway:
         )
         #: Built-in Responses tools a translated upstream cannot run: dropped (named in a header), or a 400.
         self.drop_builtin_tools = drop_builtin_tools
+        #: What usage costs (`UsageRecord.cost`); None: no cost computed, no price looked up.
+        self.prices = prices
+        #: The host's last word on each validated request, before routing (see `asgi_llm_gateway.rewrite`).
+        self.rewrite = rewrite
         self.hooks = HookChain.of([*hooks, UsageHooks(on_usage)] if on_usage else list(hooks))
         self.attempts = Attempts(self.policy_for, health=HealthBook(), hooks=self.hooks)
         models = ModelsEndpoint(self)
@@ -147,8 +157,11 @@ class Gateway:
         is complete the client's `http.disconnect` makes the disconnect watch cancel the request, and a hook
         that awaits (a database write, a limits settlement) must still get its record."""
         if self.hooks is not None:
+            cost = None
+            if self.prices is not None and call.usage is not None and call.target is not None:
+                cost = target_cost(self.prices, call.target.name, call.target.model, call.usage)
             with anyio.CancelScope(shield=True):
-                await self.hooks.request_ended(call, call.record(status, error))
+                await self.hooks.request_ended(call, call.record(status, error, cost))
 
     # -- lifecycle -----------------------------------------------------------------------------------
 

@@ -31,7 +31,16 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
-__all__ = ["DEFAULT_PRICES", "MILLION", "Number", "Price", "cost", "price_for", "reservation_cost"]
+__all__ = [
+    "DEFAULT_PRICES",
+    "MILLION",
+    "Number",
+    "Price",
+    "cost",
+    "price_for",
+    "reservation_cost",
+    "target_cost",
+]
 
 MILLION = Decimal(1_000_000)
 
@@ -111,6 +120,14 @@ def cost(usage: Mapping[str, Any], price: Price) -> Decimal:
         + reasoning * (price.reasoning if price.reasoning is not None else price.output)
     )
     return total / MILLION
+
+
+def target_cost(
+    prices: Mapping[str, Price], name: str, model: str, usage: Mapping[str, Any]
+) -> Decimal | None:
+    """The cost of a call answered by target `name` (upstream model id `model`), or None without a price."""
+    price = price_for(prices, name, model)
+    return None if price is None else cost(usage, price)
 
 
 def reservation_cost(input_tokens: int, output_tokens: int, price: Price) -> Decimal:

@@ -50,14 +50,18 @@ class Incoming(NamedTuple):
 async def read_request(
     gateway: Gateway, exchange: Exchange, validate: Callable[[dict[str, Any]], None]
 ) -> Incoming:
-    """Auth, then the body read and checked by `validate` (the door's schema), then the plan and the model
-    check. The order is the contract: a bad key is a 401 before the body is read; an invalid body a 400
-    before any routing; an unknown model a 404 before a model the principal may not use is a 403."""
+    """Auth, then the body read and checked by `validate` (the door's schema) and given to the gateway's
+    `rewrite`, then the plan and the model check. The order is the contract: a bad key is a 401 before the
+    body is read; an invalid body a 400 before any routing; an unknown model a 404 before a model the
+    principal may not use is a 403. The rewrite sees the door's name as `Call.endpoint` spells it, which is
+    the path below `/v1` dotted (`/chat/completions` → `chat.completions`)."""
     started = time.perf_counter()
     scope = exchange.scope
     principal = await authenticate(gateway.auth, scope)
     body = parse_json_body(await read_body(scope, exchange.receive, gateway.max_body_size))
     validate(body)
+    if gateway.rewrite is not None:
+        body = gateway.rewrite(principal, exchange.path.strip("/").replace("/", "."), body)
     model: str = body["model"]
     plan = gateway.router.plan(model, gateway.health, gateway.rng, time.monotonic())
     check_model_allowed(principal, model)

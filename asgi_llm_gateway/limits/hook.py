@@ -28,8 +28,10 @@ timeout. Admission and settlement run shielded from cancellation (a client leavi
 reservation made in Redis between request and reply, nor the settlement that gives it back), which is why
 a `Limiter` must bound its own time.
 
-The admission, with the x-ratelimit-* headers of a successful call, is kept in `call.state[LimitsHook]`:
+The admission, with the x-ratelimit-* headers of an admitted call, is kept in `call.state[LimitsHook]`:
 `admission_of(call)` reads it and `limit_headers(call)` gives the headers in the shape doors send them.
+They are also added to `call.extra_headers`, so every door sends them with every answer to the call, its
+errors included (a refusal's 429 carries its own).
 """
 
 from __future__ import annotations
@@ -48,7 +50,7 @@ import anyio
 from ..errors import GatewayError
 from ..pipeline.call import Call
 from ..pipeline.hooks import Hooks
-from ..pricing import DEFAULT_PRICES, Price, cost, price_for, reservation_cost
+from ..pricing import DEFAULT_PRICES, Price, price_for, reservation_cost, target_cost
 from ..routing import Target
 from ..tokens import estimate_tokens
 from ..usage import UsageRecord
@@ -197,6 +199,7 @@ class LimitsHook(Hooks):
                 call, rule, demands[decision.refused], decision.states[decision.refused], headers
             )
         call.state[LimitsHook] = Admission(lease, demands, headers)
+        call.extra_headers += tuple((name.encode(), value.encode()) for name, value in headers.items())
 
     def _amounts(self, call: Call, targets: Sequence[Target], kinds: set[str]) -> dict[str, int]:
         """What the call reserves of each kind (tokens and money only computed when a rule needs them)."""
@@ -276,11 +279,9 @@ class LimitsHook(Hooks):
         if admission is None or admission.settled:
             return
         admission.settled = True
-        usage = record.usage
-        price = None
-        if usage is not None and call.target is not None:
-            price = price_for(self.prices, call.target.name, call.target.model)
-        admission.cost = cost(usage, price) if usage is not None and price is not None else None
+        usage, target = record.usage, call.target
+        if usage is not None and target is not None:
+            admission.cost = target_cost(self.prices, target.name, target.model, usage)
         # a request is counted once admitted: only the other kinds have anything to settle (so a gateway
         # limiting requests alone makes one round trip to Redis per call, not two)
         demands = [demand for demand in admission.demands if demand.kind != "requests"]

@@ -10,6 +10,7 @@ from __future__ import annotations
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from decimal import Decimal
 from typing import Any
 
 from ..errors import GatewayError
@@ -44,13 +45,19 @@ class Call:
     #: The OpenAI usage object of the answer, once known.
     usage: dict[str, Any] | None = None
     state: dict[Any, Any] = field(default_factory=dict)
+    #: Response headers a hook adds to every answer of the call, success or error (`LimitsHook` puts
+    #: OpenAI's x-ratelimit-* here at admission). A tuple: the default costs nothing per call.
+    extra_headers: tuple[tuple[bytes, bytes], ...] = ()
 
     @property
     def stream(self) -> bool:
         return bool(self.body.get("stream"))
 
-    def record(self, status: int, error: GatewayError | None = None) -> UsageRecord:
-        """The call as it ended: `status` is what the client got (499 when it left first)."""
+    def record(
+        self, status: int, error: GatewayError | None = None, cost: Decimal | None = None
+    ) -> UsageRecord:
+        """The call as it ended: `status` is what the client got (499 when it left first); `cost` is what
+        its usage cost by the gateway's prices, if it has any."""
         target = self.target
         return UsageRecord(
             request_id=self.request_id,
@@ -64,15 +71,18 @@ class Call:
             status=status,
             error=error.to_dict()["error"] if error else None,
             endpoint=self.endpoint,
+            cost=cost,
         )
 
     def headers(self) -> list[tuple[bytes, bytes]]:
-        """Which target answered and after how many attempts, for the client's response headers."""
+        """Which target answered and after how many attempts, then the hooks' `extra_headers`, for the
+        client's response headers."""
         target = self.target
         if target is None:
-            return []
+            return list(self.extra_headers)
         return [
             (b"x-llm-gateway-provider", target.provider_name.encode()),
             (b"x-llm-gateway-target", target.name.encode()),
             (b"x-llm-gateway-attempts", str(self.attempts).encode()),
+            *self.extra_headers,
         ]

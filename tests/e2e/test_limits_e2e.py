@@ -14,6 +14,7 @@ from collections.abc import Iterator, Sequence
 from decimal import Decimal
 from typing import Any
 
+import anthropic
 import openai
 import pytest
 from openai.types.chat import ChatCompletionMessageParam
@@ -209,3 +210,141 @@ def test_failed_and_abandoned_calls_give_their_reservation_back(rig: Rig) -> Non
         client.chat.completions.create(model="up/m", messages=HELLO, max_tokens=1500)
     rig.wait_for_ends(3)  # the hooks see a call end after its client got the answer
     assert [status for status, _ in rig.seen.ended] == [502, 499, 200]
+
+
+# -- x-ratelimit-* on every door's answers -----------------------------------------------------------------
+
+
+def _rate_limited(headers: Any) -> int:
+    """The remaining requests an answer's headers tell, after checking they are all there."""
+    assert headers["x-ratelimit-limit-requests"] == "100"
+    assert headers["x-ratelimit-limit-tokens"] == "100000"
+    assert re.fullmatch(r"\d+(\.\d+)?m?s|\d+m[\d.]+s", headers["x-ratelimit-reset-requests"])
+    assert 0 <= int(headers["x-ratelimit-remaining-tokens"]) <= 100_000  # count_tokens uses none
+    return int(headers["x-ratelimit-remaining-requests"])
+
+
+@pytest.mark.parametrize("rig", [[Rule("requests", 100), Rule("tokens", 100_000)]], indirect=True)
+def test_every_door_sends_the_rate_limit_headers(rig: Rig) -> None:
+    remaining: list[int] = []
+    with rig.client() as client:
+        chat = client.chat.completions.with_raw_response.create(model="echo/echo-1", messages=HELLO)
+        remaining.append(_rate_limited(chat.headers))
+        with client.chat.completions.with_streaming_response.create(
+            model="echo/echo-1", messages=HELLO, stream=True
+        ) as streamed:
+            remaining.append(_rate_limited(streamed.headers))
+        response = client.responses.with_raw_response.create(model="echo/echo-1", input="hello there")
+        remaining.append(_rate_limited(response.headers))
+        for background in (False, True):
+            with client.responses.with_streaming_response.create(
+                model="echo/echo-1", input="hello there", stream=True, background=background
+            ) as streamed:
+                remaining.append(_rate_limited(streamed.headers))
+        embedded = client.embeddings.with_raw_response.create(model="echo/echo-1", input="hello there")
+        remaining.append(_rate_limited(embedded.headers))
+    with anthropic.Anthropic(base_url=rig.url, api_key="alice-key", max_retries=0) as claude:
+        message = claude.messages.with_raw_response.create(
+            model="echo/echo-1", max_tokens=50, messages=[{"role": "user", "content": "hello there"}]
+        )
+        remaining.append(_rate_limited(message.headers))
+        with claude.messages.with_streaming_response.create(
+            model="echo/echo-1", max_tokens=50, messages=[{"role": "user", "content": "hi"}], stream=True
+        ) as streamed:
+            remaining.append(_rate_limited(streamed.headers))
+        counted = claude.messages.with_raw_response.count_tokens(
+            model="echo/echo-1", messages=[{"role": "user", "content": "hello there"}]
+        )
+        remaining.append(_rate_limited(counted.headers))
+    # one bucket across doors: each answer tells what the calls before it left (the bucket refills at
+    # one request every 0.6 s meanwhile, so "at most")
+    assert len(remaining) == 9
+    assert all(left <= 100 - number for number, left in enumerate(remaining, start=1))
+
+
+@pytest.mark.parametrize("rig", [[Rule("requests", 100)]], indirect=True)
+def test_a_call_that_fails_after_admission_still_tells_its_rate_limits(rig: Rig) -> None:
+    rig.upstream.faults.append(Fault(500, {"error": {"message": "boom"}}))
+    with rig.client() as client, pytest.raises(openai.InternalServerError) as caught:
+        client.chat.completions.create(model="up/m", messages=HELLO)
+    headers = caught.value.response.headers
+    assert headers["x-ratelimit-limit-requests"] == "100"
+    assert int(headers["x-ratelimit-remaining-requests"]) <= 99
+    assert len(headers.get_list("x-ratelimit-limit-requests")) == 1
+
+
+@pytest.mark.parametrize("rig", [[Rule("requests", 1)]], indirect=True)
+def test_a_refusal_carries_its_rate_limit_headers_once(rig: Rig) -> None:
+    with rig.client() as client:
+        client.chat.completions.create(model="echo/echo-1", messages=HELLO)
+        with pytest.raises(openai.RateLimitError) as caught:
+            client.chat.completions.create(model="echo/echo-1", messages=HELLO)
+    headers = caught.value.response.headers
+    assert headers.get_list("x-ratelimit-remaining-requests") == ["0"]
+    assert len(headers.get_list("retry-after")) == 1
+
+
+def test_without_limits_no_rate_limit_headers() -> None:
+    with serve(Gateway()) as url, openai.OpenAI(base_url=url + "/v1", api_key="x", max_retries=0) as client:
+        answer = client.chat.completions.with_raw_response.create(model="echo/echo-1", messages=HELLO)
+    assert answer.headers["x-llm-gateway-target"] == "echo/echo-1"
+    assert not [name for name in answer.headers if name.startswith("x-ratelimit")]
+
+
+# -- the cost in usage records -------------------------------------------------------------------------------
+
+
+class Records:
+    def __init__(self) -> None:
+        self.records: list[UsageRecord] = []
+
+    async def __call__(self, record: UsageRecord) -> None:
+        self.records.append(record)
+
+    def wait_for(self, count: int) -> list[UsageRecord]:
+        deadline = time.monotonic() + 5
+        while len(self.records) < count and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert len(self.records) == count
+        return self.records
+
+
+@pytest.mark.parametrize("prices", [DEAR, None])
+def test_usage_records_carry_the_cost_when_the_gateway_has_prices(prices: dict[str, Price] | None) -> None:
+    records = Records()
+    gateway = Gateway(on_usage=records, prices=prices)
+    with serve(gateway) as url, openai.OpenAI(base_url=url + "/v1", api_key="x", max_retries=0) as client:
+        client.chat.completions.create(model="echo/echo-1", messages=HELLO)
+        stream = client.chat.completions.create(
+            model="echo/echo-1", messages=HELLO, stream=True, stream_options={"include_usage": True}
+        )
+        list(stream)
+        client.embeddings.create(model="echo/echo-1", input="hello there")
+    for record in records.wait_for(3):
+        assert record.usage is not None
+        if prices is None:
+            assert record.cost is None
+        else:  # $0.001 a token in and out
+            assert record.cost == Decimal(record.usage["total_tokens"]) / 1000
+
+
+def test_a_call_without_usage_or_price_costs_nothing_known() -> None:
+    records, upstream = Records(), FakeOpenAI()
+    upstream.faults.append(Fault(500, {"error": {"message": "boom"}}))
+    with serve(upstream.app()) as upstream_url:
+        gateway = Gateway(
+            providers={
+                "up": OpenAIProvider(api_key=KEY, base_url=upstream_url + "/v1"),
+                "echo": EchoProvider(),
+            },
+            on_usage=records,
+            policy=Policy(max_attempts=1),
+            prices={"up/*": Price(1, 1)},
+        )
+        with serve(gateway) as url, openai.OpenAI(base_url=url + "/v1", api_key="x", max_retries=0) as client:
+            client.chat.completions.create(model="echo/echo-1", messages=HELLO)
+            with pytest.raises(openai.InternalServerError):
+                client.chat.completions.create(model="up/m", messages=HELLO)
+    first, second = records.wait_for(2)
+    assert first.usage is not None and first.cost is None  # no price for echo
+    assert second.status == 502 and second.usage is None and second.cost is None
