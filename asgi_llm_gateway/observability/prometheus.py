@@ -1,0 +1,195 @@
+"""`PrometheusHook` and `metrics_app`: the gateway's metrics in Prometheus's text format (the `prometheus`
+extra). `prometheus_client` is imported only when one of them is built.
+
+    metric (prefix llm_gateway)                 type       labels
+    _requests_total                             counter    endpoint, provider, model, status_class
+    _errors_total                               counter    type (the error's type; client_closed_request
+                                                           for a client that left, status 499)
+    _request_duration_seconds                   histogram  endpoint, provider, model
+    _time_to_first_token_seconds                histogram  provider, model (streams: the first chunk)
+    _tokens_total                               counter    direction (input / output), provider, model
+    _streams_in_flight                          gauge      —
+    _retries_total                              counter    provider, model (another attempt, same target)
+    _fallbacks_total                            counter    provider, model (the target given up on)
+    _upstream_errors_total                      counter    provider, model, type (every failed attempt)
+    _limit_rejections_total                     counter    endpoint, code (429 at admission)
+
+`provider` is the configured provider name that answered (or was tried), "none" when no attempt was made.
+`model` is the model the client asked for (a route alias or `<provider>/<model>`). Cardinality stays
+bounded: `models` names the models that get their own label (`configured_models(gateway)` lists a
+gateway's routes and its providers' declared models); without it the first `max_models` models seen get
+one. Every other model is counted as "other", so a client sending random model names (a provider without
+a model list serves any) cannot grow the series.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Iterable
+from typing import TYPE_CHECKING
+
+from ..asgi import Receive, Scope, Send
+from ..errors import GatewayError
+from ..pipeline.call import CLIENT_CLOSED_REQUEST, Call
+from ..pipeline.hooks import Hooks
+from ..routing import Target
+from ..usage import UsageRecord
+from ._facts import Tokens, progress
+
+if TYPE_CHECKING:
+    from prometheus_client import CollectorRegistry
+
+    from ..gateway import Gateway
+
+__all__ = ["OTHER", "PrometheusHook", "configured_models", "metrics_app"]
+
+#: The label of every model outside the bounded set.
+OTHER = "other"
+
+_SECONDS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0)
+
+
+class PrometheusHook(Hooks):
+    """Counts every call and attempt into `registry` (a new `CollectorRegistry` by default: pass
+    `prometheus_client.REGISTRY` to share the process's default one)."""
+
+    def __init__(
+        self,
+        registry: CollectorRegistry | None = None,
+        prefix: str = "llm_gateway",
+        *,
+        models: Iterable[str] | None = None,
+        max_models: int = 50,
+        buckets: Iterable[float] = _SECONDS,
+    ) -> None:
+        from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+        self.registry = registry if registry is not None else CollectorRegistry()
+        self.models: set[str] = set(models) if models is not None else set()
+        #: Whether models not in `models` may still be learnt (up to `max_models`).
+        self.learning = models is None
+        self.max_models = max_models
+        buckets = tuple(buckets)
+        registry = self.registry
+
+        def counter(name: str, documentation: str, *labels: str) -> Counter:
+            return Counter(f"{prefix}_{name}", documentation, labels, registry=registry)
+
+        def histogram(name: str, documentation: str, *labels: str) -> Histogram:
+            return Histogram(f"{prefix}_{name}", documentation, labels, registry=registry, buckets=buckets)
+
+        self.requests = counter(
+            "requests", "Requests served.", "endpoint", "provider", "model", "status_class"
+        )
+        self.errors = counter("errors", "Requests that ended in an error, by type.", "type")
+        self.duration = histogram(
+            "request_duration_seconds",
+            "Request duration, from its start to its last byte.",
+            "endpoint",
+            "provider",
+            "model",
+        )
+        self.first_token = histogram(
+            "time_to_first_token_seconds",
+            "Time from a streamed request's start to its first chunk.",
+            "provider",
+            "model",
+        )
+        self.tokens = counter("tokens", "Tokens used.", "direction", "provider", "model")
+        self.streams = Gauge(f"{prefix}_streams_in_flight", "Streams being relayed.", registry=registry)
+        self.retries = counter("retries", "Attempts repeated on the same target.", "provider", "model")
+        self.fallbacks = counter("fallbacks", "Targets given up on for the next one.", "provider", "model")
+        self.upstream_errors = counter(
+            "upstream_errors", "Failed attempts, by type.", "provider", "model", "type"
+        )
+        self.limit_rejections = counter(
+            "limit_rejections", "Calls refused at admission with 429.", "endpoint", "code"
+        )
+
+    def model_label(self, model: str) -> str:
+        """`model`, or "other" outside the bounded set."""
+        if model in self.models:
+            return model
+        if self.learning and len(self.models) < self.max_models:
+            self.models.add(model)
+            return model
+        return OTHER
+
+    # -- hook points ----------------------------------------------------------------------------------
+
+    async def attempt_started(self, call: Call, target: Target) -> None:
+        seen = progress(call, self)
+        before = seen.attempts[-1][0] if seen.attempts else None
+        step = seen.started(target)
+        if step is None or before is None:
+            return
+        provider = before.partition("/")[0]
+        counter = self.retries if step == "retry" else self.fallbacks
+        counter.labels(provider, self.model_label(call.model)).inc()
+
+    async def attempt_ended(self, call: Call, target: Target, error: GatewayError | None) -> None:
+        seen = progress(call, self)
+        seen.ended(call, target, error)
+        if error is not None:
+            self.upstream_errors.labels(target.provider_name, self.model_label(call.model), error.type).inc()
+        elif call.stream and not seen.extra.get("streaming"):
+            seen.extra["streaming"] = True
+            self.streams.inc()
+
+    async def request_ended(self, call: Call, record: UsageRecord) -> None:
+        seen = progress(call, self)
+        if seen.extra.pop("streaming", False):
+            self.streams.dec()
+        provider = record.provider or "none"
+        model = self.model_label(call.model)
+        self.requests.labels(record.endpoint, provider, model, f"{record.status // 100}xx").inc()
+        self.duration.labels(record.endpoint, provider, model).observe(record.latency_ms / 1000)
+        if record.status == CLIENT_CLOSED_REQUEST:
+            self.errors.labels("client_closed_request").inc()
+        elif record.error is not None:
+            self.errors.labels(str(record.error.get("type") or "server_error")).inc()
+            if record.status == 429 and call.attempts == 0:
+                code = str(record.error.get("code") or "rate_limit_exceeded")
+                self.limit_rejections.labels(record.endpoint, code).inc()
+        if seen.first_chunk is not None:
+            self.first_token.labels(provider, model).observe(seen.first_chunk)
+        tokens = Tokens.of(record.usage)
+        if tokens is not None:
+            self.tokens.labels("input", provider, model).inc(tokens.input)
+            self.tokens.labels("output", provider, model).inc(tokens.output)
+
+
+def configured_models(gateway: Gateway) -> set[str]:
+    """The model names a gateway is configured with: its route aliases, their targets, and
+    `<provider>/<model>` for each model a provider declares (`models=[...]`)."""
+    names: set[str] = set()
+    for alias, (entries, _) in gateway.router.routes.items():
+        names.add(alias)
+        names.update(target.name for entry in entries for target in entry.targets)
+    for name, provider in gateway.providers.items():
+        declared = getattr(provider, "models", None)
+        if isinstance(declared, (list, tuple)):
+            names.update(f"{name}/{model}" for model in declared)
+    return names
+
+
+def metrics_app(registry: CollectorRegistry) -> Callable[[Scope, Receive, Send], Awaitable[None]]:
+    """An ASGI app answering GET (and HEAD) with `registry`'s metrics, in the format the scraper asks for
+    (Prometheus text, or OpenMetrics by its `Accept` header). Mount it wherever the host serves metrics."""
+    from prometheus_client.exposition import choose_encoder
+
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            return
+        if scope["method"] not in ("GET", "HEAD"):
+            headers = [(b"allow", b"GET, HEAD"), (b"content-length", b"0")]
+            await send({"type": "http.response.start", "status": 405, "headers": headers})
+            await send({"type": "http.response.body", "body": b""})
+            return
+        accept = next((value.decode("latin-1") for key, value in scope["headers"] if key == b"accept"), "")
+        encoder, content_type = choose_encoder(accept)
+        body = encoder(registry)
+        headers = [(b"content-type", content_type.encode()), (b"content-length", str(len(body)).encode())]
+        await send({"type": "http.response.start", "status": 200, "headers": headers})
+        await send({"type": "http.response.body", "body": b"" if scope["method"] == "HEAD" else body})
+
+    return app
