@@ -28,6 +28,11 @@ Scripted behaviour, by the last user text: `FAIL <status>` answers that HTTP err
 sends `event: error` of that type after the first text delta (an HTTP error when not streaming); `CUT
 STREAM` ends the stream before `message_stop`; `REFUSE` stops with `refusal`; a prompt containing `CACHED`
 reports prompt-cache reads and writes in the usage.
+
+Prompt caching: `cache_control` breakpoints (tools, then system, then messages) are checked as the API checks
+them (at most 4; `type` ephemeral, `ttl` 5m or 1h, and a 1h breakpoint never after a 5m one), and served by
+a real prefix cache (`tests/fakes/prompt_cache.py`): the first request writes each prefix, later ones read it,
+and `cache` holds the totals reported.
 """
 
 from __future__ import annotations
@@ -42,6 +47,8 @@ from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
+
+from tests.fakes.prompt_cache import Breakpoint, PromptCache, prefix_key
 
 KEY = "sk-ant-upstream-test-0123456789"
 VERSIONS = ("2023-06-01", "2026-10-21")
@@ -104,6 +111,8 @@ class FakeAnthropic:
 
     key: str = KEY
     requests: list[Recorded] = field(default_factory=list)
+    #: The prompt cache behind `cache_control`, with the totals of the reads and writes reported.
+    cache: PromptCache = field(default_factory=PromptCache)
     _count: int = field(default=0, init=False)
 
     def __post_init__(self) -> None:
@@ -161,7 +170,7 @@ class FakeAnthropic:
                 raise Rejected(f"scripted {stream_fault.group(1)}", STATUS_OF.get(stream_fault.group(1), 500))
         except Rejected as exc:
             return error_response(exc.status, exc.message, exc.headers)
-        message = respond(body, f"msg_fake{self._count:04d}")
+        message = respond(body, f"msg_fake{self._count:04d}", self.cache)
         if not body.get("stream"):
             return JSONResponse(message, headers={"request-id": f"req_fake{self._count:04d}"})
         fault = stream_fault.group(1) if stream_fault else ("CUT" if prompt == "CUT STREAM" else None)
@@ -260,6 +269,7 @@ def validate(body: dict[str, Any], version: str, betas: frozenset[str] = frozens
     thinking = _validate_thinking(body)
     _validate_messages(body["messages"], system_turns(version, betas), tool_names, thinking)
     _validate_output_config(body.get("output_config"), model)
+    _validate_cache_control(body)
 
 
 def validate_count(body: dict[str, Any], version: str, betas: frozenset[str] = frozenset()) -> None:
@@ -542,6 +552,54 @@ def _schema_nodes(node: Any, path: str) -> Iterator[tuple[str, dict[str, Any]]]:
 # -- the model ----------------------------------------------------------------------------------------------
 
 
+def prompt_blocks(body: dict[str, Any]) -> list[dict[str, Any]]:
+    """Every block of the prompt in cache order: tools, system, then each message's content."""
+    system = body.get("system")
+    system_blocks = [{"type": "text", "text": system}] if isinstance(system, str) else list(system or ())
+    message_blocks = [b for m in body.get("messages") or () if isinstance(m, dict) for b in blocks_of(m)]
+    return [*(body.get("tools") or ()), *system_blocks, *message_blocks]
+
+
+MAX_BREAKPOINTS = 4
+TTL_ORDER = {"1h": 0, "5m": 1}
+
+
+def _validate_cache_control(body: dict[str, Any]) -> None:
+    blocks = prompt_blocks(body)
+    controls = [b["cache_control"] for b in blocks if isinstance(b, dict) and "cache_control" in b]
+    if len(controls) > MAX_BREAKPOINTS:
+        found = len(controls)
+        limit = f"A maximum of {MAX_BREAKPOINTS} blocks with cache_control may be provided. Found {found}."
+        raise Rejected(limit)
+    previous = "1h"
+    for control in controls:
+        if not isinstance(control, dict) or control.get("type") != "ephemeral":
+            raise Rejected("cache_control.type: Input should be 'ephemeral'")
+        ttl = control.get("ttl", "5m")
+        if ttl not in TTL_ORDER:
+            raise Rejected("cache_control.ttl: Input should be '5m' or '1h'")
+        if TTL_ORDER[ttl] < TTL_ORDER[previous]:
+            raise Rejected(
+                "a ttl='1h' cache_control block must not come after a ttl='5m' cache_control block. "
+                "Note that blocks are processed in the following order: `tools`, `system`, `messages`."
+            )
+        previous = ttl
+
+
+def cache_breakpoints(body: dict[str, Any]) -> tuple[list[Breakpoint], int]:
+    """(the request's breakpoints, the words of the whole prompt, tools included)."""
+    prefix: list[Any] = []
+    tokens = 0
+    points: list[Breakpoint] = []
+    for block in prompt_blocks(body):
+        bare = {k: v for k, v in block.items() if k != "cache_control"}
+        prefix.append(bare)
+        tokens += words(json.dumps(bare))
+        if "cache_control" in block:
+            points.append(Breakpoint(prefix_key(body["model"], prefix), tokens))
+    return points, tokens
+
+
 def blocks_of(message: dict[str, Any]) -> list[dict[str, Any]]:
     content = message.get("content")
     return [{"type": "text", "text": content}] if isinstance(content, str) else list(content or ())
@@ -563,8 +621,9 @@ def words(text: str) -> int:
     return len(text.split())
 
 
-def respond(body: dict[str, Any], message_id: str) -> dict[str, Any]:
-    """The deterministic model: the answer the API would give, as a complete `message`."""
+def respond(body: dict[str, Any], message_id: str, cache: PromptCache | None = None) -> dict[str, Any]:
+    """The deterministic model: the answer the API would give, as a complete `message`. With a `cache`, the
+    request's `cache_control` breakpoints read and write it."""
     prompt = last_user_text(body)
     last = blocks_of(body["messages"][-1])
     results = [b for b in last if b["type"] == "tool_result"]
@@ -606,10 +665,17 @@ def respond(body: dict[str, Any], message_id: str) -> dict[str, Any]:
     output_tokens = sum(
         words(b.get("text") or b.get("thinking") or json.dumps(b.get("input"))) for b in content
     )
+    read, written = (100, 7) if cached else (0, 0)
+    points, prompt_tokens = cache_breakpoints(body) if cache is not None else ([], 0)
+    if points and cache is not None:
+        read, written = cache.use(points)
+        input_tokens = prompt_tokens - read - written
+    elif cache is not None:
+        cache.report(read, written)
     usage: dict[str, Any] = {
         "input_tokens": input_tokens,
-        "cache_creation_input_tokens": 7 if cached else 0,
-        "cache_read_input_tokens": 100 if cached else 0,
+        "cache_creation_input_tokens": written,
+        "cache_read_input_tokens": read,
         "output_tokens": output_tokens,
     }
     if thinking:

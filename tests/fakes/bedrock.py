@@ -20,6 +20,11 @@ exception; `stream-error.<exception>` sends one delta then an exception frame; `
 frame; `stream-no-metadata` ends after `messageStop`; `stream-bad-crc` corrupts a frame; `fake.cached`
 reports prompt-cache reads and writes.
 
+Prompt caching: `cachePoint` blocks (tools, then system, then messages) are checked as the service checks them
+(at most 4; a `ttl` of 1h never after one of 5m) and served by a real prefix cache
+(`tests/fakes/prompt_cache.py`), whose totals `cache` keeps; InvokeModel's `cache_control` is served the
+same way by the Anthropic fake's rules.
+
 InvokeModel and InvokeModelWithResponseStream serve Claude ids only, with Anthropic's Messages body: the
 model is the fake Anthropic's (`tests/fakes/anthropic.py`), and so are the Messages rules, checked after
 Bedrock's own. Bedrock's are that the body has no `model` or `stream` (nor any field outside
@@ -70,6 +75,7 @@ from starlette.routing import Route
 
 from tests.fakes import anthropic as claude
 from tests.fakes.bedrock_embeddings import Refused, embedding_model, invoke_embedding
+from tests.fakes.prompt_cache import Breakpoint, PromptCache, prefix_key
 
 # AWS's documented example credentials: they look real and are not.
 ACCESS_KEY = "AKIAIOSFODNN7EXAMPLE"
@@ -312,7 +318,43 @@ def _conversation_errors(body: Mapping[str, Any]) -> list[str]:
         budget = thinking.get("budget_tokens")
         if not isinstance(budget, int) or budget < 1024 or (max_tokens is not None and budget >= max_tokens):
             errors.append("thinking.budget_tokens must be at least 1024 and less than max_tokens.")
+    errors.extend(_cache_point_errors(body))
     return errors
+
+
+MAX_CACHE_POINTS = 4
+_TTL_RANK = {"1h": 0, "5m": 1}
+
+
+def _prompt_blocks(body: Mapping[str, Any]) -> list[Mapping[str, Any]]:
+    """Every block of a Converse prompt in cache order: tools, system, then each message's content."""
+    tools = (body.get("toolConfig") or {}).get("tools") or []
+    messages = [block for message in body.get("messages") or () for block in message["content"]]
+    return [*tools, *(body.get("system") or ()), *messages]
+
+
+def _cache_point_errors(body: Mapping[str, Any]) -> list[str]:
+    points = [block["cachePoint"] for block in _prompt_blocks(body) if "cachePoint" in block]
+    if len(points) > MAX_CACHE_POINTS:
+        return [f"The number of cachePoint blocks ({len(points)}) exceeds the maximum of {MAX_CACHE_POINTS}."]
+    ranks = [_TTL_RANK.get(point.get("ttl", "5m"), 1) for point in points]
+    if ranks != sorted(ranks):
+        return ["A cachePoint with a longer ttl cannot follow a cachePoint with a shorter ttl."]
+    return []
+
+
+def cache_points(body: Mapping[str, Any], model: str) -> list[Breakpoint]:
+    """The prefixes a Converse request's `cachePoint` blocks end, with their words (as `_input_words`)."""
+    prefix: list[Any] = []
+    tokens = 0
+    points: list[Breakpoint] = []
+    for block in _prompt_blocks(body):
+        if "cachePoint" in block:
+            points.append(Breakpoint(prefix_key(model, prefix), tokens))
+            continue
+        prefix.append(block)
+        tokens += _block_words(block)
+    return points
 
 
 # -- InvokeModel for Claude ---------------------------------------------------------------------------------
@@ -462,22 +504,26 @@ def _words(text: str) -> int:
     return len(text.split())
 
 
-def _input_words(body: Mapping[str, Any]) -> int:
-    texts = [block.get("text", "") for block in body.get("system") or ()]
-    for message in body["messages"]:
-        for block in message["content"]:
-            texts.append(block.get("text", ""))
-            if "toolResult" in block:
-                texts.extend(part.get("text", "") for part in block["toolResult"]["content"])
+def _block_words(block: Mapping[str, Any]) -> int:
+    """The input words of one prompt block: its text and its tool results' (tool specs count nothing)."""
+    texts = [block.get("text", "")]
+    if "toolResult" in block:
+        texts.extend(part.get("text", "") for part in block["toolResult"]["content"])
     return sum(_words(text) for text in texts)
+
+
+def _input_words(body: Mapping[str, Any]) -> int:
+    blocks = [*(body.get("system") or ()), *(b for m in body["messages"] for b in m["content"])]
+    return sum(_block_words(block) for block in blocks)
 
 
 def _id(*parts: str) -> str:
     return hashlib.sha256("\0".join(parts).encode()).hexdigest()[:24]
 
 
-def answer(body: Mapping[str, Any], model: str) -> dict[str, Any]:
-    """The deterministic model: a Converse response for a valid request."""
+def answer(body: Mapping[str, Any], model: str, cache: PromptCache | None = None) -> dict[str, Any]:
+    """The deterministic model: a Converse response for a valid request; with a `cache`, its `cachePoint`
+    blocks read and write it."""
     last = body["messages"][-1]
     user_text = " ".join(block["text"] for block in last["content"] if "text" in block)
     results = [block["toolResult"] for block in last["content"] if "toolResult" in block]
@@ -543,8 +589,15 @@ def answer(body: Mapping[str, Any], model: str) -> dict[str, Any]:
     output_words = sum(_words(b["text"]) for b in content if "text" in b)
     output_words += sum(_words(json.dumps(b["toolUse"]["input"])) for b in content if "toolUse" in b)
     usage: dict[str, int] = {"inputTokens": _input_words(body), "outputTokens": output_words}
-    if model == "fake.cached":
-        usage |= {"cacheReadInputTokens": 100, "cacheWriteInputTokens": 20}
+    read, written = (100, 20) if model == "fake.cached" else (0, 0)
+    points = cache_points(body, model) if cache is not None else []
+    if points and cache is not None:
+        read, written = cache.use(points)
+        usage["inputTokens"] -= read + written
+    elif cache is not None:
+        cache.report(read, written)
+    if read or written:
+        usage |= {"cacheReadInputTokens": read, "cacheWriteInputTokens": written}
     usage["totalTokens"] = sum(usage.values())  # Bedrock's total includes cache reads and writes
     return {
         "output": {"message": {"role": "assistant", "content": content}},
@@ -612,6 +665,8 @@ class FakeBedrock:
     api_keys: Iterable[str] = (API_KEY,)
     region: str = REGION
     requests: list[Recorded] = field(default_factory=list)
+    #: The prompt cache behind `cachePoint` and `cache_control`, with the totals of the reads and writes.
+    cache: PromptCache = field(default_factory=PromptCache)
 
     def __post_init__(self) -> None:
         model = botocore.session.get_session().get_service_model("bedrock-runtime")
@@ -685,7 +740,7 @@ class FakeBedrock:
             name = model.removeprefix("error.")
             return self._error(name, f"{name} raised for {model}")
 
-        response = answer(params, model)
+        response = answer(params, model, self.cache)
         if operation == "converse":
             return JSONResponse(response, headers={"x-amzn-RequestId": str(uuid.uuid4())})
         return StreamingResponse(
@@ -715,7 +770,7 @@ class FakeBedrock:
         if stream_fault and operation == "invoke":
             name = stream_fault[1][:1].upper() + stream_fault[1][1:]
             return self._error(name, f"scripted {name}")
-        message = claude.respond(messages_body, f"msg_bdrk_{len(self.requests):04d}")
+        message = claude.respond(messages_body, f"msg_bdrk_{len(self.requests):04d}", self.cache)
         headers = {"x-amzn-RequestId": str(uuid.uuid4())}
         if operation == "invoke":
             return JSONResponse(message, headers=headers)

@@ -25,6 +25,11 @@ text, an empty text), `title` without RETRIEVAL_DOCUMENT, `outputDimensionality`
 size, a batch of no request or of more than 100, a batch request whose `model` is not the URL's. Like the
 real API they report no token counts.
 
+Implicit caching: a request whose prompt before its last turn (system instruction, tools and earlier
+contents, at least `IMPLICIT_CACHE_MIN` words) repeats one seen before reports those words as
+`cachedContentTokenCount`, within `promptTokenCount`, as the real API does; writes are not billed. `cache`
+(`tests/fakes/prompt_cache.py`) keeps the totals.
+
 Every request is recorded in `requests`; `faults` script failures (error statuses, cut streams, an error
 object written into a stream after the 200, garbage).
 """
@@ -45,6 +50,7 @@ from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
 from asgi_llm_gateway.providers.echo import echo_embedding
+from tests.fakes.prompt_cache import Breakpoint, PromptCache, prefix_key
 
 KEY = "AIzaSyFAKE-gemini-test-key-0123456789"
 DUMMY_SIGNATURE = "skip_thought_signature_validator"
@@ -708,14 +714,32 @@ def _choose_calls(body: dict[str, Any], text: str) -> list[dict[str, Any]]:
     return named
 
 
-def _usage(body: dict[str, Any], result: Answer, candidates: int) -> dict[str, Any]:
-    prompt = 0
-    for content in [*body["contents"], body.get("systemInstruction") or {"parts": []}]:
-        for part in content["parts"]:
-            prompt += _words(part.get("text", "")) + (1 if "inlineData" in part or "fileData" in part else 0)
+#: The shortest prefix implicit caching serves, in words (the real minimum is 1024 tokens or more).
+IMPLICIT_CACHE_MIN = 32
+
+
+def _content_words(contents: list[dict[str, Any]]) -> int:
+    return sum(
+        _words(part.get("text", "")) + (1 if "inlineData" in part or "fileData" in part else 0)
+        for content in contents
+        for part in content["parts"]
+    )
+
+
+def implicit_prefix(body: dict[str, Any], model: str) -> Breakpoint | None:
+    """The prefix implicit caching may serve: everything before the last turn, when it is long enough."""
+    before = [body.get("systemInstruction") or {"parts": []}, *body["contents"][:-1]]
+    tokens = _content_words(before)
+    if tokens < IMPLICIT_CACHE_MIN:
+        return None
+    return Breakpoint(prefix_key(model, [body.get("tools"), before]), tokens)
+
+
+def _usage(body: dict[str, Any], result: Answer, candidates: int, cached: int = 0) -> dict[str, Any]:
+    prompt = _content_words([*body["contents"], body.get("systemInstruction") or {"parts": []}])
     output = (_words(result.text) + 3 * len(result.calls)) * candidates
     thoughts = _words(result.thought) * candidates
-    usage = {
+    usage: dict[str, Any] = {
         "promptTokenCount": prompt,
         "candidatesTokenCount": output,
         "totalTokenCount": prompt + output + thoughts,
@@ -723,6 +747,8 @@ def _usage(body: dict[str, Any], result: Answer, candidates: int) -> dict[str, A
     }
     if thoughts:
         usage["thoughtsTokenCount"] = thoughts
+    if cached:
+        usage["cachedContentTokenCount"] = cached
     return usage
 
 
@@ -765,6 +791,8 @@ class FakeGemini:
     key: str = KEY
     requests: list[dict[str, Any]] = field(default_factory=list)
     faults: list[Fault] = field(default_factory=list)
+    #: Implicit caching's prefixes, with the total of the reads reported.
+    cache: PromptCache = field(default_factory=PromptCache)
 
     def _auth(self, request: Request) -> Response | None:
         key = request.headers.get("x-goog-api-key") or request.query_params.get("key")
@@ -839,15 +867,18 @@ class FakeGemini:
         except Invalid as exc:
             return google_error(exc.status, exc.message, exc.google_status)
         result = answer(body)
+        prefix = implicit_prefix(body, model)
+        cached, _ = self.cache.use([prefix], bill_writes=False) if prefix is not None else (0, 0)
         count = (body.get("generationConfig") or {}).get("candidateCount", 1)
         logprobs = bool((body.get("generationConfig") or {}).get("responseLogprobs"))
         response_id = f"fake-response-{len(self.requests)}"
         if method == "generateContent":
-            return JSONResponse(self._response(body, result, count, model, response_id, logprobs))
+            return JSONResponse(self._response(body, result, count, model, response_id, logprobs, cached))
         if request.query_params.get("alt") != "sse":
             return google_error(400, "this fake only streams with alt=sse", "INVALID_ARGUMENT")
         return StreamingResponse(
-            self._events(body, result, count, model, response_id, fault), media_type="text/event-stream"
+            self._events(body, result, count, model, response_id, fault, cached),
+            media_type="text/event-stream",
         )
 
     def _count_tokens(self, body: Any, model: str, fault: Fault | None) -> Response:
@@ -870,10 +901,17 @@ class FakeGemini:
             return google_error(exc.status, exc.message, exc.google_status)
 
     def _response(
-        self, body: dict[str, Any], result: Answer, count: int, model: str, response_id: str, logprobs: bool
+        self,
+        body: dict[str, Any],
+        result: Answer,
+        count: int,
+        model: str,
+        response_id: str,
+        logprobs: bool,
+        cached: int,
     ) -> dict[str, Any]:
         envelope: dict[str, Any] = {
-            "usageMetadata": _usage(body, result, count),
+            "usageMetadata": _usage(body, result, count, cached),
             "modelVersion": model,
             "responseId": response_id,
         }
@@ -898,9 +936,10 @@ class FakeGemini:
         model: str,
         response_id: str,
         fault: Fault | None,
+        cached: int,
     ) -> AsyncIterator[bytes]:
         """Thought first, text in word-sized deltas, calls whole, finishReason and usage on the last event."""
-        usage = _usage(body, result, count)
+        usage = _usage(body, result, count, cached)
         envelope = {"usageMetadata": usage, "modelVersion": model, "responseId": response_id}
         if result.blocked:
             events = [{"promptFeedback": {"blockReason": result.blocked}, **envelope}]
