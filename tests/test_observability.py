@@ -8,13 +8,14 @@ import json
 import logging
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from typing import Any
 
 import httpx
 import pytest
 
-from asgi_llm_gateway import Call, Gateway, GatewayError, Principal, Target, UsageRecord
+from asgi_llm_gateway import Call, Gateway, GatewayError, Policy, Principal, Target, UsageRecord
 from asgi_llm_gateway.observability import (
     OTHER,
     LogHook,
@@ -286,3 +287,31 @@ async def test_metrics_app_serves_text_openmetrics_and_refuses_posts() -> None:
         assert (await client.post("/metrics")).status_code == 405
         head = await client.head("/metrics")
         assert head.status_code == 200 and head.content == b""
+
+
+def test_watch_labels_the_configured_models_and_exports_cooldowns() -> None:
+    parser = needs("prometheus_client.parser", "prometheus")
+    policy = Policy(cooldown_after=1, cooldown=60)
+    gateway = Gateway(
+        providers={"o": OpenAIProvider(api_key="k"), "x": OpenAIProvider(api_key="k", models=["llama"])},
+        routes={"smart": ["o/gpt-4o", "x/llama"]},
+        policy=policy,
+    )
+    hook = PrometheusHook()
+    hook.watch(gateway)
+    assert [hook.model_label(m) for m in ("smart", "x/llama", "o/gpt-5")] == ["smart", "x/llama", OTHER]
+    gateway.health.failed("o/gpt-4o", policy, time.monotonic())
+    text = prometheus_text(hook)
+    [family] = [
+        f for f in parser.text_string_to_metric_families(text) if f.name == "llm_gateway_targets_cooling_down"
+    ]
+    assert {sample.labels["target"]: sample.value for sample in family.samples} == {
+        "o/gpt-4o": 1.0,
+        "x/llama": 0.0,
+    }
+
+
+def prometheus_text(hook: PrometheusHook) -> str:
+    from prometheus_client import generate_latest
+
+    return generate_latest(hook.registry).decode()

@@ -16,7 +16,7 @@ nor prometheus_client: each is imported when its hook is built.
 from ._facts import OPERATIONS
 from .logs import LogHook
 from .otel import LATEST_OPT_IN, PROVIDER_NAMES, OpenTelemetryHook, latest_conventions
-from .prometheus import OTHER, PrometheusHook, configured_models, metrics_app
+from .prometheus import OTHER, PrometheusHook, configured_models, configured_targets, metrics_app
 
 __all__ = [
     "LATEST_OPT_IN",
@@ -27,6 +27,7 @@ __all__ = [
     "OpenTelemetryHook",
     "PrometheusHook",
     "configured_models",
+    "configured_targets",
     "latest_conventions",
     "metrics_app",
 ]

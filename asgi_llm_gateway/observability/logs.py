@@ -38,7 +38,7 @@ import logging
 from typing import Any
 
 from ..errors import GatewayError
-from ..pipeline.call import Call
+from ..pipeline.call import CLIENT_CLOSED_REQUEST, Call
 from ..pipeline.hooks import Hooks
 from ..routing import Target
 from ..usage import UsageRecord
@@ -108,7 +108,8 @@ class LogHook(Hooks):
         message += ")"
         if record.error:
             message += f": {error.get('type')} {error.get('code') or ''}".rstrip()
-        level = logging.WARNING if 400 <= record.status < 499 or record.status >= 500 else logging.INFO
+        failed = record.status >= 400 and record.status != CLIENT_CLOSED_REQUEST
+        level = logging.WARNING if failed else logging.INFO
         self.logger.log(level, "request %s %s", call.request_id, message, extra=fields)
 
     def _log_failed_attempt(self, call: Call, seen: Progress, step: str) -> None:

@@ -13,18 +13,20 @@ extra). `prometheus_client` is imported only when one of them is built.
     _fallbacks_total                            counter    provider, model (the target given up on)
     _upstream_errors_total                      counter    provider, model, type (every failed attempt)
     _limit_rejections_total                     counter    endpoint, code (429 at admission)
+    _targets_cooling_down                       gauge      target (1 while cooling down; with `watch`)
 
 `provider` is the configured provider name that answered (or was tried), "none" when no attempt was made.
 `model` is the model the client asked for (a route alias or `<provider>/<model>`). Cardinality stays
-bounded: `models` names the models that get their own label (`configured_models(gateway)` lists a
-gateway's routes and its providers' declared models); without it the first `max_models` models seen get
-one. Every other model is counted as "other", so a client sending random model names (a provider without
-a model list serves any) cannot grow the series.
+bounded: `models` names the models that get their own label, or `watch(gateway)` takes the gateway's
+routes and its providers' declared models; without either, the first `max_models` models seen get one.
+Every other model is counted as "other", so a client sending random model names (a provider without a
+model list serves any) cannot grow the series.
 """
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Iterable
+import time
+from collections.abc import Awaitable, Callable, Iterable, Iterator
 from typing import TYPE_CHECKING
 
 from ..asgi import Receive, Scope, Send
@@ -37,10 +39,11 @@ from ._facts import Tokens, progress
 
 if TYPE_CHECKING:
     from prometheus_client import CollectorRegistry
+    from prometheus_client.metrics_core import Metric
 
     from ..gateway import Gateway
 
-__all__ = ["OTHER", "PrometheusHook", "configured_models", "metrics_app"]
+__all__ = ["OTHER", "PrometheusHook", "configured_models", "configured_targets", "metrics_app"]
 
 #: The label of every model outside the bounded set.
 OTHER = "other"
@@ -64,6 +67,7 @@ class PrometheusHook(Hooks):
         from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
         self.registry = registry if registry is not None else CollectorRegistry()
+        self.prefix = prefix
         self.models: set[str] = set(models) if models is not None else set()
         #: Whether models not in `models` may still be learnt (up to `max_models`).
         self.learning = models is None
@@ -104,6 +108,14 @@ class PrometheusHook(Hooks):
         self.limit_rejections = counter(
             "limit_rejections", "Calls refused at admission with 429.", "endpoint", "code"
         )
+
+    def watch(self, gateway: Gateway) -> None:
+        """Label exactly `gateway`'s configured models (`configured_models`), and export
+        `_targets_cooling_down{target}` for its configured targets. Call it once, after building the
+        gateway (the hook is passed to the gateway first)."""
+        self.models = configured_models(gateway)
+        self.learning = False
+        self.registry.register(_Cooldowns(f"{self.prefix}_targets_cooling_down", gateway))
 
     def model_label(self, model: str) -> str:
         """`model`, or "other" outside the bounded set."""
@@ -159,17 +171,41 @@ class PrometheusHook(Hooks):
 
 
 def configured_models(gateway: Gateway) -> set[str]:
-    """The model names a gateway is configured with: its route aliases, their targets, and
-    `<provider>/<model>` for each model a provider declares (`models=[...]`)."""
-    names: set[str] = set()
-    for alias, (entries, _) in gateway.router.routes.items():
-        names.add(alias)
-        names.update(target.name for entry in entries for target in entry.targets)
+    """The model names a gateway is configured with: its route aliases and `configured_targets`."""
+    return set(gateway.router.routes) | configured_targets(gateway)
+
+
+def configured_targets(gateway: Gateway) -> set[str]:
+    """The targets a gateway is configured with: its routes' targets, and `<provider>/<model>` for each
+    model a provider declares (`models=[...]`)."""
+    names = {
+        target.name for entries, _ in gateway.router.routes.values() for e in entries for target in e.targets
+    }
     for name, provider in gateway.providers.items():
         declared = getattr(provider, "models", None)
         if isinstance(declared, (list, tuple)):
             names.update(f"{name}/{model}" for model in declared)
     return names
+
+
+class _Cooldowns:
+    """A collector: at each scrape, 1 for each configured target cooling down after failures, else 0."""
+
+    def __init__(self, name: str, gateway: Gateway) -> None:
+        self.name = name
+        self.health = gateway.health
+        self.targets = sorted(configured_targets(gateway))
+
+    def collect(self) -> Iterator[Metric]:
+        from prometheus_client.core import GaugeMetricFamily
+
+        family = GaugeMetricFamily(
+            self.name, "Whether a target is cooling down after failures.", labels=["target"]
+        )
+        now = time.monotonic()  # the clock the gateway's attempts use
+        for target in self.targets:
+            family.add_metric([target], 0.0 if self.health.healthy(target, now) else 1.0)
+        yield family
 
 
 def metrics_app(registry: CollectorRegistry) -> Callable[[Scope, Receive, Send], Awaitable[None]]:
