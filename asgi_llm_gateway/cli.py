@@ -12,7 +12,10 @@ Its production behaviour is uvicorn's, set up here (docs/deployment.md tells the
 - Access logs are on unless `--no-access-log`. `--forwarded-allow-ips` names the proxies whose
   X-Forwarded-For/-Proto headers are believed (default: $FORWARDED_ALLOW_IPS, else 127.0.0.1 only).
 - `--check` loads the config and exits: 0 when it is good, 2 and the problem otherwise. It does not connect
-  to Redis: a `[response_store]` of type "redis" is checked for shape, not reachability.
+  to Redis: a `[response_store]` of type "redis" and `[limits]` with backend "redis" are checked for shape,
+  not reachability.
+- The start-up line names the limits in force (rules by kind, backend, fail-open or closed; a Redis URL
+  without its password); limits in memory with `--workers N` are per worker, which it warns about.
 - The gateway closes its response store (a Redis store's connection pool) when uvicorn shuts down its
   lifespan, in every worker.
 """
@@ -31,11 +34,13 @@ from .config import (
     RESPONSE_STORE_VARIABLE,
     ConfigError,
     GatewayConfig,
+    describe_limits,
     describe_response_store,
     from_environment,
     load_config,
 )
 from .gateway import Gateway
+from .limits import MemoryLimiter
 
 __all__ = ["CONFIG_VARIABLE", "app_from_environment", "main"]
 
@@ -137,11 +142,12 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _summary(gateway: Gateway) -> str:
+def _summary(config: GatewayConfig, gateway: Gateway) -> str:
     routes = f" and routes {', '.join(gateway.router.routes)}" if gateway.router.routes else ""
     keys = "client keys required" if gateway.auth else "no client keys required"
     store = describe_response_store(gateway.response_store)
-    return f"providers {', '.join(gateway.providers)}{routes} ({keys}), response store {store}"
+    limits = describe_limits(config.limits) if config.limits is not None else "no limits"
+    return f"providers {', '.join(gateway.providers)}{routes} ({keys}), response store {store}, {limits}"
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -154,7 +160,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"asgi-llm-gateway: config error: {exc}", file=sys.stderr)
         return 2
     if args.check:
-        print(f"asgi-llm-gateway: {path or 'environment'}: OK: {_summary(gateway)}", file=sys.stderr)
+        print(f"asgi-llm-gateway: {path or 'environment'}: OK: {_summary(config, gateway)}", file=sys.stderr)
         return 0
     try:
         import uvicorn
@@ -170,9 +176,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     shown_host = f"[{host}]" if ":" in host else host
     workers = f", {args.workers} workers" if args.workers > 1 else ""
     print(
-        f"asgi-llm-gateway: serving {_summary(gateway)} at http://{shown_host}:{port}/v1{workers}",
+        f"asgi-llm-gateway: serving {_summary(config, gateway)} at http://{shown_host}:{port}/v1{workers}",
         file=sys.stderr,
     )
+    if args.workers > 1 and config.limits is not None and isinstance(config.limits.limiter, MemoryLimiter):
+        print(
+            f"asgi-llm-gateway: warning: limits kept in memory are per worker: with {args.workers} workers "
+            f'a limit admits up to {args.workers} times its amount; [limits] backend = "redis" shares them',
+            file=sys.stderr,
+        )
     print(f"asgi-llm-gateway: try  curl http://{shown_host}:{port}/v1/models", file=sys.stderr)
     options: dict[str, Any] = {
         "host": host,

@@ -21,6 +21,28 @@
     url = "env:REDIS_URL"              # every replica pointed at one Redis continues every chain
     ttl = 604800                       # seconds; the other options are the store class's own
 
+    [limits]                           # asgi_llm_gateway.limits.LimitsHook (default backend: memory)
+    backend = "redis"                  # see LIMITS_BACKENDS; "redis" needs the [redis] extra
+    redis_url = "env:REDIS_URL"        # every replica pointed at one Redis enforces one limit
+    timeout = 0.25                     # the other options are the backend's (lease_ttl, prefix, hash_tag)
+    fail_open = true                   # Redis down or slow: admit unchecked (false: 503)
+    max_output_tokens = 4096           # reserved for requests without a bound; or { "openai/o3*" = 100000 }
+    [[limits.rules]]                   # asgi_llm_gateway.limits.Rule: kind, amount, per, period, models, …
+    kind = "requests"
+    amount = 60
+
+    [[budgets]]                        # a spend rule: amount in the prices' currency
+    amount = "100.00"
+    per = "team"                       # from the keys' metadata: keys = [{ …, metadata = { team = "red" } }]
+    period = "month"
+
+    [prices]                           # usage records carry their cost; budgets are charged it
+    currency = "USD"
+    defaults = true                    # the host's first, then asgi_llm_gateway.pricing.DEFAULT_PRICES
+    [prices.models."openai/gpt-5"]     # per 1M tokens: input, output, cached_input, cache_write, reasoning
+    input = 1.25
+    output = 10.0
+
 Routes may also hold weighted groups, `pool = [{ group = { "a/m" = 3, "b/m" = 1 } }, "c/m"]`, or be a table
 `{ targets = [...], policy = { ... } }`; a provider table may have a `policy = { ... }` of its own.
 
@@ -31,6 +53,7 @@ Every error names the file, the key and what is wrong.
 
 from __future__ import annotations
 
+import collections.abc
 import importlib
 import inspect
 import os
@@ -47,7 +70,9 @@ from urllib.parse import urlsplit
 
 from .auth import AuthHook, Principal, api_keys
 from .gateway import Gateway
+from .limits import LimitsHook, Rule
 from .policy import Group, Policy, Route
+from .pricing import DEFAULT_PRICES, Price
 from .providers import PROVIDER_CLASSES, EchoProvider
 from .providers.base import Provider
 from .state import ResponseStore
@@ -59,11 +84,13 @@ else:  # pragma: no cover
 
 __all__ = [
     "KEY_VARIABLES",
+    "LIMITS_BACKENDS",
     "PROVIDER_TYPES",
     "RESPONSE_STORE_TYPES",
     "RESPONSE_STORE_VARIABLE",
     "ConfigError",
     "GatewayConfig",
+    "describe_limits",
     "describe_response_store",
     "from_environment",
     "load_config",
@@ -127,9 +154,16 @@ class GatewayConfig:
     port: int | None = None
     #: None: the gateway's default (a `MemoryResponseStore`). The gateway closes it on shutdown.
     response_store: ResponseStore | None = None
+    #: `[limits]` and `[[budgets]]` as one hook; None without them.
+    limits: LimitsHook | None = None
+    #: `[prices]`: what usage costs (`UsageRecord.cost`, and the budgets); None: the limits' default prices,
+    #: and no cost in usage records.
+    prices: dict[str, Price] | None = None
 
     def gateway(self) -> Gateway:
         options: dict[str, Any] = {}
+        if self.limits is not None:
+            options["hooks"] = [self.limits]
         if self.max_body_size is not None:
             options["max_body_size"] = self.max_body_size
         if self.policy is not None:
@@ -140,6 +174,7 @@ class GatewayConfig:
             auth=self.auth,
             provider_policies=self.provider_policies,
             response_store=self.response_store,
+            prices=self.prices,
             **options,
         )
 
@@ -179,7 +214,17 @@ def load_config(path: str | Path, environ: Mapping[str, str] | None = None) -> G
 
 
 def _parse(data: Mapping[str, Any], source: str, environ: Mapping[str, str]) -> GatewayConfig:
-    sections = ("providers", "routes", "auth", "server", "policy", "response_store")
+    sections = (
+        "providers",
+        "routes",
+        "auth",
+        "server",
+        "policy",
+        "response_store",
+        "limits",
+        "budgets",
+        "prices",
+    )
     unknown = set(data) - set(sections)
     if unknown:
         raise ConfigError(f"{source}: unknown section(s) {sorted(unknown)}; expected {', '.join(sections)}")
@@ -205,6 +250,8 @@ def _parse(data: Mapping[str, Any], source: str, environ: Mapping[str, str]) -> 
         provider_policies=provider_policies,
         response_store=_response_store(data, source, environ),
     )
+    config.prices = _prices(data, source)
+    config.limits = _limits(data, config.prices, source, environ)
     server = _table(data, "server", source)
     for key, value in server.items():
         if key in ("host",) and isinstance(value, str):
@@ -376,15 +423,20 @@ def _response_store(data: Mapping[str, Any], source: str, environ: Mapping[str, 
 
 
 def _store_class(kind: str, source: str, where: str) -> type:
-    module, _, name = RESPONSE_STORE_TYPES[kind].partition(":")
+    return _imported(RESPONSE_STORE_TYPES[kind], kind, "store", source, where)
+
+
+def _imported(path: str, kind: str, what: str, source: str, where: str) -> type:
+    """The class at `path` ("module:name") of a `kind` (named like the extra it needs) of `what`."""
+    module, _, name = path.partition(":")
     try:
-        store_class: type = getattr(importlib.import_module(module), name)
+        found: type = getattr(importlib.import_module(module), name)
     except ImportError:
         raise ConfigError(
-            f"{source}: {where}: a {kind!r} store needs the `{kind}` package: "
+            f"{source}: {where}: a {kind!r} {what} needs the `{kind}` package: "
             f"pip install 'asgi-llm-gateway[{kind}]'"
         ) from None
-    return store_class
+    return found
 
 
 def _check_url(kind: str, url: str, source: str, where: str) -> None:
@@ -414,10 +466,201 @@ def redact_url(url: str) -> str:
 def describe_response_store(store: ResponseStore) -> str:
     """The store as the runner's start-up line names it: its `type` in RESPONSE_STORE_TYPES and its URL
     (password hidden) if it has one."""
-    path = f"{type(store).__module__}:{type(store).__qualname__}"
-    kind = next((kind for kind, where in RESPONSE_STORE_TYPES.items() if where == path), type(store).__name__)
-    url = getattr(store, "url", None)
+    return _described(store, RESPONSE_STORE_TYPES)
+
+
+def _described(built: object, kinds: Mapping[str, str]) -> str:
+    """`built` named by its kind in `kinds` (else its class), with its URL (password hidden) if it has one."""
+    path = f"{type(built).__module__}:{type(built).__qualname__}"
+    kind = next((kind for kind, where in kinds.items() if where == path), type(built).__name__)
+    url = getattr(built, "url", None)
     return f"{kind} ({redact_url(url)})" if isinstance(url, str) else kind
+
+
+# -- limits, budgets and prices ----------------------------------------------------------------------------
+
+#: `[limits]`'s `backend` → its limiter class, as "module:name" (the Redis one needs the `[redis]` extra).
+LIMITS_BACKENDS: Mapping[str, str] = {
+    "memory": "asgi_llm_gateway.limits.memory:MemoryLimiter",
+    "redis": "asgi_llm_gateway.limits.redis:RedisLimiter",
+}
+#: `[limits]` keys that configure the hook; every other key (but `backend`, `rules`) is the limiter's option.
+_HOOK_OPTIONS = ("fail_open", "warn_every", "max_output_tokens")
+#: A rule's keys (`[[limits.rules]]`; a `[[budgets]]` entry is a spend rule: it has no `kind`).
+_RULE_KEYS = ("kind", "amount", "per", "period", "models", "principals", "name")
+#: A `[prices.models."<pattern>"]` table's keys (`Price`'s fields but the currency, which `[prices]` sets).
+_PRICE_KEYS = ("input", "output", "cached_input", "cache_write", "reasoning")
+
+
+def _limits(
+    data: Mapping[str, Any], prices: Mapping[str, Price] | None, source: str, environ: Mapping[str, str]
+) -> LimitsHook | None:
+    """The `LimitsHook` of `[limits]` (its `[[limits.rules]]`) and `[[budgets]]`; None without either."""
+    if "limits" not in data and "budgets" not in data:
+        return None
+    table = dict(_table(data, "limits", source))
+    rules = [
+        _rule(entry, None, source, f"limits.rules[{index}]")
+        for index, entry in enumerate(_entries(table.pop("rules", []), source, "limits.rules"))
+    ]
+    rules += [
+        _rule(entry, "spend", source, f"budgets[{index}]")
+        for index, entry in enumerate(_entries(data.get("budgets", []), source, "budgets"))
+    ]
+    if not rules:
+        raise ConfigError(f"{source}: limits: no [[limits.rules]] and no [[budgets]] (remove [limits])")
+    kind = table.pop("backend", "memory")
+    if not isinstance(kind, str) or kind not in LIMITS_BACKENDS:
+        raise ConfigError(
+            f"{source}: limits.backend: unknown backend {kind!r}; one of {sorted(LIMITS_BACKENDS)}"
+        )
+    hook_options = {key: table.pop(key) for key in _HOOK_OPTIONS if key in table}
+    if "redis_url" in table:  # the [limits] table's name for it: `url` alone would not say which
+        table["url"] = table.pop("redis_url")
+    limiter_class = _imported(LIMITS_BACKENDS[kind], kind, "limits backend", source, "limits.backend")
+    what = f"a {kind!r} limits backend"
+    options = _constructor_options(limiter_class, what, table, (), source, "limits", environ)
+    for key, value in options.items():
+        if key == "url":
+            _check_url("redis", value, source, "limits.redis_url")
+        elif isinstance(value, (int, float)) and not value > 0:
+            raise ConfigError(f"{source}: limits.{key}: expected a positive number")
+    limiter = _build(limiter_class, options, source, "limits")
+    hook_options.update(_hook_options(hook_options, source))
+    try:
+        return LimitsHook(limiter, rules, prices=prices, **hook_options)
+    except ValueError as exc:
+        raise ConfigError(f"{source}: limits: {exc}") from None
+
+
+def _entries(value: Any, source: str, where: str) -> list[Mapping[str, Any]]:
+    if not isinstance(value, list) or not all(isinstance(entry, dict) for entry in value):
+        raise ConfigError(f"{source}: {where}: expected a list of tables ([[{where}]])")
+    return value
+
+
+def _rule(entry: Mapping[str, Any], kind: str | None, source: str, where: str) -> Rule:
+    """One `Rule` from its table; `kind` is given for a budget (always spend)."""
+    _check_keys(entry, _RULE_KEYS if kind is None else _RULE_KEYS[1:], source, where)
+    _require(entry, ("kind", "amount") if kind is None else ("amount",), source, where)
+    options = dict(entry)
+    if kind is not None:
+        options["kind"] = kind
+    amount = options["amount"]
+    if isinstance(amount, bool) or not isinstance(amount, (int, float, str)):
+        raise ConfigError(f'{source}: {where}.amount: expected a number (money as a string: "100.00")')
+    period = options.get("period")
+    if period is not None and (isinstance(period, bool) or not isinstance(period, (int, float, str))):
+        raise ConfigError(f'{source}: {where}.period: expected seconds, "day" or "month"')
+    for key in ("per", "name", "kind"):
+        if key in options and not isinstance(options[key], str):
+            raise ConfigError(f"{source}: {where}.{key}: expected a string")
+    for key in ("models", "principals"):
+        if key in options:
+            patterns = options[key]
+            if not isinstance(patterns, list) or not all(isinstance(p, str) for p in patterns):
+                raise ConfigError(f"{source}: {where}.{key}: expected a list of glob patterns")
+            options[key] = tuple(patterns)
+    try:
+        return Rule(**options)
+    except ValueError as exc:
+        raise ConfigError(f"{source}: {where}: {exc}") from None
+
+
+def _hook_options(options: Mapping[str, Any], source: str) -> dict[str, Any]:
+    """`[limits]`'s hook options, checked."""
+    checked: dict[str, Any] = {}
+    for key, value in options.items():
+        where = f"limits.{key}"
+        if key == "fail_open":
+            if not isinstance(value, bool):
+                raise ConfigError(f"{source}: {where}: expected true or false")
+        elif key == "warn_every":
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
+                raise ConfigError(f"{source}: {where}: expected a positive number of seconds")
+        elif isinstance(value, dict):
+            if not all(_positive_int(maximum) for maximum in value.values()):
+                raise ConfigError(f"{source}: {where}: expected positive integers by model pattern")
+        elif not _positive_int(value):
+            raise ConfigError(
+                f"{source}: {where}: expected a positive integer, or a table of model pattern = integer"
+            )
+        checked[key] = value
+    return checked
+
+
+def _check_keys(table: Mapping[str, Any], keys: Sequence[str], source: str, where: str) -> None:
+    unknown = set(table) - set(keys)
+    if unknown:
+        raise ConfigError(f"{source}: {where}.{sorted(unknown)[0]}: unknown key; one of {', '.join(keys)}")
+
+
+def _require(table: Mapping[str, Any], keys: Sequence[str], source: str, where: str) -> None:
+    for key in keys:
+        if key not in table:
+            raise ConfigError(f"{source}: {where}.{key}: required")
+
+
+def _positive_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value > 0
+
+
+def _prices(data: Mapping[str, Any], source: str) -> dict[str, Price] | None:
+    """`[prices]`: the host's prices by model pattern (first in the file, first to match), then the
+    defaults unless `defaults = false`; None without the table."""
+    if "prices" not in data:
+        return None
+    table = _table(data, "prices", source)
+    unknown = set(table) - {"currency", "defaults", "models"}
+    if unknown:
+        raise ConfigError(
+            f"{source}: prices.{sorted(unknown)[0]}: unknown key; one of currency, defaults, models"
+        )
+    currency = table.get("currency", "USD")
+    if not isinstance(currency, str) or not currency:
+        raise ConfigError(f'{source}: prices.currency: expected a currency code, e.g. "USD"')
+    defaults = table.get("defaults", True)
+    if not isinstance(defaults, bool):
+        raise ConfigError(f"{source}: prices.defaults: expected true or false")
+    if defaults and currency != "USD":
+        raise ConfigError(
+            f"{source}: prices.currency: the default prices are in USD; with {currency!r}, set defaults = "
+            "false"
+        )
+    prices: dict[str, Price] = {}
+    for pattern, entry in _table(table, "models", source, "prices.models").items():
+        where = f"prices.models.{pattern}"
+        if not isinstance(entry, dict):
+            raise ConfigError(f"{source}: {where}: expected a table of prices per million tokens")
+        unknown = set(entry) - set(_PRICE_KEYS)
+        if unknown:
+            raise ConfigError(
+                f"{source}: {where}.{sorted(unknown)[0]}: unknown key; one of {', '.join(_PRICE_KEYS)}"
+            )
+        for key in ("input", "output"):
+            if key not in entry:
+                raise ConfigError(f"{source}: {where}.{key}: required")
+        for key, value in entry.items():
+            if isinstance(value, bool) or not isinstance(value, (int, float, str)):
+                raise ConfigError(f"{source}: {where}.{key}: expected a number (per million tokens)")
+        try:
+            prices[pattern] = Price(**entry, currency=currency)
+        except ValueError as exc:
+            raise ConfigError(f"{source}: {where}: {exc}") from None
+    if defaults:
+        prices.update({pattern: price for pattern, price in DEFAULT_PRICES.items() if pattern not in prices})
+    return prices
+
+
+def describe_limits(hook: LimitsHook) -> str:
+    """The limits as the runner's start-up line names them: the rules by kind, and where they are kept
+    (a Redis URL with its password hidden)."""
+    counts: dict[str, int] = {}
+    for rule in hook.rules:
+        counts[rule.kind] = counts.get(rule.kind, 0) + 1
+    kinds = ", ".join(f"{count} {kind}" for kind, count in counts.items())
+    fails = "fail-open" if hook.fail_open else "fail-closed"
+    return f"limits ({kinds}) in {_described(hook.limiter, LIMITS_BACKENDS)}, {fails}"
 
 
 # -- a provider's (or store's) options, from its constructor -------------------------------------------
@@ -457,6 +700,8 @@ def _shapes(annotation: Any) -> tuple[_Shape, ...] | None:
     """The TOML shapes an annotation allows: () when none (a class TOML cannot build), None when the
     annotation says nothing checkable (missing, `Any`, a construct this reader does not know)."""
     origin, arguments = typing.get_origin(annotation), typing.get_args(annotation)
+    if origin is collections.abc.Callable:  # a clock, a factory: code, not configuration
+        return ()
     if origin is Union or origin is types.UnionType:
         parts = [_shapes(argument) for argument in arguments if argument is not type(None)]
         if any(part is None for part in parts):
@@ -513,16 +758,21 @@ def _auth(data: Mapping[str, Any], source: str, environ: Mapping[str, str]) -> A
             where = f"auth.keys[{index}]"
             if not isinstance(entry, dict) or not isinstance(entry.get("key"), str):
                 raise ConfigError(
-                    f"{source}: {where}: expected a table with 'key', 'name' and optional 'models'"
+                    f"{source}: {where}: expected a table with 'key', 'name' and optional 'models' and "
+                    "'metadata'"
                 )
             models = entry.get("models")
             if models is not None and not (
                 isinstance(models, list) and all(isinstance(m, str) for m in models)
             ):
                 raise ConfigError(f"{source}: {where}.models: expected a list of model patterns")
+            metadata = entry.get("metadata", {})
+            if not isinstance(metadata, dict) or not all(isinstance(v, str) for v in metadata.values()):
+                raise ConfigError(f'{source}: {where}.metadata: expected a table of strings (team = "red")')
             principals[_resolve(entry["key"], source, f"{where}.key", environ)] = Principal(
                 name=str(entry.get("name", f"key-{index}")),
                 allowed_models=tuple(models) if models is not None else None,
+                metadata=metadata,
             )
     else:
         raise ConfigError(f"{source}: auth.keys: expected a table of key = name, or a list of tables")

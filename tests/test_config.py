@@ -404,7 +404,11 @@ def without_redis(monkeypatch: pytest.MonkeyPatch) -> None:
     for name in [name for name in sys.modules if name == "redis" or name.startswith("redis.")]:
         monkeypatch.setitem(sys.modules, name, None)
     monkeypatch.setitem(sys.modules, "redis", None)
-    for module in ("asgi_llm_gateway._redis", "asgi_llm_gateway.state.redis", "asgi_llm_gateway.limits.redis"):
+    for module in (
+        "asgi_llm_gateway._redis",
+        "asgi_llm_gateway.state.redis",
+        "asgi_llm_gateway.limits.redis",
+    ):
         monkeypatch.delitem(sys.modules, module, raising=False)
 
 
@@ -540,3 +544,220 @@ def test_the_replicas_example_keeps_responses_in_the_redis_of_redis_url() -> Non
     store = load_config(path, environ).gateway().response_store
     assert isinstance(store, RedisResponseStore)
     assert (store.url, store.ttl) == ("redis://:pw@redis.internal:6379/0", 604800)
+
+
+# -- [limits], [[budgets]], [prices] -----------------------------------------------------------------------
+
+LIMITS = """
+[auth]
+keys = [{ key = "k1", name = "alice", metadata = { team = "red" } }]
+
+[limits]
+backend = "redis"
+redis_url = "env:TEST_REDIS_URL"
+timeout = 0.5
+fail_open = false
+lease_ttl = 60
+hash_tag = "limits"
+max_output_tokens = { "openai/o3*" = 100000, "*" = 2048 }
+
+[[limits.rules]]
+kind = "requests"
+amount = 60
+per = "principal"
+period = 60
+models = ["openai/*"]
+
+[[limits.rules]]
+kind = "concurrent"
+amount = 4
+per = "team"
+
+[[budgets]]
+amount = "100.00"
+per = "team"
+period = "month"
+
+[prices]
+currency = "USD"
+
+[prices.models."echo/*"]
+input = 1.25
+cached_input = "0.125"
+output = 10
+"""
+
+
+def test_limits_budgets_and_prices_build_one_hook_and_the_gateways_prices(tmp_path: Path) -> None:
+    from decimal import Decimal
+
+    from asgi_llm_gateway.limits import LimitsHook, Rule
+    from asgi_llm_gateway.limits.redis import RedisLimiter
+    from asgi_llm_gateway.pricing import DEFAULT_PRICES, Price
+
+    config = load_config(write(tmp_path, LIMITS), {"TEST_REDIS_URL": "redis://:pw@cache:6379/2"})
+    hook = config.limits
+    assert isinstance(hook, LimitsHook) and isinstance(hook.limiter, RedisLimiter)
+    limiter = hook.limiter
+    assert (limiter.url, limiter.timeout, limiter.lease_ttl) == ("redis://:pw@cache:6379/2", 0.5, 60)
+    assert limiter.prefix == "asgi-llm-gateway:limits:{limits}:"
+    assert hook.rules == (
+        Rule("requests", 60, per="principal", period=60, models=("openai/*",)),
+        Rule("concurrent", 4, per="team"),
+        Rule("spend", "100.00", per="team", period="month"),
+    )
+    assert hook.fail_open is False and hook.max_output_tokens == {"openai/o3*": 100000, "*": 2048}
+    assert config.prices is not None and hook.prices is config.prices
+    assert next(iter(config.prices)) == "echo/*"  # the host's first: they match before the defaults
+    assert config.prices["echo/*"] == Price("1.25", "10", cached_input="0.125")
+    assert set(DEFAULT_PRICES) < set(config.prices)  # defaults = true by default
+    gateway = config.gateway()
+    assert gateway.prices is config.prices
+    assert gateway.hooks is not None and hook in gateway.hooks.hooks
+    assert config.prices["echo/*"].input == Decimal("1.25")
+    principal = gateway_principal(gateway, "k1")
+    assert principal == Principal("alice", metadata={"team": "red"})
+
+
+def gateway_principal(gateway: Any, key: str) -> Any:
+    from starlette.requests import Request
+
+    scope = {"type": "http", "headers": [(b"authorization", f"Bearer {key}".encode())]}
+    return anyio.run(gateway.auth, Request(scope))
+
+
+def test_budgets_alone_limit_in_memory_and_prices_alone_cost_without_limits(tmp_path: Path) -> None:
+    from asgi_llm_gateway.limits import MemoryLimiter
+    from asgi_llm_gateway.pricing import DEFAULT_PRICES
+
+    config = load_config(write(tmp_path, '[[budgets]]\namount = 5\nper = "principal"\nperiod = 86400\n'), {})
+    assert config.limits is not None and isinstance(config.limits.limiter, MemoryLimiter)
+    assert config.limits.prices is DEFAULT_PRICES and config.prices is None
+    assert config.gateway().prices is None
+    config = load_config(
+        write(tmp_path, "[prices]\ndefaults = false\n[prices.models.m]\ninput = 1\noutput = 2\n"), {}
+    )
+    assert config.limits is None and config.prices is not None and list(config.prices) == ["m"]
+    assert config.gateway().prices == config.prices
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("[limits]\n", "limits: no [[limits.rules]] and no [[budgets]] (remove [limits])"),
+        ("[limits]\nbackend = 'etcd'\n[[budgets]]\namount = 1\n", "limits.backend: unknown backend 'etcd'"),
+        ("[limits]\nrules = 3\n", "limits.rules: expected a list of tables ([[limits.rules]])"),
+        ("[[limits.rules]]\namount = 3\n", "limits.rules[0].kind: required"),
+        ("[[limits.rules]]\nkind = 'requests'\n", "limits.rules[0].amount: required"),
+        ("[[limits.rules]]\nkind = 'bananas'\namount = 3\n", "limits.rules[0]: Rule kind must be one of"),
+        (
+            "[[limits.rules]]\nkind = 'requests'\namount = 3\nevery = 5\n",
+            "limits.rules[0].every: unknown key",
+        ),
+        (
+            "[[limits.rules]]\nkind = 'requests'\namount = 1.5\n",
+            "limits.rules[0]: a requests rule counts whole",
+        ),
+        ("[[limits.rules]]\nkind = 'requests'\namount = true\n", "limits.rules[0].amount: expected a number"),
+        (
+            "[[limits.rules]]\nkind = 'requests'\namount = 3\nperiod = 'day'\n",
+            "limits.rules[0]: period 'day'",
+        ),
+        (
+            "[[limits.rules]]\nkind = 'tokens'\namount = 3\nmodels = 'a/*'\n",
+            "limits.rules[0].models: expected a",
+        ),
+        ("[[budgets]]\namount = '-1'\n", "budgets[0]: Rule amount must be positive"),
+        ("[[budgets]]\namount = 1\nkind = 'requests'\n", "budgets[0].kind: unknown key"),
+        ("[[budgets]]\namount = 1\nperiod = 'week'\n", "budgets[0]: period 'week'"),
+        ("budgets = 3\n", "budgets: expected a list of tables"),
+        (
+            "[[budgets]]\namount = 1\n[[budgets]]\namount = 2\n",
+            "limits: two rules of one kind share a bucket",
+        ),
+        (
+            "[limits]\nfail_open = 'yes'\n[[budgets]]\namount = 1\n",
+            "limits.fail_open: expected true or false",
+        ),
+        ("[limits]\ntimeout = 0\nbackend = 'redis'\n[[budgets]]\namount = 1\n", "limits.timeout: expected a"),
+        ("[limits]\nlease_ttl = 'long'\n[[budgets]]\namount = 1\n", "limits.lease_ttl: expected"),
+        ("[limits]\nclock = 3\n[[budgets]]\namount = 1\n", "limits.clock: unknown option"),
+        ("[limits]\nmax_output_tokens = 0\n[[budgets]]\namount = 1\n", "limits.max_output_tokens: expected"),
+        (
+            "[limits]\nmax_output_tokens = { a = 'x' }\n[[budgets]]\namount = 1\n",
+            "limits.max_output_tokens: expected positive integers by model pattern",
+        ),
+        (
+            "[limits]\nbackend = 'redis'\nredis_url = 'http://:hunter2@x'\n[[budgets]]\namount = 1\n",
+            "limits.redis_url: expected a URL starting with redis://",
+        ),
+        ("[prices]\ncurrency = 'EUR'\n", "prices.currency: the default prices are in USD"),
+        ("[prices]\nextra = 1\n", "prices.extra: unknown key"),
+        ("[prices.models.m]\ninput = 1\n", "prices.models.m.output: required"),
+        (
+            "[prices.models.m]\ninput = 1\noutput = -2\n",
+            "prices.models.m: Price.output must be a non-negative",
+        ),
+        ("[prices.models.m]\ninput = 1\noutput = 2\nbatch = 1\n", "prices.models.m.batch: unknown key"),
+        ("[prices.models.m]\ninput = true\noutput = 2\n", "prices.models.m.input: expected a number"),
+        ("[prices]\nmodels = { m = 3 }\n", "prices.models.m: expected a table of prices"),
+        (
+            "[auth]\nkeys = [{ key = 'k', metadata = { team = 3 } }]\n",
+            "auth.keys[0].metadata: expected a table",
+        ),
+    ],
+)
+def test_limits_and_prices_mistakes_name_the_file_and_the_key(
+    tmp_path: Path, text: str, message: str
+) -> None:
+    path = write(tmp_path, text)
+    with pytest.raises(ConfigError) as caught:
+        load_config(path, {})
+    assert str(caught.value).startswith(f"{path}: {message}")
+    assert "hunter2" not in str(caught.value)
+
+
+def test_runner_check_names_the_limits_without_the_redis_password(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("TEST_REDIS_URL", "redis://:hunter2@cache:6379/2")
+    path = write(tmp_path, LIMITS)
+    assert main(["--config", str(path), "--check"]) == 0
+    err = capsys.readouterr().err
+    assert (
+        "response store memory, limits (1 requests, 1 concurrent, 1 spend) in redis "
+        "(redis://:***@cache:6379/2), fail-closed" in err
+    )
+    assert "hunter2" not in err
+    assert main(["--config", str(write(tmp_path, "[[budgets]]\namount = 1\n")), "--check"]) == 0
+    assert "limits (1 spend) in memory, fail-open" in capsys.readouterr().err
+    assert main(["--config", str(write(tmp_path, "")), "--check"]) == 0
+    assert "response store memory, no limits" in capsys.readouterr().err
+
+
+@pytest.mark.usefixtures("without_redis")
+def test_redis_limits_without_the_redis_package_say_which_extra_to_install(tmp_path: Path) -> None:
+    path = write(tmp_path, "[limits]\nbackend = 'redis'\n[[budgets]]\namount = 1\n")
+    with pytest.raises(ConfigError) as caught:
+        load_config(path, {})
+    assert str(caught.value) == (
+        f"{path}: limits.backend: a 'redis' limits backend needs the `redis` package: "
+        "pip install 'asgi-llm-gateway[redis]'"
+    )
+
+
+def test_the_limits_example_builds_redis_limits_budgets_and_prices() -> None:
+    from asgi_llm_gateway.limits.redis import RedisLimiter
+
+    path = Path(__file__).resolve().parents[1] / "examples" / "standalone" / "limits.toml"
+    environ = {
+        "REDIS_URL": "redis://:pw@redis.internal:6379/0",
+        "GATEWAY_KEY_ALICE": "sk-gw-alice",
+        "GATEWAY_KEY_BOB": "sk-gw-bob",
+    }
+    config = load_config(path, environ)
+    assert config.limits is not None and isinstance(config.limits.limiter, RedisLimiter)
+    assert config.limits.limiter.url == "redis://:pw@redis.internal:6379/0"
+    kinds = [rule.kind for rule in config.limits.rules]
+    assert kinds == ["requests", "tokens", "concurrent", "requests", "spend", "spend"]
+    assert config.prices is not None and config.gateway().prices is config.prices
