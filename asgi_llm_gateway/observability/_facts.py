@@ -116,8 +116,8 @@ class Tokens(NamedTuple):
         prompt_details = usage.get("prompt_tokens_details") or {}
         completion_details = usage.get("completion_tokens_details") or {}
         return cls(
-            _count(usage.get("prompt_tokens", usage.get("input_tokens"))),
-            _count(usage.get("completion_tokens", usage.get("output_tokens"))),
+            _count(usage.get("prompt_tokens")),
+            _count(usage.get("completion_tokens")),
             _count(prompt_details.get("cached_tokens")),
             _count(prompt_details.get("cache_write_tokens")),
             _count(completion_details.get("reasoning_tokens")),
