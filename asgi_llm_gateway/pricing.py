@@ -155,7 +155,18 @@ def _p(input: str, output: str, cached: str | None = None, write: str | None = N
 #: each provider's pricing page on the date noted; check before billing anyone with them. More specific
 #: patterns come first (the first match wins).
 DEFAULT_PRICES: Mapping[str, Price] = {
-    # OpenAI, https://platform.openai.com/docs/pricing (2025-10)
+    # OpenAI, https://developers.openai.com/api/docs/pricing (2025-10; checked 2026-12: gpt-5, gpt-5-nano and
+    # gpt-5.4-nano against their model pages; the gpt-5.2, 5.4 and 5.5 rows agree with pydantic/genai-prices
+    # and third-party copies of that page, not seen first-hand). Each family before "gpt-5*", which would
+    # otherwise price them as gpt-5: a newer gpt-5.x without a row of its own still gets gpt-5's price.
+    "gpt-5.5-pro*": _p("30.00", "180.00"),
+    "gpt-5.5*": _p("5.00", "30.00", cached="0.50"),
+    "gpt-5.4-pro*": _p("30.00", "180.00"),
+    "gpt-5.4-mini*": _p("0.75", "4.50", cached="0.075"),
+    "gpt-5.4-nano*": _p("0.20", "1.25", cached="0.02"),
+    "gpt-5.4*": _p("2.50", "15.00", cached="0.25"),  # prompts up to 272k tokens
+    "gpt-5.2-pro*": _p("21.00", "168.00"),
+    "gpt-5.2*": _p("1.75", "14.00", cached="0.175"),
     "gpt-5-nano*": _p("0.05", "0.40", cached="0.005"),
     "gpt-5-mini*": _p("0.25", "2.00", cached="0.025"),
     "gpt-5-pro*": _p("15.00", "120.00"),
@@ -167,13 +178,26 @@ DEFAULT_PRICES: Mapping[str, Price] = {
     "o4-mini*": _p("1.10", "4.40", cached="0.275"),
     "text-embedding-3-small": _p("0.02", "0"),
     "text-embedding-3-large": _p("0.13", "0"),
-    # Anthropic, https://docs.anthropic.com/en/docs/about-claude/pricing (2025-11; 5-minute cache writes)
-    "claude-opus-4-5*": _p("5.00", "25.00", cached="0.50", write="6.25"),
-    "claude-opus-4*": _p("15.00", "75.00", cached="1.50", write="18.75"),
+    # Anthropic, https://platform.claude.com/docs/en/about-claude/pricing (checked 2026-12; 5-minute cache
+    # writes). Opus 4 and 4.1 kept the old price, Opus 4.5 to 4.8 share the new one. The 5.5 models' cache
+    # rates and Haiku 5.5's (prompts up to 100k tokens) are from third-party copies of that page.
+    "claude-fable-5-1*": _p("10.00", "50.00", cached="0.25", write="12.50"),
+    "claude-fable-5*": _p("10.00", "50.00", cached="1.00", write="12.50"),
+    "claude-opus-5-5*": _p("4.00", "20.00", cached="0.20", write="5.00"),
+    "claude-opus-5*": _p("5.00", "25.00", cached="0.50", write="6.25"),
+    "claude-opus-4-1*": _p("15.00", "75.00", cached="1.50", write="18.75"),
+    "claude-opus-4-0*": _p("15.00", "75.00", cached="1.50", write="18.75"),
+    "claude-opus-4-2025*": _p("15.00", "75.00", cached="1.50", write="18.75"),  # Opus 4's dated id
+    "claude-opus-4*": _p("5.00", "25.00", cached="0.50", write="6.25"),
+    "claude-sonnet-5-5*": _p("2.00", "10.00", cached="0.10", write="2.50"),
+    "claude-sonnet-5*": _p("2.00", "10.00", cached="0.20", write="2.50"),
     "claude-sonnet-4*": _p("3.00", "15.00", cached="0.30", write="3.75"),
+    "claude-haiku-5-5*": _p("0.10", "0.50", cached="0.01", write="0.125"),
     "claude-haiku-4-5*": _p("1.00", "5.00", cached="0.10", write="1.25"),
     "claude-3-5-haiku*": _p("0.80", "4.00", cached="0.08", write="1.00"),
-    # Google Gemini, https://ai.google.dev/gemini-api/docs/pricing (2025-10; prompts up to 200k tokens)
+    # Google Gemini, https://ai.google.dev/gemini-api/docs/pricing (2025-10; prompts up to 200k tokens; the
+    # 2.5 rows and gemini-3-pro agree with pydantic/genai-prices, 2026-08)
+    "gemini-3-pro*": _p("2.00", "12.00", cached="0.20"),
     "gemini-2.5-pro*": _p("1.25", "10.00", cached="0.125"),
     "gemini-2.5-flash-lite*": _p("0.10", "0.40", cached="0.01"),
     "gemini-2.5-flash*": _p("0.30", "2.50", cached="0.03"),

@@ -111,6 +111,33 @@ def test_default_prices_pick_the_most_specific_pattern(model: str, expected: tup
     assert (price.input, price.output) == tuple(Decimal(value) for value in expected)
 
 
+@pytest.mark.parametrize(
+    ("model", "expected"),
+    [
+        ("gpt-5.5-pro-2026-04-23", ("30.00", "180.00")),
+        ("gpt-5.5", ("5.00", "30.00")),
+        ("gpt-5.4-mini", ("0.75", "4.50")),
+        ("gpt-5.4-nano-2026-03-17", ("0.20", "1.25")),
+        ("gpt-5.4", ("2.50", "15.00")),
+        ("gpt-5.2", ("1.75", "14.00")),
+        ("gpt-5.1", ("1.25", "10.00")),
+        ("claude-opus-4-6", ("5.00", "25.00")),
+        ("claude-opus-4-8", ("5.00", "25.00")),
+        ("claude-opus-4-20250514", ("15.00", "75.00")),
+        ("claude-opus-4-0", ("15.00", "75.00")),
+        ("claude-opus-5", ("5.00", "25.00")),
+        ("claude-opus-5-5", ("4.00", "20.00")),
+        ("claude-sonnet-5-5", ("2.00", "10.00")),
+    ],
+)
+def test_newer_gpt_5_and_claude_opus_4_models_are_not_priced_as_the_first_of_their_family(
+    model: str, expected: tuple[str, str]
+) -> None:
+    """Regression: "gpt-5*" priced every gpt-5.x as gpt-5 (gpt-5.5-pro 24 times too cheap, so a budget could
+    be overspent that much) and "claude-opus-4*" priced Opus 4.6 to 4.8 at Opus 4's old price."""
+    test_default_prices_pick_the_most_specific_pattern(model, expected)
+
+
 def test_default_prices_are_one_currency_and_every_cached_price_is_cheaper() -> None:
     assert {price.currency for price in DEFAULT_PRICES.values()} == {"USD"}
     for pattern, price in DEFAULT_PRICES.items():
