@@ -440,6 +440,22 @@ async def test_a_budget_reserves_the_dearest_cost_and_charges_the_real_one(make_
     assert too_dear.headers["x-should-retry"] == "false" and "retry-after" not in too_dear.headers
 
 
+async def test_a_call_without_a_price_is_not_charged_to_budgets_and_says_so(
+    make_limiter: Factory, caplog: pytest.LogCaptureFixture
+) -> None:
+    hook = LimitsHook(make_limiter(), [Rule("spend", "0.01")], prices={"other/*": Price(1, 1)})
+    with caplog.at_level(logging.WARNING, "asgi_llm_gateway.limits"):
+        for _ in range(3):
+            the_call = call(body={"max_tokens": 10**6})
+            assert await admit(hook, the_call) is None  # a million tokens would cost $1: unpriced, free
+            await end(hook, the_call, usage=usage(1000, 10**6))
+            assert admission_of(the_call).cost is None  # type: ignore[union-attr]
+    warnings = [record.getMessage() for record in caplog.records if record.levelno == logging.WARNING]
+    assert warnings == [
+        "no price for echo/echo-1: its calls are not charged to budgets (0 similar warnings held back)"
+    ]
+
+
 @pytest.mark.parametrize(
     ("period", "to_next_period"),
     [("day", 10), ("month", 10), (3600, 10)],  # 23:59:50 on January 31st

@@ -14,6 +14,9 @@ request's bytes (one token per 3 bytes of the JSON of what the model reads, the 
 door's `count_tokens` uses); `output` is the request's own bound (`max_completion_tokens`, `max_tokens` or
 `max_output_tokens`) or else the configured maximum for the model (`max_output_tokens`, default 4096).
 
+A call whose targets have no price reserves and is charged nothing against a budget (a warning says so,
+at most once per `warn_every`): give every model that a budget covers a price, or a catch-all `"*"`.
+
 **Worst-case overshoot.** Requests and concurrency are exact (but for a call that outlives `lease_ttl`,
 whose slot is free again from then on); tokens and spend can exceed a limit only by what calls used beyond
 their reservation — input beyond the byte estimate (which over-counts text but cannot see an image sent by
@@ -164,6 +167,7 @@ class LimitsHook(Hooks):
         self.max_output_tokens = max_output_tokens
         self.fail_open = fail_open
         self._warnings = _Throttled(warn_every)
+        self._unpriced = _Throttled(warn_every)
 
     # -- admission -----------------------------------------------------------------------------------
 
@@ -211,6 +215,9 @@ class LimitsHook(Hooks):
             amounts["tokens"] = read + written
             if "spend" in kinds:
                 bounds = [reservation_cost(read, written, price) for price in self._prices(targets)]
+                if not bounds:
+                    names = ", ".join(target.name for target in targets)
+                    self._unpriced.warn("no price for %s: its calls are not charged to budgets", names)
                 amounts["spend"] = _nanos(max(bounds, default=Decimal(0)), ROUND_CEILING)
         return amounts
 
