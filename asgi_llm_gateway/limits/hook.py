@@ -138,7 +138,8 @@ class _Throttled:
 
 class LimitsHook(Hooks):
     """Limits and budgets on every call, through `limiter` (`MemoryLimiter`, `RedisLimiter` or the host's
-    own). `prices` (default `DEFAULT_PRICES`, all in one currency) price the spend rules;
+    own). `prices` (default `DEFAULT_PRICES`, all in one currency) price the spend rules (give the gateway
+    the same table, `Gateway(prices=...)`, so that usage records carry the cost budgets are charged);
     `max_output_tokens` is the output reserved for requests without a bound: one number, or glob patterns
     of model names (requested or target) to numbers."""
 
