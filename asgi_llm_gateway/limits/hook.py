@@ -15,7 +15,7 @@ door's `count_tokens` uses); `output` is the request's own bound (`max_completio
 `max_output_tokens`) or else the configured maximum for the model (`max_output_tokens`, default 4096).
 
 A call whose targets have no price reserves and is charged nothing against a budget (a warning says so,
-at most once per `warn_every`): give every model that a budget covers a price, or a catch-all `"*"`.
+at most once per `warn_every`): give every model that a budget covers a price.
 
 **Worst-case overshoot.** Requests and concurrency are exact (but for a call that outlives `lease_ttl`,
 whose slot is free again from then on); tokens and spend can exceed a limit only by what calls used beyond
