@@ -24,6 +24,7 @@ from asgi_llm_gateway.providers.anthropic import (
     to_completion,
     to_native,
 )
+from asgi_llm_gateway.providers.caching import AutoCache
 from asgi_llm_gateway.sse import ServerSentEvent
 from tests.support.golden import fixture, golden
 
@@ -48,7 +49,8 @@ def error_dict(error: GatewayError) -> dict[str, Any]:
 def test_request(case: dict[str, Any]) -> None:
     request = case["openai"]
     untouched = copy.deepcopy(request)
-    native = to_native(request, case["model"], stream=bool(request.get("stream")))
+    auto_cache = AutoCache(**case["auto_cache"]) if "auto_cache" in case else None
+    native = to_native(request, case["model"], stream=bool(request.get("stream")), auto_cache=auto_cache)
     assert native.body == case["anthropic"]
     assert native.json_tool == case["json_tool"]
     assert request == untouched  # the request is shared with fallback targets: never mutated

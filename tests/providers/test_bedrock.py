@@ -26,6 +26,7 @@ from asgi_llm_gateway.providers.bedrock import (
     tool_name,
     tool_use_id,
 )
+from asgi_llm_gateway.providers.caching import AutoCache
 from tests.fakes.bedrock import (
     ACCESS_KEY,
     SECRET_KEY,
@@ -62,7 +63,8 @@ def aws_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
 def test_request_translation(case: dict[str, Any]) -> None:
     request = case["openai"]
     before = copy.deepcopy(request)
-    native = to_native(request, case["model"])
+    auto_cache = AutoCache(**case["auto_cache"]) if "auto_cache" in case else None
+    native = to_native(request, case["model"], auto_cache=auto_cache)
     assert native.body == case["converse"]
     assert dict(native.tool_names) == case["tool_names"]
     assert native.json_tool == case["json_tool"]

@@ -17,6 +17,7 @@ from ...translate import (
     unsupported,
 )
 from ..base import Request
+from ..caching import AutoCache, Marks
 from ..claude import (
     JSON_TOOL,
     JSON_TOOL_DESCRIPTION,
@@ -77,15 +78,21 @@ def tool_use_id(openai_id: str) -> str:
 
 
 def to_native(
-    request: Request, model: str, *, stream: bool = False, default_limit: int | None = None
+    request: Request,
+    model: str,
+    *,
+    stream: bool = False,
+    default_limit: int | None = None,
+    auto_cache: AutoCache | None = None,
 ) -> NativeRequest:
     """Translate a validated OpenAI chat request into a Messages API body.
 
     `default_limit` replaces the per-model `max_tokens` default (`default_max_tokens`) when the request sets
-    no limit.
+    no limit; `auto_cache` places cache breakpoints when the request has none (see `caching`).
     """
     _reject_unsupported(request)
-    system, messages = _conversation(request["messages"])
+    marks = Marks()
+    system, messages = _conversation(request["messages"], marks)
     limit = max_tokens_of(request)
     body: dict[str, Any] = {
         "model": model,
@@ -107,7 +114,7 @@ def to_native(
         body["metadata"] = {"user_id": user}
     if thinking is not None:
         body["thinking"] = thinking
-    tools, tool_choice = _tools(request)
+    tools, tool_choice = _tools(request, marks)
     if tools is None and _has_tool_blocks(messages):
         # The API refuses tool_use/tool_result blocks in a request that defines no tools; declaring them
         # with tool_choice none keeps the history valid without letting the model call them.
@@ -121,7 +128,23 @@ def to_native(
         body["output_config"] = output_config
     if stream:
         body["stream"] = True
+    _place_breakpoints(marks, auto_cache, body)
     return NativeRequest(body, json_tool)
+
+
+def _place_breakpoints(marks: Marks, auto_cache: AutoCache | None, body: dict[str, Any]) -> None:
+    """`cache_control` on the blocks the client (or `auto_cache`) marked, in prompt order."""
+    if not marks and auto_cache is None:
+        return
+    tools, system, turns = body.get("tools") or [], body.get("system") or [], body["messages"]
+    last_user = turns[-1]["content"] if turns and turns[-1]["role"] == "user" else []
+    marks.auto(auto_cache, tools, system, last_user)
+    marks.settle([tools, system, *(turn["content"] for turn in turns)], _put_cache_control)
+
+
+def _put_cache_control(blocks: list[Block], index: int, ttl: str) -> None:
+    control = {"type": "ephemeral"} if ttl == "5m" else {"type": "ephemeral", "ttl": ttl}
+    blocks[index] = {**blocks[index], "cache_control": control}
 
 
 def _reject_unsupported(request: Request) -> None:
@@ -138,8 +161,11 @@ def _reject_unsupported(request: Request) -> None:
             raise unsupported(KIND, field)
 
 
-def _conversation(messages: Sequence[Mapping[str, Any]]) -> tuple[list[Block], list[dict[str, Any]]]:
-    """(system blocks, alternating user/assistant turns) from OpenAI messages."""
+def _conversation(
+    messages: Sequence[Mapping[str, Any]], marks: Marks
+) -> tuple[list[Block], list[dict[str, Any]]]:
+    """(system blocks, alternating user/assistant turns) from OpenAI messages; `marks` notes the blocks
+    that end a cache breakpoint."""
     system: list[Block] = []
     turns: list[dict[str, Any]] = []
     for i, message in enumerate(messages):
@@ -148,30 +174,39 @@ def _conversation(messages: Sequence[Mapping[str, Any]]) -> tuple[list[Block], l
             text = text_of(message.get("content"), f"messages[{i}].content")
             if text:
                 system.append({"type": "text", "text": text})
+                marks.on_message(system[-1:], message)
         elif role == "user":
-            add_turn(turns, "user", _user_blocks(message, i))
+            blocks = _user_blocks(message, i, marks)
+            marks.on_last(blocks, message)
+            add_turn(turns, "user", blocks)
         elif role == "assistant":
-            add_turn(turns, "assistant", _assistant_blocks(message, i))
+            blocks = _assistant_blocks(message, i)
+            marks.on_message(blocks, message)
+            add_turn(turns, "assistant", blocks)
         elif role == "tool":
-            add_turn(turns, "user", [_tool_result(message, i)])
+            blocks = [_tool_result(message, i)]
+            marks.on_message(blocks, message)
+            add_turn(turns, "user", blocks)
         else:
             raise unsupported(KIND, f"messages[{i}].role", f"role '{role}'")
     return system, finish_turns(turns, _TURNS)
 
 
-def _user_blocks(message: Mapping[str, Any], i: int) -> list[Block]:
+def _user_blocks(message: Mapping[str, Any], i: int, marks: Marks) -> list[Block]:
     content = message.get("content")
     blocks: list[Block]
     if content is None or isinstance(content, str):
         blocks = [{"type": "text", "text": content}] if content else []
     else:
         blocks = [
-            b for j, part in enumerate(content) if (b := _user_part(part, f"messages[{i}].content[{j}]"))
+            marks.on(b, part)
+            for j, part in enumerate(content)
+            if (b := _user_part(part, f"messages[{i}].content[{j}]"))
         ]
     name = message.get("name")
     if name and blocks:
         if blocks[0]["type"] == "text":
-            blocks[0] = {"type": "text", "text": f"{name}: {blocks[0]['text']}"}
+            blocks[0]["text"] = f"{name}: {blocks[0]['text']}"  # our own block: its mark stays
         else:
             blocks.insert(0, {"type": "text", "text": f"{name}:"})
     return blocks
@@ -258,12 +293,12 @@ def _tools_from_history(messages: list[dict[str, Any]]) -> list[Block]:
     return [{"name": name, "input_schema": {"type": "object"}} for name in names]
 
 
-def _tools(request: Request) -> tuple[list[Block] | None, Block | None]:
+def _tools(request: Request, marks: Marks) -> tuple[list[Block] | None, Block | None]:
     """(tools, tool_choice) in Anthropic's shape; both None when the request has no tools."""
     tools = request.get("tools")
     if not tools:
         return None, None
-    native = [_tool(tool, f"tools[{i}]") for i, tool in enumerate(tools)]
+    native = [marks.on(_tool(tool, f"tools[{i}]"), tool) for i, tool in enumerate(tools)]
     choice = request.get("tool_choice")
     parallel = request.get("parallel_tool_calls")
     result: Block | None

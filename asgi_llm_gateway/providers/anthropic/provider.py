@@ -10,6 +10,7 @@ from typing import Any
 import httpx
 
 from ..base import Request
+from ..caching import AutoCache, auto_cache_policy
 from ..http import HTTPProvider
 from ..streams import bad_upstream_data, one_by_one, translate_reads
 from ._errors import KIND, error_message
@@ -42,10 +43,14 @@ class AnthropicProvider(HTTPProvider):
         client: httpx.AsyncClient | None = None,
         version: str = API_VERSION,
         default_max_tokens: int | None = None,
+        auto_cache: AutoCache | bool = False,
     ) -> None:
+        """`auto_cache` places prompt-cache breakpoints on chat requests that carry none (`AutoCache`; True
+        for its defaults: after the tools, after the system prompt, on the last user turn)."""
         super().__init__(api_key, base_url, timeout, models=models, headers=headers, client=client)
         self.version = version
         self.default_max_tokens = default_max_tokens
+        self.auto_cache = auto_cache_policy(auto_cache)
 
     @property
     def url(self) -> str:
@@ -75,7 +80,7 @@ class AnthropicProvider(HTTPProvider):
         ]
 
     async def complete(self, request: Request, model: str) -> dict[str, Any]:
-        native = to_native(request, model, default_limit=self.default_max_tokens)
+        native = to_native(request, model, default_limit=self.default_max_tokens, auto_cache=self.auto_cache)
         message = await self.post_json(self.url, native.body)
         return to_completion(message, json_tool=native.json_tool)
 
@@ -83,7 +88,9 @@ class AnthropicProvider(HTTPProvider):
         return one_by_one(self.stream_batches(request, model))
 
     def stream_batches(self, request: Request, model: str) -> AsyncIterator[list[dict[str, Any]]]:
-        native = to_native(request, model, stream=True, default_limit=self.default_max_tokens)
+        native = to_native(
+            request, model, stream=True, default_limit=self.default_max_tokens, auto_cache=self.auto_cache
+        )
         translator = StreamTranslator(model, json_tool=native.json_tool, secrets=tuple(self.secrets()))
         return translate_reads(self.post_sse(self.url, native.body), translator)
 
@@ -116,5 +123,5 @@ class AnthropicProvider(HTTPProvider):
 
     async def count_tokens(self, request: Request, model: str) -> int | None:
         """The chat request as `complete` would send it, counted by Anthropic."""
-        native = to_native(request, model, default_limit=self.default_max_tokens)
+        native = to_native(request, model, default_limit=self.default_max_tokens, auto_cache=self.auto_cache)
         return await self.count_message_tokens(native.body, model, ())

@@ -18,6 +18,7 @@ from ...translate import (
 )
 from ...wire import dumps
 from ..base import Request
+from ..caching import AutoCache, Marks
 from ..claude import (
     EFFORTS,
     JSON_TOOL,
@@ -77,6 +78,10 @@ _THREE_LEVELS = {
 }
 
 
+# The model families that cache prompts, and the sections a cachePoint may end there (Nova caches no tools).
+_CACHE_SECTIONS = {"anthropic": ("tools", "system", "messages"), "amazon": ("system", "messages")}
+
+
 class NativeRequest(NamedTuple):
     """A Converse body, the client's tool names by the Bedrock names that differ from them, and, when
     `response_format` is served by a forced tool, that tool's name."""
@@ -86,11 +91,13 @@ class NativeRequest(NamedTuple):
     json_tool: str | None
 
 
-def to_native(request: Request, model: str) -> NativeRequest:
-    """Translate a validated OpenAI chat-completions request into a Converse body."""
+def to_native(request: Request, model: str, *, auto_cache: AutoCache | None = None) -> NativeRequest:
+    """Translate a validated OpenAI chat-completions request into a Converse body; `auto_cache` places cache
+    points when the request has none (see `caching`)."""
     _reject_unsupported(request)
     names: dict[str, str] = {}
-    system, messages = _conversation(request["messages"], names)
+    marks = Marks()
+    system, messages = _conversation(request["messages"], names, marks)
     body: dict[str, Any] = {"messages": messages}
     if system:
         body["system"] = system
@@ -103,7 +110,7 @@ def to_native(request: Request, model: str) -> NativeRequest:
     if inference:
         body["inferenceConfig"] = inference
 
-    tools, choice = _tools(request, names)
+    tools, choice = _tools(request, names, marks)
     text_format, tools, choice, json_tool = _structured_output(
         request, model, tools, choice, thinking_on=thinking_on and is_claude(model)
     )
@@ -125,7 +132,28 @@ def to_native(request: Request, model: str) -> NativeRequest:
     tier = request.get("service_tier")
     if tier in ("priority", "default", "flex"):
         body["serviceTier"] = {"type": tier}
+    _place_cache_points(marks, auto_cache, body, model)
     return NativeRequest(body, names, json_tool)
+
+
+def _place_cache_points(marks: Marks, auto_cache: AutoCache | None, body: dict[str, Any], model: str) -> None:
+    """A `cachePoint` block after each block the client (or `auto_cache`) marked, in prompt order, on the
+    model families that cache; elsewhere the marks are dropped (Converse would refuse the blocks)."""
+    if not marks and auto_cache is None:
+        return
+    sections = _CACHE_SECTIONS.get(model_family(model) or "", ())
+    if not sections:
+        return
+    tools = (body.get("toolConfig") or {}).get("tools") or [] if "tools" in sections else []
+    system, turns = body.get("system") or [], body["messages"]
+    last_user = turns[-1]["content"] if turns and turns[-1]["role"] == "user" else []
+    marks.auto(auto_cache, tools, system, last_user)
+    marks.settle([tools, system, *(turn["content"] for turn in turns)], _put_cache_point)
+
+
+def _put_cache_point(blocks: list[Block], index: int, ttl: str) -> None:
+    point = {"type": "default"} if ttl == "5m" else {"type": "default", "ttl": ttl}
+    blocks.insert(index + 1, {"cachePoint": point})
 
 
 def _reject_unsupported(request: Request) -> None:
@@ -144,9 +172,10 @@ def _reject_unsupported(request: Request) -> None:
 
 
 def _conversation(
-    messages: Sequence[Mapping[str, Any]], names: dict[str, str]
+    messages: Sequence[Mapping[str, Any]], names: dict[str, str], marks: Marks
 ) -> tuple[list[Block], list[Block]]:
-    """(system blocks, alternating messages) from OpenAI messages."""
+    """(system blocks, alternating messages) from OpenAI messages; `marks` notes the blocks that end a cache
+    breakpoint. A system message in mid-conversation joins `system`, and so does its breakpoint."""
     system: list[Block] = []
     turns: list[Block] = []
     for i, message in enumerate(messages):
@@ -156,41 +185,52 @@ def _conversation(
             text = text_of(message.get("content"), f"{param}.content")
             if text.strip():
                 system.append({"text": text})
+                marks.on_message(system[-1:], message)
         elif role == "user":
-            add_turn(turns, "user", _user_blocks(message.get("content"), param))
+            blocks = _user_blocks(message.get("content"), param, marks)
+            marks.on_last(blocks, message)
+            add_turn(turns, "user", blocks)
         elif role == "assistant":
-            add_turn(turns, "assistant", _assistant_blocks(message, param, names))
+            blocks = _assistant_blocks(message, param, names)
+            marks.on_message(blocks, message)
+            add_turn(turns, "assistant", blocks)
         elif role == "tool":
-            add_turn(turns, "user", [_tool_result(message, param)])
+            blocks = [_tool_result(message, param)]
+            marks.on_message(blocks, message)
+            add_turn(turns, "user", blocks)
         else:
             raise GatewayError(f"messages with role '{role}' are not supported", param=f"{param}.role")
     return system, finish_turns(turns, _TURNS)
 
 
-def _user_blocks(content: Any, param: str) -> list[Block]:
+def _user_blocks(content: Any, param: str, marks: Marks) -> list[Block]:
     if content is None or isinstance(content, str):
         return [{"text": content}] if content and content.strip() else []
     blocks: list[Block] = []
     for j, part in enumerate(content):
-        part_param = f"{param}.content[{j}]"
-        kind = part.get("type")
-        if kind == "text":
-            if (text := part.get("text") or "").strip():
-                blocks.append({"text": text})
-        elif kind == "image_url":
-            blocks.append(_image(part.get("image_url") or {}, f"{part_param}.image_url.url"))
-        elif kind == "file":
-            blocks.append(_document(part.get("file") or {}, f"{part_param}.file"))
-        elif kind == "input_audio":
-            audio = part.get("input_audio") or {}
-            blocks.append({"audio": {"format": audio.get("format"), "source": {"bytes": audio.get("data")}}})
-        else:
-            raise GatewayError(
-                f"content part type '{kind}' is not supported by the {KIND} provider",
-                param=f"{part_param}.type",
-                code="invalid_value",
-            )
+        block = _user_part(part, f"{param}.content[{j}]")
+        if block is not None:
+            blocks.append(marks.on(block, part))
     return blocks
+
+
+def _user_part(part: Mapping[str, Any], param: str) -> Block | None:
+    kind = part.get("type")
+    if kind == "text":
+        text = part.get("text") or ""
+        return {"text": text} if text.strip() else None
+    if kind == "image_url":
+        return _image(part.get("image_url") or {}, f"{param}.image_url.url")
+    if kind == "file":
+        return _document(part.get("file") or {}, f"{param}.file")
+    if kind == "input_audio":
+        audio = part.get("input_audio") or {}
+        return {"audio": {"format": audio.get("format"), "source": {"bytes": audio.get("data")}}}
+    raise GatewayError(
+        f"content part type '{kind}' is not supported by the {KIND} provider",
+        param=f"{param}.type",
+        code="invalid_value",
+    )
 
 
 def _image(image_url: Mapping[str, Any], param: str) -> Block:
@@ -317,10 +357,12 @@ def _top_k(model: str, top_k: Any) -> dict[str, Any]:
     raise unsupported(KIND, "top_k", "Converse has no top_k for this model family")
 
 
-def _tools(request: Request, names: dict[str, str]) -> tuple[list[Block] | None, Block | str | None]:
+def _tools(
+    request: Request, names: dict[str, str], marks: Marks
+) -> tuple[list[Block] | None, Block | str | None]:
     """(the client's tools, Converse `toolChoice`, or "none")."""
     declared = request.get("tools")
-    tools = [_tool(tool, f"tools[{i}]", names) for i, tool in enumerate(declared or ())] or None
+    tools = [marks.on(_tool(t, f"tools[{i}]", names), t) for i, t in enumerate(declared or ())] or None
     choice = request.get("tool_choice")
     if choice is None or choice == "auto":
         return tools, None

@@ -24,6 +24,7 @@ from ...wire import loads
 from ..anthropic._native import input_tokens
 from ..base import Request
 from ..base import StreamTranslator as Translator
+from ..caching import AutoCache, auto_cache_policy
 from ..embeddings import EmbeddingRequest, embedding_list, gather_limited, input_texts
 from ..http import HTTPProvider
 from ..streams import bad_upstream_data, one_by_one, translate_reads
@@ -78,8 +79,12 @@ class BedrockProvider(HTTPProvider):
         models: Sequence[str] | None = None,
         headers: Mapping[str, str] | None = None,
         client: httpx.AsyncClient | None = None,
+        auto_cache: AutoCache | bool = False,
     ) -> None:
+        """`auto_cache` places cache points on chat requests that carry no breakpoints (`AutoCache`; True for
+        its defaults: after the tools, after the system prompt, on the last user turn)."""
         super().__init__(api_key, base_url, timeout, models=models, headers=headers, client=client)
+        self.auto_cache = auto_cache_policy(auto_cache)
         if (aws_access_key_id is None) != (aws_secret_access_key is None):
             raise ValueError("pass aws_access_key_id and aws_secret_access_key together")
         if api_key is None and (aws_access_key_id is not None or profile is not None):
@@ -152,7 +157,7 @@ class BedrockProvider(HTTPProvider):
         await self._signer.sign(request, self.region)
 
     async def complete(self, request: Request, model: str) -> dict[str, Any]:
-        native = to_native(request, model)
+        native = to_native(request, model, auto_cache=self.auto_cache)
         response = await self.post_json(self.url(model, "converse"), native.body)
         if not isinstance(response, Mapping):
             raise bad_upstream_data(KIND, "the response is not an object")
@@ -162,7 +167,7 @@ class BedrockProvider(HTTPProvider):
         return one_by_one(self.stream_batches(request, model))
 
     def stream_batches(self, request: Request, model: str) -> AsyncIterator[list[dict[str, Any]]]:
-        native = to_native(request, model)
+        native = to_native(request, model, auto_cache=self.auto_cache)
         return self._event_stream(
             self.url(model, "converse-stream"),
             native.body,
