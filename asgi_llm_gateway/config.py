@@ -43,6 +43,10 @@
     input = 1.25
     output = 10.0
 
+    [request_policy]                   # asgi_llm_gateway.rewrite.RequestPolicy, on every request
+    max_output_tokens = 8192           # caps max_tokens / max_completion_tokens / max_output_tokens
+    force_user = true                  # the upstream's end-user field is the key's principal name
+
 Routes may also hold weighted groups, `pool = [{ group = { "a/m" = 3, "b/m" = 1 } }, "c/m"]`, or be a table
 `{ targets = [...], policy = { ... } }`; a provider table may have a `policy = { ... }` of its own.
 
@@ -75,6 +79,7 @@ from .policy import Group, Policy, Route
 from .pricing import DEFAULT_PRICES, Price
 from .providers import PROVIDER_CLASSES, EchoProvider
 from .providers.base import Provider
+from .rewrite import RequestPolicy
 from .state import ResponseStore
 
 if sys.version_info >= (3, 11):
@@ -159,6 +164,8 @@ class GatewayConfig:
     #: `[prices]`: what usage costs (`UsageRecord.cost`, and the budgets); None: the limits' default prices,
     #: and no cost in usage records.
     prices: dict[str, Price] | None = None
+    #: `[request_policy]`: each request rewritten before routing; None without the table.
+    rewrite: RequestPolicy | None = None
 
     def gateway(self) -> Gateway:
         options: dict[str, Any] = {}
@@ -175,6 +182,7 @@ class GatewayConfig:
             provider_policies=self.provider_policies,
             response_store=self.response_store,
             prices=self.prices,
+            rewrite=self.rewrite,
             **options,
         )
 
@@ -224,6 +232,7 @@ def _parse(data: Mapping[str, Any], source: str, environ: Mapping[str, str]) -> 
         "limits",
         "budgets",
         "prices",
+        "request_policy",
     )
     unknown = set(data) - set(sections)
     if unknown:
@@ -252,6 +261,7 @@ def _parse(data: Mapping[str, Any], source: str, environ: Mapping[str, str]) -> 
     )
     config.prices = _prices(data, source)
     config.limits = _limits(data, config.prices, source, environ)
+    config.rewrite = _request_policy(data, source)
     server = _table(data, "server", source)
     for key, value in server.items():
         if key in ("host",) and isinstance(value, str):
@@ -650,6 +660,20 @@ def _prices(data: Mapping[str, Any], source: str) -> dict[str, Price] | None:
     if defaults:
         prices.update({pattern: price for pattern, price in DEFAULT_PRICES.items() if pattern not in prices})
     return prices
+
+
+def _request_policy(data: Mapping[str, Any], source: str) -> RequestPolicy | None:
+    """`[request_policy]`: `max_output_tokens` caps every request's output, `force_user` names the principal
+    to the upstream (see `asgi_llm_gateway.rewrite`)."""
+    if "request_policy" not in data:
+        return None
+    table = _table(data, "request_policy", source)
+    _check_keys(table, ("max_output_tokens", "force_user"), source, "request_policy")
+    if "max_output_tokens" in table and not _positive_int(table["max_output_tokens"]):
+        raise ConfigError(f"{source}: request_policy.max_output_tokens: expected a positive integer")
+    if not isinstance(table.get("force_user", False), bool):
+        raise ConfigError(f"{source}: request_policy.force_user: expected true or false")
+    return RequestPolicy(**table)
 
 
 def describe_limits(hook: LimitsHook) -> str:

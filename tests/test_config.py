@@ -761,3 +761,35 @@ def test_the_limits_example_builds_redis_limits_budgets_and_prices() -> None:
     kinds = [rule.kind for rule in config.limits.rules]
     assert kinds == ["requests", "tokens", "concurrent", "requests", "spend", "spend"]
     assert config.prices is not None and config.gateway().prices is config.prices
+
+
+def test_request_policy_rewrites_every_request(tmp_path: Path) -> None:
+    from asgi_llm_gateway.rewrite import RequestPolicy
+
+    config = load_config(
+        write(tmp_path, "[request_policy]\nmax_output_tokens = 100\nforce_user = true\n"), {}
+    )
+    assert config.rewrite == RequestPolicy(max_output_tokens=100, force_user=True)
+    assert config.gateway().rewrite is config.rewrite
+    assert load_config(write(tmp_path, ""), {}).gateway().rewrite is None
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        (
+            "[request_policy]\nmax_output_tokens = 0\n",
+            "request_policy.max_output_tokens: expected a positive integer",
+        ),
+        ("[request_policy]\nforce_user = 'yes'\n", "request_policy.force_user: expected true or false"),
+        (
+            "[request_policy]\ncap = 3\n",
+            "request_policy.cap: unknown key; one of max_output_tokens, force_user",
+        ),
+    ],
+)
+def test_request_policy_mistakes_name_the_file_and_the_key(tmp_path: Path, text: str, message: str) -> None:
+    path = write(tmp_path, text)
+    with pytest.raises(ConfigError) as caught:
+        load_config(path, {})
+    assert str(caught.value) == f"{path}: {message}"
