@@ -357,7 +357,7 @@ class ResponsesEndpoint(OpenAIErrors, Door):
         status, failure, settled = CLIENT_CLOSED_REQUEST, None, False
         try:
             if spawn is None:
-                await send_json(exchange.send, 200, queued, call.request_id)
+                await send_json(exchange.send, 200, queued, call.request_id, call.headers())
             await self._advance(call, conversation, running)
             if spawn is None:
                 attempt = partial(_complete_once, conversation, call, gateway.drop_builtin_tools)

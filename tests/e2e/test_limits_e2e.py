@@ -241,6 +241,11 @@ def test_every_door_sends_the_rate_limit_headers(rig: Rig) -> None:
                 model="echo/echo-1", input="hello there", stream=True, background=background
             ) as streamed:
                 remaining.append(_rate_limited(streamed.headers))
+        # Regression: a background response's queued answer (not streamed) had no rate-limit headers.
+        queued = client.responses.with_raw_response.create(
+            model="echo/echo-1", input="hello there", background=True
+        )
+        remaining.append(_rate_limited(queued.headers))
         embedded = client.embeddings.with_raw_response.create(model="echo/echo-1", input="hello there")
         remaining.append(_rate_limited(embedded.headers))
     with anthropic.Anthropic(base_url=rig.url, api_key="alice-key", max_retries=0) as claude:
@@ -258,7 +263,7 @@ def test_every_door_sends_the_rate_limit_headers(rig: Rig) -> None:
         remaining.append(_rate_limited(counted.headers))
     # one bucket across doors: each answer tells what the calls before it left (the bucket refills at
     # one request every 0.6 s meanwhile, so "at most")
-    assert len(remaining) == 9
+    assert len(remaining) == 10
     assert all(left <= 100 - number for number, left in enumerate(remaining, start=1))
 
 
