@@ -166,9 +166,11 @@ class Gateway:
     # -- lifecycle -----------------------------------------------------------------------------------
 
     async def aclose(self) -> None:
-        """Close every provider's connections and the response store. Hosts call this on shutdown (mounted
-        apps get no lifespan)."""
+        """Close every provider's connections, the hooks (e.g. a Redis limiter's pool) and the response store.
+        Hosts call this on shutdown (mounted apps get no lifespan)."""
         closers = [provider.aclose for provider in self.providers.values()]
+        if self.hooks is not None:
+            closers.append(self.hooks.aclose)
         for aclose in [*closers, self.response_store.aclose]:
             try:
                 await aclose()

@@ -330,8 +330,8 @@ class _SlowCounter(EchoProvider):
 
 
 async def test_count_tokens_timeout_is_a_504() -> None:
-    """Regression: count_tokens ran under `fail_after` with nothing to turn the TimeoutError into the 504 every
-    other call gives, so the attempts unit logged a provider bug and answered 502."""
+    """Regression: count_tokens ran under `fail_after` with nothing to turn the TimeoutError into the 504
+    every other call gives, so the attempts unit logged a provider bug and answered 502."""
     import httpx
 
     from asgi_llm_gateway import Gateway
@@ -349,3 +349,31 @@ async def test_count_tokens_timeout_is_a_504() -> None:
         )
     assert response.status_code == 504
     assert response.json()["error"]["type"] == "timeout_error"
+
+
+async def test_gateway_aclose_closes_every_hook_and_a_limits_hooks_limiter() -> None:
+    """Regression: `Gateway.aclose` closed providers and the response store but no hook, so a `LimitsHook`'s
+    `RedisLimiter` kept its connection pool open after shutdown. One hook failing to close must not keep
+    the others open."""
+    from asgi_llm_gateway import Gateway
+    from asgi_llm_gateway.limits import LimitsHook, MemoryLimiter, Rule
+
+    closed: list[str] = []
+
+    class Closing(Hooks):
+        def __init__(self, name: str, fail: bool = False) -> None:
+            self.name, self.fail = name, fail
+
+        async def aclose(self) -> None:
+            closed.append(self.name)
+            if self.fail:
+                raise RuntimeError("cannot close")
+
+    class Limiter(MemoryLimiter):
+        async def aclose(self) -> None:
+            closed.append("limiter")
+
+    limits = LimitsHook(Limiter(), [Rule("requests", 10)])
+    gateway = Gateway(hooks=[Closing("first", fail=True), limits, Closing("last")])
+    await gateway.aclose()
+    assert closed == ["first", "limiter", "last"]

@@ -310,6 +310,10 @@ class LimitsHook(Hooks):
         except LimiterUnavailable as error:  # leases expire; token reservations decay within their period
             self._warnings.warn("limits unavailable, a call's reservation was not settled: %s", error)
 
+    async def aclose(self) -> None:
+        """The gateway is closing: the limiter's connections go (a Redis client passed in stays open)."""
+        await self.limiter.aclose()
+
     def __repr__(self) -> str:
         return f"LimitsHook({self.limiter!r}, {len(self.rules)} rules, fail_open={self.fail_open})"
 

@@ -22,7 +22,7 @@ state in one slot, which a multi-key script needs):
 Redis down, slow or answering an error: every operation is bounded by `timeout` seconds (connect included,
 no retries), after which it raises `LimiterUnavailable` (the hook then fails open or closed). Set it above
 the p99 of a check under your load (bench/limits.py measures it): a timeout that fires under load admits
-unchecked (or refuses) exactly when limits matter. The default, 0.25 s, is about 5× the p99 of a whole
+unchecked (or refuses) exactly when limits matter. The default, 0.25 s, is about 5 times the p99 of a whole
 call's admission and settlement (two operations) at 64 concurrent calls on a shared 2-core machine
 (bench/limits.py: 35-45 ms; 1 ms with one call at a time), and still a small part of a model call. A client
 passed in is the host's: used, never closed; its own timeouts and retries apply within ours.

@@ -5,8 +5,9 @@ sees the `Call` at each step:
 
     request_started ─▶ admit ─▶ (attempt_started ─▶ attempt_ended)+ ─▶ request_ended(record)
 
-Every method is a no-op: subclass `Hooks` and override what you need. A gateway with no hooks calls none
-(`HookChain.of` returns None), so unused hooks cost nothing on the request path.
+Every method is a no-op: subclass `Hooks` and override what you need; `aclose` runs when the gateway closes. A
+gateway with no hooks calls none (`HookChain.of` returns None), so unused hooks cost nothing on the request
+path.
 
 `admit` may refuse a call by raising a `GatewayError` (e.g. 429); it runs once, after the targets are
 planned and before the first attempt. Every call that started also ends: `request_ended` comes after a
@@ -46,6 +47,9 @@ class Hooks:
 
     async def request_ended(self, call: Call, record: UsageRecord) -> None:
         """The call is over (answered, failed or abandoned); `record` says how it ended and what it used."""
+
+    async def aclose(self) -> None:
+        """The gateway is closing: release what the hook holds (connections, exporters)."""
 
 
 class UsageHooks(Hooks):
@@ -105,3 +109,10 @@ class HookChain:
                 await hook.request_ended(call, record)
             except Exception:  # the client already has its answer; a broken hook must not change it
                 logger.exception("%s.request_ended failed", type(hook).__name__)
+
+    async def aclose(self) -> None:
+        for hook in self.hooks:  # one failing to close must not keep the others open
+            try:
+                await hook.aclose()
+            except Exception:
+                logger.exception("%s.aclose failed", type(hook).__name__)
