@@ -85,6 +85,7 @@ class Gateway:
         drop_builtin_tools: bool = True,
         prices: Mapping[str, Price] | None = None,
         rewrite: Rewrite | None = None,
+        health: HealthBook | None = None,
     ) -> None:
         if providers is None:
             from .providers.echo import EchoProvider
@@ -114,11 +115,15 @@ class Gateway:
         self.prices = prices
         #: The host's last word on each validated request, before routing (see `asgi_llm_gateway.rewrite`).
         self.rewrite = rewrite
-        self.hooks = HookChain.of([*hooks, UsageHooks(on_usage)] if on_usage else list(hooks))
-        self.attempts = Attempts(self.policy_for, health=HealthBook(), hooks=self.hooks)
+        #: The circuit breaker's book: this process's own unless given. A book that is also a hook (e.g.
+        #: `SharedHealth`, which shares cooldowns through Redis) joins the hooks: that is how it syncs.
+        book = health if health is not None else HealthBook()
+        chain = [*hooks, *([book] if isinstance(book, Hooks) and book not in hooks else [])]
+        self.hooks = HookChain.of([*chain, UsageHooks(on_usage)] if on_usage else chain)
+        self.attempts = Attempts(self.policy_for, health=book, hooks=self.hooks)
         models = ModelsEndpoint(self)
         responses = ResponsesEndpoint(self)
-        health = HealthEndpoint()
+        probes = HealthEndpoint()
         #: Paths below the mount (and the optional `/v1`) → endpoints; a key ending in "/" is a prefix.
         self.routes: Mapping[str, Endpoint] = {
             "/chat/completions": ChatEndpoint(self),
@@ -129,8 +134,8 @@ class Gateway:
             "/responses/": responses,
             "/models": models,
             "/models/": models,
-            "/healthz": health,
-            "/readyz": health,
+            "/healthz": probes,
+            "/readyz": probes,
         }
         self._prefixes = tuple((path, found) for path, found in self.routes.items() if path.endswith("/"))
 

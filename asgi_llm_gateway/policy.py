@@ -143,13 +143,34 @@ def parse_retry_after(value: str | None) -> float | None:
 
 
 class HealthBook:
-    """Consecutive failures and cooldowns per target, for one gateway instance (a circuit breaker)."""
+    """Consecutive failures and cooldowns per target, for one gateway instance (a circuit breaker).
+
+    Times are `time.monotonic()`. A book whose `syncs` is true (`asgi_llm_gateway.shared_health.SharedHealth`)
+    is brought up to date by `await sync()` before each request is planned; this one is only ever local."""
 
     __slots__ = ("_cooled_until", "_failures")
+
+    #: Whether `sync()` must be awaited before planning (False: no await on the request path).
+    syncs = False
 
     def __init__(self) -> None:
         self._failures: dict[str, int] = {}
         self._cooled_until: dict[str, float] = {}
+
+    async def sync(self) -> None:
+        """Bring the book up to date with other replicas (a local book has nothing to do)."""
+
+    def cooling(self) -> dict[str, float]:
+        """The targets in cooldown and until when (monotonic seconds; some may have ended already)."""
+        return dict(self._cooled_until)
+
+    def cool(self, name: str, until: float) -> None:
+        """Put `name` in cooldown until `until` (monotonic), as another replica did."""
+        self._cooled_until[name] = until
+
+    def uncool(self, name: str) -> None:
+        """End `name`'s cooldown, as another replica saw it answer again."""
+        self._cooled_until.pop(name, None)
 
     def healthy(self, name: str, now: float) -> bool:
         until = self._cooled_until.get(name)

@@ -63,7 +63,10 @@ async def read_request(
     if gateway.rewrite is not None:
         body = gateway.rewrite(principal, exchange.path.strip("/").replace("/", "."), body)
     model: str = body["model"]
-    plan = gateway.router.plan(model, gateway.health, gateway.rng, time.monotonic())
+    health = gateway.health
+    if health.syncs:  # cooldowns shared across replicas: learn theirs before choosing targets
+        await health.sync()
+    plan = gateway.router.plan(model, health, gateway.rng, time.monotonic())
     check_model_allowed(principal, model)
     return Incoming(principal, body, model, plan, started)
 
