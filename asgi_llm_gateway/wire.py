@@ -126,13 +126,17 @@ def message(
     tool_calls: list[dict[str, Any]] | None = None,
     reasoning_content: str | None = None,
     refusal: str | None = None,
+    reasoning_details: list[dict[str, Any]] | None = None,
 ) -> dict[str, Any]:
-    """An assistant message. `reasoning_content` is the de-facto extension DeepSeek, vLLM and others use."""
+    """An assistant message. `reasoning_content` is the de-facto extension DeepSeek, vLLM and others use;
+    `reasoning_details` (OpenRouter's) carries signed reasoning the client sends back (docs/reasoning.md)."""
     result: dict[str, Any] = {"role": "assistant", "content": content, "refusal": refusal}
     if tool_calls:
         result["tool_calls"] = tool_calls
     if reasoning_content:
         result["reasoning_content"] = reasoning_content
+    if reasoning_details:
+        result["reasoning_details"] = reasoning_details
     return result
 
 

@@ -32,7 +32,7 @@ __all__ = [
     "json_answer",
     "output_schema",
     "thinking_for",
-    "tool_loop_continues",
+    "thinking_lost",
     "usage_of",
 ]
 
@@ -176,6 +176,8 @@ class TurnShape(NamedTuple):
     is_tool_result: Callable[[Block], bool]
     #: The user turn put first when a conversation starts with the assistant: both APIs want a user first.
     lead_in: Block
+    #: Whether a block is signed reasoning (thinking, redacted thinking).
+    is_reasoning: Callable[[Block], bool]
 
 
 def add_turn(turns: list[Turn], role: str, blocks: list[Block]) -> None:
@@ -203,10 +205,15 @@ def finish_turns(turns: list[Turn], shape: TurnShape) -> list[Turn]:
     return turns
 
 
-def tool_loop_continues(turns: Sequence[Turn], shape: TurnShape) -> bool:
-    """Whether the conversation ends with tool results. Thinking is left off then: the model would want its
-    signed thinking blocks back, which OpenAI messages cannot carry."""
-    return bool(turns) and any(shape.is_tool_result(block) for block in turns[-1]["content"])
+def thinking_lost(turns: Sequence[Turn], shape: TurnShape) -> bool:
+    """Whether the conversation ends with tool results answering an assistant turn that does not start with
+    its signed reasoning. Thinking is left off then: the API wants that reasoning back, and it was lost (a
+    client that kept neither `reasoning_details` nor a tool-call id the store knows, another provider's
+    answer, a turn made without thinking). See `reasoning.py`."""
+    if len(turns) < 2 or not any(shape.is_tool_result(block) for block in turns[-1]["content"]):
+        return False
+    answer = turns[-2]["content"]
+    return turns[-2]["role"] != "assistant" or not answer or not shape.is_reasoning(answer[0])
 
 
 # -- structured output ---------------------------------------------------------------------------------------

@@ -6,6 +6,7 @@ building and signing, error mapping, and reading streamed bodies (SSE) in one li
 
 from __future__ import annotations
 
+import hashlib
 import os
 from collections.abc import AsyncGenerator, AsyncIterator, Iterable, Mapping, Sequence
 from contextlib import asynccontextmanager
@@ -73,6 +74,24 @@ class HTTPProvider(Provider):
         return f"{type(self).__name__}(base_url={self.base_url!r})"
 
     # -- hooks for subclasses -------------------------------------------------------------------------
+
+    #: Set by `reasoning_scope`'s setter, or derived on first use.
+    _reasoning_scope: str | None = None
+
+    @property
+    def reasoning_scope(self) -> str:
+        """The name this provider's encrypted reasoning and signed thinking are sealed with (see
+        `sealing.py`): only a provider with the same scope gets it back. By default `<kind>-<digest of base
+        URL and key>`: the content is readable only by the endpoint and account that made it, and the key
+        stands for the account. Set it to give two providers that share an account the same scope."""
+        if self._reasoning_scope is None:
+            digest = hashlib.sha256(f"{self.base_url}\0{self.api_key or ''}".encode()).hexdigest()
+            self._reasoning_scope = f"{self.kind}-{digest[:12]}"
+        return self._reasoning_scope
+
+    @reasoning_scope.setter
+    def reasoning_scope(self, scope: str) -> None:
+        self._reasoning_scope = scope
 
     def auth_headers(self) -> dict[str, str]:
         """Headers that authenticate with the upstream."""

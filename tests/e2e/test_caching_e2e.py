@@ -9,7 +9,6 @@ openai SDK's own `PromptTokensDetails`) the writes.
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import dataclass
 from typing import Any
 
 import openai
@@ -19,10 +18,9 @@ from asgi_llm_gateway import Gateway
 from asgi_llm_gateway.policy import Policy
 from asgi_llm_gateway.providers import AnthropicProvider
 from asgi_llm_gateway.providers.caching import AutoCache
+from tests.e2e.openai_client_stack import Stack, openai_stack
 from tests.fakes import anthropic as fake_anthropic
-from tests.fakes.prompt_cache import PromptCache
 from tests.support.server import serve
-from tests.support.upstreams import gateway_over_every_upstream
 
 CLAUDE = "claude/claude-haiku-4-5"
 BEDROCK = "bedrock/us.anthropic.claude-sonnet-4-5-20250929-v1:0"
@@ -30,26 +28,10 @@ GEMINI = "gemini/gemini-2.5-flash"
 LONG_SYSTEM = "You are a careful assistant. " * 12  # 60 words: past the Gemini fake's implicit-cache minimum
 
 
-KEY = "sk-gateway-caching"
-
-
-@dataclass
-class Stack:
-    client: openai.OpenAI
-    fakes: dict[str, Any]
-
-    def cache(self, provider: str) -> PromptCache:
-        cache: PromptCache = self.fakes[provider].cache
-        return cache
-
-
 @pytest.fixture(scope="module")
 def stack() -> Iterator[Stack]:
-    with (
-        gateway_over_every_upstream({KEY: "developer"}, {}) as served,
-        openai.OpenAI(base_url=served.url + "/v1", api_key=KEY, max_retries=0) as client,
-    ):
-        yield Stack(client, served.fakes)
+    with openai_stack() as served:
+        yield served
 
 
 def usage_of(stack: Stack, model: str, messages: list[Any], stream: bool, **extra: Any) -> Any:
@@ -132,11 +114,6 @@ def cached_conversation(turn: str) -> list[Any]:
     ]
 
 
-def last_body(stack: Stack, provider: str) -> Any:
-    last = stack.fakes[provider].requests[-1]
-    return last["body"] if isinstance(last, dict) else last.body  # the Gemini fake records dicts
-
-
 @pytest.mark.parametrize("stream", [False, True], ids=["whole", "streamed"])
 @pytest.mark.parametrize(
     ("provider", "model", "system", "answer"),
@@ -162,7 +139,7 @@ def test_breakpoints_reach_the_api_and_hit_its_cache(
     cache = stack.cache(provider)
     before = (cache.reads, cache.writes)
     first = usage_of(stack, model, cached_conversation(f"first {stream}"), stream)
-    body = last_body(stack, provider)
+    body = stack.last(provider)
     assert (body["system"], body["messages"][1]["content"]) == (system, answer)
     second = usage_of(stack, model, cached_conversation(f"second {stream}"), stream)
     assert first.prompt_tokens == second.prompt_tokens  # the same prompt but for the last turn's one word
@@ -186,13 +163,13 @@ def test_a_longer_ttl_after_a_shorter_one_is_clamped(stack: Stack, provider: str
     ]
     completion = stack.client.chat.completions.create(model=model, messages=messages)
     assert completion.choices[0].message.content
-    text = str(last_body(stack, provider))
+    text = str(stack.last(provider))
     assert "'ttl': '1h'" not in text and text.count("cache") == 2
 
 
 def test_gemini_gets_no_cache_fields_and_caches_implicitly(stack: Stack) -> None:
     first = usage_of(stack, GEMINI, cached_conversation("gemini first"), False)
-    body = last_body(stack, "gemini")
+    body = stack.last("gemini")
     assert "cache" not in str(body).lower()
     second = usage_of(stack, GEMINI, cached_conversation("gemini second"), False)
     assert second.prompt_tokens_details.cached_tokens == first.prompt_tokens - 2 > 0
@@ -200,7 +177,7 @@ def test_gemini_gets_no_cache_fields_and_caches_implicitly(stack: Stack) -> None
 
 def test_automatic_placement_is_off_by_default(stack: Stack) -> None:
     stack.client.chat.completions.create(model=CLAUDE, messages=conversation("no breakpoints"))
-    assert "cache_control" not in str(last_body(stack, "claude"))
+    assert "cache_control" not in str(stack.last("claude"))
 
 
 @pytest.mark.parametrize("auto_cache", [True, AutoCache(tools=False, system=False, ttl="1h")])

@@ -1,5 +1,6 @@
 """Real Node clients → gateway (uvicorn, loopback) → the Mistral fake: openai-node's `runTools` and the
-Vercel AI SDK's tool loop, the clients issue 12 was reported against.
+Vercel AI SDK's tool loop, the clients issue 12 was reported against; and the Vercel AI SDK's tool loop with
+reasoning on against the Anthropic, Bedrock and Gemini fakes (issue 19).
 
 The clients are pinned in tests/node (package.json and its lockfile); the first test of a session runs
 `npm ci` there when node_modules is missing or older than the lockfile. Without node and npm the tests
@@ -21,6 +22,7 @@ from asgi_llm_gateway.providers import MistralProvider
 from tests.fakes.openai import KEY, FakeOpenAI
 from tests.support.requirements import NODE_DIR, node_packages
 from tests.support.server import serve
+from tests.support.upstreams import Upstreams, gateway_over_every_upstream
 
 MODEL = "mistral/mistral-large-latest"
 
@@ -106,3 +108,50 @@ def test_mistral_tool_calls_come_back_with_type_function_for_the_vercel_ai_sdk_t
     assert output["final"] == "Tool results: cats are great"
     assert output["steps"] == 2
     assert_tool_loop_reached_the_upstream(mistral, before)
+
+
+# -- reasoning: a tool loop with thinking on, through the Vercel AI SDK -------------------------------------
+
+
+@pytest.fixture(scope="module")
+def reasoning_upstreams() -> Iterator[Upstreams]:
+    with gateway_over_every_upstream({"client": "developer"}, {}) as served:
+        yield served
+
+
+@pytest.mark.parametrize("mode", ["", "stream"], ids=["plain", "streamed"])
+@pytest.mark.parametrize("provider", ["openai-chat", "openai-compatible"])
+@pytest.mark.parametrize(
+    ("fake", "model"),
+    [
+        ("claude", "claude/claude-haiku-4-5"),
+        ("bedrock", "bedrock/us.anthropic.claude-sonnet-4-5-20250929-v1:0"),
+        ("gemini", "gemini/gemini-3-flash"),
+    ],
+    ids=["anthropic", "bedrock", "gemini"],
+)
+def test_vercel_ai_sdk_tool_loop_with_reasoning_keeps_its_thinking(
+    node: str, reasoning_upstreams: Upstreams, fake: str, model: str, provider: str, mode: str
+) -> None:
+    """The SDK drops `reasoning_details` (measured here: `echoed`), so the provider's store of reasoning by
+    tool-call id puts the signed reasoning back; the fakes reject a tool loop with thinking on without it."""
+    upstream = reasoning_upstreams.fakes[fake]
+    before = len(upstream.requests)
+    output = run(node, "ai_sdk_reasoning_loop.mjs", reasoning_upstreams.url + "/v1", model, provider, mode)
+    assert output["calls"] == [{"city": "Paris"}] and output["steps"] == 2
+    assert all("reasoning_details" not in keys for keys in output["echoed"])
+    requests = upstream.requests[before:]
+    assert len(requests) == 2
+    last = requests[-1]
+    body = last["body"] if isinstance(last, dict) else last.body
+    text = json.dumps(body)
+    if fake == "claude":
+        assert (
+            body["thinking"]["type"] == "enabled" and body["messages"][1]["content"][0]["type"] == "thinking"
+        )
+    elif fake == "bedrock":
+        assert "thinking" in body["additionalModelRequestFields"]
+        assert "reasoningContent" in body["messages"][1]["content"][0]
+    else:
+        assert '"thoughtSignature"' in text
+    assert "gw1." not in text  # only unsealed reasoning reaches an upstream

@@ -29,6 +29,11 @@ sends `event: error` of that type after the first text delta (an HTTP error when
 STREAM` ends the stream before `message_stop`; `REFUSE` stops with `refusal`; a prompt containing `CACHED`
 reports prompt-cache reads and writes in the usage.
 
+Thinking is signed: each `thinking` block's `signature` (and each `redacted_thinking` block's `data`, sent
+for a prompt containing `REDACT`) is an HMAC of the model and the thinking under the fake's `signing_key`,
+and an assistant turn that comes back with a missing, altered or foreign signature (another model's, another
+service's: the Bedrock fake signs with its own key) is a 400, as the real API answers it.
+
 Prompt caching: `cache_control` breakpoints (tools, then system, then messages) are checked as the API checks
 them (at most 4; `type` ephemeral, `ttl` 5m or 1h, and a 1h breakpoint never after a 5m one), and served by
 a real prefix cache (`tests/fakes/prompt_cache.py`): the first request writes each prefix, later ones read it,
@@ -37,6 +42,9 @@ and `cache` holds the totals reported.
 
 from __future__ import annotations
 
+import base64
+import hashlib
+import hmac
 import json
 import re
 from collections.abc import AsyncIterator, Iterator
@@ -51,6 +59,9 @@ from starlette.routing import Route
 from tests.fakes.prompt_cache import Breakpoint, PromptCache, prefix_key
 
 KEY = "sk-ant-upstream-test-0123456789"
+#: What this fake signs thinking with; another service (the Bedrock fake) has its own.
+SIGNING_KEY = b"fake-anthropic-thinking-signing-key"
+REDACTED = "(redacted thinking)"
 VERSIONS = ("2023-06-01", "2026-10-21")
 MODELS = ("claude-sonnet-4-6", "claude-haiku-4-5", "claude-opus-4-1", "claude-3-5-haiku-latest")
 
@@ -237,8 +248,33 @@ def _check_fields(body: dict[str, Any], allowed: set[str], betas: frozenset[str]
             raise Rejected(f"{key}: Extra inputs are not permitted")
 
 
-def validate(body: dict[str, Any], version: str, betas: frozenset[str] = frozenset()) -> None:
-    """Raise `Rejected` for what the real API refuses."""
+def sign_thinking(model: str, thinking: str, signing_key: bytes = SIGNING_KEY) -> str:
+    """The signature of one thinking block (a redacted block's `data` signs `REDACTED`)."""
+    digest = hmac.new(signing_key, f"{model}\0{thinking}".encode(), hashlib.sha256).digest()
+    return base64.b64encode(digest).decode()
+
+
+def _validate_signatures(body: dict[str, Any], signing_key: bytes) -> None:
+    """Every thinking block an assistant turn brings back must carry the signature this service gave it."""
+    for i, message in enumerate(body["messages"]):
+        if message.get("role") != "assistant":
+            continue
+        for j, block in enumerate(blocks_of(message)):
+            kind, where = block.get("type"), f"messages.{i}.content.{j}"
+            if kind == "thinking":
+                expected = sign_thinking(body["model"], str(block.get("thinking")), signing_key)
+                if not hmac.compare_digest(str(block.get("signature")), expected):
+                    raise Rejected(f"{where}: Invalid `signature` in `thinking` block")
+            elif kind == "redacted_thinking":
+                expected = sign_thinking(body["model"], REDACTED, signing_key)
+                if not hmac.compare_digest(str(block.get("data")), expected):
+                    raise Rejected(f"{where}: Invalid `data` in `redacted_thinking` block")
+
+
+def validate(
+    body: dict[str, Any], version: str, betas: frozenset[str] = frozenset(), signing_key: bytes = SIGNING_KEY
+) -> None:
+    """Raise `Rejected` for what the real API refuses (thinking signed with another key included)."""
     _check_fields(body, TOP_LEVEL, betas)
     for key in ("model", "max_tokens", "messages"):
         if key not in body:
@@ -270,6 +306,7 @@ def validate(body: dict[str, Any], version: str, betas: frozenset[str] = frozens
     _validate_messages(body["messages"], system_turns(version, betas), tool_names, thinking)
     _validate_output_config(body.get("output_config"), model)
     _validate_cache_control(body)
+    _validate_signatures(body, signing_key)
 
 
 def validate_count(body: dict[str, Any], version: str, betas: frozenset[str] = frozenset()) -> None:
@@ -621,18 +658,26 @@ def words(text: str) -> int:
     return len(text.split())
 
 
-def respond(body: dict[str, Any], message_id: str, cache: PromptCache | None = None) -> dict[str, Any]:
+def respond(
+    body: dict[str, Any],
+    message_id: str,
+    cache: PromptCache | None = None,
+    signing_key: bytes = SIGNING_KEY,
+) -> dict[str, Any]:
     """The deterministic model: the answer the API would give, as a complete `message`. With a `cache`, the
-    request's `cache_control` breakpoints read and write it."""
+    request's `cache_control` breakpoints read and write it; thinking is signed with `signing_key`."""
     prompt = last_user_text(body)
     last = blocks_of(body["messages"][-1])
     results = [b for b in last if b["type"] == "tool_result"]
     content: list[dict[str, Any]] = []
     thinking = (body.get("thinking") or {}).get("type") in ("enabled", "adaptive")
     if thinking:
-        content.append(
-            {"type": "thinking", "thinking": f"The user wrote: {prompt}", "signature": "c2lnbmF0dXJl"}
-        )
+        thought = f"The user wrote: {prompt}"
+        signature = sign_thinking(body["model"], thought, signing_key)
+        content.append({"type": "thinking", "thinking": thought, "signature": signature})
+        if "REDACT" in prompt:
+            data = sign_thinking(body["model"], REDACTED, signing_key)
+            content.append({"type": "redacted_thinking", "data": data})
     calls = _plan_calls(body, prompt, answered=bool(results))
     stop_reason, stop_sequence = "end_turn", None
     if calls:
@@ -815,6 +860,8 @@ def stream_events(
             for piece in _pieces(block["thinking"]):
                 yield _delta(index, {"type": "thinking_delta", "thinking": piece})
             yield _delta(index, {"type": "signature_delta", "signature": block["signature"]})
+        elif kind == "redacted_thinking":
+            yield _block_start(index, block)  # opaque: it comes whole, with no deltas
         elif kind == "tool_use":
             yield _block_start(
                 index, {"type": "tool_use", "id": block["id"], "name": block["name"], "input": {}}

@@ -20,6 +20,12 @@ exception; `stream-error.<exception>` sends one delta then an exception frame; `
 frame; `stream-no-metadata` ends after `messageStop`; `stream-bad-crc` corrupts a frame; `fake.cached`
 reports prompt-cache reads and writes.
 
+Claude's reasoning is signed with this service's own key (`SIGNING_KEY`, not the Anthropic fake's): a
+`reasoningText` brought back in an assistant turn without its signature, or with one that does not verify
+(altered, another model's, the Anthropic API's), is a ValidationException, and so is a Claude tool loop
+with thinking on whose last assistant turn does not start with its reasoning. InvokeModel applies the
+Anthropic fake's rules with this key.
+
 Prompt caching: `cachePoint` blocks (tools, then system, then messages) are checked as the service checks them
 (at most 4; a `ttl` of 1h never after one of 5m) and served by a real prefix cache
 (`tests/fakes/prompt_cache.py`), whose totals `cache` keeps; InvokeModel's `cache_control` is served the
@@ -82,6 +88,8 @@ ACCESS_KEY = "AKIAIOSFODNN7EXAMPLE"
 SECRET_KEY = "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY"
 REGION = "us-east-1"
 API_KEY = "ABSKQmVkcm9ja0FQSUtleS1leGFtcGxlLXRlc3Qta2V5"
+#: What this service signs Claude's reasoning with (the Anthropic fake has its own).
+SIGNING_KEY = b"fake-bedrock-thinking-signing-key"
 
 _ERROR_NAMESPACE = ":http://internal.amazon.com/coral/com.amazon.bedrock/"
 _AUTH = re.compile(
@@ -236,7 +244,7 @@ def _blank(text: Any) -> bool:
     return not isinstance(text, str) or not text.strip()
 
 
-def _conversation_errors(body: Mapping[str, Any]) -> list[str]:
+def _conversation_errors(body: Mapping[str, Any], model: str) -> list[str]:
     """The rules Converse checks beyond the shapes."""
     errors: list[str] = []
     messages = body.get("messages") or []
@@ -319,7 +327,45 @@ def _conversation_errors(body: Mapping[str, Any]) -> list[str]:
         if not isinstance(budget, int) or budget < 1024 or (max_tokens is not None and budget >= max_tokens):
             errors.append("thinking.budget_tokens must be at least 1024 and less than max_tokens.")
     errors.extend(_cache_point_errors(body))
+    errors.extend(_reasoning_errors(body, model))
     return errors
+
+
+def _reasoning_errors(body: Mapping[str, Any], model: str) -> list[str]:
+    """Claude's reasoning must come back signed by this service for this model; with thinking on, a tool
+    loop's last assistant turn must start with it."""
+    errors: list[str] = []
+    messages = body["messages"]
+    if claude_name(model) is None:
+        return errors  # other families' reasoning is not signed
+    for i, message in enumerate(messages):
+        if message["role"] != "assistant":
+            continue
+        for j, block in enumerate(message["content"]):
+            text = (block.get("reasoningContent") or {}).get("reasoningText")
+            if text is None:
+                continue
+            expected = claude_signature(model, str(text.get("text")))
+            if not hmac.compare_digest(str(text.get("signature")), expected):
+                errors.append(
+                    "The model returned the following errors: "
+                    f"messages.{i}.content.{j}: Invalid `signature` in `thinking` block"
+                )
+    thinking = ((body.get("additionalModelRequestFields") or {}).get("thinking") or {}).get("type")
+    looping = len(messages) >= 2 and any("toolResult" in block for block in messages[-1]["content"])
+    last_answer = messages[-2]["content"][0] if looping else {}
+    if thinking in ("enabled", "adaptive") and looping and "reasoningContent" not in last_answer:
+        errors.append(
+            f"The model returned the following errors: messages.{len(messages) - 2}.content.0.type: Expected "
+            "`thinking` or `redacted_thinking`, but found another block. When `thinking` is enabled, a final "
+            "`assistant` message must start with a thinking block."
+        )
+    return errors
+
+
+def claude_signature(model: str, text: str) -> str:
+    """The signature this service gives Claude's reasoning (the Anthropic fake's scheme, with this key)."""
+    return claude.sign_thinking(claude_name(model) or model, text, SIGNING_KEY)
 
 
 MAX_CACHE_POINTS = 4
@@ -427,7 +473,7 @@ def invoke_errors(body: Any, model: str) -> tuple[str | None, dict[str, Any]]:
     messages_body = {k: v for k, v in body.items() if k not in ("anthropic_version", "anthropic_beta")}
     messages_body["model"] = name
     try:
-        claude.validate(messages_body, "2023-06-01", frozenset(betas))
+        claude.validate(messages_body, "2023-06-01", frozenset(betas), SIGNING_KEY)
     except claude.Rejected as exc:
         return exc.message, {}
     return None, messages_body
@@ -538,7 +584,7 @@ def answer(body: Mapping[str, Any], model: str, cache: PromptCache | None = None
     if thinking or "reasoningConfig" in additional:
         reasoning: dict[str, Any] = {"text": f"Thinking about: {user_text}"}
         if thinking:
-            reasoning["signature"] = "sig-" + _id(user_text)
+            reasoning["signature"] = claude_signature(model, reasoning["text"])
         content.append({"reasoningContent": {"reasoningText": reasoning}})
 
     mentioned = [spec for spec in specs if re.search(rf"\b{re.escape(spec['name'])}\b", user_text)]
@@ -733,7 +779,7 @@ class FakeBedrock:
         errors = [report.generate_report()] if report.has_errors() else []
         _constraints({**params, "modelId": model}, self._input, "", errors)
         if not errors:
-            errors = _conversation_errors(params)
+            errors = _conversation_errors(params, model)
         if errors:
             return self._error("ValidationException", "; ".join(errors))
         if model.startswith("error."):
@@ -770,7 +816,7 @@ class FakeBedrock:
         if stream_fault and operation == "invoke":
             name = stream_fault[1][:1].upper() + stream_fault[1][1:]
             return self._error(name, f"scripted {name}")
-        message = claude.respond(messages_body, f"msg_bdrk_{len(self.requests):04d}", self.cache)
+        message = claude.respond(messages_body, f"msg_bdrk_{len(self.requests):04d}", self.cache, SIGNING_KEY)
         headers = {"x-amzn-RequestId": str(uuid.uuid4())}
         if operation == "invoke":
             return JSONResponse(message, headers=headers)
@@ -822,7 +868,7 @@ class FakeBedrock:
                 return self._error("ValidationException", error)
             return JSONResponse({"inputTokens": claude.count_input(messages_body)})
         converse = {"messages": [], **counted["converse"]}
-        errors = _conversation_errors(converse)
+        errors = _conversation_errors(converse, model)
         if errors:
             return self._error("ValidationException", "; ".join(errors))
         return JSONResponse({"inputTokens": _converse_words(converse)})

@@ -25,6 +25,7 @@ from asgi_llm_gateway.providers.anthropic import (
     to_native,
 )
 from asgi_llm_gateway.providers.caching import AutoCache
+from asgi_llm_gateway.providers.reasoning import replays
 from asgi_llm_gateway.sse import ServerSentEvent
 from tests.support.golden import fixture, golden
 
@@ -50,7 +51,9 @@ def test_request(case: dict[str, Any]) -> None:
     request = case["openai"]
     untouched = copy.deepcopy(request)
     auto_cache = AutoCache(**case["auto_cache"]) if "auto_cache" in case else None
-    native = to_native(request, case["model"], stream=bool(request.get("stream")), auto_cache=auto_cache)
+    thoughts = replays(request, case["scope"], None) if "scope" in case else None
+    stream = bool(request.get("stream"))
+    native = to_native(request, case["model"], stream=stream, auto_cache=auto_cache, thoughts=thoughts)
     assert native.body == case["anthropic"]
     assert native.json_tool == case["json_tool"]
     assert request == untouched  # the request is shared with fallback targets: never mutated
@@ -71,7 +74,9 @@ def test_default_max_tokens_can_be_configured() -> None:
 
 @pytest.mark.parametrize("case", golden("anthropic", "response"))
 def test_response(case: dict[str, Any]) -> None:
-    completion = to_completion(case["anthropic"], json_tool=case["json_tool"], created=0)
+    completion = to_completion(
+        case["anthropic"], json_tool=case["json_tool"], created=0, scope=case.get("scope")
+    )
     assert completion == case["openai"]
     ChatCompletion.model_validate(completion)
 
@@ -85,7 +90,9 @@ def test_response_without_content_list_is_502(message: Any) -> None:
 
 @pytest.mark.parametrize("case", golden("anthropic", "stream"))
 def test_stream(case: dict[str, Any]) -> None:
-    translator = StreamTranslator("claude-haiku-4-5", json_tool=case["json_tool"], created=0)
+    translator = StreamTranslator(
+        "claude-haiku-4-5", json_tool=case["json_tool"], created=0, scope=case.get("scope")
+    )
     chunks: list[dict[str, Any]] = []
     error: dict[str, Any] | None = None
     try:

@@ -22,7 +22,7 @@ from asgi_llm_gateway.providers.anthropic._native import (
 )
 from asgi_llm_gateway.providers.base import Provider
 from asgi_llm_gateway.sse import ServerSentEvent
-from tests.fakes.anthropic import KEY, FakeAnthropic, count_input
+from tests.fakes.anthropic import KEY, FakeAnthropic, count_input, sign_thinking
 from tests.support.server import serve
 
 MODEL = "claude-sonnet-4-6"
@@ -243,7 +243,8 @@ async def events_of(stream: AsyncIterator[list[dict[str, Any]]]) -> list[dict[st
 async def test_create_passes_the_request_through_intact(
     provider: AnthropicProvider, fake: FakeAnthropic
 ) -> None:
-    system = [{"type": "text", "text": "You are terse.", "cache_control": {"type": "ephemeral", "ttl": "1h"}}]
+    # 5m after the tools' 5m breakpoint: a 1h one after it is refused (as the API refuses it).
+    system = [{"type": "text", "text": "You are terse.", "cache_control": {"type": "ephemeral", "ttl": "5m"}}]
     client = body(
         system=system,
         tools=[WEATHER],
@@ -260,7 +261,8 @@ async def test_create_passes_the_request_through_intact(
     assert sent.headers["x-api-key"] == KEY and sent.headers["anthropic-version"] == "2023-06-01"
     assert message["type"] == "message" and message["model"] == MODEL
     thinking, text = message["content"]
-    assert thinking["type"] == "thinking" and thinking["signature"] == "c2lnbmF0dXJl"
+    assert thinking["type"] == "thinking"
+    assert thinking["signature"] == sign_thinking(MODEL, thinking["thinking"])
     assert text == {"type": "text", "text": "Hello there"}
 
 
@@ -314,8 +316,9 @@ async def test_stream_hands_on_thinking_signatures_and_text(
         "message_stop",
     ]  # ping dropped
     deltas = [e["delta"] for e in events if e["type"] == "content_block_delta"]
-    assert {"type": "signature_delta", "signature": "c2lnbmF0dXJl"} in deltas
-    assert "".join(d.get("thinking", "") for d in deltas) == "The user wrote: one two"
+    thought = "".join(d.get("thinking", "") for d in deltas)
+    assert thought == "The user wrote: one two"
+    assert {"type": "signature_delta", "signature": sign_thinking(MODEL, thought)} in deltas
     assert "".join(d.get("text", "") for d in deltas) == "one two"
     assert events[-2]["delta"]["stop_reason"] == "end_turn"
 

@@ -27,6 +27,7 @@ from asgi_llm_gateway.providers.bedrock import (
     tool_use_id,
 )
 from asgi_llm_gateway.providers.caching import AutoCache
+from asgi_llm_gateway.providers.reasoning import replays
 from tests.fakes.bedrock import (
     ACCESS_KEY,
     SECRET_KEY,
@@ -64,7 +65,8 @@ def test_request_translation(case: dict[str, Any]) -> None:
     request = case["openai"]
     before = copy.deepcopy(request)
     auto_cache = AutoCache(**case["auto_cache"]) if "auto_cache" in case else None
-    native = to_native(request, case["model"], auto_cache=auto_cache)
+    thoughts = replays(request, case["scope"], None) if "scope" in case else None
+    native = to_native(request, case["model"], auto_cache=auto_cache, thoughts=thoughts)
     assert native.body == case["converse"]
     assert dict(native.tool_names) == case["tool_names"]
     assert native.json_tool == case["json_tool"]
@@ -74,7 +76,12 @@ def test_request_translation(case: dict[str, Any]) -> None:
 @pytest.mark.parametrize("case", golden("bedrock", "response"))
 def test_response_translation(case: dict[str, Any]) -> None:
     result = to_completion(
-        case["converse"], "model-id", tool_names=case["tool_names"], json_tool=case["json_tool"], created=0
+        case["converse"],
+        "model-id",
+        tool_names=case["tool_names"],
+        json_tool=case["json_tool"],
+        created=0,
+        scope=case.get("scope"),
     )
     assert result["id"].startswith("chatcmpl-")
     assert {**result, "id": "chatcmpl-test"} == case["openai"]
@@ -83,7 +90,12 @@ def test_response_translation(case: dict[str, Any]) -> None:
 @pytest.mark.parametrize("case", golden("bedrock", "stream"))
 def test_stream_translation(case: dict[str, Any]) -> None:
     translator = StreamTranslator(
-        "model-id", tool_names=case["tool_names"], json_tool=case["json_tool"], id="chatcmpl-test", created=0
+        "model-id",
+        tool_names=case["tool_names"],
+        json_tool=case["json_tool"],
+        id="chatcmpl-test",
+        created=0,
+        scope=case.get("scope"),
     )
     chunks = [chunk for event, payload in case["events"] for chunk in translator.feed(frame(event, payload))]
     translator.end()

@@ -35,6 +35,7 @@ from tests.fakes.bedrock import (
     SECRET_KEY,
     FakeBedrock,
     chunk_frame,
+    claude_signature,
     event_frame,
     exception_frame,
     isolate_aws_environment,
@@ -326,7 +327,8 @@ async def events_of(stream: AsyncIterator[list[dict[str, Any]]]) -> list[dict[st
 
 @pytest.mark.anyio
 async def test_create_through_invoke_model(provider: BedrockProvider, fake: FakeBedrock) -> None:
-    system = [{"type": "text", "text": "You are terse.", "cache_control": {"type": "ephemeral", "ttl": "1h"}}]
+    # 5m after the tools' 5m breakpoint: a 1h one after it is refused (as the API refuses it).
+    system = [{"type": "text", "text": "You are terse.", "cache_control": {"type": "ephemeral", "ttl": "5m"}}]
     client = body(
         system=system,
         tools=[WEATHER],
@@ -341,7 +343,8 @@ async def test_create_through_invoke_model(provider: BedrockProvider, fake: Fake
     assert sent.body["system"] == system and sent.body["tools"] == [WEATHER]  # cache_control intact
     assert sent.headers["authorization"].startswith("AWS4-HMAC-SHA256 ")
     thinking, text = message["content"]
-    assert thinking["type"] == "thinking" and thinking["signature"] == "c2lnbmF0dXJl"
+    assert thinking["type"] == "thinking"
+    assert thinking["signature"] == claude_signature(PROFILE, thinking["thinking"])  # the service's own key
     assert text == {"type": "text", "text": "Hello there"}
 
 
@@ -384,7 +387,8 @@ async def test_stream_hands_on_thinking_signatures_and_tool_use(
         "tool_use",
     ]
     deltas = [e["delta"] for e in events if e["type"] == "content_block_delta"]
-    assert {"type": "signature_delta", "signature": "c2lnbmF0dXJl"} in deltas
+    thought = "".join(d.get("thinking", "") for d in deltas)
+    assert {"type": "signature_delta", "signature": claude_signature(PROFILE, thought)} in deltas
     partial = "".join(d["partial_json"] for d in deltas if d["type"] == "input_json_delta")
     assert json.loads(partial) == {"city": "Paris"}
     assert events[-2]["delta"]["stop_reason"] == "tool_use"

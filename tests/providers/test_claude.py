@@ -19,15 +19,20 @@ from asgi_llm_gateway.providers.claude import (
     finish_reason,
     finish_turns,
     json_answer,
-    tool_loop_continues,
+    thinking_lost,
     usage_of,
 )
 
 ANTHROPIC_TURNS = TurnShape(
     is_tool_result=lambda block: block["type"] == "tool_result",
     lead_in={"type": "text", "text": "(start of conversation)"},
+    is_reasoning=lambda block: block["type"] in ("thinking", "redacted_thinking"),
 )
-BEDROCK_TURNS = TurnShape(is_tool_result=lambda block: "toolResult" in block, lead_in={"text": "Continue."})
+BEDROCK_TURNS = TurnShape(
+    is_tool_result=lambda block: "toolResult" in block,
+    lead_in={"text": "Continue."},
+    is_reasoning=lambda block: "reasoningContent" in block,
+)
 
 
 # -- turns ---------------------------------------------------------------------------------------------------
@@ -57,8 +62,6 @@ def test_tool_results_open_their_turn_in_order(shape: TurnShape, text: Any, resu
     second = {**result, "n": 2}
     turns = [{"role": "user", "content": [text, result, second]}]
     assert finish_turns(turns, shape) == [{"role": "user", "content": [result, second, text]}]
-    assert tool_loop_continues(turns, shape)
-    assert not tool_loop_continues([], shape)
 
 
 @pytest.mark.parametrize("shape", [ANTHROPIC_TURNS, BEDROCK_TURNS], ids=["anthropic", "bedrock"])
@@ -66,7 +69,37 @@ def test_a_conversation_opened_by_the_assistant_gets_a_lead_in(shape: TurnShape)
     turns = finish_turns([{"role": "assistant", "content": [{**shape.lead_in, "text": "hi"}]}], shape)
     assert turns[0] == {"role": "user", "content": [shape.lead_in]}
     assert turns[0]["content"][0] is not shape.lead_in  # a body never shares the constant
-    assert not tool_loop_continues(turns, shape)
+    assert not thinking_lost(turns, shape)
+
+
+@pytest.mark.parametrize(
+    ("shape", "call", "result", "thought"),
+    [
+        (
+            ANTHROPIC_TURNS,
+            {"type": "tool_use", "id": "t"},
+            {"type": "tool_result", "tool_use_id": "t"},
+            {"type": "thinking", "thinking": "x", "signature": "s"},
+        ),
+        (
+            BEDROCK_TURNS,
+            {"toolUse": {"toolUseId": "t"}},
+            {"toolResult": {"toolUseId": "t"}},
+            {"reasoningContent": {"reasoningText": {"text": "x", "signature": "s"}}},
+        ),
+    ],
+    ids=["anthropic", "bedrock"],
+)
+def test_thinking_is_lost_when_a_tool_loop_continues_without_the_turns_reasoning(
+    shape: TurnShape, call: Any, result: Any, thought: Any
+) -> None:
+    ask = {"role": "user", "content": [{**shape.lead_in, "text": "go"}]}
+    without = [ask, {"role": "assistant", "content": [call]}, {"role": "user", "content": [result]}]
+    assert thinking_lost(without, shape)
+    kept = [ask, {"role": "assistant", "content": [thought, call]}, {"role": "user", "content": [result]}]
+    assert not thinking_lost(kept, shape)
+    assert not thinking_lost(without[:2], shape)  # no tool results at the end: nothing to lose
+    assert not thinking_lost([], shape)
 
 
 # -- structured output ---------------------------------------------------------------------------------------

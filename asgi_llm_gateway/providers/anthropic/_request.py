@@ -28,8 +28,9 @@ from ..claude import (
     json_answer,
     output_schema,
     thinking_for,
-    tool_loop_continues,
+    thinking_lost,
 )
+from ..reasoning import Thought
 from ._errors import KIND
 
 __all__ = ["NativeRequest", "to_native", "tool_use_id"]
@@ -40,6 +41,7 @@ Block = dict[str, Any]
 _TURNS = TurnShape(
     is_tool_result=lambda block: block["type"] == "tool_result",
     lead_in={"type": "text", "text": "(start of conversation)"},
+    is_reasoning=lambda block: block["type"] in ("thinking", "redacted_thinking"),
 )
 
 _IMAGE_TYPES = frozenset({"image/jpeg", "image/png", "image/gif", "image/webp"})
@@ -84,15 +86,17 @@ def to_native(
     stream: bool = False,
     default_limit: int | None = None,
     auto_cache: AutoCache | None = None,
+    thoughts: Mapping[int, Sequence[Thought]] | None = None,
 ) -> NativeRequest:
     """Translate a validated OpenAI chat request into a Messages API body.
 
     `default_limit` replaces the per-model `max_tokens` default (`default_max_tokens`) when the request sets
-    no limit; `auto_cache` places cache breakpoints when the request has none (see `caching`).
+    no limit; `auto_cache` places cache breakpoints when the request has none (see `caching`); `thoughts`
+    are the signed reasoning blocks to send before assistant messages, by message index (`reasoning.replays`).
     """
     _reject_unsupported(request)
     marks = Marks()
-    system, messages = _conversation(request["messages"], marks)
+    system, messages = _conversation(request["messages"], marks, thoughts or {})
     limit = max_tokens_of(request)
     body: dict[str, Any] = {
         "model": model,
@@ -162,10 +166,10 @@ def _reject_unsupported(request: Request) -> None:
 
 
 def _conversation(
-    messages: Sequence[Mapping[str, Any]], marks: Marks
+    messages: Sequence[Mapping[str, Any]], marks: Marks, thoughts: Mapping[int, Sequence[Thought]]
 ) -> tuple[list[Block], list[dict[str, Any]]]:
     """(system blocks, alternating user/assistant turns) from OpenAI messages; `marks` notes the blocks
-    that end a cache breakpoint."""
+    that end a cache breakpoint; `thoughts` open the assistant messages they belong to."""
     system: list[Block] = []
     turns: list[dict[str, Any]] = []
     for i, message in enumerate(messages):
@@ -182,7 +186,7 @@ def _conversation(
         elif role == "assistant":
             blocks = _assistant_blocks(message, i)
             marks.on_message(blocks, message)
-            add_turn(turns, "assistant", blocks)
+            add_turn(turns, "assistant", [*_thinking_blocks(thoughts.get(i, ())), *blocks])
         elif role == "tool":
             blocks = [_tool_result(message, i)]
             marks.on_message(blocks, message)
@@ -275,6 +279,16 @@ def _assistant_blocks(message: Mapping[str, Any], i: int) -> list[Block]:
     return blocks
 
 
+def _thinking_blocks(thoughts: Sequence[Thought]) -> list[Block]:
+    """Signed reasoning as the Messages API takes it back: unchanged."""
+    return [
+        {"type": "redacted_thinking", "data": t.data}
+        if t.data is not None
+        else {"type": "thinking", "thinking": t.text or "", "signature": t.signature}
+        for t in thoughts
+    ]
+
+
 def _tool_result(message: Mapping[str, Any], i: int) -> Block:
     block: Block = {"type": "tool_result", "tool_use_id": tool_use_id(message["tool_call_id"])}
     if text := text_of(message.get("content"), f"messages[{i}].content"):
@@ -351,7 +365,7 @@ def _thinking(
         return None, None
     if effort == "none":
         return thinking_for(effort, model, max_tokens, "Anthropic")
-    if tool_loop_continues(messages, _TURNS):
+    if thinking_lost(messages, _TURNS):
         return None, None
     return thinking_for(effort, model, max_tokens, "Anthropic")
 

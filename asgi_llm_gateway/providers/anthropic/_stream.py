@@ -9,6 +9,7 @@ from ... import wire
 from ...sse import ServerSentEvent
 from ...wire import loads
 from ..claude import ContentBlocks
+from ..reasoning import Remember, StreamedThoughts
 from ..streams import bad_upstream_data, stream_ended_early
 from ._errors import KIND, event_error
 from ._response import finish_reason, usage_of
@@ -24,7 +25,9 @@ MESSAGE_EVENTS = frozenset(
 class StreamTranslator:
     """Turns Anthropic stream events into `chat.completion.chunk` dicts, one event at a time.
 
-    The finish and usage chunks are sent on `message_stop`; a stream without it is an error (`end`).
+    The finish and usage chunks are sent on `message_stop`; a stream without it is an error (`end`). With a
+    `scope`, each signed thinking block ends with a `reasoning_details` delta sealed for it, and on
+    `message_stop` `on_reasoning(tool-call ids, details)` is told what an answer that called tools thought.
     """
 
     def __init__(
@@ -34,10 +37,13 @@ class StreamTranslator:
         json_tool: str | None = None,
         created: int | None = None,
         secrets: Iterable[str | None] = (),
+        scope: str | None = None,
+        on_reasoning: Remember | None = None,
     ) -> None:
         self._builder = wire.ChunkBuilder(model, created=created)
         self._secrets = tuple(secrets)
         self._blocks = ContentBlocks(self._builder, json_tool=json_tool)
+        self._thoughts = StreamedThoughts(scope, on_reasoning) if scope is not None else None
         self._usage: dict[str, Any] = {}
         self._stop_reason: str | None = None
         self._started = False
@@ -73,13 +79,17 @@ class StreamTranslator:
         if kind == "content_block_delta":
             return self._block_delta(payload.get("index", 0), payload.get("delta") or {})
         if kind == "content_block_stop":
-            return self._blocks.stop(payload.get("index", 0))
+            index = payload.get("index", 0)
+            details = self._thoughts.stop(index) if self._thoughts is not None else []
+            return self._details_chunk(details) + self._blocks.stop(index)
         if kind == "message_delta":
             self._stop_reason = (payload.get("delta") or {}).get("stop_reason") or self._stop_reason
             self._usage.update({k: v for k, v in (payload.get("usage") or {}).items() if v is not None})
             return []
         if kind == "message_stop":
             self._done = True
+            if self._thoughts is not None:
+                self._thoughts.finish()
             finish = finish_reason(self._stop_reason, self._blocks.tool_calls > 0)
             return [self._builder.finish(finish), self._builder.usage(usage_of(self._usage))]
         return []  # event types added later are skipped, as Anthropic asks clients to do
@@ -107,6 +117,8 @@ class StreamTranslator:
             tool_index = self._blocks.start_tool(index, block.get("name"), block.get("input"))
             if tool_index is None:
                 return []  # the JSON tool: its input is the answer's text
+            if self._thoughts is not None:
+                self._thoughts.tool_call(str(block.get("id")))
             delta = wire.tool_call_delta(tool_index, id=str(block.get("id")), name=str(block.get("name")))
             return [self._builder.chunk({"tool_calls": [delta]})]
         self._blocks.open(index)
@@ -114,8 +126,17 @@ class StreamTranslator:
             return [self._builder.chunk({"content": block["text"]})] if block.get("text") else []
         if kind == "thinking":
             thinking = block.get("thinking")
+            if self._thoughts is not None:
+                self._thoughts.text(index, thinking or "")
+                if block.get("signature"):
+                    self._thoughts.signature(index, block["signature"])
             return [self._builder.chunk({"reasoning_content": thinking})] if thinking else []
+        if kind == "redacted_thinking" and self._thoughts is not None and isinstance(block.get("data"), str):
+            return self._details_chunk(self._thoughts.redacted(block["data"]))
         return []
+
+    def _details_chunk(self, details: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        return [self._builder.chunk({"reasoning_details": details})] if details else []
 
     def _block_delta(self, index: int, delta: Mapping[str, Any]) -> list[dict[str, Any]]:
         if not self._blocks.is_open(index):
@@ -124,7 +145,12 @@ class StreamTranslator:
         if kind == "text_delta" and delta.get("text"):
             return [self._builder.chunk({"content": delta["text"]})]
         if kind == "thinking_delta" and delta.get("thinking"):
+            if self._thoughts is not None:
+                self._thoughts.text(index, delta["thinking"])
             return [self._builder.chunk({"reasoning_content": delta["thinking"]})]
+        if kind == "signature_delta" and self._thoughts is not None and delta.get("signature"):
+            self._thoughts.signature(index, delta["signature"])
+            return []
         if kind == "input_json_delta":
             return self._blocks.input(index, delta.get("partial_json"))
-        return []  # signature_delta and citations_delta carry nothing for the client
+        return []  # citations_delta carries nothing for the client; a signature comes out on the block's stop

@@ -12,10 +12,11 @@ import httpx
 from ..base import Request
 from ..caching import AutoCache, auto_cache_policy
 from ..http import HTTPProvider
+from ..reasoning import ReasoningStore, replays, scope_for
 from ..streams import bad_upstream_data, one_by_one, translate_reads
 from ._errors import KIND, error_message
 from ._native import NativeStreamTranslator, count_body, input_tokens, native_body, native_headers
-from ._request import to_native
+from ._request import NativeRequest, to_native
 from ._response import to_completion
 from ._stream import StreamTranslator
 
@@ -51,6 +52,8 @@ class AnthropicProvider(HTTPProvider):
         self.version = version
         self.default_max_tokens = default_max_tokens
         self.auto_cache = auto_cache_policy(auto_cache)
+        #: Signed thinking of recent answers that called tools, for clients that drop `reasoning_details`.
+        self.reasoning_store = ReasoningStore()
 
     @property
     def url(self) -> str:
@@ -80,19 +83,38 @@ class AnthropicProvider(HTTPProvider):
         ]
 
     async def complete(self, request: Request, model: str) -> dict[str, Any]:
-        native = to_native(request, model, default_limit=self.default_max_tokens, auto_cache=self.auto_cache)
+        scope = scope_for(self.reasoning_scope, model)
+        native = self._native(request, model, scope, stream=False)
         message = await self.post_json(self.url, native.body)
-        return to_completion(message, json_tool=native.json_tool)
+        completion = to_completion(message, json_tool=native.json_tool, scope=scope)
+        self.reasoning_store.remember_completion(completion)
+        return completion
 
     def stream(self, request: Request, model: str) -> AsyncIterator[dict[str, Any]]:
         return one_by_one(self.stream_batches(request, model))
 
     def stream_batches(self, request: Request, model: str) -> AsyncIterator[list[dict[str, Any]]]:
-        native = to_native(
-            request, model, stream=True, default_limit=self.default_max_tokens, auto_cache=self.auto_cache
+        scope = scope_for(self.reasoning_scope, model)
+        native = self._native(request, model, scope, stream=True)
+        translator = StreamTranslator(
+            model,
+            json_tool=native.json_tool,
+            secrets=tuple(self.secrets()),
+            scope=scope,
+            on_reasoning=self.reasoning_store.remember,
         )
-        translator = StreamTranslator(model, json_tool=native.json_tool, secrets=tuple(self.secrets()))
         return translate_reads(self.post_sse(self.url, native.body), translator)
+
+    def _native(self, request: Request, model: str, scope: str, *, stream: bool) -> NativeRequest:
+        """The Messages body, with the signed thinking this provider and model made put back."""
+        return to_native(
+            request,
+            model,
+            stream=stream,
+            default_limit=self.default_max_tokens,
+            auto_cache=self.auto_cache,
+            thoughts=replays(request, scope, self.reasoning_store),
+        )
 
     # -- the Messages door: native passthrough ---------------------------------------------------------
 

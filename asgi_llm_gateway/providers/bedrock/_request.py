@@ -31,8 +31,9 @@ from ..claude import (
     json_answer,
     output_schema,
     thinking_for,
-    tool_loop_continues,
+    thinking_lost,
 )
+from ..reasoning import Thought
 from ._errors import KIND
 from ._names import bedrock_name, is_claude, model_family, model_name, native_json, tool_name, tool_use_id
 
@@ -41,7 +42,11 @@ __all__ = ["NativeRequest", "to_native"]
 Block = dict[str, Any]
 
 # Tool results are `toolResult` blocks; the lead-in user turn is one word.
-_TURNS = TurnShape(is_tool_result=lambda block: "toolResult" in block, lead_in={"text": "Continue."})
+_TURNS = TurnShape(
+    is_tool_result=lambda block: "toolResult" in block,
+    lead_in={"text": "Continue."},
+    is_reasoning=lambda block: "reasoningContent" in block,
+)
 # Sent for a tool that returned nothing: Converse rejects blank text blocks.
 _EMPTY_TOOL_RESULT = "(empty)"
 
@@ -91,13 +96,20 @@ class NativeRequest(NamedTuple):
     json_tool: str | None
 
 
-def to_native(request: Request, model: str, *, auto_cache: AutoCache | None = None) -> NativeRequest:
+def to_native(
+    request: Request,
+    model: str,
+    *,
+    auto_cache: AutoCache | None = None,
+    thoughts: Mapping[int, Sequence[Thought]] | None = None,
+) -> NativeRequest:
     """Translate a validated OpenAI chat-completions request into a Converse body; `auto_cache` places cache
-    points when the request has none (see `caching`)."""
+    points when the request has none (see `caching`); `thoughts` are the signed reasoning blocks to send
+    before assistant messages, by message index (`reasoning.replays`)."""
     _reject_unsupported(request)
     names: dict[str, str] = {}
     marks = Marks()
-    system, messages = _conversation(request["messages"], names, marks)
+    system, messages = _conversation(request["messages"], names, marks, thoughts or {})
     body: dict[str, Any] = {"messages": messages}
     if system:
         body["system"] = system
@@ -172,10 +184,14 @@ def _reject_unsupported(request: Request) -> None:
 
 
 def _conversation(
-    messages: Sequence[Mapping[str, Any]], names: dict[str, str], marks: Marks
+    messages: Sequence[Mapping[str, Any]],
+    names: dict[str, str],
+    marks: Marks,
+    thoughts: Mapping[int, Sequence[Thought]],
 ) -> tuple[list[Block], list[Block]]:
     """(system blocks, alternating messages) from OpenAI messages; `marks` notes the blocks that end a cache
-    breakpoint. A system message in mid-conversation joins `system`, and so does its breakpoint."""
+    breakpoint (a system message in mid-conversation joins `system`, and so does its breakpoint);
+    `thoughts` open the assistant messages they belong to."""
     system: list[Block] = []
     turns: list[Block] = []
     for i, message in enumerate(messages):
@@ -193,7 +209,7 @@ def _conversation(
         elif role == "assistant":
             blocks = _assistant_blocks(message, param, names)
             marks.on_message(blocks, message)
-            add_turn(turns, "assistant", blocks)
+            add_turn(turns, "assistant", [*_reasoning_blocks(thoughts.get(i, ())), *blocks])
         elif role == "tool":
             blocks = [_tool_result(message, param)]
             marks.on_message(blocks, message)
@@ -293,6 +309,16 @@ def _assistant_blocks(message: Mapping[str, Any], param: str, names: dict[str, s
     return blocks
 
 
+def _reasoning_blocks(thoughts: Sequence[Thought]) -> list[Block]:
+    """Signed reasoning as Converse takes it back: unchanged."""
+    return [
+        {"reasoningContent": {"redactedContent": t.data}}
+        if t.data is not None
+        else {"reasoningContent": {"reasoningText": {"text": t.text or "", "signature": t.signature}}}
+        for t in thoughts
+    ]
+
+
 def _tool_result(message: Mapping[str, Any], param: str) -> Block:
     text = text_of(message.get("content"), f"{param}.content")
     return {
@@ -331,8 +357,8 @@ def _reasoning(
     if family == "anthropic":
         if effort == "none":
             return {"thinking": {"type": "disabled"}}, None
-        if tool_loop_continues(messages, _TURNS):
-            return {}, None  # the signed thinking cannot come back: see claude.tool_loop_continues
+        if thinking_lost(messages, _TURNS):
+            return {}, None  # the signed reasoning did not come back: see claude.thinking_lost
         if not adaptive_thinking(name) and "maxTokens" not in inference:
             inference["maxTokens"] = default_max_tokens(name)
         thinking, level = thinking_for(effort, name, inference.get("maxTokens", 0), "Claude")

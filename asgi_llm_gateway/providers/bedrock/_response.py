@@ -9,6 +9,7 @@ from ... import wire
 from ...errors import GatewayError
 from ...wire import dumps
 from .. import claude
+from ..reasoning import Thought, details_of
 from ..streams import bad_upstream_data
 from ._errors import KIND
 
@@ -56,8 +57,10 @@ def to_completion(
     tool_names: Mapping[str, str] | None = None,
     json_tool: str | None = None,
     created: int | None = None,
+    scope: str | None = None,
 ) -> dict[str, Any]:
-    """Translate a Converse response into a `chat.completion`."""
+    """Translate a Converse response into a `chat.completion`; with a `scope`, signed and redacted reasoning
+    go in `reasoning_details`, sealed for that scope (`reasoning.py`)."""
     output = response.get("output") if isinstance(response, Mapping) else None
     message = output.get("message") if isinstance(output, Mapping) else None
     if not isinstance(message, Mapping) or not isinstance(message.get("content"), list):
@@ -65,6 +68,7 @@ def to_completion(
     names = tool_names or {}
     texts: list[str] = []
     reasoning: list[str] = []
+    thoughts: list[Thought] = []
     tool_calls: list[dict[str, Any]] = []
     for block in message["content"]:
         if "text" in block:
@@ -78,11 +82,25 @@ def to_completion(
                 name = str(use["name"])
                 tool_calls.append(wire.tool_call(str(use["toolUseId"]), names.get(name, name), arguments))
         elif "reasoningContent" in block:
-            reasoning.append(str((block["reasoningContent"].get("reasoningText") or {}).get("text", "")))
+            thought = _thought(block["reasoningContent"])
+            reasoning.append(thought.text or "")
+            thoughts.append(thought)
         # images, citations and server-side tool results have no OpenAI form
     content = "".join(texts) if texts else (None if tool_calls else "")
-    result = wire.message(content, tool_calls=tool_calls, reasoning_content="".join(reasoning) or None)
+    details = details_of(thoughts, scope) if scope is not None and thoughts else None
+    thinking = "".join(reasoning) or None
+    result = wire.message(
+        content, tool_calls=tool_calls, reasoning_content=thinking, reasoning_details=details
+    )
     finish = finish_reason(response.get("stopReason"), bool(tool_calls))
     return wire.completion(
         model, [wire.choice(result, finish)], usage_of(response.get("usage") or {}), created=created
     )
+
+
+def _thought(content: Mapping[str, Any]) -> Thought:
+    """A `reasoningContent` block: `reasoningText` (text, and a signature on Claude) or `redactedContent`."""
+    if isinstance(content.get("redactedContent"), str):
+        return Thought(data=content["redactedContent"])
+    text = content.get("reasoningText") or {}
+    return Thought(text=str(text.get("text", "")), signature=text.get("signature"))

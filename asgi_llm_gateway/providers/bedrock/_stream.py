@@ -11,6 +11,7 @@ from ...errors import GatewayError, redact
 from ...eventstream import Frame
 from ...wire import loads
 from ..claude import ContentBlocks
+from ..reasoning import Remember, StreamedThoughts
 from ..streams import bad_upstream_data, stream_ended_early
 from ._errors import KIND, bedrock_error, exception_status
 from ._response import finish_reason, usage_of
@@ -52,7 +53,9 @@ class StreamTranslator:
 
     Each frame is read as its event (`frame_event`); exception and error frames raise, without `secrets`.
     The finish chunk is held back until `metadata` (which comes after `messageStop`), and is sent together
-    with the usage chunk, so that a stream cut before either is an error, never a false success.
+    with the usage chunk, so that a stream cut before either is an error, never a false success. With a
+    `scope`, signed and redacted reasoning come out as `reasoning_details` deltas sealed for it, and
+    `on_reasoning` is told what an answer that called tools thought (`reasoning.StreamedThoughts`).
     """
 
     def __init__(
@@ -64,8 +67,11 @@ class StreamTranslator:
         id: str | None = None,
         created: int | None = None,
         secrets: Iterable[str | None] = (),
+        scope: str | None = None,
+        on_reasoning: Remember | None = None,
     ) -> None:
         self.chunks = wire.ChunkBuilder(model, id=id, created=created)
+        self._thoughts = StreamedThoughts(scope, on_reasoning) if scope is not None else None
         self.tool_names = tool_names or {}
         self.json_tool = json_tool
         self._secrets = tuple(secrets)
@@ -94,7 +100,9 @@ class StreamTranslator:
             elif event == "contentBlockDelta":
                 out.extend(self._block_delta(int(payload["contentBlockIndex"]), payload.get("delta") or {}))
             elif event == "contentBlockStop":
-                out.extend(self._blocks.stop(int(payload["contentBlockIndex"])))
+                index = int(payload["contentBlockIndex"])
+                details = self._thoughts.stop(index) if self._thoughts is not None else []
+                out.extend(self._details(details) + self._blocks.stop(index))
             elif event == "messageStop":
                 self._stop_reason = str(payload.get("stopReason") or "end_turn")
             elif event == "metadata":
@@ -117,6 +125,8 @@ class StreamTranslator:
         tool_index = self._blocks.start_tool(index, name)
         if tool_index is None:
             return []  # the JSON tool: its input is the answer's text
+        if self._thoughts is not None:
+            self._thoughts.tool_call(str(use["toolUseId"]))
         fragment = wire.tool_call_delta(
             tool_index, id=str(use["toolUseId"]), name=self.tool_names.get(name, name)
         )
@@ -130,13 +140,30 @@ class StreamTranslator:
                 raise bad_upstream_data(KIND, "tool input for a block that was never started")
             return self._blocks.input(index, str(delta["toolUse"]["input"]))
         if "reasoningContent" in delta:
-            text = delta["reasoningContent"].get("text")
-            return [self.chunks.chunk({"reasoning_content": str(text)})] if text else []
-        return []  # citations, signatures and redacted reasoning have no OpenAI form
+            return self._reasoning(index, delta["reasoningContent"])
+        return []  # citations have no OpenAI form
+
+    def _reasoning(self, index: int, delta: Mapping[str, Any]) -> list[dict[str, Any]]:
+        """Text streams as `reasoning_content`; its signature closes it on the block's stop; redacted
+        reasoning is one detail (all kept by `StreamedThoughts` only when sealing is on)."""
+        text, thoughts = delta.get("text"), self._thoughts
+        if thoughts is not None:
+            if text:
+                thoughts.text(index, str(text))
+            if delta.get("signature"):
+                thoughts.signature(index, str(delta["signature"]))
+            if isinstance(delta.get("redactedContent"), str):
+                return self._details(thoughts.redacted(delta["redactedContent"]))
+        return [self.chunks.chunk({"reasoning_content": str(text)})] if text else []
+
+    def _details(self, details: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        return [self.chunks.chunk({"reasoning_details": details})] if details else []
 
     def _finish(self, usage: Mapping[str, Any]) -> list[dict[str, Any]]:
         if self._stop_reason is None:
             raise bad_upstream_data(KIND, "metadata arrived before messageStop")
         self._done = True
+        if self._thoughts is not None:
+            self._thoughts.finish()
         finish = finish_reason(self._stop_reason, self._blocks.tool_calls > 0)
         return [self.chunks.finish(finish), self.chunks.usage(usage_of(usage))]

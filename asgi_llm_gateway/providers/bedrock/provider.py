@@ -27,6 +27,7 @@ from ..base import StreamTranslator as Translator
 from ..caching import AutoCache, auto_cache_policy
 from ..embeddings import EmbeddingRequest, embedding_list, gather_limited, input_texts
 from ..http import HTTPProvider
+from ..reasoning import ReasoningStore, replays, scope_for
 from ..streams import bad_upstream_data, one_by_one, translate_reads
 from ._embeddings import (
     COHERE_BATCH,
@@ -41,7 +42,7 @@ from ._embeddings import (
 from ._errors import KIND, bedrock_error, error_message_of, error_type_of
 from ._names import base_model_id, is_claude
 from ._native import NativeStreamTranslator, converse_count_input, invoke_body, invoke_count_input
-from ._request import to_native
+from ._request import NativeRequest, to_native
 from ._response import to_completion
 from ._sigv4 import SigV4Signer, botocore_missing, has_botocore
 from ._stream import StreamTranslator
@@ -85,6 +86,8 @@ class BedrockProvider(HTTPProvider):
         its defaults: after the tools, after the system prompt, on the last user turn)."""
         super().__init__(api_key, base_url, timeout, models=models, headers=headers, client=client)
         self.auto_cache = auto_cache_policy(auto_cache)
+        #: Signed reasoning of recent answers that called tools, for clients that drop `reasoning_details`.
+        self.reasoning_store = ReasoningStore()
         if (aws_access_key_id is None) != (aws_secret_access_key is None):
             raise ValueError("pass aws_access_key_id and aws_secret_access_key together")
         if api_key is None and (aws_access_key_id is not None or profile is not None):
@@ -157,17 +160,23 @@ class BedrockProvider(HTTPProvider):
         await self._signer.sign(request, self.region)
 
     async def complete(self, request: Request, model: str) -> dict[str, Any]:
-        native = to_native(request, model, auto_cache=self.auto_cache)
+        scope = scope_for(self.reasoning_scope, model)
+        native = self._native(request, model, scope)
         response = await self.post_json(self.url(model, "converse"), native.body)
         if not isinstance(response, Mapping):
             raise bad_upstream_data(KIND, "the response is not an object")
-        return to_completion(response, model, tool_names=native.tool_names, json_tool=native.json_tool)
+        completion = to_completion(
+            response, model, tool_names=native.tool_names, json_tool=native.json_tool, scope=scope
+        )
+        self.reasoning_store.remember_completion(completion)
+        return completion
 
     def stream(self, request: Request, model: str) -> AsyncIterator[dict[str, Any]]:
         return one_by_one(self.stream_batches(request, model))
 
     def stream_batches(self, request: Request, model: str) -> AsyncIterator[list[dict[str, Any]]]:
-        native = to_native(request, model, auto_cache=self.auto_cache)
+        scope = scope_for(self.reasoning_scope, model)
+        native = self._native(request, model, scope)
         return self._event_stream(
             self.url(model, "converse-stream"),
             native.body,
@@ -176,8 +185,15 @@ class BedrockProvider(HTTPProvider):
                 tool_names=native.tool_names,
                 json_tool=native.json_tool,
                 secrets=self.secrets(),  # after signing: includes the credentials just used
+                scope=scope,
+                on_reasoning=self.reasoning_store.remember,
             ),
         )
+
+    def _native(self, request: Request, model: str, scope: str) -> NativeRequest:
+        """The Converse body, with the signed reasoning this provider and model made put back."""
+        thoughts = replays(request, scope, self.reasoning_store)
+        return to_native(request, model, auto_cache=self.auto_cache, thoughts=thoughts)
 
     async def _event_stream(
         self, url: str, body: Any, translator: Callable[[], Translator[Frame]]

@@ -70,11 +70,14 @@ def _message(message: Mapping[str, Any], index: int, quirks: Quirks, provider: s
     if (
         not (quirks.developer_as_system and message.get("role") == "developer")
         and (quirks.keep_reasoning_content or "reasoning_content" not in message)
+        and "reasoning_details" not in message
         and quirks.message_keys is None
         and not quirks.short_tool_ids
     ):
         return message
     out = dict(message)
+    # Another provider's signed reasoning (docs/reasoning.md): no OpenAI-family upstream can use it.
+    out.pop("reasoning_details", None)
     if quirks.developer_as_system and out.get("role") == "developer":
         out["role"] = "system"
     if not quirks.keep_reasoning_content:

@@ -11,13 +11,8 @@ every `encrypted_content` the gateway relays is sealed with the name of the prov
 compaction item (sealed for another provider, or never sealed by the gateway: a client's own, or a summary
 the gateway wrote for a model with no encrypted reasoning) is dropped, since no upstream could use it.
 
-A sealed value is `gw1.<length of name>.<name>.<original>`: plain ASCII, no whitespace, nothing any client
-has reason to change, so it survives clients that store it verbatim. Unsealing for provider P is an exact
-prefix match on `gw1.<len(P)>.<P>.`: the length pins where the name ends, so a provider named `openai`
-never takes what was sealed for `openai-eu` or `openai.x`. The seal needs no MAC: it is a routing label, not
-a lock. The content itself is authenticated by the upstream that made it; a client who relabels a value
-gets what it would get by sending any other string (the upstream's 400, for its own request), and gains
-nothing it could not do already.
+The seal (`providers/sealing.py`, shared with signed thinking on chat completions) is
+`gw1.<length of name>.<name>.<original>`.
 """
 
 from __future__ import annotations
@@ -28,6 +23,7 @@ from typing import Any, TypeVar, cast
 from ...errors import GatewayError, upstream_error
 from ...sse import ServerSentEvent
 from ...wire import loads
+from ..sealing import SEAL_VERSION, seal, sealed_for, unseal
 from ..streams import bad_upstream_data, stream_ended_early
 
 __all__ = [
@@ -43,7 +39,6 @@ __all__ = [
     "unseal_reasoning",
 ]
 
-SEAL_VERSION = "gw1"
 #: Item types whose `encrypted_content` only their maker can read.
 _SEALED_TYPES = frozenset({"reasoning", "compaction"})
 _FINAL = frozenset({"response.completed", "response.incomplete"})
@@ -52,35 +47,7 @@ _OPENING = frozenset({"response.created", "response.queued"})
 J = TypeVar("J")
 
 
-# -- sealing --------------------------------------------------------------------------------------------
-
-
-def _prefix(provider_name: str) -> str:
-    return f"{SEAL_VERSION}.{len(provider_name)}.{provider_name}."
-
-
-def seal(value: str, provider_name: str) -> str:
-    """`value` (an upstream's `encrypted_content`) sealed for `provider_name`."""
-    return _prefix(provider_name) + value
-
-
-def unseal(value: str, provider_name: str) -> str | None:
-    """The original of a value sealed for `provider_name`; None for anything else."""
-    prefix = _prefix(provider_name)
-    return value[len(prefix) :] if value.startswith(prefix) else None
-
-
-def sealed_for(value: Any) -> str | None:
-    """The provider name a value was sealed for; None when it is not a gateway seal."""
-    if not isinstance(value, str) or not value.startswith(SEAL_VERSION + "."):
-        return None
-    length, dot, rest = value[len(SEAL_VERSION) + 1 :].partition(".")
-    if not dot or not length.isdigit() or length != str(int(length)):
-        return None
-    size = int(length)
-    if len(rest) <= size or rest[size] != ".":
-        return None
-    return rest[:size]
+# -- sealing ----------------------------------------------------------------------------------------------
 
 
 def _seal_item(item: Any, provider_name: str) -> Any:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import os
 from collections.abc import AsyncIterator, Mapping
 from typing import Any, ClassVar
@@ -43,24 +42,6 @@ class OpenAICompatibleProvider(HTTPProvider):
 
     kind = "openai-compatible"
     quirks: ClassVar[Quirks] = COMPATIBLE
-
-    #: Set by `reasoning_scope`'s setter, or derived on first use.
-    _reasoning_scope: str | None = None
-
-    @property
-    def reasoning_scope(self) -> str:
-        """The name this provider's encrypted reasoning is sealed with (see `_responses.py`): only a provider
-        with the same scope gets it back. By default `<kind>-<digest of base URL and key>`: the content is
-        readable only by the endpoint and account that made it, and the key stands for the account. Set it
-        to give two providers that share an account the same scope."""
-        if self._reasoning_scope is None:
-            digest = hashlib.sha256(f"{self.base_url}\0{self.api_key or ''}".encode()).hexdigest()
-            self._reasoning_scope = f"{self.kind}-{digest[:12]}"
-        return self._reasoning_scope
-
-    @reasoning_scope.setter
-    def reasoning_scope(self, scope: str) -> None:
-        self._reasoning_scope = scope
 
     def chat_url(self, model: str) -> str:
         return f"{self.base_url}/chat/completions"
