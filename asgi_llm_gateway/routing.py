@@ -1,18 +1,33 @@
-"""Model resolution: which provider serves a `model` string, and in what order targets are tried."""
+"""Model resolution: which provider serves a `model` string, and in what order targets are tried.
+
+**Cache affinity.** A weighted group spreads requests over its deployments, which would spread one
+conversation's turns too, and each deployment keeps its own prompt cache: every move re-writes the prefix
+instead of reading it. So when `plan` is given the request, a weighted group orders its deployments by
+weighted rendezvous hashing of the request's `affinity_key` instead of by chance: the same key always
+prefers the same deployment (while it is healthy: a cooling one still goes last, and the key then prefers
+the same second choice), different keys spread in proportion to the weights, and adding or removing a
+deployment moves only the keys that preferred it. The key is, first found: `prompt_cache_key`; the
+end user (`safety_identifier`, `user`, the Messages API's `metadata.user_id`); else a digest of the
+prompt's start (system prompt or instructions, the tool names, the messages up to the first user turn),
+which is the same for every turn of one conversation. Routes without weighted groups never compute it.
+"""
 
 from __future__ import annotations
 
+import hashlib
+import math
 import random
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 from .errors import GatewayError
 from .model_ids import check_model_id
 from .policy import Group, HealthBook, Policy, Route, weighted_order
 from .providers.base import Provider
+from .wire import dumps
 
-__all__ = ["Plan", "RouteSpec", "Router", "Target"]
+__all__ = ["Plan", "RouteSpec", "Router", "Target", "affine_order", "affinity_key"]
 
 #: What a host may pass for one route: a target, a list of targets and groups, or a `Route`.
 RouteSpec = str | Group | Sequence[str | Group] | Route
@@ -94,24 +109,83 @@ class Router:
             )
         return (_Entry((target,), None),), None
 
-    def plan(self, model: str, health: HealthBook, rng: random.Random, now: float) -> Plan:
-        """Targets in the order to try them: groups shuffled by weight, then cooled-down targets moved to the
-        end, so that they are tried last rather than never (a route whose healthy targets all fail still
-        gets an answer from one that is recovering; Envoy's panic threshold does the same)."""
+    def plan(
+        self,
+        model: str,
+        health: HealthBook,
+        rng: random.Random,
+        now: float,
+        request: Mapping[str, Any] | None = None,
+    ) -> Plan:
+        """Targets in the order to try them: groups shuffled by weight (or, given the `request`, ordered by
+        its cache affinity: see the module docstring), then cooled-down targets moved to the end, so that
+        they are tried last rather than never (a route whose healthy targets all fail still gets an answer
+        from one that is recovering; Envoy's panic threshold does the same)."""
         entries, policy = self.resolve(model)
         order: list[Target] = []
+        key: str | None = None
         for entry in entries:
             if entry.weights is None:
                 order.extend(entry.targets)
-            else:
-                by_name = {target.name: target for target in entry.targets}
-                order.extend(by_name[name] for name in weighted_order(entry.weights, rng))
+                continue
+            if key is None and request is not None:
+                key = affinity_key(request)
+            names = (
+                affine_order(entry.weights, key) if key is not None else weighted_order(entry.weights, rng)
+            )
+            by_name = {target.name: target for target in entry.targets}
+            order.extend(by_name[name] for name in names)
         unique = list({target.name: target for target in order}.values())  # in order of first occurrence
         healthy: list[Target] = []
         cooling: list[Target] = []
         for target in unique:
             (healthy if health.healthy(target.name, now) else cooling).append(target)
         return Plan(healthy + cooling, policy)
+
+
+def affinity_key(request: Mapping[str, Any]) -> str:
+    """What keeps a conversation on one deployment: `prompt_cache_key`, else the end user, else a digest of
+    the prompt's start (the same on every turn). Works on chat, Messages and Responses bodies."""
+    cache_key = request.get("prompt_cache_key")
+    if isinstance(cache_key, str) and cache_key:
+        return "key:" + cache_key
+    metadata = request.get("metadata")
+    user = request.get("safety_identifier") or request.get("user")
+    if not user and isinstance(metadata, Mapping):
+        user = metadata.get("user_id")
+    if isinstance(user, str) and user:
+        return "user:" + user
+    items = request.get("messages") or request.get("input")
+    head: list[Any] = []
+    for item in (items if isinstance(items, list) else [items])[:_HEAD_ITEMS]:
+        head.append(item)
+        if isinstance(item, Mapping) and item.get("role") == "user":
+            break  # system or developer messages, then the first user turn: fixed for the conversation
+    tools = [_tool_name(tool) for tool in request.get("tools") or () if isinstance(tool, Mapping)]
+    start = [request.get("system"), request.get("instructions"), tools, head]
+    return "prompt:" + hashlib.sha256(dumps(start)).hexdigest()[:32]
+
+
+#: How many leading messages (or input items) the prompt digest reads at most.
+_HEAD_ITEMS = 4
+
+
+def _tool_name(tool: Mapping[str, Any]) -> Any:
+    function = tool.get("function")
+    return function.get("name") if isinstance(function, Mapping) else tool.get("name")
+
+
+def affine_order(weights: Mapping[str, float], key: str) -> list[str]:
+    """The members in the order `key` prefers them: weighted rendezvous hashing (each member scores
+    -ln(u)/weight, u uniform from a hash of key and member; lowest first), so a key's first choice is member
+    m with probability weight(m)/total, and stays m as long as m is in the group."""
+
+    def score(name: str) -> float:
+        digest = hashlib.sha256(f"{key}\0{name}".encode()).digest()
+        u = (int.from_bytes(digest[:8], "big") + 1) / (2**64 + 1)  # in (0, 1)
+        return -math.log(u) / weights[name]
+
+    return sorted(weights, key=score)
 
 
 @dataclass(frozen=True, slots=True)
