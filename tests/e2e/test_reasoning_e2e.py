@@ -79,6 +79,21 @@ def loop(first: dict[str, Any], keep: bool = True) -> list[Any]:
     return [{"role": "user", "content": "get_weather(city=Paris) please"}, echoed, *results]
 
 
+def assert_reasoning_replayed(stack: Stack, fake: str) -> None:
+    """The last request to `fake` had thinking on and its last assistant turn opened with the signed
+    reasoning (Gemini: the function call carried its thought signature), unsealed."""
+    body = stack.last(fake)
+    text = json.dumps(body)
+    assert "gw1." not in text
+    if fake == "claude":
+        assert body["thinking"]["type"] == "enabled" and assistant_turn(body)[0]["type"] == "thinking"
+    elif fake == "bedrock":
+        assert "thinking" in body["additionalModelRequestFields"]
+        assert "reasoningContent" in assistant_turn(body)[0]
+    else:
+        assert '"thoughtSignature"' in text
+
+
 QUESTION: list[Any] = [{"role": "user", "content": "get_weather(city=Paris) please"}]
 
 
@@ -226,13 +241,32 @@ def test_langchain_tool_loop_with_reasoning_keeps_its_thinking(
     history += [first, ToolMessage("Sunny, 21C", tool_call_id=first.tool_calls[0]["id"])]
     second = invoke(history)
     assert second.content
-    body = stack.last(fake)
-    text = json.dumps(body)
-    assert "gw1." not in text
-    if fake == "claude":
-        assert body["thinking"]["type"] == "enabled" and assistant_turn(body)[0]["type"] == "thinking"
-    elif fake == "bedrock":
-        assert "thinking" in body["additionalModelRequestFields"]
-        assert "reasoningContent" in assistant_turn(body)[0]
-    else:
-        assert '"thoughtSignature"' in text
+    assert_reasoning_replayed(stack, fake)
+
+
+# -- the Responses door: its function_call items keep the call ids, so the store stands in ------------------
+
+RESPONSES_WEATHER: Any = {"type": "function", **WEATHER["function"]}
+
+
+@pytest.mark.parametrize(("fake", "model"), [("claude", CLAUDE), ("bedrock", BEDROCK)])
+def test_responses_door_tool_loop_with_reasoning_keeps_its_thinking(
+    stack: Stack, fake: str, model: str
+) -> None:
+    """A Responses client (store off, the whole input sent each turn, as Codex does) runs a tool loop with
+    reasoning on against Claude: the thinking comes back from the provider's store by call id."""
+    question: list[Any] = [{"role": "user", "content": "get_weather(city=Paris) please"}]
+    first = stack.client.responses.create(
+        model=model, input=question, tools=[RESPONSES_WEATHER], reasoning={"effort": "low"}, store=False
+    )
+    [call] = [item for item in first.output if item.type == "function_call"]
+    history = [*question, *(item.model_dump(exclude_none=True) for item in first.output)]
+    second = stack.client.responses.create(
+        model=model,
+        input=[*history, {"type": "function_call_output", "call_id": call.call_id, "output": "Sunny, 21C"}],
+        tools=[RESPONSES_WEATHER],
+        reasoning={"effort": "low"},
+        store=False,
+    )
+    assert second.status == "completed" and second.output_text
+    assert_reasoning_replayed(stack, fake)

@@ -174,22 +174,32 @@ def _conversation(
     turns: list[dict[str, Any]] = []
     for i, message in enumerate(messages):
         role = message.get("role")
+        # Cache intent on the message (`asks`), or possibly on parts that become one block (`joined`):
+        # a few key lookups for the many messages that ask for nothing.
+        asks = "cache_control" in message or "prompt_cache_breakpoint" in message
+        joined = asks or type(message.get("content")) is list
         if role in ("system", "developer"):
             text = text_of(message.get("content"), f"messages[{i}].content")
             if text:
                 system.append({"type": "text", "text": text})
-                marks.on_message(system[-1:], message)
+                if joined:
+                    marks.on_message(system[-1:], message)
         elif role == "user":
             blocks = _user_blocks(message, i, marks)
-            marks.on_last(blocks, message)
+            if asks:
+                marks.on_last(blocks, message)
             add_turn(turns, "user", blocks)
         elif role == "assistant":
             blocks = _assistant_blocks(message, i)
-            marks.on_message(blocks, message)
-            add_turn(turns, "assistant", [*_thinking_blocks(thoughts.get(i, ())), *blocks])
+            if joined:
+                marks.on_message(blocks, message)
+            if thoughts and i in thoughts:
+                blocks = [*_thinking_blocks(thoughts[i]), *blocks]
+            add_turn(turns, "assistant", blocks)
         elif role == "tool":
             blocks = [_tool_result(message, i)]
-            marks.on_message(blocks, message)
+            if joined:
+                marks.on_message(blocks, message)
             add_turn(turns, "user", blocks)
         else:
             raise unsupported(KIND, f"messages[{i}].role", f"role '{role}'")

@@ -196,23 +196,33 @@ def _conversation(
     turns: list[Block] = []
     for i, message in enumerate(messages):
         role = message.get("role")
+        # Cache intent on the message (`asks`), or possibly on parts that become one block (`joined`):
+        # a few key lookups for the many messages that ask for nothing.
+        asks = "cache_control" in message or "prompt_cache_breakpoint" in message
+        joined = asks or type(message.get("content")) is list
         param = f"messages[{i}]"
         if role in ("system", "developer"):
             text = text_of(message.get("content"), f"{param}.content")
             if text.strip():
                 system.append({"text": text})
-                marks.on_message(system[-1:], message)
+                if joined:
+                    marks.on_message(system[-1:], message)
         elif role == "user":
             blocks = _user_blocks(message.get("content"), param, marks)
-            marks.on_last(blocks, message)
+            if asks:
+                marks.on_last(blocks, message)
             add_turn(turns, "user", blocks)
         elif role == "assistant":
             blocks = _assistant_blocks(message, param, names)
-            marks.on_message(blocks, message)
-            add_turn(turns, "assistant", [*_reasoning_blocks(thoughts.get(i, ())), *blocks])
+            if joined:
+                marks.on_message(blocks, message)
+            if thoughts and i in thoughts:
+                blocks = [*_reasoning_blocks(thoughts[i]), *blocks]
+            add_turn(turns, "assistant", blocks)
         elif role == "tool":
             blocks = [_tool_result(message, param)]
-            marks.on_message(blocks, message)
+            if joined:
+                marks.on_message(blocks, message)
             add_turn(turns, "user", blocks)
         else:
             raise GatewayError(f"messages with role '{role}' are not supported", param=f"{param}.role")
