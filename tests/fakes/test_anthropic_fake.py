@@ -377,3 +377,72 @@ def test_system_turns_need_the_newer_version_or_their_beta(fake: tuple[FakeAnthr
     )
     newer = client(url, version="2026-10-21").messages.create(model=MODEL, max_tokens=100, messages=turns)
     assert beta.content[0].text == newer.content[0].text == "second"
+
+
+# -- signed thinking and the prompt cache (issue 19) ---------------------------------------------------------
+
+
+def thinking_loop(url: str, signature: str | None = None, model: str = MODEL) -> Any:
+    """A first turn with thinking on that calls a tool, then the tool loop with its thinking sent back
+    (with `signature` instead of the real one, when given)."""
+    sdk = client(url)
+    options: Any = {
+        "max_tokens": 4000,
+        "thinking": {"type": "enabled", "budget_tokens": 1024},
+        "tools": [WEATHER],
+    }
+    question: Any = user("get_weather(city=Paris)")
+    first = sdk.messages.create(model=MODEL, messages=question, **options)
+    blocks = [block.model_dump(exclude_none=True) for block in first.content]
+    if signature is not None:
+        blocks[0]["signature"] = signature
+    call = next(block for block in first.content if block.type == "tool_use")
+    result = {
+        "role": "user",
+        "content": [{"type": "tool_result", "tool_use_id": call.id, "content": "Sunny"}],
+    }
+    messages: Any = [*question, {"role": "assistant", "content": blocks}, result]
+    return sdk.messages.create(model=model, messages=messages, **options)
+
+
+def test_thinking_sent_back_with_its_signature_is_accepted(fake: tuple[FakeAnthropic, str]) -> None:
+    _, url = fake
+    answer = thinking_loop(url)
+    assert answer.content[-1].text.startswith("Tool results:")
+
+
+@pytest.mark.parametrize(
+    ("signature", "model"),
+    [
+        ("c2lnbmF0dXJl", MODEL),  # altered, or another service's
+        (None, "claude-sonnet-4-6"),  # the real signature, of another model
+    ],
+    ids=["foreign", "another-model"],
+)
+def test_a_foreign_signature_is_a_400(
+    fake: tuple[FakeAnthropic, str], signature: str | None, model: str
+) -> None:
+    _, url = fake
+    with pytest.raises(anthropic.BadRequestError, match="Invalid `signature` in `thinking` block"):
+        thinking_loop(url, signature, model)
+
+
+def test_cache_breakpoints_write_then_read_the_prefix() -> None:
+    app = FakeAnthropic()
+    system: Any = [
+        {"type": "text", "text": "Rules. " * 40, "cache_control": {"type": "ephemeral", "ttl": "1h"}}
+    ]
+    with serve(app) as url:
+        sdk = client(url)
+        one: Any = user("one")
+        two: Any = user("two")
+        first = sdk.messages.create(model=MODEL, max_tokens=50, system=system, messages=one)
+        second = sdk.messages.create(model=MODEL, max_tokens=50, system=system, messages=two)
+        short: Any = [{"type": "text", "text": "Rules.", "cache_control": {"type": "ephemeral"}}]
+        longer_later: Any = [{"role": "user", "content": [system[0]]}]  # 1h in messages after 5m in system
+        with pytest.raises(anthropic.BadRequestError, match="must not come after"):
+            sdk.messages.create(model=MODEL, max_tokens=50, system=short, messages=longer_later)
+    written = first.usage.cache_creation_input_tokens
+    assert written and first.usage.cache_read_input_tokens == 0
+    assert second.usage.cache_read_input_tokens == written and second.usage.cache_creation_input_tokens == 0
+    assert (app.cache.reads, app.cache.writes) == (written, written)

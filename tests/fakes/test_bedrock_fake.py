@@ -18,12 +18,14 @@ import httpx
 import pytest
 from botocore.config import Config
 
+from tests.fakes import anthropic as claude
 from tests.fakes.bedrock import (
     ACCESS_KEY,
     API_KEY,
     REGION,
     SECRET_KEY,
     FakeBedrock,
+    claude_name,
     encode_frame,
     event_frame,
     isolate_aws_environment,
@@ -555,3 +557,62 @@ def test_embeddings_reject_what_the_service_rejects(
         invoke(url, model, body)
     assert caught.value.response["Error"]["Code"] == "ValidationException"
     assert message in caught.value.response["Error"]["Message"]
+
+
+# -- signed reasoning and cache points (issue 19) ------------------------------------------------------------
+
+
+CLAUDE_NAME = claude_name(MODEL) or MODEL
+
+
+def reasoning_loop(url: str, signature: str | None = None) -> Any:
+    """A Claude turn with thinking on that calls a tool, then the tool loop with its reasoning sent back
+    (with `signature` instead of the real one, when given; without any reasoning when it is "")."""
+    sdk = client(url)
+    tools = {"tools": [{"toolSpec": {"name": "get_weather", "inputSchema": {"json": {"type": "object"}}}}]}
+    options: Any = {
+        "modelId": MODEL,
+        "toolConfig": tools,
+        "inferenceConfig": {"maxTokens": 4000},
+        "additionalModelRequestFields": {"thinking": {"type": "enabled", "budget_tokens": 1024}},
+    }
+    question = user("get_weather please")
+    first = sdk.converse(messages=question, **options)
+    content = first["output"]["message"]["content"]
+    if signature == "":
+        content = [block for block in content if "reasoningContent" not in block]
+    elif signature is not None:
+        content[0]["reasoningContent"]["reasoningText"]["signature"] = signature
+    call = next(block["toolUse"] for block in content if "toolUse" in block)
+    result = {"toolResult": {"toolUseId": call["toolUseId"], "content": [{"text": "Sunny"}]}}
+    messages = [*question, {"role": "assistant", "content": content}, {"role": "user", "content": [result]}]
+    return sdk.converse(messages=messages, **options)
+
+
+def test_claude_reasoning_sent_back_with_its_signature_is_accepted(url: str) -> None:
+    assert reasoning_loop(url)["stopReason"] == "end_turn"
+
+
+@pytest.mark.parametrize(
+    ("signature", "message"),
+    [
+        (claude.sign_thinking(CLAUDE_NAME, "Thinking about: get_weather please"), "Invalid `signature`"),
+        ("", "must start with a thinking block"),
+    ],
+    ids=["anthropic-apis-signature", "reasoning-dropped"],
+)
+def test_foreign_or_missing_reasoning_is_rejected(url: str, signature: str, message: str) -> None:
+    with pytest.raises(botocore.exceptions.ClientError, match=message):
+        reasoning_loop(url, signature)
+
+
+def test_cache_points_write_then_read_the_prefix(url: str, fake: FakeBedrock) -> None:
+    system = [{"text": "Rules. " * 40}, {"cachePoint": {"type": "default", "ttl": "1h"}}]
+    first = client(url).converse(modelId=MODEL, system=system, messages=user("one"))
+    second = client(url).converse(modelId=MODEL, system=system, messages=user("two"))
+    assert (first["usage"]["cacheWriteInputTokens"], first["usage"]["cacheReadInputTokens"]) == (40, 0)
+    assert second["usage"]["cacheReadInputTokens"] == 40
+    assert (fake.cache.reads, fake.cache.writes) == (40, 40)
+    shorter_first = [{"text": "A."}, {"cachePoint": {"type": "default"}}, *system]
+    with pytest.raises(botocore.exceptions.ClientError, match="longer ttl cannot follow"):
+        client(url).converse(modelId=MODEL, system=shorter_first, messages=user("three"))
