@@ -44,6 +44,9 @@ class Quirks:
     developer_as_system: bool = True
     #: Keep `reasoning_content` on assistant messages (DeepSeek requires it back after tool calls).
     keep_reasoning_content: bool = False
+    #: Forward the Anthropic-style `cache_control` extension on messages, content parts and tools (routers
+    #: such as OpenRouter take it); strict upstreams answer it with a 400, so the named rows strip it.
+    cache_control: bool = False
     #: Keys allowed on each message; None forwards every key.
     message_keys: frozenset[str] | None = None
     #: Tool-call ids must be exactly 9 alphanumerics (Mistral).
@@ -79,7 +82,7 @@ OPENAI = Quirks(
     responses=True,
     embedding_tokens=True,
 )
-COMPATIBLE = Quirks(drop=_OPENAI_ONLY_HINTS)
+COMPATIBLE = Quirks(drop=_OPENAI_ONLY_HINTS, cache_control=True)
 MISTRAL = Quirks(
     fields=frozenset(
         {

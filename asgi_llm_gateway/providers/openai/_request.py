@@ -27,6 +27,12 @@ def to_native(request: Request, model: str, quirks: Quirks, *, provider: str, st
             continue
         body[key] = value
     body["model"] = model
+    if (
+        not quirks.cache_control
+        and "tools" in body
+        and any("cache_control" in t for t in body["tools"] or ())
+    ):
+        body["tools"] = [_without_cache_control(tool) for tool in body["tools"]]
     if quirks.max_n is not None and (request.get("n") or 1) > quirks.max_n:
         raise unsupported(provider, "n", f"at most {quirks.max_n} choice(s)")
     reasoning_model = bool(quirks.reasoning_model_prefixes) and model.startswith(
@@ -67,10 +73,15 @@ def _message(message: Mapping[str, Any], index: int, quirks: Quirks, provider: s
                 raise unsupported(
                     provider, f"messages[{index}].content[{part_index}].type", f"'{part.get('type')}' parts"
                 )
+    content = message.get("content")
+    strip_cache = not quirks.cache_control and (
+        "cache_control" in message or (type(content) is list and _parts_have_cache_control(content))
+    )
     if (
         not (quirks.developer_as_system and message.get("role") == "developer")
         and (quirks.keep_reasoning_content or "reasoning_content" not in message)
         and "reasoning_details" not in message
+        and not strip_cache
         and quirks.message_keys is None
         and not quirks.short_tool_ids
     ):
@@ -78,6 +89,10 @@ def _message(message: Mapping[str, Any], index: int, quirks: Quirks, provider: s
     out = dict(message)
     # Another provider's signed reasoning (docs/reasoning.md): no OpenAI-family upstream can use it.
     out.pop("reasoning_details", None)
+    if strip_cache:
+        out = _without_cache_control(out)
+        if isinstance(out.get("content"), list):
+            out["content"] = [_without_cache_control(part) for part in out["content"]]
     if quirks.developer_as_system and out.get("role") == "developer":
         out["role"] = "system"
     if not quirks.keep_reasoning_content:
@@ -95,6 +110,16 @@ def _message(message: Mapping[str, Any], index: int, quirks: Quirks, provider: s
         if "tool_call_id" in out:
             out["tool_call_id"] = short_tool_id(out["tool_call_id"])
     return out
+
+
+def _parts_have_cache_control(parts: list[Any]) -> bool:
+    return any(type(part) is dict and "cache_control" in part for part in parts)
+
+
+def _without_cache_control(item: Any) -> Any:
+    if type(item) is not dict or "cache_control" not in item:
+        return item
+    return {key: value for key, value in item.items() if key != "cache_control"}
 
 
 _ALPHANUMERIC = string.ascii_letters + string.digits
