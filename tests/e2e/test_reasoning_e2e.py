@@ -133,8 +133,9 @@ def test_bedrock_claude_tool_loop_keeps_its_reasoning(stack: Stack, stream: bool
     assert second["content"]
 
 
-def test_redacted_thinking_comes_back_unchanged(stack: Stack) -> None:
-    first = ask(stack, CLAUDE, [{"role": "user", "content": "get_weather(city=Paris) REDACT"}])
+@pytest.mark.parametrize("stream", [False, True], ids=["whole", "streamed"])
+def test_redacted_thinking_comes_back_unchanged(stack: Stack, stream: bool) -> None:
+    first = ask(stack, CLAUDE, [{"role": "user", "content": "get_weather(city=Paris) REDACT"}], stream)
     kinds = [d["type"] for d in first["reasoning_details"]]
     assert kinds == ["reasoning.text", "reasoning.encrypted"]
     ask(stack, CLAUDE, loop(first))
