@@ -5,6 +5,8 @@ every request's path.
 
 from __future__ import annotations
 
+import re
+import secrets
 from collections.abc import Awaitable, Callable, MutableMapping, Sequence
 from typing import Any
 
@@ -17,11 +19,13 @@ __all__ = [
     "Receive",
     "Scope",
     "Send",
+    "accept_request_id",
     "local_path",
     "read_body",
     "send_body",
     "send_error",
     "send_json",
+    "stamped",
 ]
 
 Scope = MutableMapping[str, Any]
@@ -48,6 +52,39 @@ def local_path(scope: Scope) -> str:
     if path.startswith("/v1/"):
         path = path[3:]
     return path or "/"
+
+
+#: A client's own `x-request-id` is kept when it is 1-128 of these characters; anything else (a CR/LF that
+#: would split a header, spaces, a megabyte of text) is replaced by a fresh id, never echoed.
+_SAFE_REQUEST_ID = re.compile(rb"[A-Za-z0-9_.:-]{1,128}")
+
+
+def accept_request_id(scope: Scope) -> str:
+    """The request's id: the client's `x-request-id` when safe to echo, else `req_` and 24 hex digits."""
+    for name, value in scope.get("headers", ()):
+        if name == b"x-request-id":
+            if _SAFE_REQUEST_ID.fullmatch(value):
+                return bytes(value).decode("ascii")
+            break
+    return "req_" + secrets.token_hex(12)
+
+
+def stamped(send: Send, headers: Sequence[tuple[bytes, bytes]]) -> Send:
+    """`send` that puts `headers` (the request id's) on the response start when the sender did not.
+
+    The one place that guarantees every response carries its request id, whichever endpoint, error path or
+    detached run sends it."""
+    names = frozenset(name for name, _ in headers)
+
+    async def send_stamped(message: Message) -> None:
+        if message["type"] == "http.response.start":
+            present = {name for name, _ in message.get("headers", ()) if name in names}
+            if len(present) < len(names):
+                missing = [(name, value) for name, value in headers if name not in present]
+                message = {**message, "headers": [*message.get("headers", ()), *missing]}
+        await send(message)
+
+    return send_stamped
 
 
 async def read_body(scope: Scope, receive: Receive, limit: int) -> bytes:

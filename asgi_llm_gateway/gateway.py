@@ -19,13 +19,12 @@ from __future__ import annotations
 import contextlib
 import logging
 import random
-import secrets
 from collections.abc import Mapping, Sequence
 from types import TracebackType
 
 import anyio
 
-from .asgi import ClientGone, Receive, Scope, Send, local_path
+from .asgi import ClientGone, Receive, Scope, Send, accept_request_id, local_path, stamped
 from .auth import AuthHook
 from .endpoints import Endpoint, Exchange, OpenAIErrors
 from .endpoints.chat import ChatEndpoint
@@ -217,11 +216,13 @@ class Gateway:
         return endpoint
 
     async def _http(self, scope: Scope, receive: Receive, send: Send) -> None:
-        request_id = "req_" + secrets.token_hex(12)
+        request_id = accept_request_id(scope)
         path = local_path(scope)
         endpoint = self._match(path)
-        exchange = Exchange(scope, receive, send, request_id, path)
         door = endpoint or _NO_ENDPOINT
+        stamp = request_id.encode()
+        send = stamped(send, [(name, stamp) for name in door.request_id_headers])
+        exchange = Exchange(scope, receive, send, request_id, path)
         try:
             if endpoint is None:
                 raise GatewayError(

@@ -14,7 +14,15 @@ from ..asgi import Receive, Scope, Send, send_error, send_json
 from ..errors import GatewayError
 from ..ingress.anthropic import error_envelope
 
-__all__ = ["AnthropicErrors", "Endpoint", "Exchange", "Headers", "OpenAIErrors"]
+__all__ = [
+    "ANTHROPIC_REQUEST_ID",
+    "OPENAI_REQUEST_ID",
+    "AnthropicErrors",
+    "Endpoint",
+    "Exchange",
+    "Headers",
+    "OpenAIErrors",
+]
 
 Headers = Sequence[tuple[bytes, bytes]]
 
@@ -35,6 +43,8 @@ class Endpoint(Protocol):
 
     #: The HTTP methods it accepts; any other is a 405 naming them.
     methods: frozenset[str]
+    #: The response headers that carry the request id (`asgi.stamped` puts them on every response).
+    request_id_headers: tuple[bytes, ...]
 
     async def __call__(self, exchange: Exchange) -> None: ...
 
@@ -42,8 +52,15 @@ class Endpoint(Protocol):
         """Answer `error` in this door's envelope."""
 
 
+#: OpenAI's SDKs read `x-request-id`; Anthropic's read `request-id`.
+OPENAI_REQUEST_ID: tuple[bytes, ...] = (b"x-request-id",)
+ANTHROPIC_REQUEST_ID: tuple[bytes, ...] = (b"x-request-id", b"request-id")
+
+
 class OpenAIErrors:
     """Errors in OpenAI's envelope `{"error": {"message", "type", "param", "code"}}`."""
+
+    request_id_headers = OPENAI_REQUEST_ID
 
     async def send_error(self, exchange: Exchange, error: GatewayError, headers: Headers = ()) -> None:
         await send_error(exchange.send, error, exchange.request_id, headers)
@@ -51,6 +68,8 @@ class OpenAIErrors:
 
 class AnthropicErrors:
     """Errors in Anthropic's envelope `{"type": "error", "error": {"type", "message"}}` and its statuses."""
+
+    request_id_headers = ANTHROPIC_REQUEST_ID
 
     async def send_error(self, exchange: Exchange, error: GatewayError, headers: Headers = ()) -> None:
         status, body, extra = error_envelope(error)

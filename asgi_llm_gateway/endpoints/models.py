@@ -24,7 +24,7 @@ from ..asgi import send_json
 from ..auth import Principal, authenticate
 from ..errors import GatewayError
 from ..providers.base import Provider
-from . import AnthropicErrors, Exchange, Headers, OpenAIErrors
+from . import ANTHROPIC_REQUEST_ID, AnthropicErrors, Exchange, Headers, OpenAIErrors
 
 if TYPE_CHECKING:
     from ..gateway import Gateway
@@ -40,6 +40,8 @@ MODELS_CACHE_SECONDS = 300.0
 
 class ModelsEndpoint:
     methods = frozenset({"GET", "HEAD"})
+    #: It answers Anthropic's clients too (in their shape), so it names the id their way as well.
+    request_id_headers = ANTHROPIC_REQUEST_ID
 
     async def send_error(self, exchange: Exchange, error: GatewayError, headers: Headers = ()) -> None:
         door = _ANTHROPIC if _from_anthropic_client(exchange) else _OPENAI
