@@ -250,6 +250,7 @@ SAMPLES: dict[str, Any] = {
     "aws_secret_access_key": "secret",
     "aws_session_token": "token",
     "profile": "default",
+    "auto_cache": True,
 }
 NOT_FROM_TOML = {"client"}  # a host's httpx.AsyncClient
 

@@ -66,7 +66,7 @@ async def read_request(
     health = gateway.health
     if health.syncs:  # cooldowns shared across replicas: learn theirs before choosing targets
         await health.sync()
-    plan = gateway.router.plan(model, health, gateway.rng, time.monotonic())
+    plan = gateway.router.plan(model, health, gateway.rng, time.monotonic(), body)  # body: cache affinity
     check_model_allowed(principal, model)
     return Incoming(principal, body, model, plan, started)
 

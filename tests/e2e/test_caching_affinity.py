@@ -101,3 +101,59 @@ def test_the_prompt_digest_is_fixed_for_a_conversation_and_differs_between_them(
 def test_without_the_request_a_group_is_shuffled_by_weight_as_before() -> None:
     firsts = {planned(None, seed=seed)[0] for seed in range(40)}
     assert firsts == {"a/m", "b/m", "c/m"}
+
+
+# -- through the gateway ---------------------------------------------------------------------------------
+
+
+def test_through_the_gateway_a_conversation_stays_on_one_deployment_and_others_spread() -> None:
+    """The official openai SDK against the gateway over loopback, in front of two fake OpenAI deployments in
+    a weighted group: every turn of one conversation (one `prompt_cache_key`, or one growing message list)
+    reaches the same deployment; different conversations reach both."""
+    import openai
+
+    from asgi_llm_gateway import Gateway
+    from asgi_llm_gateway.providers import OpenAIProvider
+    from tests.fakes.openai import KEY, FakeOpenAI
+    from tests.support.server import serve
+
+    first, second = FakeOpenAI(), FakeOpenAI()
+    with serve(first.app()) as first_url, serve(second.app()) as second_url:
+        gateway = Gateway(
+            providers={
+                "one": OpenAIProvider(api_key=KEY, base_url=first_url + "/v1"),
+                "two": OpenAIProvider(api_key=KEY, base_url=second_url + "/v1"),
+            },
+            routes={"pool": [Group({"one/m": 1, "two/m": 1})]},
+        )
+        with serve(gateway) as url, openai.OpenAI(base_url=url + "/v1", api_key="c", max_retries=0) as client:
+
+            def deployments(**body: Any) -> set[str]:
+                return {client.chat.completions.create(model="pool", **body).model for _ in range(6)}
+
+            for n in range(8):  # each conversation: one deployment for all its turns
+                assert (
+                    len(deployments(messages=[{"role": "user", "content": "hi"}], prompt_cache_key=f"c{n}"))
+                    == 1
+                )
+            messages: list[Any] = [
+                {"role": "system", "content": "Be brief."},
+                {"role": "user", "content": "one"},
+            ]
+            seen = set()
+            for turn in range(5):  # no key: the prompt's start keeps it in place as the conversation grows
+                answer = client.chat.completions.create(model="pool", messages=messages)
+                seen.add(answer.model)
+                messages += [
+                    {"role": "assistant", "content": f"a{turn}"},
+                    {"role": "user", "content": f"u{turn}"},
+                ]
+            assert len(seen) == 1
+            spread = {
+                client.chat.completions.create(
+                    model="pool", messages=[{"role": "user", "content": "hi"}], prompt_cache_key=f"k{n}"
+                ).model
+                for n in range(16)
+            }
+    assert spread == {"one/m", "two/m"}
+    assert first.requests and second.requests
