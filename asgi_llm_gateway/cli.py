@@ -18,12 +18,18 @@ Its production behaviour is uvicorn's, set up here (docs/deployment.md tells the
   without its password); limits in memory with `--workers N` are per worker, which it warns about.
 - The gateway closes its response store (a Redis store's connection pool) when uvicorn shuts down its
   lifespan, in every worker.
+- `--log-requests`, `--metrics [PATH]` and `--otel` (or the file's `[observability]` table; the flags win)
+  switch on request logs (JSON lines on stderr), a Prometheus scrape endpoint beside the gateway, and
+  OpenTelemetry traces and metrics over OTLP/HTTP (see `observability.runner`). The start-up line names
+  what is on. With `--workers N` the flags travel to the workers in ASGI_LLM_GATEWAY_OBSERVABILITY; metrics
+  need one worker (each would answer a scrape with its own counts).
 """
 
 from __future__ import annotations
 
 import argparse
 import gc
+import json
 import os
 import sys
 from collections.abc import Sequence
@@ -41,11 +47,22 @@ from .config import (
 )
 from .gateway import Gateway
 from .limits import MemoryLimiter
+from .mount import ASGIApp
+from .observability.runner import (
+    DEFAULT_METRICS_PATH,
+    Observability,
+    ObservabilityError,
+    check_metrics_path,
+    observe,
+    require_packages,
+)
 
-__all__ = ["CONFIG_VARIABLE", "app_from_environment", "main"]
+__all__ = ["CONFIG_VARIABLE", "OBSERVABILITY_VARIABLE", "app_from_environment", "main"]
 
 #: The config file's path when `--config` is not given; also how the path reaches worker processes.
 CONFIG_VARIABLE = "ASGI_LLM_GATEWAY_CONFIG"
+#: The observability flags given on the command line (JSON), on their way to worker processes.
+OBSERVABILITY_VARIABLE = "ASGI_LLM_GATEWAY_OBSERVABILITY"
 DEFAULT_GRACEFUL_TIMEOUT = 30
 _LOG_LEVELS = ("critical", "error", "warning", "info", "debug", "trace")
 
@@ -54,19 +71,28 @@ def _load(path: str | None) -> GatewayConfig:
     return load_config(path) if path else from_environment()
 
 
-def app_from_environment() -> Gateway:
-    """The app factory each worker calls (`--workers N`); the config path travels in the environment.
+def app_from_environment() -> ASGIApp:
+    """The app factory each worker calls (`--workers N`); the config path and the observability flags travel
+    in the environment.
 
     A bad file ends the worker with one line instead of a traceback: on SIGHUP the process manager then keeps
     the old workers serving.
     """
     try:
-        gateway = _load(os.environ.get(CONFIG_VARIABLE) or None).gateway()
-    except ConfigError as exc:
+        config = _load(os.environ.get(CONFIG_VARIABLE) or None)
+        flags = json.loads(os.environ.get(OBSERVABILITY_VARIABLE) or "{}")
+        app = _app(config, config.observability.over(flags))
+    except (ConfigError, ObservabilityError) as exc:
         print(f"asgi-llm-gateway: config error: {exc}", file=sys.stderr)
         raise SystemExit(1) from None
     _freeze_startup_objects()
-    return gateway
+    return app
+
+
+def _app(config: GatewayConfig, settings: Observability) -> ASGIApp:
+    """The gateway with what `settings` switch on: its hooks, and the scrape endpoint beside it."""
+    observed = observe(settings)
+    return observed.app(config.gateway(observed.hooks))
 
 
 def _freeze_startup_objects() -> None:
@@ -92,6 +118,13 @@ def _seconds(text: str) -> int:
     if value < 0:
         raise argparse.ArgumentTypeError(f"must be 0 or more, not {value}")
     return value
+
+
+def _metrics_path(text: str) -> str:
+    problem = check_metrics_path(text)
+    if problem:
+        raise argparse.ArgumentTypeError(problem)
+    return text
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -139,29 +172,68 @@ def _parser() -> argparse.ArgumentParser:
         help="log one line per request (default on; needs --log-level info or lower)",
     )
     parser.add_argument("--log-level", choices=_LOG_LEVELS, default="info", help="log level (default info)")
+    parser.add_argument(
+        "--log-requests",
+        action=argparse.BooleanOptionalAction,
+        help="one JSON line per request, and per failed attempt, on stderr (default: [observability] logs)",
+    )
+    parser.add_argument(
+        "--metrics",
+        nargs="?",
+        const=DEFAULT_METRICS_PATH,
+        type=_metrics_path,
+        metavar="PATH",
+        help=f"serve Prometheus metrics at PATH (default {DEFAULT_METRICS_PATH}); needs the prometheus extra",
+    )
+    parser.add_argument(
+        "--otel",
+        action=argparse.BooleanOptionalAction,
+        help="OpenTelemetry GenAI traces and metrics over OTLP/HTTP, set by the standard "
+        "OTEL_EXPORTER_OTLP_* and OTEL_SERVICE_NAME variables; needs opentelemetry-sdk and "
+        "opentelemetry-exporter-otlp-proto-http",
+    )
     return parser
 
 
-def _summary(config: GatewayConfig, gateway: Gateway) -> str:
+def _observability_flags(args: argparse.Namespace) -> dict[str, Any]:
+    """The observability settings given on the command line (they win over the file's)."""
+    given = {"logs": args.log_requests, "metrics": args.metrics, "otel": args.otel}
+    return {key: value for key, value in given.items() if value is not None}
+
+
+def _summary(config: GatewayConfig, gateway: Gateway, settings: Observability) -> str:
     routes = f" and routes {', '.join(gateway.router.routes)}" if gateway.router.routes else ""
     keys = "client keys required" if gateway.auth else "no client keys required"
     store = describe_response_store(gateway.response_store)
     limits = describe_limits(config.limits) if config.limits is not None else "no limits"
-    return f"providers {', '.join(gateway.providers)}{routes} ({keys}), response store {store}, {limits}"
+    return (
+        f"providers {', '.join(gateway.providers)}{routes} ({keys}), response store {store}, {limits}, "
+        f"{settings.describe()}"
+    )
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     path: str | None = args.config or os.environ.get(CONFIG_VARIABLE) or None
+    flags = _observability_flags(args)
     try:
         config = _load(path)
         gateway = config.gateway()
     except ConfigError as exc:
         print(f"asgi-llm-gateway: config error: {exc}", file=sys.stderr)
         return 2
+    settings = config.observability.over(flags)
+    summary = _summary(config, gateway, settings)
     if args.check:
-        print(f"asgi-llm-gateway: {path or 'environment'}: OK: {_summary(config, gateway)}", file=sys.stderr)
+        print(f"asgi-llm-gateway: {path or 'environment'}: OK: {summary}", file=sys.stderr)
         return 0
+    if settings.metrics is not None and args.workers > 1:
+        print(
+            f"asgi-llm-gateway: metrics need one worker: with {args.workers} each would answer a scrape with "
+            "its own counts; run one runner per core behind the balancer and scrape each",
+            file=sys.stderr,
+        )
+        return 2
     try:
         import uvicorn
     except ImportError:
@@ -175,10 +247,25 @@ def main(argv: Sequence[str] | None = None) -> int:
     port = args.port if args.port is not None else config.port or 8000
     shown_host = f"[{host}]" if ":" in host else host
     workers = f", {args.workers} workers" if args.workers > 1 else ""
-    print(
-        f"asgi-llm-gateway: serving {_summary(config, gateway)} at http://{shown_host}:{port}/v1{workers}",
-        file=sys.stderr,
-    )
+    app: ASGIApp | str
+    if args.workers > 1:
+        # Each worker builds its own gateway from the file (uvicorn imports apps by name in new processes).
+        try:
+            require_packages(settings)  # here, rather than once per worker
+        except ObservabilityError as exc:
+            print(f"asgi-llm-gateway: {exc}", file=sys.stderr)
+            return 2
+        if path:
+            os.environ[CONFIG_VARIABLE] = os.path.abspath(path)
+        os.environ[OBSERVABILITY_VARIABLE] = json.dumps(flags)
+        app = "asgi_llm_gateway.cli:app_from_environment"
+    else:
+        try:
+            app = _app(config, settings)
+        except ObservabilityError as exc:
+            print(f"asgi-llm-gateway: {exc}", file=sys.stderr)
+            return 2
+    print(f"asgi-llm-gateway: serving {summary} at http://{shown_host}:{port}/v1{workers}", file=sys.stderr)
     if args.workers > 1 and config.limits is not None and isinstance(config.limits.limiter, MemoryLimiter):
         print(
             f"asgi-llm-gateway: warning: limits kept in memory are per worker: with {args.workers} workers "
@@ -195,12 +282,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "timeout_graceful_shutdown": args.graceful_timeout,
         "timeout_keep_alive": args.timeout_keep_alive,
     }
-    app: Gateway | str = gateway
     if args.workers > 1:
-        # Each worker builds its own gateway from the file (uvicorn imports apps by name in new processes).
-        if path:
-            os.environ[CONFIG_VARIABLE] = os.path.abspath(path)
-        app = "asgi_llm_gateway.cli:app_from_environment"
         options.update(factory=True, workers=args.workers)
     if args.workers == 1:
         _freeze_startup_objects()

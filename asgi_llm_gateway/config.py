@@ -47,6 +47,12 @@
     max_output_tokens = 8192           # caps max_tokens / max_completion_tokens / max_output_tokens
     force_user = true                  # the upstream's end-user field is the key's principal name
 
+    [observability]                    # the runner's --log-requests, --metrics, --otel (flags win)
+    logs = true                        # one JSON line per request (and per failed attempt) on stderr
+    include_content = false            # true: prompts and error messages in those lines too
+    metrics = "/metrics"               # Prometheus scrape path beside the gateway (true: /metrics)
+    otel = true                        # OTLP/HTTP traces and metrics, set by the OTEL_* variables
+
 Routes may also hold weighted groups, `pool = [{ group = { "a/m" = 3, "b/m" = 1 } }, "c/m"]`, or be a table
 `{ targets = [...], policy = { ... } }`; a provider table may have a `policy = { ... }` of its own.
 
@@ -75,6 +81,8 @@ from urllib.parse import urlsplit
 from .auth import AuthHook, Principal, api_keys
 from .gateway import Gateway
 from .limits import LimitsHook, Rule
+from .observability.runner import DEFAULT_METRICS_PATH, Observability, check_metrics_path
+from .pipeline.hooks import Hooks
 from .policy import Group, Policy, Route
 from .pricing import DEFAULT_PRICES, Price
 from .providers import PROVIDER_CLASSES, EchoProvider
@@ -166,11 +174,15 @@ class GatewayConfig:
     prices: dict[str, Price] | None = None
     #: `[request_policy]`: each request rewritten before routing; None without the table.
     rewrite: RequestPolicy | None = None
+    #: `[observability]`: what the runner builds beside the gateway (see `observability.runner`).
+    observability: Observability = field(default_factory=Observability)
 
-    def gateway(self) -> Gateway:
+    def gateway(self, hooks: Sequence[Hooks] = ()) -> Gateway:
+        """The gateway; `hooks` (the runner's observability) run after the limits."""
         options: dict[str, Any] = {}
-        if self.limits is not None:
-            options["hooks"] = [self.limits]
+        chain = [*([self.limits] if self.limits is not None else []), *hooks]
+        if chain:
+            options["hooks"] = chain
         if self.max_body_size is not None:
             options["max_body_size"] = self.max_body_size
         if self.policy is not None:
@@ -233,6 +245,7 @@ def _parse(data: Mapping[str, Any], source: str, environ: Mapping[str, str]) -> 
         "budgets",
         "prices",
         "request_policy",
+        "observability",
     )
     unknown = set(data) - set(sections)
     if unknown:
@@ -262,6 +275,7 @@ def _parse(data: Mapping[str, Any], source: str, environ: Mapping[str, str]) -> 
     config.prices = _prices(data, source)
     config.limits = _limits(data, config.prices, source, environ)
     config.rewrite = _request_policy(data, source)
+    config.observability = _observability(data, source)
     server = _table(data, "server", source)
     for key, value in server.items():
         if key in ("host",) and isinstance(value, str):
@@ -674,6 +688,30 @@ def _request_policy(data: Mapping[str, Any], source: str) -> RequestPolicy | Non
     if not isinstance(table.get("force_user", False), bool):
         raise ConfigError(f"{source}: request_policy.force_user: expected true or false")
     return RequestPolicy(**table)
+
+
+_OBSERVABILITY_SWITCHES = ("logs", "include_content", "otel")
+
+
+def _observability(data: Mapping[str, Any], source: str) -> Observability:
+    """`[observability]`: `logs`, `include_content` and `otel` are true or false; `metrics` is the scrape
+    path (true: /metrics, false: none)."""
+    table = _table(data, "observability", source)
+    _check_keys(table, ("logs", "include_content", "metrics", "otel"), source, "observability")
+    for key in _OBSERVABILITY_SWITCHES:
+        if not isinstance(table.get(key, False), bool):
+            raise ConfigError(f"{source}: observability.{key}: expected true or false")
+    metrics = table.get("metrics", False)
+    if metrics is True:
+        metrics = DEFAULT_METRICS_PATH
+    elif metrics is False:
+        metrics = None
+    elif not isinstance(metrics, str):
+        raise ConfigError(f'{source}: observability.metrics: expected a path like "{DEFAULT_METRICS_PATH}"')
+    elif problem := check_metrics_path(metrics):
+        raise ConfigError(f"{source}: observability.metrics: {problem}")
+    switches = {key: table[key] for key in _OBSERVABILITY_SWITCHES if key in table}
+    return Observability(metrics=metrics, **switches)
 
 
 def describe_limits(hook: LimitsHook) -> str:

@@ -794,3 +794,149 @@ def test_request_policy_mistakes_name_the_file_and_the_key(tmp_path: Path, text:
     with pytest.raises(ConfigError) as caught:
         load_config(path, {})
     assert str(caught.value) == f"{path}: {message}"
+
+
+# -- [observability] and the runner's --log-requests, --metrics, --otel ------------------------------------
+
+
+def test_observability_table_builds_the_runners_settings(tmp_path: Path) -> None:
+    from asgi_llm_gateway.observability.runner import Observability
+
+    text = '[observability]\nlogs = true\ninclude_content = true\nmetrics = "/ops/metrics"\notel = true\n'
+    config = load_config(write(tmp_path, text), {})
+    assert config.observability == Observability(
+        logs=True, include_content=True, metrics="/ops/metrics", otel=True
+    )
+    assert load_config(write(tmp_path, "[observability]\nmetrics = true\n"), {}).observability.metrics == (
+        "/metrics"
+    )
+    assert (
+        load_config(write(tmp_path, "[observability]\nmetrics = false\n"), {}).observability.metrics is None
+    )
+    assert load_config(write(tmp_path, ""), {}).observability == Observability()
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("[observability]\nlogs = 'yes'\n", "observability.logs: expected true or false"),
+        ("[observability]\notel = 1\n", "observability.otel: expected true or false"),
+        ("[observability]\nmetrics = 9090\n", 'observability.metrics: expected a path like "/metrics"'),
+        (
+            "[observability]\nmetrics = 'metrics'\n",
+            "observability.metrics: 'metrics' must be an absolute path like /metrics, not ending in '/'",
+        ),
+        (
+            "[observability]\nmetrics = '/a/../b'\n",
+            "observability.metrics: '/a/../b' must be an absolute path like /metrics, not ending in '/'",
+        ),
+        (
+            "[observability]\ntraces = true\n",
+            "observability.traces: unknown key; one of logs, include_content, metrics, otel",
+        ),
+    ],
+)
+def test_observability_mistakes_name_the_file_and_the_key(tmp_path: Path, text: str, message: str) -> None:
+    assert refusal(tmp_path, text) == f"{tmp_path / 'gateway.toml'}: {message}"
+
+
+def refusal(tmp_path: Path, text: str) -> str:
+    """The `ConfigError` a file holding `text` is refused with."""
+    with pytest.raises(ConfigError) as caught:
+        load_config(write(tmp_path, text), {})
+    return str(caught.value)
+
+
+def test_check_names_what_is_observed_with_the_flags_over_the_file(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = write(tmp_path, '[observability]\nlogs = true\nmetrics = "/m"\n')
+    assert main(["--config", str(path), "--check"]) == 0
+    assert capsys.readouterr().err.rstrip().endswith("no limits, request logs, Prometheus metrics on /m")
+    assert main(["--config", str(path), "--check", "--no-log-requests", "--metrics", "--otel"]) == 0
+    err = capsys.readouterr().err
+    assert "no limits, Prometheus metrics on /metrics, OpenTelemetry to " in err and "request logs" not in err
+    assert main(["--config", str(write(tmp_path, "")), "--check"]) == 0
+    assert capsys.readouterr().err.rstrip().endswith("no limits, no request logs, metrics or traces")
+
+
+def test_metrics_flag_refuses_a_path_that_is_not_one(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exited:
+        main(["--check", "--metrics", "metrics/"])
+    assert exited.value.code == 2
+    assert "--metrics: 'metrics/' must be an absolute path like /metrics" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    "path", ["/v1", "/models", "/v1/models", "/v1/chat", "/responses/abc", "/healthz", "/"]
+)
+def test_metrics_never_hide_a_gateway_path(tmp_path: Path, path: str) -> None:
+    from prometheus_client import CollectorRegistry
+
+    from asgi_llm_gateway.observability.runner import Observability, ObservabilityError, observe
+
+    config = load_config(write(tmp_path, ""), {})
+    observed = observe(Observability(metrics=path), CollectorRegistry())
+    with pytest.raises(ObservabilityError, match="would hide the gateway's own paths"):
+        observed.app(config.gateway(observed.hooks))
+
+
+def test_metrics_are_served_beside_the_gateway_not_by_it(tmp_path: Path) -> None:
+    from prometheus_client import CollectorRegistry
+
+    from asgi_llm_gateway.mount import PathPrefixDispatcher
+    from asgi_llm_gateway.observability import PrometheusHook
+    from asgi_llm_gateway.observability.runner import Observability, observe
+
+    config = load_config(write(tmp_path, ""), {})
+    observed = observe(Observability(metrics="/v1metrics"), CollectorRegistry())
+    [hook] = observed.hooks
+    assert isinstance(hook, PrometheusHook)
+    gateway = config.gateway(observed.hooks)
+    app = observed.app(gateway)
+    assert isinstance(app, PathPrefixDispatcher) and app.app is gateway and app.prefix == "/v1metrics"
+    assert "/metrics" not in gateway.routes and "/v1metrics" not in gateway.routes
+    assert observe(Observability()).app(gateway) is gateway
+
+
+def test_metrics_need_one_worker(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["--metrics", "--workers", "2"]) == 2
+    assert "metrics need one worker" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("flags", "hidden", "message"),
+    [
+        (
+            ["--metrics"],
+            "prometheus_client",
+            "metrics need prometheus_client (prometheus_client is missing): pip ",
+        ),
+        (
+            ["--otel"],
+            "opentelemetry.exporter.otlp.proto.http.trace_exporter",
+            "--otel needs the OpenTelemetry SDK and its OTLP/HTTP exporter "
+            "(opentelemetry.exporter.otlp.proto.http.trace_exporter is missing): "
+            "pip install opentelemetry-sdk opentelemetry-exporter-otlp-proto-http",
+        ),
+    ],
+)
+def test_a_switch_without_its_package_exits_2_naming_what_to_install(
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    flags: list[str],
+    hidden: str,
+    message: str,
+) -> None:
+    import uvicorn
+
+    def never(*args: object, **kwargs: object) -> None:
+        raise AssertionError("the runner must not serve without the package")
+
+    monkeypatch.setitem(sys.modules, hidden, None)  # `import` raises ImportError naming it
+    monkeypatch.setattr(uvicorn, "run", never)
+    for workers in ("1", "2"):
+        if workers == "2" and flags == ["--metrics"]:
+            continue  # metrics refuse several workers first
+        assert main([*flags, "--workers", workers]) == 2
+        assert message in capsys.readouterr().err
