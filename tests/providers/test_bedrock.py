@@ -7,6 +7,7 @@ import copy
 import re
 import subprocess
 import sys
+import time
 from collections.abc import AsyncIterator, Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
@@ -771,6 +772,7 @@ def test_the_package_works_without_botocore_for_api_keys() -> None:
     """botocore is an optional extra: importing, bearer auth and stream decoding must not need it."""
     script = """
 import sys
+import time
 sys.modules["botocore"] = None
 from asgi_llm_gateway.providers import BedrockProvider
 from asgi_llm_gateway.eventstream import EventStreamDecoder, event_stream_decoder
@@ -785,3 +787,80 @@ except ImportError as exc:
         [sys.executable, "-c", script], capture_output=True, text=True, timeout=60, check=True
     )
     assert "pip install 'asgi-llm-gateway[bedrock]'" in result.stdout
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize("token", [None, "session-token"])
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/model/us.anthropic.claude-sonnet-4-5-20250929-v1%3A0/converse",
+        "/model/arn%3Aaws%3Abedrock%3Aus-west-2%3A123456789012%3Ainference-profile%2Fus.x/converse-stream",
+        "/model/amazon.titan-embed-text-v2%3A0/invoke",
+    ],
+)
+async def test_signatures_are_botocores_for_the_same_request_and_time(path: str, token: str | None) -> None:
+    """The signer computes SigV4 itself (the signing key derived once per secret, day and region); its
+    headers must be exactly those botocore's SigV4Auth gives the same request at the same time, for paths
+    with encoded `:` and `/` (inference-profile ARNs), with and without a session token, in two regions
+    (the cached key must follow the region), and still verify a day later (and the day's key with it)."""
+    import calendar
+    import datetime
+
+    from botocore.auth import SigV4Auth
+    from botocore.awsrequest import AWSRequest
+    from botocore.credentials import Credentials
+
+    from asgi_llm_gateway.providers.bedrock._sigv4 import SigV4Signer
+
+    signer = SigV4Signer(access_key=ACCESS_KEY, secret_key=SECRET_KEY, session_token=token)
+    body = b'{"messages": [{"role": "user", "content": [{"text": "hi"}]}]}'
+    for region in ("us-east-1", "eu-central-1", "us-east-1"):
+        host = f"bedrock-runtime.{region}.amazonaws.com"
+        theirs = AWSRequest(
+            method="POST",
+            url=f"https://{host}{path}",
+            data=body,
+            headers={"host": host, "content-type": "application/json"},
+        )
+        SigV4Auth(Credentials(ACCESS_KEY, SECRET_KEY, token), "bedrock", region).add_auth(theirs)
+        when = calendar.timegm(time.strptime(theirs.headers["X-Amz-Date"], "%Y%m%dT%H%M%SZ"))
+        ours = httpx.Request(
+            "POST", f"https://{host}{path}", content=body, headers={"content-type": "application/json"}
+        )
+        await signer.sign(ours, region, now=when)
+        for name in ("authorization", "x-amz-date", "x-amz-security-token"):
+            assert ours.headers.get(name) == theirs.headers.get(name), name
+    tomorrow = when + 86_400
+    later = httpx.Request(
+        "POST", f"https://{host}{path}", content=body, headers={"content-type": "application/json"}
+    )
+    await signer.sign(later, "us-east-1", now=tomorrow)
+    assert time.strftime("%Y%m%d", time.gmtime(tomorrow)) in later.headers["authorization"]
+    credentials = {ACCESS_KEY: (SECRET_KEY, token)}
+    assert (
+        verify_sigv4(
+            method="POST",
+            raw_path=later.url.raw_path.decode(),
+            query="",
+            headers=dict(later.headers.items()),
+            body=body,
+            credentials=credentials,
+            region="us-east-1",
+            now=datetime.datetime.fromtimestamp(tomorrow, datetime.timezone.utc),
+        )
+        is None
+    )
+
+
+@pytest.mark.parametrize(
+    "path", ["/model/a%3A0/converse", "/model/a b/x", "/model/é/x", "/m/~x/%2F", "/model/a+b=c/x", ""]
+)
+def test_the_canonical_path_is_botocores_quote(path: str) -> None:
+    """The shortcut for already-encoded paths gives exactly `quote(path, safe="/~")`, and anything else
+    takes `quote` itself."""
+    from urllib.parse import quote
+
+    from asgi_llm_gateway.providers.bedrock._sigv4 import _canonical_path
+
+    assert _canonical_path(path) == quote(path, safe="/~")
