@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import importlib
+import subprocess
+import sys
 
 import pytest
 
@@ -72,6 +74,11 @@ def test_the_providers_namespace_exports_every_provider_class() -> None:
         ("asgi_llm_gateway.limits.redis", "RedisLimiter"),
         ("asgi_llm_gateway.pricing", "DEFAULT_PRICES"),
         ("asgi_llm_gateway.rewrite", "RequestPolicy"),
+        # the observability hooks live in their own package only: the top level must import without extras
+        ("asgi_llm_gateway.observability", "LogHook"),
+        ("asgi_llm_gateway.observability", "OpenTelemetryHook"),
+        ("asgi_llm_gateway.observability", "PrometheusHook"),
+        ("asgi_llm_gateway.observability", "metrics_app"),
     ],
 )
 def test_documented_import_paths_keep_working(module: str, name: str) -> None:
@@ -85,3 +92,39 @@ def test_the_same_objects_behind_both_paths() -> None:
     assert asgi_llm_gateway.api_keys is api_keys
     assert asgi_llm_gateway.Principal is Principal
     assert asgi_llm_gateway.UsageRecord is UsageRecord
+
+
+#: Run in a fresh interpreter where OpenTelemetry and prometheus_client cannot be imported, as without the
+#: extras: the package, its observability package and the runner still import, and only the hooks that need
+#: an extra say so when built.
+_WITHOUT_EXTRAS = """
+import sys
+
+class Missing:
+    def find_spec(self, name, path=None, target=None):
+        if name.split(".")[0] in ("opentelemetry", "prometheus_client"):
+            raise ImportError(f"No module named {name!r}", name=name)
+        return None
+
+sys.meta_path.insert(0, Missing())
+import asgi_llm_gateway, asgi_llm_gateway.cli
+from asgi_llm_gateway.observability import LogHook, OpenTelemetryHook, PrometheusHook
+
+LogHook()
+for hook in (OpenTelemetryHook, PrometheusHook):
+    try:
+        hook()
+    except ImportError as exc:
+        print(exc.name)
+"""
+
+
+def test_the_package_imports_without_the_observability_extras() -> None:
+    result = subprocess.run(
+        [sys.executable, "-c", _WITHOUT_EXTRAS], capture_output=True, text=True, timeout=60
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == ["opentelemetry", "prometheus_client"]
+    assert not {"LogHook", "OpenTelemetryHook", "PrometheusHook", "metrics_app"} & set(
+        asgi_llm_gateway.__all__
+    )

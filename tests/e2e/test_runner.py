@@ -14,16 +14,17 @@ from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import httpx
 import openai
 import pytest
 from starlette.applications import Starlette
 from starlette.requests import Request
-from starlette.responses import StreamingResponse
+from starlette.responses import Response, StreamingResponse
 from starlette.routing import Route
 
-from tests.support.server import free_port, serve
+from tests.support.server import free_port, runner_script, serve, serve_process
 
 KEY = "sk-gw-runner-test"
 ECHO_CONFIG = """
@@ -316,3 +317,166 @@ def test_workers_reload_the_config_on_sighup_and_survive_a_broken_one(tmp_path: 
         assert runner.output().count(started) == 4
         assert "asgi-llm-gateway: config error: " in runner.output() and "Traceback" not in runner.output()
         assert runner.stop() == 0
+
+
+# -- observability: --metrics, --log-requests, --otel (the console script, as operators run it) -------------
+
+
+def _observed_runner(tmp_path: Path, *args: str, env: dict[str, str] | None = None) -> Any:
+    """The `asgi-llm-gateway` console script serving the echo config with `args`, on a free port."""
+    config = tmp_path / "gateway.toml"
+    config.write_text(ECHO_CONFIG.format(routes='chat = "echo/echo-1"'))
+    port = free_port()
+    command = [runner_script(), "--config", str(config), "--port", str(port), *args]
+    return serve_process(command, port, tmp_path / f"runner-{port}.log", {**_environment(), **(env or {})})
+
+
+def test_metrics_flag_serves_prometheus_beside_the_gateway(tmp_path: Path) -> None:
+    from prometheus_client import parser
+
+    with _observed_runner(tmp_path, "--metrics", "--log-requests") as runner:
+        own = {"x-request-id": "scrape-test-1"}
+        with openai.OpenAI(
+            base_url=runner.url + "/v1", api_key=KEY, max_retries=0, timeout=10, default_headers=own
+        ) as client:
+            completion = client.chat.completions.create(
+                model="chat", messages=[{"role": "user", "content": "zebra-prompt"}]
+            )
+        assert completion._request_id == "scrape-test-1"
+        scraped = httpx.get(runner.url + "/metrics", timeout=10)
+        assert scraped.status_code == 200 and scraped.headers["content-type"].startswith("text/plain")
+        families = {family.name: family for family in parser.text_string_to_metric_families(scraped.text)}
+        [served] = [
+            sample
+            for sample in families["llm_gateway_requests"].samples
+            if sample.name == "llm_gateway_requests_total" and sample.labels["endpoint"] == "chat.completions"
+        ]
+        assert served.labels == {
+            "endpoint": "chat.completions",
+            "model": "chat",
+            "provider": "echo",
+            "status_class": "2xx",
+        }
+        assert served.value == 1
+        assert "process_cpu_seconds" in families  # the process registry's own collectors come along
+        # The scrape endpoint sits beside the gateway, not in it: /v1/metrics is still the gateway's 404.
+        assert httpx.get(runner.url + "/v1/metrics").status_code == 404
+        assert runner.stop() in (0, -signal.SIGTERM)
+        output = runner.output()
+    assert "request logs, Prometheus metrics on /metrics at http://127.0.0.1:" in output
+    [line] = [line for line in output.splitlines() if '"request_id": "scrape-test-1"' in line]
+    record = json.loads(line)
+    assert record["endpoint"] == "chat.completions" and record["status"] == 200
+    assert record["principal"] == "tester" and record["model"] == "chat"
+    assert KEY not in output and "zebra-prompt" not in output  # no key, no prompt without include_content
+
+
+class Collector:
+    """A tiny OTLP/HTTP collector on loopback: records what is POSTed to /v1/traces and /v1/metrics."""
+
+    def __init__(self) -> None:
+        self.posts: list[tuple[str, str, bytes]] = []
+
+    def app(self) -> Starlette:
+        async def receive(request: Request) -> Response:
+            self.posts.append(
+                (request.url.path, request.headers.get("content-type", ""), await request.body())
+            )
+            return Response(b"", media_type="application/x-protobuf")
+
+        return Starlette(
+            routes=[
+                Route("/v1/traces", receive, methods=["POST"]),
+                Route("/v1/metrics", receive, methods=["POST"]),
+            ]
+        )
+
+    def spans(self) -> list[tuple[dict[str, Any], Any]]:
+        """Every span received, with its resource's attributes."""
+        from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
+
+        found: list[tuple[dict[str, Any], Any]] = []
+        for path, _, body in list(self.posts):
+            if path != "/v1/traces":
+                continue
+            for resource_spans in ExportTraceServiceRequest.FromString(body).resource_spans:
+                resource = {kv.key: kv.value.string_value for kv in resource_spans.resource.attributes}
+                found.extend((resource, span) for scope in resource_spans.scope_spans for span in scope.spans)
+        return found
+
+    def metric_names(self) -> set[str]:
+        from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import ExportMetricsServiceRequest
+
+        return {
+            metric.name
+            for path, _, body in list(self.posts)
+            if path == "/v1/metrics"
+            for resource_metrics in ExportMetricsServiceRequest.FromString(body).resource_metrics
+            for scope in resource_metrics.scope_metrics
+            for metric in scope.metrics
+        }
+
+
+def test_otel_flag_exports_genai_spans_and_metrics_to_the_otlp_collector(tmp_path: Path) -> None:
+    collector = Collector()
+    with serve(collector.app()) as collector_url:
+        env = {
+            "OTEL_EXPORTER_OTLP_ENDPOINT": collector_url,
+            "OTEL_SERVICE_NAME": "gateway-under-test",
+            "OTEL_BSP_SCHEDULE_DELAY": "50",  # ms: export spans soon rather than every 5 s
+            "OTEL_METRIC_EXPORT_INTERVAL": "200",
+        }
+        with _observed_runner(tmp_path, "--otel", env=env) as runner:
+            with openai.OpenAI(base_url=runner.url + "/v1", api_key=KEY, max_retries=0, timeout=10) as client:
+                client.chat.completions.create(model="chat", messages=[{"role": "user", "content": "hi"}])
+            deadline = time.monotonic() + 20
+            while not (collector.spans() and "gen_ai.client.operation.duration" in collector.metric_names()):
+                assert time.monotonic() < deadline, f"nothing exported:\n{runner.output()}"
+                time.sleep(0.05)
+            assert runner.stop() in (0, -signal.SIGTERM)
+            output = runner.output()
+    assert f"OpenTelemetry to {collector_url}/v1/traces" in output
+    assert {content_type for _, content_type, _ in collector.posts} == {"application/x-protobuf"}
+    spans = {span.name: (resource, span) for resource, span in collector.spans()}
+    resource, request = spans["chat chat"]
+    assert resource["service.name"] == "gateway-under-test"
+    attributes = {kv.key: kv.value for kv in request.attributes}
+    assert attributes["gen_ai.operation.name"].string_value == "chat"
+    assert attributes["gen_ai.request.model"].string_value == "chat"
+    _, attempt = spans["chat echo-1"]
+    assert attempt.parent_span_id == request.span_id and attempt.trace_id == request.trace_id
+
+
+def test_otel_flag_without_the_exporter_exits_2_naming_it(tmp_path: Path) -> None:
+    """The exporter hidden from the runner's interpreter (a stand-in package that fails to import)."""
+    shadow = tmp_path / "shadow" / "opentelemetry" / "exporter"
+    shadow.mkdir(parents=True)
+    (shadow / "__init__.py").write_text("raise ImportError('hidden', name='opentelemetry.exporter')\n")
+    (shadow.parent / "__init__.py").write_text(
+        "import pkgutil\n__path__ = pkgutil.extend_path(__path__, __name__)\n"
+    )
+    env = {**_environment(), "PYTHONPATH": str(tmp_path / "shadow")}
+    result = subprocess.run(
+        [runner_script(), "--otel", "--port", str(free_port())], env=env, capture_output=True, timeout=60
+    )
+    assert result.returncode == 2, result.stderr
+    assert (
+        b"--otel needs the OpenTelemetry SDK and its OTLP/HTTP exporter (opentelemetry.exporter is missing): "
+        b"pip install opentelemetry-sdk opentelemetry-exporter-otlp-proto-http" in result.stderr
+    )
+
+
+def test_workers_get_the_observability_flags(tmp_path: Path) -> None:
+    """With `--workers N` each worker builds its own gateway: the flags reach them through the environment."""
+    with _observed_runner(tmp_path, "--workers", "2", "--log-requests") as runner:
+        for number in range(4):
+            response = httpx.post(
+                runner.url + "/v1/chat/completions",
+                json={"model": "chat", "messages": [{"role": "user", "content": "hi"}]},
+                headers={"authorization": f"Bearer {KEY}", "x-request-id": f"worker-call-{number}"},
+            )
+            assert response.status_code == 200
+        assert runner.stop() in (0, -signal.SIGTERM)
+        output = runner.output()
+    logged = [json.loads(line) for line in output.splitlines() if line.startswith("{")]
+    assert sorted(record["request_id"] for record in logged) == [f"worker-call-{n}" for n in range(4)]
