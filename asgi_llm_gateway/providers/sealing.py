@@ -17,11 +17,14 @@ nothing it could not do already.
 
 from __future__ import annotations
 
+import hashlib
 from typing import Any
 
-__all__ = ["SEAL_VERSION", "seal", "sealed_for", "unseal"]
+__all__ = ["SCOPE_TAG_LENGTH", "SEAL_VERSION", "scope_tag", "seal", "sealed_for", "unseal"]
 
 SEAL_VERSION = "gw1"
+#: The length of a `scope_tag`: 12 hex digits, 48 bits.
+SCOPE_TAG_LENGTH = 12
 
 
 def _prefix(scope: str) -> str:
@@ -50,3 +53,11 @@ def sealed_for(value: Any) -> str | None:
     if len(rest) <= size or rest[size] != ".":
         return None
     return rest[:size]
+
+
+def scope_tag(scope: str) -> str:
+    """A short, fixed-length stand-in for `scope` (hex digits of its SHA-256), for carriers too tight for the
+    scope itself, such as tool-call ids (`[A-Za-z0-9_-]`, kept short). Like the seal it is a routing label,
+    not a lock: 48 bits keep the few scopes one deployment has from sharing a tag by accident (about one
+    chance in 10^11 for 100 scopes), and a client that forges one gains nothing it could not do already."""
+    return hashlib.sha256(scope.encode()).hexdigest()[:SCOPE_TAG_LENGTH]

@@ -16,7 +16,7 @@ from pydantic import BaseModel
 from asgi_llm_gateway import Gateway
 from asgi_llm_gateway.policy import Policy
 from asgi_llm_gateway.providers import GeminiProvider
-from tests.fakes.gemini import KEY, FakeGemini, Fault
+from tests.fakes.gemini import KEY, FakeGemini, Fault, sign_call
 from tests.support.openai_spec import assert_valid
 from tests.support.server import serve
 
@@ -188,9 +188,7 @@ def test_parallel_tool_calls_round_trip(client: openai.OpenAI, fake: FakeGemini)
         'Results: get_weather={"called": "get_weather"}; get_time={"called": "get_time"}'
     )
     model_turn = fake.requests[-1]["body"]["contents"][1]
-    assert (
-        model_turn["parts"][0]["thoughtSignature"] == base64.b64encode(b"fake-signature:get_weather").decode()
-    )
+    assert model_turn["parts"][0]["thoughtSignature"] == sign_call("gemini-3-flash", "get_weather")
 
 
 def test_streamed_tool_calls_round_trip(client: openai.OpenAI) -> None:
@@ -392,3 +390,103 @@ def test_garbage_from_upstream_is_a_502(client: openai.OpenAI, fake: FakeGemini,
             model="gemini/gemini-3-flash", messages=[{"role": "user", "content": "hi"}], stream=stream
         )
     assert caught.value.status_code == 502 and caught.value.code == "upstream_bad_response"
+
+
+# -- thought signatures go back only to the provider and model that made them ----------------------------
+
+
+@dataclass
+class Fallbacks:
+    """Two Gemini fakes (two projects: each signs with its own key) behind routes that fall back from one
+    model to another on the same provider, and from one provider to another with the same model."""
+
+    ours: FakeGemini
+    theirs: FakeGemini
+    client: openai.OpenAI
+
+
+@pytest.fixture(scope="module")
+def fallbacks() -> Iterator[Fallbacks]:
+    ours, theirs = FakeGemini(), FakeGemini(signing_key=b"another project's thought signing key")
+    with serve(ours.app()) as our_url, serve(theirs.app()) as their_url:
+        gateway = Gateway(
+            providers={
+                "gemini": GeminiProvider(api_key=KEY, base_url=our_url),
+                "other": GeminiProvider(api_key=KEY, base_url=their_url),
+            },
+            routes={
+                "pro-then-flash": ["gemini/gemini-3-pro", "gemini/gemini-3-flash"],
+                "ours-then-theirs": ["gemini/gemini-3-flash", "other/gemini-3-flash"],
+            },
+            policy=Policy(max_attempts=1, cooldown_after=1000),  # one try per target, then the next one
+        )
+        with (
+            serve(gateway) as url,
+            openai.OpenAI(base_url=url + "/v1", api_key="client", max_retries=0) as client,
+        ):
+            yield Fallbacks(ours, theirs, client)
+
+
+def _first_turn(client: openai.OpenAI, route: str, stream: bool) -> dict[str, Any]:
+    """The assistant message of a first turn that calls get_weather, as the client would send it back."""
+    question = {"role": "user", "content": "get_weather city=Paris unit=c"}
+    if not stream:
+        message = client.chat.completions.create(model=route, messages=[question], tools=[WEATHER])
+        dumped: dict[str, Any] = message.choices[0].message.model_dump(mode="json", exclude_none=True)
+        return dumped
+    calls: list[dict[str, Any]] = []
+    for chunk in client.chat.completions.create(
+        model=route, messages=[question], tools=[WEATHER], stream=True
+    ):
+        for call in (chunk.choices[0].delta.tool_calls or ()) if chunk.choices else ():
+            assert call.id and call.function and call.function.name
+            calls.append(
+                {"id": call.id, "type": "function", "function": {"name": call.function.name, "arguments": ""}}
+            )
+            calls[-1]["function"]["arguments"] += call.function.arguments or ""
+    return {"role": "assistant", "tool_calls": calls}
+
+
+def _signatures(body: dict[str, Any]) -> list[str]:
+    return [
+        part["thoughtSignature"]
+        for c in body["contents"]
+        for part in c["parts"]
+        if "thoughtSignature" in part
+    ]
+
+
+@pytest.mark.parametrize("stream", [False, True], ids=["whole", "streamed"])
+@pytest.mark.parametrize(
+    ("route", "made_by", "fell_back_to"),
+    [("pro-then-flash", "gemini-3-pro", "gemini-3-flash"), ("ours-then-theirs", "gemini-3-flash", "other")],
+    ids=["another_model", "another_provider_scope"],
+)
+def test_regression_gemini_signature_is_never_replayed_to_another_model_or_provider(
+    fallbacks: Fallbacks, route: str, made_by: str, fell_back_to: str, stream: bool
+) -> None:
+    """A Gemini tool loop whose second turn fell back to another model (or another Gemini provider) used to
+    send the first model's thought signature there, which Gemini 3 rejects (a 400 the client cannot fix):
+    the signature is dropped, and the turn gets Google's placeholder for a history it did not make."""
+    ours, theirs = fallbacks.ours, fallbacks.theirs
+    ours.requests.clear()
+    theirs.requests.clear()
+    first = _first_turn(fallbacks.client, route, stream)
+    [call] = first["tool_calls"]
+    signed = sign_call(made_by, "get_weather")
+    assert _signatures(ours.requests[-1]["body"]) == [] and len(ours.requests) == 1
+    history = [
+        {"role": "user", "content": "get_weather city=Paris unit=c"},
+        first,
+        {"role": "tool", "tool_call_id": call["id"], "content": "Sunny, 21C"},
+    ]
+    ours.faults.append(Fault(status=503))  # the first target fails: the route falls back
+    second = fallbacks.client.chat.completions.create(model=route, messages=history, tools=[WEATHER])
+    assert second.choices[0].message.content == 'Results: get_weather={"output": "Sunny, 21C"}'
+    failed = ours.requests[1]
+    assert failed["path"].endswith(f"/{made_by}:generateContent") and _signatures(failed["body"]) == [signed]
+    fallback = (theirs if fell_back_to == "other" else ours).requests[-1]
+    assert fallback["path"].endswith(":generateContent") and "gemini-3-flash" in fallback["path"]
+    assert _signatures(fallback["body"]) == ["skip_thought_signature_validator"]
+    everything_sent = json.dumps([r["body"] for r in [*ours.requests[2:], *theirs.requests]])
+    assert signed not in everything_sent

@@ -4,8 +4,11 @@ It behaves like a small deterministic model: it echoes the last user text (descr
 calls the declared functions that the text names (or that `mode: ANY` forces; `name(key=value, …)` gives
 exactly those arguments and the required ones, a bare name all of them), summarises function results,
 answers JSON matching the response schema when asked, and emits thought summaries when thinking is
-requested. Gemini 3 models sign their function calls and, like the real API, reject a later turn whose
-function call comes back without its signature.
+requested. Models sign their function calls (an HMAC of the model and the call under the fake's
+`signing_key`: a signature is valid only for the model, and the project, that made it) and Gemini 3, like
+the real API, rejects a later turn whose function call comes back without its signature (a 400), or with a
+signature that is altered or foreign (another model's, another fake's); Google's placeholder
+`skip_thought_signature_validator` is accepted.
 
 It rejects what the real API rejects, with Google's error envelope: unknown fields (proto JSON parsing),
 roles other than user/model, empty or missing contents, a function response that does not answer the
@@ -38,10 +41,13 @@ from __future__ import annotations
 
 import base64
 import binascii
+import hashlib
+import hmac
 import json
 import re
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any
 
 from starlette.applications import Starlette
@@ -55,6 +61,8 @@ from tests.fakes.prompt_cache import Breakpoint, PromptCache, prefix_key
 KEY = "AIzaSyFAKE-gemini-test-key-0123456789"
 DUMMY_SIGNATURE = "skip_thought_signature_validator"
 SIGNATURE_PREFIX = b"fake-signature:"
+#: What this fake signs thought signatures with; another project (another fake) has its own.
+SIGNING_KEY = b"fake-gemini-thought-signing-key"
 MODELS = ("gemini-3-flash", "gemini-3-pro", "gemini-2.5-flash", "gemini-2.5-pro")
 #: The embedding models, and the size of their vectors.
 EMBEDDING_MODELS = {"gemini-embedding-001": 3072, "text-embedding-004": 768}
@@ -314,8 +322,9 @@ def check_json_schema(schema: Any, path: str, defs: dict[str, Any]) -> None:
             check_json_schema(schema[key], f"{path}.{key}", defs)
 
 
-def check_request(raw: Any, model: str) -> dict[str, Any]:
-    """The request with lowerCamel field names, if the real API would accept it; else raises `Invalid`."""
+def check_request(raw: Any, model: str, signing_key: bytes = SIGNING_KEY) -> dict[str, Any]:
+    """The request with lowerCamel field names, if the real API would accept it; else raises `Invalid`
+    (thought signatures are checked against `signing_key`)."""
     body = parse_fields(raw, "GenerateContentRequest", "")
     contents = body.get("contents")
     if not contents:
@@ -331,14 +340,14 @@ def check_request(raw: Any, model: str) -> dict[str, Any]:
             _check_part(part, f"contents[{i}].parts[{j}]")
     _check_turns(contents)
     if model.startswith("gemini-3"):
-        _check_signatures(contents)
+        _check_signatures(contents, model, signing_key)
     declared = _check_tools(body.get("tools") or [])
     _check_tool_config(body.get("toolConfig") or {}, declared)
     _check_generation(body.get("generationConfig") or {}, model)
     return body
 
 
-def count_tokens(raw: Any, model: str) -> int:
+def count_tokens(raw: Any, model: str, signing_key: bytes = SIGNING_KEY) -> int:
     """`totalTokens` for a countTokens body the real API would accept; else raises `Invalid`."""
     body = parse_fields(raw, "CountTokensRequest", "")
     if "contents" in body and "generateContentRequest" in body:
@@ -351,7 +360,7 @@ def count_tokens(raw: Any, model: str) -> int:
             f"* CountTokensRequest.generate_content_request.model: the model must be 'models/{model}', "
             f"not {request.get('model')!r}\n"
         )
-    request = check_request(request, model)
+    request = check_request(request, model, signing_key)
     texts = [
         part.get("text", "")
         for content in [*request["contents"], request.get("systemInstruction") or {"parts": []}]
@@ -472,8 +481,9 @@ def _check_turns(contents: list[dict[str, Any]]) -> None:
                 raise Invalid(f"Function response id {response['id']} does not match any function call id.")
 
 
-def _check_signatures(contents: list[dict[str, Any]]) -> None:
-    """Gemini 3: in the current turn, each model turn's first function call carries its thought signature."""
+def _check_signatures(contents: list[dict[str, Any]], model: str, signing_key: bytes) -> None:
+    """Gemini 3: in the current turn, each model turn's first function call carries its thought signature,
+    the one this model made (or Google's placeholder)."""
     start = 0
     for i, content in enumerate(contents):
         if content.get("role", "user") == "user" and not _responses(content):
@@ -491,8 +501,10 @@ def _check_signatures(contents: list[dict[str, Any]]) -> None:
                 f"`default_api:{parts[0]['functionCall']['name']}` , position {position + 1}. "
                 "Please refer to https://ai.google.dev/gemini-api/docs/thought-signatures for more details."
             )
-        expected = SIGNATURE_PREFIX + parts[0]["functionCall"]["name"].encode()
-        if signature != DUMMY_SIGNATURE and decode_bytes(signature) != expected:
+        if signature == DUMMY_SIGNATURE:
+            continue
+        expected = base64.b64decode(sign_call(model, parts[0]["functionCall"]["name"], signing_key))
+        if not hmac.compare_digest(decode_bytes(signature) or b"", expected):
             raise Invalid("Corrupted thought signature.")
 
 
@@ -627,8 +639,10 @@ def example(schema: Any, defs: dict[str, Any], hints: dict[str, str], name: str 
     return hint or "text"
 
 
-def _signature(name: str) -> str:
-    return base64.b64encode(SIGNATURE_PREFIX + name.encode()).decode()
+def sign_call(model: str, name: str, signing_key: bytes = SIGNING_KEY) -> str:
+    """The thought signature (base64) of a model turn whose first function call is `name`."""
+    digest = hmac.new(signing_key, f"{model}\0{name}".encode(), hashlib.sha256).digest()
+    return base64.b64encode(SIGNATURE_PREFIX + digest).decode()
 
 
 @dataclass
@@ -753,7 +767,11 @@ def _usage(body: dict[str, Any], result: Answer, candidates: int, cached: int = 
 
 
 def _parts(
-    result: Answer, text: str | None = None, calls: bool = True, thought: bool = True
+    result: Answer,
+    sign: Callable[[str], str],
+    text: str | None = None,
+    calls: bool = True,
+    thought: bool = True,
 ) -> list[dict[str, Any]]:
     parts: list[dict[str, Any]] = []
     if thought and result.thought:
@@ -764,7 +782,7 @@ def _parts(
         for i, call in enumerate(result.calls):
             part: dict[str, Any] = {"functionCall": call}
             if i == 0:
-                part["thoughtSignature"] = _signature(call["name"])
+                part["thoughtSignature"] = sign(call["name"])
             parts.append(part)
     return parts
 
@@ -793,6 +811,9 @@ class FakeGemini:
     faults: list[Fault] = field(default_factory=list)
     #: Implicit caching's prefixes, with the total of the reads reported.
     cache: PromptCache = field(default_factory=PromptCache)
+    #: What thought signatures are signed and checked with: give two fakes different keys to stand for two
+    #: projects, whose signatures the other rejects.
+    signing_key: bytes = SIGNING_KEY
 
     def _auth(self, request: Request) -> Response | None:
         key = request.headers.get("x-goog-api-key") or request.query_params.get("key")
@@ -863,7 +884,7 @@ class FakeGemini:
         if fault is not None and fault.status and fault.after_events is None:
             return JSONResponse(fault.body or error_body(fault.status), fault.status, headers=fault.headers)
         try:
-            body = check_request(body, model)
+            body = check_request(body, model, self.signing_key)
         except Invalid as exc:
             return google_error(exc.status, exc.message, exc.google_status)
         result = answer(body)
@@ -885,7 +906,7 @@ class FakeGemini:
         if fault is not None and fault.status:
             return JSONResponse(fault.body or error_body(fault.status), fault.status, headers=fault.headers)
         try:
-            total = count_tokens(body, model)
+            total = count_tokens(body, model, self.signing_key)
         except Invalid as exc:
             return google_error(exc.status, exc.message, exc.google_status)
         return JSONResponse(
@@ -920,7 +941,7 @@ class FakeGemini:
         candidates = []
         for index in range(count):
             candidate: dict[str, Any] = {"finishReason": result.finish, "index": index}
-            parts = _parts(result, result.text)
+            parts = _parts(result, partial(sign_call, model, signing_key=self.signing_key), result.text)
             if parts:
                 candidate["content"] = {"role": "model", "parts": parts}
             if logprobs and result.text:
@@ -949,7 +970,9 @@ class FakeGemini:
                 pieces.append([{"text": result.thought, "thought": True}])
             pieces.extend([{"text": word}] for word in re.findall(r"\S+\s*", result.text))
             if result.calls:
-                pieces.append(_parts(result, thought=False))
+                pieces.append(
+                    _parts(result, partial(sign_call, model, signing_key=self.signing_key), thought=False)
+                )
             pieces = pieces or [[]]
             events = []
             for n, parts in enumerate(pieces):

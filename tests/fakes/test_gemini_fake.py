@@ -14,7 +14,7 @@ from google import genai
 from google.genai import errors, types
 from pydantic import BaseModel, Field
 
-from tests.fakes.gemini import DUMMY_SIGNATURE, KEY, FakeGemini, Fault
+from tests.fakes.gemini import DUMMY_SIGNATURE, KEY, FakeGemini, Fault, sign_call
 from tests.support.server import serve
 
 WEATHER = types.FunctionDeclaration(
@@ -119,7 +119,9 @@ def test_function_call_round_trip_with_thought_signature(client: genai.Client) -
     ]
     assert response.candidates and response.candidates[0].content
     model_turn = response.candidates[0].content
-    assert model_turn.parts and model_turn.parts[0].thought_signature == b"fake-signature:get_weather"
+    assert model_turn.parts and model_turn.parts[0].thought_signature == base64.b64decode(
+        sign_call("gemini-3-flash", "get_weather")
+    )
     result = types.Content(
         role="user", parts=[types.Part.from_function_response(name="get_weather", response={"temp_c": 21})]
     )
@@ -192,6 +194,74 @@ def test_gemini_3_rejects_a_function_call_without_its_signature(client: genai.Cl
     assert client.models.generate_content(model="gemini-3-flash", contents=history, config=config).text
     call.thought_signature = None
     assert client.models.generate_content(model="gemini-2.5-flash", contents=history, config=config).text
+
+
+def _signed_history(client: genai.Client, model: str) -> list[types.Content]:
+    """A Gemini 3 tool loop's history as `model` signed it, ready for the next call."""
+    config = types.GenerateContentConfig(
+        tools=[types.Tool(function_declarations=[WEATHER])], automatic_function_calling=NO_AUTO_CALLS
+    )
+    question = types.Content(role="user", parts=[types.Part(text="get_weather for city=Oslo days=1")])
+    response = client.models.generate_content(model=model, contents=[question], config=config)
+    assert response.candidates and response.candidates[0].content
+    result = types.Content(
+        role="user", parts=[types.Part.from_function_response(name="get_weather", response={"t": 1})]
+    )
+    return [question, response.candidates[0].content, result]
+
+
+@pytest.mark.parametrize("stream", [False, True], ids=["whole", "streamed"])
+def test_signatures_are_bound_to_the_model_and_the_fakes_key(client: genai.Client, stream: bool) -> None:
+    config = types.GenerateContentConfig(
+        tools=[types.Tool(function_declarations=[WEATHER])], automatic_function_calling=NO_AUTO_CALLS
+    )
+    history = _signed_history(client, "gemini-3-pro")
+    if stream:
+        [*chunks] = client.models.generate_content_stream(
+            model="gemini-3-pro", contents=history, config=config
+        )
+        assert "".join(chunk.text or "" for chunk in chunks).startswith("Results:")
+    else:
+        assert (
+            client.models.generate_content(model="gemini-3-pro", contents=history, config=config).text or ""
+        )
+    with pytest.raises(errors.ClientError, match="Corrupted thought signature") as caught:
+        client.models.generate_content(
+            model="gemini-3-flash", contents=history, config=config
+        )  # another model
+    assert caught.value.code == 400
+    part = history[1].parts[0] if history[1].parts else None
+    assert part is not None and part.thought_signature is not None
+    signed = part.thought_signature
+    for foreign in (
+        base64.b64decode(sign_call("gemini-3-pro", "get_weather", b"another project's key")),
+        signed[:-1] + bytes([signed[-1] ^ 1]),  # altered
+        signed[:-1],  # cut
+    ):
+        part.thought_signature = foreign
+        with pytest.raises(errors.ClientError, match="Corrupted thought signature"):
+            client.models.generate_content(model="gemini-3-pro", contents=history, config=config)
+    part.thought_signature = base64.urlsafe_b64decode(DUMMY_SIGNATURE)  # the placeholder passes anywhere
+    assert client.models.generate_content(model="gemini-3-flash", contents=history, config=config).text
+
+
+def test_another_fake_is_another_project(url: str) -> None:
+    """A fake with its own signing key rejects what this one signed, as another project's Gemini would."""
+    other = FakeGemini(signing_key=b"another project's key")
+    config = types.GenerateContentConfig(
+        tools=[types.Tool(function_declarations=[WEATHER])], automatic_function_calling=NO_AUTO_CALLS
+    )
+    with (
+        serve(other.app()) as other_url,
+        genai.Client(api_key=KEY, http_options={"base_url": url, "retry_options": {"attempts": 1}}) as ours,
+        genai.Client(
+            api_key=KEY, http_options={"base_url": other_url, "retry_options": {"attempts": 1}}
+        ) as theirs,
+    ):
+        history = _signed_history(ours, "gemini-3-flash")
+        with pytest.raises(errors.ClientError, match="Corrupted thought signature"):
+            theirs.models.generate_content(model="gemini-3-flash", contents=history, config=config)
+        assert ours.models.generate_content(model="gemini-3-flash", contents=history, config=config).text
 
 
 class City(BaseModel):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import enum
 import json
+import re
 from collections.abc import AsyncIterator, Callable
 from typing import Any, Literal
 
@@ -25,10 +26,16 @@ from asgi_llm_gateway.providers.gemini import (
     to_native,
     to_openapi_schema,
 )
+from asgi_llm_gateway.providers.reasoning import scope_for
+from asgi_llm_gateway.providers.sealing import scope_tag
 from tests.support.golden import fixture, golden
 
 KEY = "AIzaSyTEST-provider-key-000000000000"
 CREATED = 1700000000
+#: The provider scope the golden fixtures were made for (their signed ids carry its tag with the model's).
+GOLDEN_SCOPE = "gemini-golden"
+#: The seal scope of the unit tests' model "m".
+SCOPE = scope_for(GOLDEN_SCOPE, "m")
 
 
 # -- golden fixtures -------------------------------------------------------------------------------------
@@ -37,18 +44,25 @@ CREATED = 1700000000
 @pytest.mark.parametrize("case", golden("gemini", "request"))
 def test_request_translation(case: dict[str, Any]) -> None:
     frozen = json.dumps(case["openai"])
-    assert to_native(case["openai"], case["model"], json_schema=case["json_schema"]) == case["gemini"]
+    scope = scope_for(GOLDEN_SCOPE, case["model"])
+    assert (
+        to_native(case["openai"], case["model"], scope=scope, json_schema=case["json_schema"])
+        == case["gemini"]
+    )
     assert json.dumps(case["openai"]) == frozen  # the request is read-only
 
 
 @pytest.mark.parametrize("case", golden("gemini", "response"))
 def test_response_translation(case: dict[str, Any]) -> None:
-    assert to_completion(case["gemini"], case["model"], created=CREATED) == case["openai"]
+    scope = scope_for(GOLDEN_SCOPE, case["model"])
+    assert to_completion(case["gemini"], case["model"], scope=scope, created=CREATED) == case["openai"]
 
 
 @pytest.mark.parametrize("case", golden("gemini", "stream"))
 def test_stream_translation(case: dict[str, Any]) -> None:
-    translator = StreamTranslator(case["model"], created=CREATED)
+    translator = StreamTranslator(
+        case["model"], scope=scope_for(GOLDEN_SCOPE, case["model"]), created=CREATED
+    )
     chunks = [chunk for event in case["events"] for chunk in translator.feed(event)]
     assert chunks + translator.end() == case["chunks"]
 
@@ -181,16 +195,54 @@ def test_openapi_conversion_of_unions_and_formats() -> None:
     ],
 )
 def test_tool_call_ids_round_trip(upstream_id: str | None, signature: str | None) -> None:
-    tool_call_id = encode_tool_call_id("0123456789abcdef01234567", upstream_id, signature)
-    assert decode_tool_call_id(tool_call_id) == (upstream_id, signature)
+    tool_call_id = encode_tool_call_id("0123456789abcdef01234567", upstream_id, signature, SCOPE)
+    assert decode_tool_call_id(tool_call_id, SCOPE) == (upstream_id, signature)
     if signature is not None or upstream_id is None:
         assert tool_call_id.startswith("call_")
-        assert all(c.isascii() and (c.isalnum() or c in "_-") for c in tool_call_id)
+        assert re.fullmatch(r"[A-Za-z0-9_-]+", tool_call_id)  # Anthropic's tool_use id pattern
 
 
 def test_foreign_ids_go_back_verbatim() -> None:
-    assert decode_tool_call_id("call_AbC123") == ("call_AbC123", None)
-    assert decode_tool_call_id("toolu_01XYZ") == ("toolu_01XYZ", None)
+    assert decode_tool_call_id("call_AbC123", SCOPE) == ("call_AbC123", None)
+    assert decode_tool_call_id("toolu_01XYZ", SCOPE) == ("toolu_01XYZ", None)
+
+
+@pytest.mark.parametrize("upstream_id", [None, "fc-1"])
+@pytest.mark.parametrize(
+    "reader",
+    [scope_for(GOLDEN_SCOPE, "gemini-3-pro"), scope_for("gemini-other-key", "m"), "m", GOLDEN_SCOPE],
+    ids=["another_model", "another_provider_scope", "the_model_alone", "the_provider_alone"],
+)
+def test_a_signature_goes_back_only_to_the_scope_and_model_that_made_it(
+    upstream_id: str | None, reader: str
+) -> None:
+    tool_call_id = encode_tool_call_id("0123456789abcdef01234567", upstream_id, "CiIBVKhc7o+/ab==", SCOPE)
+    assert decode_tool_call_id(tool_call_id, reader) == (upstream_id, None)  # the upstream id still goes back
+    assert decode_tool_call_id(tool_call_id, SCOPE) == (upstream_id, "CiIBVKhc7o+/ab==")
+
+
+def test_the_id_carries_a_short_tag_of_scope_and_model_not_the_scope() -> None:
+    tool_call_id = encode_tool_call_id("0123456789abcdef01234567", None, "AbCd", SCOPE)
+    assert tool_call_id == f"call_0123456789abcdef01234567-{scope_tag(SCOPE)}_AbCd"
+    assert GOLDEN_SCOPE not in tool_call_id and len(scope_tag(SCOPE)) == 12
+    assert scope_tag(SCOPE) != scope_tag(scope_for(GOLDEN_SCOPE, "m2"))
+
+
+@pytest.mark.parametrize("upstream_id", [None, "fc-1"])
+def test_ids_issued_before_binding_keep_their_upstream_id_and_lose_their_signature(
+    upstream_id: str | None,
+) -> None:
+    """`call_<head>_<signature>` (no tag) was issued before signatures were bound: whose it is cannot be
+    known, so it is treated as another model's (Gemini 3 gets the placeholder, `test_request_translation`)."""
+    head = "i" + upstream_id.encode().hex() if upstream_id else "0123456789abcdef01234567"
+    assert decode_tool_call_id(f"call_{head}_CiIBVKhc7oKnlCJ0xQ-_ab", SCOPE) == (upstream_id, None)
+
+
+def test_an_altered_tag_drops_the_signature() -> None:
+    tool_call_id = encode_tool_call_id("0123456789abcdef01234567", None, "AbCd", SCOPE)
+    tag = scope_tag(SCOPE)
+    forged = tool_call_id.replace(tag, ("0" if tag[0] != "0" else "1") + tag[1:])
+    assert decode_tool_call_id(forged, SCOPE) == (None, None)
 
 
 def test_synthetic_ids_are_stable_per_response() -> None:
@@ -198,16 +250,18 @@ def test_synthetic_ids_are_stable_per_response() -> None:
         "candidates": [{"content": {"parts": [{"functionCall": {"name": "f"}}]}, "finishReason": "STOP"}],
         "responseId": "same",
     }
-    first = to_completion(response, "m")["choices"][0]["message"]["tool_calls"][0]["id"]
-    assert first == to_completion(response, "m")["choices"][0]["message"]["tool_calls"][0]["id"]
+    first = to_completion(response, "m", scope=SCOPE)["choices"][0]["message"]["tool_calls"][0]["id"]
+    assert first == to_completion(response, "m", scope=SCOPE)["choices"][0]["message"]["tool_calls"][0]["id"]
     assert (
         first
-        != to_completion({**response, "responseId": "other"}, "m")["choices"][0]["message"]["tool_calls"][0][
-            "id"
-        ]
+        != to_completion({**response, "responseId": "other"}, "m", scope=SCOPE)["choices"][0]["message"][
+            "tool_calls"
+        ][0]["id"]
     )
     without_id = {"candidates": response["candidates"]}
-    assert to_completion(without_id, "m")["id"] != to_completion(without_id, "m")["id"]
+    assert (
+        to_completion(without_id, "m", scope=SCOPE)["id"] != to_completion(without_id, "m", scope=SCOPE)["id"]
+    )
 
 
 # -- request errors --------------------------------------------------------------------------------------
@@ -307,7 +361,7 @@ def _user(*parts: dict[str, Any]) -> dict[str, Any]:
 )
 def test_what_gemini_cannot_take_is_a_400_with_its_param(request_: dict[str, Any], param: str) -> None:
     with pytest.raises(GatewayError) as caught:
-        to_native(request_, "gemini-3-flash")
+        to_native(request_, "gemini-3-flash", scope=SCOPE)
     assert caught.value.status == 400 and caught.value.param == param
 
 
@@ -321,7 +375,10 @@ BLOCKED = {
 
 
 def test_a_blocked_prompt_is_a_content_filter_400() -> None:
-    for run in (lambda: to_completion(BLOCKED, "m"), lambda: StreamTranslator("m").feed(BLOCKED)):
+    for run in (
+        lambda: to_completion(BLOCKED, "m", scope=SCOPE),
+        lambda: StreamTranslator("m", scope=SCOPE).feed(BLOCKED),
+    ):
         with pytest.raises(GatewayError) as caught:
             run()
         assert (caught.value.status, caught.value.code) == (400, "content_filter")
@@ -335,16 +392,16 @@ def test_a_blocked_prompt_is_a_content_filter_400() -> None:
 def test_failed_answers_are_errors_not_empty_successes(reason: str, status: int) -> None:
     response = {"candidates": [{"finishReason": reason, "finishMessage": "bad call"}]}
     with pytest.raises(GatewayError) as caught:
-        to_completion(response, "m")
+        to_completion(response, "m", scope=SCOPE)
     assert caught.value.status == status
-    translator = StreamTranslator("m")
+    translator = StreamTranslator("m", scope=SCOPE)
     with pytest.raises(GatewayError):
         translator.feed(response)
 
 
 def test_a_response_without_candidates_is_a_502() -> None:
     with pytest.raises(GatewayError) as caught:
-        to_completion({"usageMetadata": {}}, "m")
+        to_completion({"usageMetadata": {}}, "m", scope=SCOPE)
     assert (caught.value.status, caught.value.code) == (502, "upstream_bad_response")
 
 
@@ -361,7 +418,7 @@ def test_a_response_without_candidates_is_a_502() -> None:
     ],
 )
 def test_a_stream_without_a_finish_reason_is_a_502(events: list[dict[str, Any]]) -> None:
-    translator = StreamTranslator("m")
+    translator = StreamTranslator("m", scope=SCOPE)
     for event in events:
         translator.feed(event)
     with pytest.raises(GatewayError) as caught:
@@ -693,7 +750,7 @@ async def test_count_tokens_through_the_fake_includes_system_and_tools() -> None
         finally:
             await gemini.aclose()
     assert sent["path"] == "/v1beta/models/gemini-3-flash:countTokens"
-    native = to_native({**COUNTED, "tools": COUNTED_TOOLS}, "gemini-3-flash")
+    native = to_native({**COUNTED, "tools": COUNTED_TOOLS}, "gemini-3-flash", scope=SCOPE)
     assert sent["body"] == {
         "generateContentRequest": {
             "model": "models/gemini-3-flash",

@@ -73,8 +73,11 @@ class _Call(NamedTuple):
     position: int  # among the calls of its assistant turn: function responses go back in this order
 
 
-def to_native(request: Request, model: str, *, json_schema: bool = True) -> JSON:
-    """The `GenerateContentRequest` body for an OpenAI chat request. `json_schema=False` targets API `v1`."""
+def to_native(request: Request, model: str, *, scope: str, json_schema: bool = True) -> JSON:
+    """The `GenerateContentRequest` body for an OpenAI chat request. `json_schema=False` targets API `v1`.
+
+    `scope` is the seal scope of the provider and model about to be called: only thought signatures made
+    for it are sent back (`_ids.py`)."""
     for field, detail in _REJECTED.items():
         if request.get(field) is not None:
             raise unsupported(KIND, field, detail)
@@ -82,7 +85,7 @@ def to_native(request: Request, model: str, *, json_schema: bool = True) -> JSON
     if modalities and any(m != "text" for m in modalities):
         raise unsupported(KIND, "modalities", "only text output is available")
     system, contents = _contents(
-        request.get("messages") or [], enforce_signatures=not _is_legacy_model(model)
+        request.get("messages") or [], scope, enforce_signatures=not _is_legacy_model(model)
     )
     if not contents:
         raise GatewayError("Gemini needs at least one user or assistant message", param="messages")
@@ -103,7 +106,7 @@ def to_native(request: Request, model: str, *, json_schema: bool = True) -> JSON
 
 
 def _contents(
-    messages: Sequence[Mapping[str, Any]], *, enforce_signatures: bool
+    messages: Sequence[Mapping[str, Any]], scope: str, *, enforce_signatures: bool
 ) -> tuple[list[JSON], list[JSON]]:
     """(systemInstruction parts, contents): consecutive turns of one role merged, tool results grouped."""
     system: list[JSON] = []
@@ -129,7 +132,7 @@ def _contents(
         elif role == "user":
             _append(contents, "user", _user_parts(msg.get("content"), param))
         elif role == "assistant":
-            _append(contents, "model", _assistant_parts(msg, param, calls, enforce_signatures))
+            _append(contents, "model", _assistant_parts(msg, param, calls, scope, enforce_signatures))
         else:
             raise GatewayError(
                 f"messages with role '{role}' are not supported by the gemini provider",
@@ -209,7 +212,7 @@ def _file_part(file: Mapping[str, Any], param: str) -> JSON:
 
 
 def _assistant_parts(
-    msg: Mapping[str, Any], param: str, calls: dict[str, _Call], enforce_signatures: bool
+    msg: Mapping[str, Any], param: str, calls: dict[str, _Call], scope: str, enforce_signatures: bool
 ) -> list[JSON]:
     parts: list[JSON] = []
     text = text_of(msg.get("content"), f"{param}.content")
@@ -222,7 +225,7 @@ def _assistant_parts(
         if call.get("type", "function") != "function":
             raise unsupported(KIND, f"{where}.type", "only function tool calls")
         function = call.get("function") or {}
-        upstream_id, signature = decode_tool_call_id(str(call.get("id", "")))
+        upstream_id, signature = decode_tool_call_id(str(call.get("id", "")), scope)
         function_call: JSON = {
             "name": function.get("name", ""),
             "args": parse_arguments(function.get("arguments"), f"{where}.function.arguments"),

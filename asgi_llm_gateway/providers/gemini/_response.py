@@ -48,8 +48,11 @@ _FAILED_FINISH_REASONS = frozenset(
 )
 
 
-def to_completion(response: Mapping[str, Any], model: str, *, created: int | None = None) -> dict[str, Any]:
-    """A `GenerateContentResponse` as a `chat.completion`, one choice per candidate."""
+def to_completion(
+    response: Mapping[str, Any], model: str, *, scope: str, created: int | None = None
+) -> dict[str, Any]:
+    """A `GenerateContentResponse` as a `chat.completion`, one choice per candidate; thought signatures go
+    into the tool-call ids bound to `scope`, the seal scope of the provider and model that answered."""
     check_prompt_feedback(response)
     candidates = response.get("candidates")
     if not isinstance(candidates, list) or not candidates:
@@ -58,7 +61,7 @@ def to_completion(response: Mapping[str, Any], model: str, *, created: int | Non
     choices = []
     for position, candidate in enumerate(candidates):
         index = candidate.get("index", position)
-        parts = parts_of(candidate, response_id, index, 0)
+        parts = parts_of(candidate, response_id, index, 0, scope)
         finish = finish_reason(
             candidate.get("finishReason"), bool(parts.calls), candidate.get("finishMessage")
         )
@@ -154,14 +157,17 @@ class Parts:
     calls: list[tuple[str, str, str]]  # (id, name, arguments JSON)
 
 
-def parts_of(candidate: Mapping[str, Any], response_id: str | None, index: int, first_call: int) -> Parts:
-    """`first_call` numbers the calls across a stream's events, so each gets its own stable id."""
+def parts_of(
+    candidate: Mapping[str, Any], response_id: str | None, index: int, first_call: int, scope: str
+) -> Parts:
+    """`first_call` numbers the calls across a stream's events, so each gets its own stable id; signatures
+    are bound to `scope`."""
     parts = Parts([], [], [])
     for part in (candidate.get("content") or {}).get("parts") or ():
         call = part.get("functionCall")
         if isinstance(call, dict):
             seed = call_seed(response_id, index, first_call + len(parts.calls))
-            call_id = encode_tool_call_id(seed, call.get("id"), part.get("thoughtSignature"))
+            call_id = encode_tool_call_id(seed, call.get("id"), part.get("thoughtSignature"), scope)
             parts.calls.append((call_id, str(call.get("name", "")), dumps(call.get("args") or {}).decode()))
         elif isinstance(part.get("text"), str) and part["text"]:
             (parts.reasoning if part.get("thought") else parts.text).append(part["text"])

@@ -29,11 +29,14 @@ class StreamTranslator:
     Gemini sends text as deltas and every function call whole, so each call is one tool-call fragment.
     Finish chunks wait for the end of the stream, because usage (and occasionally a trailing part) may
     arrive after a candidate's `finishReason`. An error payload (Google fails after the 200 this way) is
-    raised; `secrets` are kept out of its message.
+    raised; `secrets` are kept out of its message. Thought signatures are bound to `scope` (`_ids.py`).
     """
 
-    def __init__(self, model: str, *, created: int | None = None, secrets: Iterable[str | None] = ()) -> None:
+    def __init__(
+        self, model: str, *, scope: str, created: int | None = None, secrets: Iterable[str | None] = ()
+    ) -> None:
         self.model = model
+        self.scope = scope
         self.created = created
         self._secrets = tuple(secrets)
         self._builder: ChunkBuilder | None = None
@@ -71,7 +74,7 @@ class StreamTranslator:
         if state is None:
             state = self._choices[index] = _ChoiceState()
             chunks.append(builder.role(index))
-        parts = parts_of(candidate, self._response_id, index, state.tool_calls)
+        parts = parts_of(candidate, self._response_id, index, state.tool_calls, self.scope)
         if parts.reasoning:
             chunks.append(builder.chunk({"reasoning_content": "".join(parts.reasoning)}, index=index))
         if parts.text:

@@ -14,6 +14,7 @@ from ...model_ids import path_segment
 from ...wire import loads
 from ..embeddings import EmbeddingRequest, embedding_list, gather_limited, input_texts
 from ..http import HTTPProvider
+from ..reasoning import scope_for
 from ..streams import bad_upstream_data, one_by_one, translate_reads
 from ._embeddings import BATCH_SIZE, batch_body, batch_vectors, content_body, content_vector
 from ._errors import KIND, google_error_details, key_rejected, payload_error, retry_delay
@@ -28,6 +29,9 @@ Request = Mapping[str, Any]
 
 class GeminiProvider(HTTPProvider):
     """Google's Gemini Developer API, spoken natively.
+
+    Thought signatures ride in the tool-call ids bound to `reasoning_scope` and the model (`_ids.py`): a
+    fallback to another model, key or endpoint never replays them.
 
     `api_version` picks the URL segment; on "v1" schemas are converted to the OpenAPI subset because the
     JSON Schema fields (`parametersJsonSchema`, `responseJsonSchema`) are a v1beta feature.
@@ -89,20 +93,22 @@ class GeminiProvider(HTTPProvider):
         return error
 
     async def complete(self, request: Request, model: str) -> dict[str, Any]:
-        body = to_native(request, model, json_schema=self.json_schema)
+        scope = scope_for(self.reasoning_scope, model)
+        body = to_native(request, model, scope=scope, json_schema=self.json_schema)
         response = await self.post_json(self.url(model, "generateContent"), body)
         if not isinstance(response, dict):
             raise bad_upstream_data(self.kind, "the response is not a JSON object")
         if "error" in response:
             raise payload_error(response, self.secrets())
-        return to_completion(response, model)
+        return to_completion(response, model, scope=scope)
 
     def stream(self, request: Request, model: str) -> AsyncIterator[dict[str, Any]]:
         return one_by_one(self.stream_batches(request, model))
 
     async def stream_batches(self, request: Request, model: str) -> AsyncIterator[list[dict[str, Any]]]:
-        body = to_native(request, model, json_schema=self.json_schema)
-        translator = StreamTranslator(model, secrets=tuple(self.secrets()))
+        scope = scope_for(self.reasoning_scope, model)
+        body = to_native(request, model, scope=scope, json_schema=self.json_schema)
+        translator = StreamTranslator(model, scope=scope, secrets=tuple(self.secrets()))
         async with self.open_stream(self.url(model, "streamGenerateContent") + "?alt=sse", body) as response:
             content_type = response.headers.get("content-type", "")
             if "json" in content_type and "event-stream" not in content_type:
@@ -114,7 +120,9 @@ class GeminiProvider(HTTPProvider):
     async def count_tokens(self, request: Request, model: str) -> int | None:
         """`countTokens` over the request `complete` would send: its contents, system instruction and tools,
         as a `generateContentRequest` (which names its model) → `totalTokens`."""
-        body = to_native(request, model, json_schema=self.json_schema)
+        body = to_native(
+            request, model, scope=scope_for(self.reasoning_scope, model), json_schema=self.json_schema
+        )
         collection, name = _resource(model)
         counted: dict[str, Any] = {"model": f"{collection}/{name}"}
         counted.update((key, body[key]) for key in ("contents", "systemInstruction", "tools") if key in body)
