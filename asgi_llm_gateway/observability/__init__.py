@@ -7,6 +7,8 @@
                  names or the newer ones (OTEL_SEMCONV_STABILITY_OPT_IN)
     prometheus   `PrometheusHook`, `metrics_app`: counters,            the `prometheus` extra
                  histograms and an ASGI scrape endpoint                (prometheus_client)
+    runner       what the runner's --log-requests, --metrics and       what each switch builds
+                 --otel (or [observability]) build
 
 Hooks, not ASGI middleware: only the pipeline sees retries, fallbacks, tokens and a stream's first chunk.
 A gateway given none of them calls no hook at all. Importing this package imports neither OpenTelemetry

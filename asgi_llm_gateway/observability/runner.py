@@ -27,6 +27,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+import anyio
+
 from ..asgi import local_path
 from ..mount import ASGIApp, PathPrefixDispatcher
 from ..pipeline.hooks import Hooks
@@ -35,6 +37,8 @@ from .otel import OpenTelemetryHook
 from .prometheus import PrometheusHook, metrics_app
 
 if TYPE_CHECKING:
+    from opentelemetry.sdk.metrics import MeterProvider as SDKMeterProvider
+    from opentelemetry.sdk.trace import TracerProvider as SDKTracerProvider
     from prometheus_client import CollectorRegistry
 
     from ..gateway import Gateway
@@ -232,7 +236,22 @@ def _opentelemetry() -> OpenTelemetryHook:
     meter_provider = MeterProvider(resource=resource, metric_readers=[reader])
     trace.set_tracer_provider(tracer_provider)
     metrics.set_meter_provider(meter_provider)
-    return OpenTelemetryHook(tracer_provider, meter_provider)
+    return _OwnedOpenTelemetryHook(tracer_provider, meter_provider)
+
+
+class _OwnedOpenTelemetryHook(OpenTelemetryHook):
+    """`OpenTelemetryHook` on providers the runner made: the gateway's shutdown flushes and stops them.
+
+    The SDK's own at-exit flush does not run under uvicorn, which ends the process by re-raising SIGTERM
+    once it has shut down: the spans and metrics of the last seconds would be lost."""
+
+    def __init__(self, tracer_provider: SDKTracerProvider, meter_provider: SDKMeterProvider) -> None:
+        super().__init__(tracer_provider, meter_provider)
+        self.providers = (tracer_provider, meter_provider)
+
+    async def aclose(self) -> None:
+        for provider in self.providers:  # each exports what it still holds, over HTTP: off the event loop
+            await anyio.to_thread.run_sync(provider.shutdown)
 
 
 def _otlp_endpoint() -> str:

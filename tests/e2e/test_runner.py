@@ -480,3 +480,21 @@ def test_workers_get_the_observability_flags(tmp_path: Path) -> None:
         output = runner.output()
     logged = [json.loads(line) for line in output.splitlines() if line.startswith("{")]
     assert sorted(record["request_id"] for record in logged) == [f"worker-call-{n}" for n in range(4)]
+
+
+def test_otel_spans_still_buffered_are_sent_when_the_runner_stops(tmp_path: Path) -> None:
+    collector = Collector()
+    with serve(collector.app()) as collector_url:
+        env = {
+            "OTEL_EXPORTER_OTLP_ENDPOINT": collector_url,
+            "OTEL_BSP_SCHEDULE_DELAY": "600000",  # ten minutes: only the exit flush can send them
+            "OTEL_METRIC_EXPORT_INTERVAL": "600000",
+        }
+        with _observed_runner(tmp_path, "--otel", env=env) as runner:
+            with openai.OpenAI(base_url=runner.url + "/v1", api_key=KEY, max_retries=0, timeout=10) as client:
+                client.chat.completions.create(model="chat", messages=[{"role": "user", "content": "hi"}])
+            assert collector.posts == []
+            assert runner.stop() in (0, -signal.SIGTERM)
+    [resource] = [resource for resource, span in collector.spans() if span.name == "chat chat"]
+    assert resource["service.name"] == "asgi-llm-gateway"  # no OTEL_SERVICE_NAME: the runner's default
+    assert "gen_ai.client.operation.duration" in collector.metric_names()
