@@ -9,6 +9,7 @@ the reasoning that upstream made; and a fallback that would replay it to another
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterator
 from typing import Any
 
@@ -17,8 +18,10 @@ from langchain_core.messages import AIMessage, AIMessageChunk, BaseMessage, Huma
 from langchain_openai import ChatOpenAI
 from pydantic import SecretStr
 
+from asgi_llm_gateway.providers.gemini import DUMMY_THOUGHT_SIGNATURE
 from asgi_llm_gateway.providers.sealing import seal, sealed_for
 from tests.e2e.openai_client_stack import KEY, Stack, openai_stack
+from tests.fakes.gemini import sign_call
 from tests.support.tools import WEATHER
 
 CLAUDE = "claude/claude-haiku-4-5"
@@ -271,3 +274,31 @@ def test_responses_door_tool_loop_with_reasoning_keeps_its_thinking(
     )
     assert second.status == "completed" and second.output_text
     assert_reasoning_replayed(stack, fake)
+
+
+# -- Gemini: the thought signature in a tool-call id goes back only to the model that made it -------------
+
+
+def test_gemini_tool_loop_continued_on_another_gemini_model_sends_the_placeholder(stack: Stack) -> None:
+    """The fake signs for the model: gemini-3-pro would reject gemini-3-flash's signature with a 400."""
+    first = ask(stack, GEMINI, QUESTION, stream=True)
+    signed = sign_call("gemini-3-flash", "get_weather")
+    answer = ask(stack, "gemini/gemini-3-pro", loop(first, keep=False))
+    assert answer["content"].startswith("Results:")
+    body = stack.last("gemini")
+    calls = [part for content in body["contents"] for part in content["parts"] if "functionCall" in part]
+    assert [call.get("thoughtSignature") for call in calls] == [DUMMY_THOUGHT_SIGNATURE]
+    assert signed not in json.dumps(body)
+
+
+def test_gemini_tool_loop_continued_on_claude_keeps_valid_ids_and_no_signature(stack: Stack) -> None:
+    """The signed ids are valid Anthropic tool_use ids (the fake checks the pattern) and go there as the ids
+    they are; Claude gets no thinking for a turn Gemini made."""
+    first = ask(stack, GEMINI, QUESTION)
+    [call] = first["tool_calls"]
+    assert re.fullmatch(r"call_[0-9a-f]{24}-[0-9a-f]{12}_[A-Za-z0-9_-]+", call["id"])
+    answer = ask(stack, CLAUDE, loop(first))
+    assert answer["content"].startswith("Tool results:")
+    body = stack.last("claude")
+    assert all(block["type"] != "thinking" for block in assistant_turn(body))
+    assert [block["id"] for block in assistant_turn(body) if block["type"] == "tool_use"] == [call["id"]]
