@@ -21,7 +21,8 @@ id, bounded and expiring, in this process only (a restart or another replica for
 left off for the next turn, and the loop still works).
 
 Gemini's thought signatures travel in the tool-call ids themselves (`gemini/_ids.py`), which every client
-keeps, so they need neither the field nor the store.
+keeps, so they need neither the field nor the store; each id carries a tag of the scope (`scope_for`) that
+made its signature, and the signature goes back only to that scope.
 """
 
 from __future__ import annotations
