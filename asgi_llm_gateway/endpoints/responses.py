@@ -24,14 +24,14 @@ import logging
 import re
 import secrets
 import time
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from functools import partial
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs
 
 import anyio
 
-from ..asgi import Send, send_body, send_json
+from ..asgi import Message, Send, send_body, send_json
 from ..auth import Principal, authenticate
 from ..errors import GatewayError
 from ..ingress.responses import (
@@ -287,10 +287,17 @@ class ResponsesEndpoint(OpenAIErrors, Door):
         outcome = await self.attempt(call, plan, exchange, attempt, keep_slot=True)
         if outcome is None:
             return
-        final = await self._relay(call, conversation, outcome, exchange, spawn)
-        if final is not None:
+        stored = False
+
+        async def store(final: dict[str, Any]) -> None:
+            nonlocal stored
+            stored = True
+            await self._store(call, conversation, final, outcome.target.provider_name)
+
+        final = await self._relay(call, conversation, outcome, exchange, spawn, before_final=store)
+        if final is not None and not stored:
             with anyio.CancelScope(shield=True):
-                await self._store(call, conversation, final, outcome.target.provider_name)
+                await store(final)
 
     async def _relay(
         self,
@@ -299,19 +306,24 @@ class ResponsesEndpoint(OpenAIErrors, Door):
         outcome: Outcome[Opened],
         exchange: Exchange,
         spawn: Spawn,
+        before_final: Callable[[dict[str, Any]], Awaitable[None]] | None = None,
     ) -> dict[str, Any] | None:
         """Relay the opened stream as `response.*` events (the call is settled after it); the response it
-        ended with (`failed` after a failure), or None when a native stream gave none."""
+        ended with (`failed` after a failure), or None when a native stream gave none. `before_final` gets
+        that response before the bytes that end the stream leave: a client that continues the chain the
+        moment it reads `response.completed` must find it stored (on any replica)."""
         native, batches, first = outcome.result
         model = outcome.target.name
         headers = conversation.headers()
         if native:
             progress = NativeResponseProgress(call)
             events = NativeResponseEvents(conversation.fields(model))
-            await self.relay(call, outcome, first, batches, events, exchange, spawn, progress, headers)
+            sending = _before_final(exchange, lambda: progress.response, before_final)
+            await self.relay(call, outcome, first, batches, events, sending, spawn, progress, headers)
             return progress.response
         encoder = ResponsesStreamEncoder(conversation.skeleton(model))
-        await self.relay(call, outcome, first, batches, encoder, exchange, spawn, headers=headers)
+        sending = _before_final(exchange, lambda: encoder.response, before_final)
+        await self.relay(call, outcome, first, batches, encoder, sending, spawn, headers=headers)
         return encoder.response
 
     # -- background responses (responses_background.py) ----------------------------------------------------
@@ -532,6 +544,28 @@ async def _send_events(send: Send, request_id: str, events: bytes, headers: Head
 
 def _query(exchange: Exchange) -> dict[str, list[str]]:
     return parse_qs(exchange.scope.get("query_string", b"").decode("latin-1"))
+
+
+def _before_final(
+    exchange: Exchange,
+    final: Callable[[], dict[str, Any] | None],
+    hook: Callable[[dict[str, Any]], Awaitable[None]] | None,
+) -> Exchange:
+    """`exchange` whose sends first hand the stream's final response to `hook`, once, as soon as there is
+    one (shielded: a client that leaves then must not cost the chain its last turn)."""
+    if hook is None:
+        return exchange
+    send, handed = exchange.send, False
+
+    async def sending(message: Message) -> None:
+        nonlocal handed
+        if not handed and (response := final()) is not None:
+            handed = True
+            with anyio.CancelScope(shield=True):
+                await hook(response)
+        await send(message)
+
+    return exchange._replace(send=sending)
 
 
 def _validate(body: dict[str, Any]) -> None:

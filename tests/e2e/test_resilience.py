@@ -273,10 +273,12 @@ def test_cooled_down_target_is_tried_last_not_never(rig: Rig) -> None:
 
 @pytest.mark.gateway(routes={"pool": [Group({"a/m": 9, "b/m": 1})]})
 def test_weighted_load_balancing(rig: Rig) -> None:
+    """100 different conversations spread over the group by its weights (one conversation sticks to one
+    deployment: cache affinity, tests/e2e/test_caching_affinity.py)."""
     rig.gateway.rng = random.Random(7)
     with rig.client() as client:
-        for _ in range(100):
-            client.chat.completions.create(model="pool", messages=HELLO)
+        for n in range(100):
+            client.chat.completions.create(model="pool", messages=[{"role": "user", "content": f"hello {n}"}])
     assert 75 <= len(rig.a.requests) <= 98
     assert len(rig.a.requests) + len(rig.b.requests) == 100
 

@@ -306,3 +306,38 @@ def test_an_item_reference_is_resolved_from_the_conversation(stack: Stack, name:
             input=[{"type": "item_reference", "id": "msg_nowhere"}],  # type: ignore[list-item]
         )
     assert caught.value.body["param"] == "input[0].id"  # type: ignore[index]
+
+
+@pytest.mark.parametrize("name", ["echo", "openai"])
+def test_a_streamed_response_is_stored_before_its_last_event(name: str) -> None:
+    """Regression: a streamed response was stored after its last event had been sent, so a client that
+    continued the chain the moment it read `response.completed` (on another replica, or with a slow store)
+    got a 404 for `previous_response_id`."""
+    import anyio
+
+    from asgi_llm_gateway import Gateway
+    from asgi_llm_gateway.providers import OpenAIProvider
+    from asgi_llm_gateway.state.memory import MemoryResponseStore
+    from tests.fakes.openai import KEY as UPSTREAM_KEY
+    from tests.fakes.openai import FakeOpenAI
+    from tests.support.server import serve
+
+    class SlowStore(MemoryResponseStore):
+        async def put(self, stored: Any) -> None:
+            await anyio.sleep(0.3)
+            await super().put(stored)
+
+    upstream = FakeOpenAI()
+    with serve(upstream.app()) as upstream_url:
+        gateway = Gateway(
+            providers={"openai": OpenAIProvider(api_key=UPSTREAM_KEY, base_url=upstream_url + "/v1")}
+            if name == "openai"
+            else None,
+            response_store=SlowStore(),
+        )
+        model = MODELS[name]
+        with serve(gateway) as url, openai.OpenAI(base_url=url + "/v1", api_key="k", max_retries=0) as client:
+            with client.responses.stream(model=model, input="Remember tangerine") as stream:
+                first = stream.get_final_response()
+            second = client.responses.create(model=model, previous_response_id=first.id, input="Again")
+    assert second.previous_response_id == first.id

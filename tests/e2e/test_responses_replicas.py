@@ -261,5 +261,5 @@ def test_each_replica_names_its_store_and_stops_cleanly(tmp_path: Path, redis_ur
         for replica in (pair.a, pair.b):
             assert replica.stop() in (0, -signal.SIGTERM)  # uvicorn re-raises SIGTERM after a clean shutdown
             output = replica.output()
-            assert f"response store redis ({redis_url}) at {replica.url}/v1" in output
+            assert f"response store redis ({redis_url})" in output and f"at {replica.url}/v1" in output
             assert "Traceback" not in output and "failed" not in output
