@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Awaitable, Callable, Iterable, Iterator
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from ..asgi import Receive, Scope, Send
 from ..errors import GatewayError
@@ -108,6 +108,9 @@ class PrometheusHook(Hooks):
         self.limit_rejections = counter(
             "limit_rejections", "Calls refused at admission with 429.", "endpoint", "code"
         )
+        #: (metric, *label values) → its child: `labels()` takes a lock and rebuilds the key each time, and
+        #: four to six children are touched per request (bounded like the labels themselves).
+        self._children: dict[tuple[Any, ...], Any] = {}
 
     def watch(self, gateway: Gateway) -> None:
         """Label exactly `gateway`'s configured models (`configured_models`), and export
@@ -116,6 +119,14 @@ class PrometheusHook(Hooks):
         self.models = configured_models(gateway)
         self.learning = False
         self.registry.register(_Cooldowns(f"{self.prefix}_targets_cooling_down", gateway))
+
+    def child(self, metric: Any, *labels: str) -> Any:
+        """`metric.labels(*labels)`, remembered."""
+        key = (metric, *labels)
+        found = self._children.get(key)
+        if found is None:
+            found = self._children[key] = metric.labels(*labels)
+        return found
 
     def model_label(self, model: str) -> str:
         """`model`, or "other" outside the bounded set."""
@@ -136,13 +147,15 @@ class PrometheusHook(Hooks):
             return
         provider = before.partition("/")[0]
         counter = self.retries if step == "retry" else self.fallbacks
-        counter.labels(provider, self.model_label(call.model)).inc()
+        self.child(counter, provider, self.model_label(call.model)).inc()
 
     async def attempt_ended(self, call: Call, target: Target, error: GatewayError | None) -> None:
         seen = progress(call, self)
         seen.ended(call, target, error)
         if error is not None:
-            self.upstream_errors.labels(target.provider_name, self.model_label(call.model), error.type).inc()
+            self.child(
+                self.upstream_errors, target.provider_name, self.model_label(call.model), error.type
+            ).inc()
         elif call.stream and not seen.extra.get("streaming"):
             seen.extra["streaming"] = True
             self.streams.inc()
@@ -153,21 +166,21 @@ class PrometheusHook(Hooks):
             self.streams.dec()
         provider = record.provider or "none"
         model = self.model_label(call.model)
-        self.requests.labels(record.endpoint, provider, model, f"{record.status // 100}xx").inc()
-        self.duration.labels(record.endpoint, provider, model).observe(record.latency_ms / 1000)
+        self.child(self.requests, record.endpoint, provider, model, f"{record.status // 100}xx").inc()
+        self.child(self.duration, record.endpoint, provider, model).observe(record.latency_ms / 1000)
         if record.status == CLIENT_CLOSED_REQUEST:
-            self.errors.labels("client_closed_request").inc()
+            self.child(self.errors, "client_closed_request").inc()
         elif record.error is not None:
-            self.errors.labels(str(record.error.get("type") or "server_error")).inc()
+            self.child(self.errors, str(record.error.get("type") or "server_error")).inc()
             if record.status == 429 and call.attempts == 0:
                 code = str(record.error.get("code") or "rate_limit_exceeded")
-                self.limit_rejections.labels(record.endpoint, code).inc()
+                self.child(self.limit_rejections, record.endpoint, code).inc()
         if seen.first_chunk is not None:
-            self.first_token.labels(provider, model).observe(seen.first_chunk)
+            self.child(self.first_token, provider, model).observe(seen.first_chunk)
         tokens = Tokens.of(record.usage)
         if tokens is not None:
-            self.tokens.labels("input", provider, model).inc(tokens.input)
-            self.tokens.labels("output", provider, model).inc(tokens.output)
+            self.child(self.tokens, "input", provider, model).inc(tokens.input)
+            self.child(self.tokens, "output", provider, model).inc(tokens.output)
 
 
 def configured_models(gateway: Gateway) -> set[str]:
