@@ -189,8 +189,7 @@ def _parser() -> argparse.ArgumentParser:
         "--otel",
         action=argparse.BooleanOptionalAction,
         help="OpenTelemetry GenAI traces and metrics over OTLP/HTTP, set by the standard "
-        "OTEL_EXPORTER_OTLP_* and OTEL_SERVICE_NAME variables; needs opentelemetry-sdk and "
-        "opentelemetry-exporter-otlp-proto-http",
+        "OTEL_EXPORTER_OTLP_* and OTEL_SERVICE_NAME variables; needs the otel-exporter extra",
     )
     return parser
 

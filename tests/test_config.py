@@ -917,7 +917,7 @@ def test_metrics_need_one_worker(capsys: pytest.CaptureFixture[str]) -> None:
             "opentelemetry.exporter.otlp.proto.http.trace_exporter",
             "--otel needs the OpenTelemetry SDK and its OTLP/HTTP exporter "
             "(opentelemetry.exporter.otlp.proto.http.trace_exporter is missing): "
-            "pip install opentelemetry-sdk opentelemetry-exporter-otlp-proto-http",
+            "pip install 'asgi-llm-gateway[otel-exporter]'",
         ),
     ],
 )

@@ -57,7 +57,7 @@ __all__ = [
 DEFAULT_METRICS_PATH = "/metrics"
 #: The OpenTelemetry service name when neither OTEL_SERVICE_NAME nor OTEL_RESOURCE_ATTRIBUTES names one.
 SERVICE_NAME = "asgi-llm-gateway"
-_OTEL_INSTALL = "pip install opentelemetry-sdk opentelemetry-exporter-otlp-proto-http"
+_OTEL_INSTALL = "pip install 'asgi-llm-gateway[otel-exporter]'"
 _PROMETHEUS_INSTALL = "pip install 'asgi-llm-gateway[prometheus]'"
 _OTEL_MODULES = ("opentelemetry.sdk.trace", "opentelemetry.exporter.otlp.proto.http.trace_exporter")
 

@@ -462,7 +462,7 @@ def test_otel_flag_without_the_exporter_exits_2_naming_it(tmp_path: Path) -> Non
     assert result.returncode == 2, result.stderr
     assert (
         b"--otel needs the OpenTelemetry SDK and its OTLP/HTTP exporter (opentelemetry.exporter is missing): "
-        b"pip install opentelemetry-sdk opentelemetry-exporter-otlp-proto-http" in result.stderr
+        b"pip install 'asgi-llm-gateway[otel-exporter]'" in result.stderr
     )
 
 
