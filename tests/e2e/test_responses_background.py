@@ -58,8 +58,15 @@ class Recorder(Hooks):
     async def request_ended(self, call: Call, record: UsageRecord) -> None:
         self.ended.append(record)
 
-    def ended_for(self, request_id: str) -> list[UsageRecord]:
-        return [record for record in self.ended if record.request_id == request_id]
+    def ended_for(self, request_id: str, timeout: float = 3.0) -> list[UsageRecord]:
+        """The records of that request, once there is one: a call is settled after its answer is sent, so
+        a client can read the answer before the hooks have the record (this raced in a loaded run)."""
+        deadline = time.monotonic() + timeout
+        while True:
+            found = [record for record in self.ended if record.request_id == request_id]
+            if found or time.monotonic() >= deadline:
+                return found
+            time.sleep(0.01)
 
 
 @dataclass
