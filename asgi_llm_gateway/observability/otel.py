@@ -255,6 +255,10 @@ class OpenTelemetryHook(Hooks):
             _fail(request, failure)
         request.end()
 
+    def upstream_headers(self, call: Call, target: Target) -> dict[str, str]:
+        """The attempt's trace context for its upstream request (the attempts unit asks at its start)."""
+        return self.headers(call)
+
     def headers(self, call: Call) -> dict[str, str]:
         """The trace context headers (`traceparent`, …) of `call`'s attempt in flight, for its upstream
         request; empty when there is none."""

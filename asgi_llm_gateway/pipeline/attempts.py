@@ -21,6 +21,7 @@ import anyio
 
 from ..errors import GatewayError
 from ..policy import HealthBook, Policy, retry_delay
+from ..providers.upstream import UPSTREAM_HEADERS
 from ..routing import Target
 from .call import Call
 from .hooks import HookChain
@@ -125,7 +126,15 @@ class Attempts:
             limit = provider_policy.max_concurrency
             if limit is not None:
                 release = await self.slots.acquire(target.provider_name, limit, policy.queue_timeout)
-            result = await attempt(target, policy)
+            extra = hooks.upstream_headers(call, target) if hooks is not None else None
+            if extra:
+                token = UPSTREAM_HEADERS.set(extra)
+                try:
+                    result = await attempt(target, policy)
+                finally:
+                    UPSTREAM_HEADERS.reset(token)
+            else:
+                result = await attempt(target, policy)
         except GatewayError as exc:
             error = exc
         except Exception as exc:

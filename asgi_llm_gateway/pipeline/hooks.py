@@ -18,7 +18,7 @@ ignored: observing a call must never change its answer.
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 from ..errors import GatewayError
 from ..routing import Target
@@ -41,6 +41,10 @@ class Hooks:
 
     async def attempt_started(self, call: Call, target: Target) -> None:
         """One attempt on `target` begins (`call.attempts` counts it)."""
+
+    def upstream_headers(self, call: Call, target: Target) -> Mapping[str, str]:
+        """Headers to add to the upstream request of the attempt just started (e.g. `traceparent`)."""
+        return {}
 
     async def attempt_ended(self, call: Call, target: Target, error: GatewayError | None) -> None:
         """The attempt on `target` succeeded (`error` is None) or failed with `error`."""
@@ -95,6 +99,15 @@ class HookChain:
                 await hook.attempt_started(call, target)
             except Exception:
                 logger.exception("%s.attempt_started failed", type(hook).__name__)
+
+    def upstream_headers(self, call: Call, target: Target) -> Mapping[str, str]:
+        headers: dict[str, str] = {}
+        for hook in self.hooks:
+            try:
+                headers.update(hook.upstream_headers(call, target))
+            except Exception:
+                logger.exception("%s.upstream_headers failed", type(hook).__name__)
+        return headers
 
     async def attempt_ended(self, call: Call, target: Target, error: GatewayError | None) -> None:
         for hook in self.hooks:

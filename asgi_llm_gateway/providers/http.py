@@ -19,6 +19,7 @@ from ..sse import ServerSentEvent, SSEDecoder
 from ..transport import create_client
 from ..wire import dumps, loads
 from .base import Provider
+from .upstream import UPSTREAM_HEADERS
 
 __all__ = ["HTTPProvider"]
 
@@ -170,6 +171,9 @@ class HTTPProvider(Provider):
         all_headers = self._base_headers()
         if headers:
             all_headers = {**all_headers, **headers}
+        extra = UPSTREAM_HEADERS.get()  # the hooks' for this attempt (trace context); signed over below
+        if extra:
+            all_headers = {**all_headers, **extra}
         if self._owns_client:
             # Our own client has no defaults to merge: skip build_request's per-call merging.
             request = httpx.Request(

@@ -84,6 +84,8 @@ class Seen:
     prometheus: dict[str, Any]
     prometheus_text: str
     traceparents: list[str | None]
+    #: The `traceparent` of every request the two upstreams received.
+    upstream_traceparents: list[str | None]
 
     def requests(self) -> list[Any]:
         return sorted((s for s in self.spans if s.parent is None), key=lambda span: span.start_time)
@@ -190,7 +192,10 @@ def seen(request: pytest.FixtureRequest) -> Iterator[Seen]:
                 points.setdefault(metric.name, []).extend(metric.data.data_points)
     families = {family.name: family for family in parser.text_string_to_metric_families(text)}
     spans = list(exporter.get_finished_spans())
-    yield Seen(request.param, records.records, spans, points, families, text, propagation.traceparents)
+    received = [r["headers"].get("traceparent") for r in [*a.requests, *b.requests]]
+    yield Seen(
+        request.param, records.records, spans, points, families, text, propagation.traceparents, received
+    )
 
 
 def _dump(record: logging.LogRecord) -> str:
@@ -292,13 +297,15 @@ def test_a_span_per_request_and_a_child_per_attempt(seen: Seen) -> None:
 
 
 def test_headers_carry_the_trace_context_of_the_attempt_in_flight(seen: Seen) -> None:
-    """What `OpenTelemetryHook.headers(call)` gives for the upstream request (wiring it into the providers
-    comes later): a W3C traceparent naming the attempt's span, for every attempt."""
+    """What `OpenTelemetryHook.headers(call)` gives for the upstream request: a W3C traceparent naming the
+    attempt's span, for every attempt; and every request the upstreams received carried exactly its
+    attempt's (the hooks' `upstream_headers`, read by the providers when they build the request)."""
     attempts = sorted((s for s in seen.spans if s.parent is not None), key=lambda span: span.start_time)
     expected = [
         f"00-{s.context.trace_id:032x}-{s.context.span_id:016x}-{s.context.trace_flags:02x}" for s in attempts
     ]
     assert seen.traceparents == expected
+    assert sorted(seen.upstream_traceparents) == sorted(expected)  # type: ignore[type-var]
 
 
 def test_no_span_holds_a_key_or_the_prompt(seen: Seen) -> None:
