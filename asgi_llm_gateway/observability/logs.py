@@ -11,6 +11,8 @@ handler reading `record.__dict__`) gets them as fields:
     provider         the provider that answered              the attempt's provider
     upstream_model   the upstream model that answered        the attempt's upstream model
     target           <provider>/<model> that answered        the attempt's target
+    upstream_request_id  the upstream's own id of the last       —
+                     attempt's answer (its support asks for it)
     status           the HTTP status the client got (499:    the attempt's error status
                      the client left)
     attempts         attempts over every target              the attempt's number
@@ -79,6 +81,7 @@ class LogHook(Hooks):
             provider=record.provider,
             upstream_model=target.model if target is not None else None,
             target=record.target,
+            upstream_request_id=call.upstream_request_id,
             status=record.status,
             attempts=call.attempts,
             fallbacks=seen.fallbacks,

@@ -21,7 +21,7 @@ import anyio
 
 from ..errors import GatewayError
 from ..policy import HealthBook, Policy, retry_delay
-from ..providers.upstream import UPSTREAM_HEADERS
+from ..providers.upstream import ATTEMPT, UpstreamAttempt
 from ..routing import Target
 from .call import Call
 from .hooks import HookChain
@@ -126,13 +126,14 @@ class Attempts:
             limit = provider_policy.max_concurrency
             if limit is not None:
                 release = await self.slots.acquire(target.provider_name, limit, policy.queue_timeout)
-            extra = hooks.upstream_headers(call, target) if hooks is not None else None
-            if extra:
-                token = UPSTREAM_HEADERS.set(extra)
+            if hooks is not None:  # the hooks' headers go upstream; the upstream's request id comes back
+                upstream = UpstreamAttempt(hooks.upstream_headers(call, target))
+                token = ATTEMPT.set(upstream)
                 try:
                     result = await attempt(target, policy)
                 finally:
-                    UPSTREAM_HEADERS.reset(token)
+                    ATTEMPT.reset(token)
+                    call.upstream_request_id = upstream.request_id
             else:
                 result = await attempt(target, policy)
         except GatewayError as exc:

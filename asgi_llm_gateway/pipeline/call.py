@@ -48,6 +48,8 @@ class Call:
     #: Response headers a hook adds to every answer of the call, success or error (`LimitsHook` puts
     #: OpenAI's x-ratelimit-* here at admission). A tuple: the default costs nothing per call.
     extra_headers: tuple[tuple[bytes, bytes], ...] = ()
+    #: The request id the upstream gave the latest attempt's answer (recorded when the gateway has hooks).
+    upstream_request_id: str | None = None
 
     @property
     def stream(self) -> bool:

@@ -19,7 +19,7 @@ from ..sse import ServerSentEvent, SSEDecoder
 from ..transport import create_client
 from ..wire import dumps, loads
 from .base import Provider
-from .upstream import UPSTREAM_HEADERS
+from .upstream import ATTEMPT
 
 __all__ = ["HTTPProvider"]
 
@@ -40,6 +40,8 @@ class HTTPProvider(Provider):
     api_key_env_aliases: ClassVar[tuple[str, ...]] = ()
     #: Used when `base_url` is not given (same meaning as the provider's official SDK).
     default_base_url: ClassVar[str] = ""
+    #: The response header holding the upstream's own request id (what its support asks for), if any.
+    request_id_header: ClassVar[str | None] = "x-request-id"
 
     def __init__(
         self,
@@ -138,8 +140,13 @@ class HTTPProvider(Provider):
         client = self.client
         direct = self._direct
         if direct is None:
-            return await client.send(request, stream=True)
-        return await direct.handle_async_request(request)
+            response = await client.send(request, stream=True)
+        else:
+            response = await direct.handle_async_request(request)
+        attempt = ATTEMPT.get()
+        if attempt is not None and self.request_id_header is not None:
+            attempt.request_id = response.headers.get(self.request_id_header)
+        return response
 
     async def _fetch(self, request: httpx.Request) -> tuple[httpx.Response, bytes]:
         """Send, and read the whole body; the connection goes back to the pool."""
@@ -171,9 +178,9 @@ class HTTPProvider(Provider):
         all_headers = self._base_headers()
         if headers:
             all_headers = {**all_headers, **headers}
-        extra = UPSTREAM_HEADERS.get()  # the hooks' for this attempt (trace context); signed over below
-        if extra:
-            all_headers = {**all_headers, **extra}
+        attempt = ATTEMPT.get()  # the hooks' headers for this attempt (trace context); signed over below
+        if attempt is not None and attempt.headers:
+            all_headers = {**all_headers, **attempt.headers}
         if self._owns_client:
             # Our own client has no defaults to merge: skip build_request's per-call merging.
             request = httpx.Request(

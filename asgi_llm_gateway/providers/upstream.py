@@ -1,10 +1,12 @@
-"""Headers the hooks add to one attempt's upstream request (trace context: `traceparent`, …).
+"""What one attempt exchanges with the hooks beyond its request: headers to add (trace context:
+`traceparent`, …) and the upstream's own request id, read from its answer.
 
-The attempts unit asks the hooks (`Hooks.upstream_headers`) when an attempt starts and sets them in a
-context variable for the time of that attempt; `HTTPProvider` reads it once when it builds the request. A
-context variable, not an argument: the providers' `complete`/`stream` signatures stay the wire contract, and
-the value follows the attempt's task (a stream's request is built inside its attempt). With no hooks, or hooks
-that add nothing, the variable is never set and a request pays one `get`.
+The attempts unit sets an `UpstreamAttempt` in a context variable for the time of an attempt when the gateway
+has hooks (asking them for `Hooks.upstream_headers`); `HTTPProvider` adds its headers when it builds the
+request and notes the upstream's request id when the answer's head arrives; the attempts unit then copies it
+to `Call.upstream_request_id`. A context variable, not an argument: the providers' `complete`/`stream`
+signatures stay the wire contract, and the value follows the attempt's task (a stream's request is built and
+answered inside its attempt). Without hooks it is never set and a request pays two `get`s.
 """
 
 from __future__ import annotations
@@ -12,9 +14,18 @@ from __future__ import annotations
 from collections.abc import Mapping
 from contextvars import ContextVar
 
-__all__ = ["UPSTREAM_HEADERS"]
+__all__ = ["ATTEMPT", "UpstreamAttempt"]
 
-#: The current attempt's extra request headers, or None.
-UPSTREAM_HEADERS: ContextVar[Mapping[str, str] | None] = ContextVar(
-    "asgi_llm_gateway_upstream_headers", default=None
-)
+
+class UpstreamAttempt:
+    """One attempt's extra request headers, and the request id the upstream answered with."""
+
+    __slots__ = ("headers", "request_id")
+
+    def __init__(self, headers: Mapping[str, str]) -> None:
+        self.headers = headers
+        self.request_id: str | None = None
+
+
+#: The attempt in flight in this task, when the gateway has hooks.
+ATTEMPT: ContextVar[UpstreamAttempt | None] = ContextVar("asgi_llm_gateway_attempt", default=None)

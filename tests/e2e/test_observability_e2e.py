@@ -215,6 +215,9 @@ def test_one_record_per_request_says_what_happened(seen: Seen) -> None:
         assert record.principal == "team-x" and record.endpoint == "chat.completions"
         assert record.request_id and record.request_id in record.getMessage()
     assert (plain.provider, plain.upstream_model, plain.attempts, plain.fallbacks) == ("a", "m", 1, 0)
+    # the upstream's own request id of the answer (the fake numbers them as OpenAI's are: `x-request-id`)
+    assert plain.upstream_request_id.startswith("req_upstream")
+    assert fallback.upstream_request_id.startswith("req_upstream") and refused.upstream_request_id is None
     assert plain.input_tokens > 0 and plain.output_tokens > 0 and plain.ttft_ms is None
     assert (fallback.provider, fallback.target, fallback.attempts, fallback.fallbacks) == ("b", "b/m", 3, 1)
     assert stream.stream and 0 < stream.ttft_ms <= stream.latency_ms

@@ -41,6 +41,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from starlette.applications import Starlette
+from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
@@ -298,7 +299,8 @@ class FakeOpenAI:
             routes=[Route(path, self.chat, methods=["POST"]) for path in chat]
             + [Route(path, self.responses, methods=["POST"]) for path in responses]
             + [Route(path, self.embeddings, methods=["POST"]) for path in embeddings]
-            + [Route("/v1/models", self.models)]
+            + [Route("/v1/models", self.models)],
+            middleware=[Middleware(_RequestIds)],
         )
 
     # -- embeddings ------------------------------------------------------------------------------------
@@ -1071,3 +1073,25 @@ def _item_not_found(item_id: Any, store: bool) -> JSONResponse:
         else ""
     )
     return _openai_error(404, f"Item with id '{item_id}' not found.{hint}", "input")
+
+
+class _RequestIds:
+    """Every answer carries an `x-request-id` (`req_upstream` and a number), as the real API's do."""
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+        self.count = 0
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        self.count += 1
+        request_id = f"req_upstream{self.count:06d}".encode()
+
+        async def stamped(message: Any) -> None:
+            if message["type"] == "http.response.start":
+                message = {**message, "headers": [*message.get("headers", []), (b"x-request-id", request_id)]}
+            await send(message)
+
+        await self.app(scope, receive, stamped)

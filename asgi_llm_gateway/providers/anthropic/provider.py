@@ -30,6 +30,7 @@ class AnthropicProvider(HTTPProvider):
     """Claude through Anthropic's native Messages API."""
 
     kind = KIND
+    request_id_header = "request-id"
     api_key_env = "ANTHROPIC_API_KEY"
     default_base_url = "https://api.anthropic.com"
 

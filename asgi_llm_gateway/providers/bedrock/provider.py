@@ -64,6 +64,7 @@ class BedrockProvider(HTTPProvider):
     """Any model Amazon Bedrock serves through Converse, with SigV4 (botocore) or a Bedrock API key."""
 
     kind = KIND
+    request_id_header = "x-amzn-requestid"
     api_key_env = "AWS_BEARER_TOKEN_BEDROCK"
 
     def __init__(
