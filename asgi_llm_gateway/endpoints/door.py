@@ -1,11 +1,10 @@
 """`Door`: what every model-calling endpoint shares, written once.
 
 A request's first checks (`read_request`): auth, the body read and validated by the door's schema, the plan
-and the model check, in that order. Then
-Admission and the attempts, with a failure answered in the door's own envelope; and the relay of a
-stream, after which the call is settled (its slot freed, its record handed to the hooks) whatever happened.
-A detached call (a background response) is served the same way but outlives its client: no disconnect
-watch cancels it.
+and the model check, in that order. Then admission and the attempts, with a failure answered in the door's own
+envelope; and the relay of a stream, after which the call is settled (its slot freed, its record handed to the
+hooks) whatever happened. A detached call (a background response) is served the same way but outlives its
+client: no disconnect watch cancels it.
 """
 
 from __future__ import annotations

@@ -178,7 +178,7 @@ class HTTPProvider(Provider):
         all_headers = self._base_headers()
         if headers:
             all_headers = {**all_headers, **headers}
-        attempt = ATTEMPT.get()  # the hooks' headers for this attempt (trace context); signed over below
+        attempt = ATTEMPT.get()  # the hooks' headers for this attempt (trace context), set before signing
         if attempt is not None and attempt.headers:
             all_headers = {**all_headers, **attempt.headers}
         if self._owns_client:
