@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
-__all__ = ["SSEDecoder", "ServerSentEvent"]
+__all__ = ["SSEData", "SSEDecoder", "ServerSentEvent"]
 
 _FIELDS = frozenset(("data", "event", "id", "retry"))
 
@@ -112,3 +112,51 @@ class SSEDecoder:
         self._has_data = False
         self._event = ""
         return event
+
+
+class SSEData:
+    """Feed it bytes as they arrive; it returns the `data` of each event completed so far, as bytes.
+
+    For readers that tell events apart by their data alone (an OpenAI-compatible chat stream): no event
+    object and no decoding per event. The common event, `data: {...}` and a blank line with LF line ends,
+    is cut out of the read with one split; anything else (comments, other fields, several `data` lines, a
+    leading blank line) goes through `SSEDecoder` one event at a time, and a CR anywhere hands the rest of
+    the stream to it, so every event means what it means to `SSEDecoder`."""
+
+    __slots__ = ("_buffer", "_decoder")
+
+    def __init__(self) -> None:
+        self._buffer = b""
+        self._decoder: SSEDecoder | None = None  # once the stream has shown a CR
+
+    def feed(self, chunk: bytes) -> list[bytes]:
+        buffer = self._buffer + chunk if self._buffer else chunk
+        if self._decoder is not None or b"\r" in buffer:
+            self._buffer = b""
+            self._decoder = self._decoder or SSEDecoder()
+            return [event.data.encode() for event in self._decoder.feed(buffer)]
+        parts = buffer.split(b"\n\n")
+        self._buffer = parts.pop()
+        data: list[bytes] = []
+        for part in parts:
+            if part.startswith(b"data: ") and part.find(b"\n") < 0:
+                data.append(part[6:])
+            elif part:
+                data.extend(_data_of(part + b"\n\n"))
+        return data
+
+    def flush(self) -> list[bytes]:
+        """End of stream, as `SSEDecoder.flush`: a complete last line is an event, a partial one is not."""
+        if self._decoder is not None:
+            return [event.data.encode() for event in self._decoder.flush()]
+        rest, self._buffer = self._buffer, b""
+        return _data_of(rest, flush=True) if rest else []
+
+
+def _data_of(raw: bytes, flush: bool = False) -> list[bytes]:
+    """The data of the events in `raw` (whole events, LF line ends), read by `SSEDecoder`."""
+    decoder = SSEDecoder()
+    events = decoder.feed(raw)
+    if flush:
+        events += decoder.flush()
+    return [event.data.encode() for event in events]

@@ -10,18 +10,28 @@ import hashlib
 import os
 from collections.abc import AsyncGenerator, AsyncIterator, Iterable, Mapping, Sequence
 from contextlib import asynccontextmanager
-from typing import Any, ClassVar, cast
+from typing import Any, ClassVar, Protocol, TypeVar, cast
 
 import httpx
 
 from ..errors import GatewayError, redact, upstream_error
-from ..sse import ServerSentEvent, SSEDecoder
+from ..sse import ServerSentEvent, SSEData, SSEDecoder
 from ..transport import create_client
 from ..wire import dumps, loads
 from .base import Provider
 from .upstream import ATTEMPT
 
 __all__ = ["HTTPProvider"]
+
+Event = TypeVar("Event")
+
+
+class _EventReader(Protocol[Event]):
+    """Bytes as they arrive → the events they complete (`SSEDecoder`, `SSEData`)."""
+
+    def feed(self, chunk: bytes) -> list[Event]: ...
+
+    def flush(self) -> list[Event]: ...
 
 
 def _timeout(timeout: float | httpx.Timeout | None) -> httpx.Timeout:
@@ -306,21 +316,32 @@ class HTTPProvider(Provider):
                 code="upstream_stream_error",
             ) from None
 
-    async def post_sse(
+    def post_sse(
         self, url: str, body: Any, headers: Mapping[str, str] | None = None
     ) -> AsyncGenerator[list[ServerSentEvent], None]:
         """POST and yield the upstream's server-sent events, in one list per read that completed any."""
+        return self._post_events(url, body, headers, SSEDecoder())
+
+    def post_sse_data(
+        self, url: str, body: Any, headers: Mapping[str, str] | None = None
+    ) -> AsyncGenerator[list[bytes], None]:
+        """The same, each event as its data alone, in bytes (`SSEData`): for streams whose events say
+        everything in their data, where building event objects and decoding text would be wasted."""
+        return self._post_events(url, body, headers, SSEData())
+
+    async def _post_events(
+        self, url: str, body: Any, headers: Mapping[str, str] | None, reader: _EventReader[Event]
+    ) -> AsyncGenerator[list[Event], None]:
         async with self.open_stream(url, body, headers) as response:
             content_type = response.headers.get("content-type", "")
             if "json" in content_type and "event-stream" not in content_type:
                 # Some upstreams answer a streaming request with a plain JSON error and a 200.
                 raise self.error_from_response(response, await response.aread())
-            decoder = SSEDecoder()  # decoded here, not in one more generator layer
-            async for data in self.iter_bytes(response):
-                events = decoder.feed(data)
+            async for data in self.iter_bytes(response):  # decoded here, not in one more generator layer
+                events = reader.feed(data)
                 if events:
                     yield events
-            events = decoder.flush()
+            events = reader.flush()
             if events:
                 yield events
 
