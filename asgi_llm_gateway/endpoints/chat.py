@@ -19,11 +19,11 @@ from ..legacy import as_function_call_chunk, as_function_call_completion, uses_f
 from ..pipeline.attempts import WithinTotalTimeout
 from ..pipeline.call import Call
 from ..policy import Policy
-from ..providers.base import Chunk, Request
+from ..providers.base import ChatItem, Request, VerbatimChunk
 from ..routing import Plan, Target
 from ..schemas import validate_chat_request
 from ..watch import Spawn
-from ..wire import SSE_DONE, sse_event
+from ..wire import SSE_DONE, dumps, loads, sse_event
 from . import Exchange, OpenAIErrors
 from .door import Door, first_batch, read_request
 
@@ -32,7 +32,7 @@ if TYPE_CHECKING:
 
 __all__ = ["ChatEncoder", "ChatEndpoint"]
 
-Opened = tuple[AsyncIterator[list[Chunk]], list[Chunk]]
+Opened = tuple[AsyncIterator[list[ChatItem]], list[ChatItem]]
 
 
 class ChatEndpoint(OpenAIErrors, Door):
@@ -85,29 +85,38 @@ async def _complete_once(body: Request, target: Target, policy: Policy) -> dict[
 
 
 async def _open_stream_once(body: Request, target: Target, policy: Policy) -> Opened:
-    batches = target.provider.stream_batches(body, target.model)
+    batches = target.provider.chat_batches(body, target.model)
     return batches, await first_batch(batches, target, policy)
 
 
 class ChatEncoder:
     """Canonical chunks → OpenAI `chat.completion.chunk` events, as the client asked for them: the usage
     chunk only with `stream_options.include_usage` (and then `usage: null` on every other chunk), and the
-    deprecated `function_call` shape for clients that sent `functions`."""
+    deprecated `function_call` shape for clients that sent `functions`.
 
-    __slots__ = ("include_usage", "legacy_answer", "model")
+    A `VerbatimChunk` (a content chunk an OpenAI-family upstream wrote in this very format) goes out as the
+    bytes it came in, with `"model":` naming the target instead of the upstream's model and `"usage":null`
+    added or taken out as the client asked: two byte replacements instead of a parse and an encode. A chunk
+    written in another spacing, where a replacement finds nothing, is parsed and encoded as any other."""
+
+    __slots__ = ("_member", "_upstream", "include_usage", "legacy_answer", "model")
 
     def __init__(self, model: str, include_usage: bool, legacy_answer: bool) -> None:
         self.model = model
         self.include_usage = include_usage
         self.legacy_answer = legacy_answer
+        self._member = _model_member(model)  # `"model":"<target>"`
+        self._upstream = ("", b"")  # the last upstream model seen, and its member
 
-    def encode(self, chunks: list[Chunk]) -> bytes:
+    def encode(self, chunks: list[ChatItem]) -> bytes:
         event = self._event
         if len(chunks) == 1:  # the common case, without the list
             return event(chunks[0])
         return b"".join([event(chunk) for chunk in chunks])
 
-    def _event(self, chunk: Chunk) -> bytes:
+    def _event(self, chunk: ChatItem) -> bytes:
+        if isinstance(chunk, VerbatimChunk):
+            return self._verbatim(chunk)
         chunk["model"] = self.model
         if not chunk.get("choices"):
             if self.include_usage and chunk.get("usage") is not None:
@@ -121,5 +130,28 @@ class ChatEncoder:
             as_function_call_chunk(chunk)
         return sse_event(chunk)
 
+    def _verbatim(self, chunk: VerbatimChunk) -> bytes:
+        data = chunk.data
+        if chunk.model != self.model:
+            if chunk.model != self._upstream[0]:
+                self._upstream = (chunk.model, _model_member(chunk.model))
+            renamed = data.replace(self._upstream[1], self._member, 1)
+            if renamed == data:
+                return self._event(loads(data))
+            data = renamed
+        if chunk.usage_null != self.include_usage:
+            if self.include_usage and data.endswith(b"}"):
+                data = data[:-1] + b',"usage":null}'
+            else:
+                trimmed = data.replace(b',"usage":null', b"", 1)
+                if trimmed == data:
+                    return self._event(loads(data))
+                data = trimmed
+        return b"data: " + data + b"\n\n"
+
     def close(self, failure: GatewayError | None) -> bytes:
         return sse_event(failure.to_dict()) if failure is not None else SSE_DONE
+
+
+def _model_member(model: str) -> bytes:
+    return b'"model":' + dumps(model)

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
-from typing import TYPE_CHECKING, Any, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple, TypeVar
 
 import anyio
 
@@ -33,6 +33,8 @@ if TYPE_CHECKING:
     from ..gateway import Gateway
 
 __all__ = ["Door", "Incoming", "first_batch", "read_request"]
+
+Batch = TypeVar("Batch")
 
 
 class Incoming(NamedTuple):
@@ -183,7 +185,7 @@ async def _never_disconnects() -> Message:
     raise AssertionError("unreachable")  # pragma: no cover
 
 
-async def first_batch(batches: AsyncIterator[list[Any]], target: Target, policy: Policy) -> list[Any]:
+async def first_batch(batches: AsyncIterator[Batch], target: Target, policy: Policy) -> Batch:
     """Wait for a just-opened stream's first batch, so that a failure before the first byte reaches the
     client as a proper HTTP status and can be retried or fall back. The stream is closed if it fails."""
     try:

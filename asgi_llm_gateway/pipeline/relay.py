@@ -11,13 +11,13 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import AsyncIterator, Sequence
-from typing import Protocol
+from typing import Any, Protocol
 
 import anyio
 
 from ..asgi import Send, send_body
 from ..errors import GatewayError
-from ..providers.base import Chunk
+from ..providers.base import ChatItem, VerbatimChunk
 from ..providers.streams import stream_ended_early
 from ..routing import Target
 from ..watch import Spawn
@@ -38,7 +38,7 @@ SSE_HEADERS = (
 class StreamProgress(Protocol):
     """What a stream's items say so far: whether it is complete. It records the usage on the call."""
 
-    def see(self, batch: list[Chunk]) -> None: ...
+    def see(self, batch: list[Any]) -> None: ...
 
     @property
     def complete(self) -> bool: ...
@@ -47,7 +47,7 @@ class StreamProgress(Protocol):
 class StreamEncoder(Protocol):
     """Canonical chunks → one door's event bytes."""
 
-    def encode(self, chunks: list[Chunk]) -> bytes:
+    def encode(self, chunks: list[Any]) -> bytes:
         """The events for one batch of chunks (b"" when there is nothing to send)."""
 
     def close(self, failure: GatewayError | None) -> bytes:
@@ -57,8 +57,8 @@ class StreamEncoder(Protocol):
 async def relay(
     call: Call,
     target: Target,
-    first: list[Chunk],
-    batches: AsyncIterator[list[Chunk]],
+    first: list[Any],
+    batches: AsyncIterator[list[Any]],
     encoder: StreamEncoder,
     send: Send,
     *,
@@ -81,7 +81,7 @@ async def relay(
     )
     idle = _IdleWatch(idle_timeout)
     progress = progress or ChunkProgress(call)
-    batch: list[Chunk] | None = first
+    batch: list[Any] | None = first
     failure: GatewayError | None = None
     see, encode, monotonic = progress.see, encoder.encode, time.monotonic  # the loop runs once per batch
     try:
@@ -110,7 +110,8 @@ async def relay(
 
 
 class ChunkProgress:
-    """What canonical chunks say so far: which choices are still open, whether any finished, the usage."""
+    """What canonical chunks say so far: which choices are still open, whether any finished, the usage.
+    A `VerbatimChunk` is a content chunk of an open choice (it never finishes one or carries usage)."""
 
     __slots__ = ("call", "finished", "open_choices")
 
@@ -119,8 +120,11 @@ class ChunkProgress:
         self.open_choices: set[int] = set()
         self.finished = False
 
-    def see(self, batch: list[Chunk]) -> None:
+    def see(self, batch: list[ChatItem]) -> None:
         for chunk in batch:
+            if isinstance(chunk, VerbatimChunk):
+                self.open_choices.add(chunk.index)
+                continue
             choices = chunk.get("choices")
             if not choices:
                 if chunk.get("usage") is not None:

@@ -7,7 +7,9 @@ to clients that asked for it. The gateway sets `model` on what it returns.
 
 The gateway reads streams through `stream_batches()`: the chunks that are ready together, which it writes
 to the client in one send. Its default takes `stream()` one chunk at a time, so a provider only has to write
-`stream()`; the HTTP providers (`http.py`) group the chunks of each upstream read.
+`stream()`; the HTTP providers (`http.py`) group the chunks of each upstream read. The chat door reads them
+through `chat_batches()`, where an upstream that already writes the client's format (the OpenAI family) may
+hand plain content chunks over as the bytes it sent (`VerbatimChunk`), to be relayed without re-encoding.
 
 Each provider's translation is pure (request dict → native body, native answer → completion) plus one
 `StreamTranslator` per stream; `HTTPProvider` in `http.py` is the only place that touches the network.
@@ -24,20 +26,31 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import AsyncIterator, Mapping, Sequence
-from typing import Any, ClassVar, Protocol, TypeVar
+from typing import Any, ClassVar, Protocol, TypeVar, cast
 
 from ..errors import GatewayError
 
-__all__ = ["Chunk", "Provider", "Request", "StreamTranslator", "aclose_iterator"]
+__all__ = [
+    "ChatItem",
+    "Chunk",
+    "Provider",
+    "Request",
+    "StreamTranslator",
+    "Translator",
+    "VerbatimChunk",
+    "aclose_iterator",
+]
 
 Request = Mapping[str, Any]
 Chunk = dict[str, Any]
 T = TypeVar("T")
 Item = TypeVar("Item", contravariant=True)
+Out = TypeVar("Out")
 
 
-class StreamTranslator(Protocol[Item]):
-    """A provider's native stream items (SSE events, event-stream frames, JSON objects) → chunks.
+class Translator(Protocol[Item, Out]):
+    """A provider's native stream items (SSE events, event-stream frames, JSON objects) → chunks: canonical
+    ones (`StreamTranslator`), or for the chat door's own reader `ChatItem`s.
 
     `feed` translates one item; `done` turns true once the upstream said the stream is complete (reading
     stops there); `end` gives the last chunks when the items run out, and raises a `GatewayError` when the
@@ -46,9 +59,34 @@ class StreamTranslator(Protocol[Item]):
     @property
     def done(self) -> bool: ...
 
-    def feed(self, item: Item) -> list[Chunk]: ...
+    def feed(self, item: Item) -> list[Out]: ...
 
-    def end(self) -> list[Chunk]: ...
+    def end(self) -> list[Out]: ...
+
+
+class VerbatimChunk:
+    """A content chunk that an OpenAI-compatible upstream wrote exactly as the chat door would: one choice,
+    text only, no finish, no usage. The door relays its bytes with only `model` (and `usage: null`) changed,
+    instead of parsing, normalising and encoding it again; the stream's other chunks stay `Chunk` dicts."""
+
+    __slots__ = ("data", "index", "model", "usage_null")
+
+    def __init__(self, data: bytes, model: str, index: int, usage_null: bool) -> None:
+        #: The event's data: one JSON object (already parsed once, so known to be valid).
+        self.data = data
+        #: The upstream's `model`, as the chunk names it.
+        self.model = model
+        #: The choice's index.
+        self.index = index
+        #: Whether the chunk carries `"usage": null` (OpenAI writes it when usage was asked for).
+        self.usage_null = usage_null
+
+
+#: The usual translator: native items → canonical chunks.
+StreamTranslator = Translator[Item, Chunk]
+
+#: What the chat door relays: canonical chunks, and content chunks kept as the upstream wrote them.
+ChatItem = Chunk | VerbatimChunk
 
 
 class Provider(ABC):
@@ -74,6 +112,12 @@ class Provider(ABC):
                 yield [chunk]
         finally:
             await aclose_iterator(chunks)
+
+    def chat_batches(self, request: Request, model: str) -> AsyncIterator[list[ChatItem]]:
+        """The chat door's stream: `stream_batches()`, unless the upstream writes chunks in the client's own
+        format and the provider can pass plain content chunks on as they came (`VerbatimChunk`)."""
+        # lists of chunks are lists of ChatItems to a reader, and the door only reads them
+        return cast("AsyncIterator[list[ChatItem]]", self.stream_batches(request, model))
 
     async def list_models(self) -> list[str]:
         """Upstream model ids this provider serves (without the provider prefix); empty when unknown."""

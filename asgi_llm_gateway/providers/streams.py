@@ -7,16 +7,17 @@ from collections.abc import AsyncIterator, Iterable
 from typing import TypeVar
 
 from ..errors import GatewayError
-from .base import Chunk, StreamTranslator, aclose_iterator
+from .base import Translator, aclose_iterator
 
 __all__ = ["bad_upstream_data", "one_by_one", "stream_ended_early", "translate_reads"]
 
 T = TypeVar("T")
+Out = TypeVar("Out")
 
 
 async def translate_reads(
-    reads: AsyncIterator[Iterable[T]], translator: StreamTranslator[T]
-) -> AsyncIterator[list[Chunk]]:
+    reads: AsyncIterator[Iterable[T]], translator: Translator[T, Out]
+) -> AsyncIterator[list[Out]]:
     """One list of chunks per upstream read that produced any, from the read's items (events or frames).
 
     A read that fails part-way still hands over what it translated before the failure is raised: the client
@@ -27,7 +28,7 @@ async def translate_reads(
     feed = translator.feed
     try:
         async for items in reads:
-            batch: list[Chunk] = []
+            batch: list[Out] = []
             try:
                 for item in items:
                     batch.extend(feed(item))

@@ -276,7 +276,10 @@ class FakeOpenAI:
                 call.pop("type", None)
             if chunk["choices"][0]["finish_reason"]:
                 chunk["usage"] = chunks[-1]["usage"]
-        return [f"data: {json.dumps(chunk)}\n\n"]
+        # OpenAI and Azure write compact JSON; the other flavours keep Python's spacing, which the gateway's
+        # verbatim relay of content chunks must notice (and re-encode those chunks instead)
+        compact = self.flavour in ("openai", "azure")
+        return [f"data: {json.dumps(chunk, separators=(',', ':') if compact else None)}\n\n"]
 
     async def models(self, request: Request) -> Response:
         self.model_listings += 1

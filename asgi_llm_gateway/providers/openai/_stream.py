@@ -1,4 +1,9 @@
-"""An OpenAI-compatible upstream's server-sent events → canonical chunks, up to `data: [DONE]`."""
+"""An OpenAI-compatible upstream's server-sent events → canonical chunks, up to `data: [DONE]`.
+
+Two readers share one parse and one normalisation: `StreamTranslator` (events → canonical chunks, for every
+door) and `VerbatimTranslator` (each event's data bytes, for the chat door), which keeps a plain content
+chunk as the bytes the upstream sent (`VerbatimChunk`) when normalising it would change nothing.
+"""
 
 from __future__ import annotations
 
@@ -6,10 +11,11 @@ from typing import Any
 
 from ...sse import ServerSentEvent
 from ...wire import loads
+from ..base import ChatItem, Chunk, VerbatimChunk
 from ..streams import bad_upstream_data
 from ._response import normalize_chunk
 
-__all__ = ["StreamTranslator", "split_usage"]
+__all__ = ["StreamTranslator", "VerbatimTranslator", "split_usage", "verbatim_chunk"]
 
 
 class StreamTranslator:
@@ -23,23 +29,57 @@ class StreamTranslator:
         self.kind = kind
         self.done = False
 
-    def feed(self, event: ServerSentEvent) -> list[dict[str, Any]]:
+    def feed(self, event: ServerSentEvent) -> list[Chunk]:
         data = event.data
         if self.done or not data.strip():
             return []
         if data.startswith("[DONE]"):
             self.done = True
             return []
-        try:
-            parsed = loads(data)
-        except ValueError:
-            raise bad_upstream_data(self.kind, "a stream event that is not JSON") from None
-        chunk = normalize_chunk(parsed, self.kind)
-        return split_usage(chunk) if chunk is not None else []
+        return _canonical(_parse(data, self.kind), self.kind)
 
-    def end(self) -> list[dict[str, Any]]:
+    def end(self) -> list[Chunk]:
         """Nothing to add: the relay itself fails a stream whose choices never finished."""
         return []
+
+
+class VerbatimTranslator:
+    """The chat door's reader of the same stream, fed each event's data as bytes (`sse.SSEData`): plain
+    content chunks stay as the upstream wrote them, the rest (the role-less first chunk of a tool call, the
+    finish, the usage, an error, any field the normalisation touches) become canonical chunks as above."""
+
+    __slots__ = ("done", "kind")
+
+    def __init__(self, kind: str) -> None:
+        self.kind = kind
+        self.done = False
+
+    def feed(self, data: bytes) -> list[ChatItem]:
+        if self.done or not data or data.isspace():
+            return []
+        if data.startswith(b"[DONE]"):
+            self.done = True
+            return []
+        parsed = _parse(data, self.kind)
+        verbatim = verbatim_chunk(parsed, data)
+        if verbatim is not None:
+            return [verbatim]
+        return list(_canonical(parsed, self.kind))
+
+    def end(self) -> list[ChatItem]:
+        return []
+
+
+def _parse(data: str | bytes, kind: str) -> Any:
+    try:
+        return loads(data)
+    except ValueError:
+        raise bad_upstream_data(kind, "a stream event that is not JSON") from None
+
+
+def _canonical(parsed: Any, kind: str) -> list[Chunk]:
+    chunk = normalize_chunk(parsed, kind)
+    return split_usage(chunk) if chunk is not None else []
 
 
 def split_usage(chunk: dict[str, Any]) -> list[dict[str, Any]]:
@@ -49,3 +89,51 @@ def split_usage(chunk: dict[str, Any]) -> list[dict[str, Any]]:
         return [chunk]
     content = {**chunk, "usage": None}
     return [content, {**chunk, "choices": [], "usage": usage}]
+
+
+#: The fields of a chunk, a choice and a delta that `normalize_chunk` leaves alone when their values are
+#: plain; a chunk with any other field (`x_groq`, `error`, filter results, `tool_calls`, `reasoning`, …)
+#: is normalised instead.
+_CHUNK_FIELDS = frozenset(
+    {
+        "id",
+        "object",
+        "created",
+        "model",
+        "service_tier",
+        "system_fingerprint",
+        "choices",
+        "usage",
+        "obfuscation",
+    }
+)
+_CHOICE_FIELDS = frozenset({"index", "delta", "logprobs", "finish_reason"})
+_DELTA_FIELDS = frozenset({"role", "content", "refusal"})
+
+
+def verbatim_chunk(parsed: Any, data: bytes) -> VerbatimChunk | None:
+    """`data` kept as it is, when its parse `parsed` is a chunk that `normalize_chunk` would not change: one
+    choice that has not finished, whose delta holds only text (`role`, `content`, `refusal`), and no usage.
+    None for everything else."""
+    if type(parsed) is not dict or not parsed.keys() <= _CHUNK_FIELDS or parsed.get("usage") is not None:
+        return None
+    choices = parsed.get("choices")
+    model = parsed.get("model")
+    if type(choices) is not list or len(choices) != 1 or type(model) is not str:
+        return None
+    if parsed.get("object") != "chat.completion.chunk":
+        return None
+    choice = choices[0]
+    if (
+        type(choice) is not dict
+        or choice.get("finish_reason") is not None
+        or not choice.keys() <= _CHOICE_FIELDS
+    ):
+        return None
+    delta, index = choice.get("delta"), choice.get("index")
+    if type(delta) is not dict or type(index) is not int or not delta.keys() <= _DELTA_FIELDS:
+        return None
+    for value in delta.values():
+        if value is not None and type(value) is not str:
+            return None
+    return VerbatimChunk(data, model, index, "usage" in parsed)

@@ -12,7 +12,7 @@ import httpx
 from ...errors import GatewayError
 from ...model_ids import path_segment
 from ...wire import loads
-from ..base import Request
+from ..base import ChatItem, Request
 from ..embeddings import EmbeddingRequest, input_texts, is_token_input
 from ..http import HTTPProvider
 from ..streams import one_by_one, translate_reads
@@ -21,7 +21,7 @@ from ._quirks import COMPATIBLE, DEEPSEEK, GROQ, MISTRAL, OPENAI, XAI, Quirks
 from ._request import to_native
 from ._response import to_completion
 from ._responses import ResponsesStreamTranslator, check_response, native_responses_body
-from ._stream import StreamTranslator
+from ._stream import StreamTranslator, VerbatimTranslator
 
 __all__ = [
     "AzureOpenAIProvider",
@@ -84,6 +84,12 @@ class OpenAICompatibleProvider(HTTPProvider):
         translator = StreamTranslator(self.kind)
         reads = self.post_sse(self.chat_url(model), self._body(request, model, stream=True))
         return translate_reads(reads, translator)
+
+    def chat_batches(self, request: Request, model: str) -> AsyncIterator[list[ChatItem]]:
+        """The same stream for the chat door, whose client reads the upstream's own format: plain content
+        chunks are handed over as the bytes the upstream sent (`VerbatimTranslator`)."""
+        reads = self.post_sse_data(self.chat_url(model), self._body(request, model, stream=True))
+        return translate_reads(reads, VerbatimTranslator(self.kind))
 
     # -- the Responses door: native passthrough where the upstream speaks it (`Quirks.responses`) ---------
 

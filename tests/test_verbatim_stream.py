@@ -1,0 +1,147 @@
+"""The chat door's verbatim relay of an OpenAI-family stream: plain content chunks go out as the bytes the
+upstream sent (model renamed, `usage: null` as the client asked), everything else as before; both ways
+give the client the same events.
+
+Golden fixture: `fixtures/openai_family/stream/openai_compact.sse`, a stream as OpenAI writes it (compact
+JSON, `usage: null` on every chunk since the gateway asks for usage, `obfuscation`, a tool call, the finish
+and the usage chunk)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from asgi_llm_gateway.endpoints.chat import ChatEncoder
+from asgi_llm_gateway.errors import GatewayError
+from asgi_llm_gateway.pipeline.call import Call
+from asgi_llm_gateway.pipeline.relay import ChunkProgress
+from asgi_llm_gateway.providers.base import ChatItem, Chunk, VerbatimChunk
+from asgi_llm_gateway.providers.openai import StreamTranslator
+from asgi_llm_gateway.providers.openai._stream import VerbatimTranslator, verbatim_chunk
+from asgi_llm_gateway.sse import ServerSentEvent, SSEData
+
+FIXTURE = Path(__file__).parent / "fixtures" / "openai_family" / "stream" / "openai_compact.sse"
+UPSTREAM_MODEL = "gpt-4o-2024-08-06"
+
+
+def _events(raw: bytes) -> list[bytes]:
+    reader = SSEData()
+    return reader.feed(raw) + reader.flush()
+
+
+def _spaced(raw: bytes) -> bytes:
+    """The same stream in Python's default JSON spacing (`"model": "x"`), as some compatible servers write."""
+    lines = []
+    for data in _events(raw):
+        lines.append(b"data: " + (data if data == b"[DONE]" else json.dumps(json.loads(data)).encode()))
+    return b"\n\n".join(lines) + b"\n\n"
+
+
+def _without_usage_null(raw: bytes) -> bytes:
+    """The same stream as an upstream writes it when usage was not asked for (no `usage: null` member)."""
+    return raw.replace(b',"usage":null', b"")
+
+
+def _translate_both(raw: bytes) -> tuple[list[ChatItem], list[Chunk]]:
+    verbatim, canonical = VerbatimTranslator("openai"), StreamTranslator("openai")
+    items: list[ChatItem] = []
+    chunks: list[Chunk] = []
+    for data in _events(raw):
+        items.extend(verbatim.feed(data))
+        chunks.extend(canonical.feed(ServerSentEvent(data=data.decode())))
+    assert verbatim.done and canonical.done
+    return items, chunks
+
+
+def _sent(encoder: ChatEncoder, batch: list[Any]) -> list[Any]:
+    """What the client reads from one batch: each SSE event's JSON."""
+    wire = encoder.encode(batch)
+    assert wire == b"" or wire.endswith(b"\n\n")
+    return [json.loads(event[len(b"data: ") :]) for event in wire.split(b"\n\n") if event]
+
+
+def test_golden_plain_content_chunks_are_kept_verbatim_and_the_rest_normalised() -> None:
+    items, chunks = _translate_both(FIXTURE.read_bytes())
+    kinds = ["verbatim" if isinstance(item, VerbatimChunk) else "chunk" for item in items]
+    # role + two texts verbatim; the tool call's two fragments, the finish and the usage normalised
+    assert kinds == ["verbatim"] * 3 + ["chunk"] * 4
+    verbatim = [item for item in items if isinstance(item, VerbatimChunk)]
+    assert [(v.model, v.index, v.usage_null) for v in verbatim] == [(UPSTREAM_MODEL, 0, True)] * 3
+    assert [json.loads(v.data) for v in verbatim] == chunks[:3], "kept only where normalising changes nothing"
+    assert items[3:] == chunks[3:]
+
+
+@pytest.mark.parametrize("include_usage", [False, True])
+@pytest.mark.parametrize("legacy_answer", [False, True])
+@pytest.mark.parametrize("target", ["openai/gpt-4o", UPSTREAM_MODEL, 'a"quoted\\/model'])
+@pytest.mark.parametrize("variant", [lambda raw: raw, _spaced, _without_usage_null])
+def test_the_client_reads_the_same_events_either_way(
+    include_usage: bool, legacy_answer: bool, target: str, variant: Any
+) -> None:
+    """Every event the verbatim relay writes parses to exactly what the canonical path writes, for compact
+    and spaced upstreams, with and without `usage: null`, whatever the client asked and the target's name."""
+    items, chunks = _translate_both(variant(FIXTURE.read_bytes()))
+    fast = ChatEncoder(target, include_usage, legacy_answer)
+    slow = ChatEncoder(target, include_usage, legacy_answer)
+    for item, chunk in zip(items, chunks, strict=True):
+        assert _sent(fast, [item]) == _sent(slow, [chunk])
+    assert _sent(fast, items) == _sent(ChatEncoder(target, include_usage, legacy_answer), chunks)
+
+
+def test_a_compact_content_chunk_goes_out_as_its_own_bytes() -> None:
+    """No re-encoding: the upstream's member order, spelling and extra fields stay; only `model` changes
+    (and `usage: null` goes when the client did not ask for usage). A `"model":"x"` inside the text stays."""
+    items, _ = _translate_both(FIXTURE.read_bytes())
+    third = items[2]
+    assert isinstance(third, VerbatimChunk)
+    wire = ChatEncoder("openai/gpt-4o", False, False).encode([third])
+    expected = third.data.replace(b'"model":"gpt-4o-2024-08-06"', b'"model":"openai/gpt-4o"')
+    assert wire == b"data: " + expected.replace(b',"usage":null', b"") + b"\n\n"
+    assert b'\\"model\\":\\"x\\"' in wire and b'"obfuscation":"p"' in wire
+    asked = ChatEncoder("openai/gpt-4o", True, False).encode([third])
+    assert asked == b"data: " + expected + b"\n\n"
+
+
+@pytest.mark.parametrize(
+    ("chunk", "why"),
+    [
+        ({"choices": [{"index": 0, "delta": {"content": "a"}, "finish_reason": "stop"}]}, "finishes"),
+        ({"choices": [{"index": 0, "delta": {"reasoning": "hm"}, "finish_reason": None}]}, "reasoning"),
+        ({"choices": [{"index": 0, "delta": {"content": [{"type": "text", "text": "a"}]}}]}, "content list"),
+        ({"choices": [{"index": 0, "delta": {"content": 1}, "finish_reason": None}]}, "content not text"),
+        ({"choices": [{"index": 0, "delta": {"content": "a"}, "content_filter_results": {}}]}, "filter"),
+        ({"choices": [{"index": 0, "delta": {"content": "a"}}], "x_groq": {"id": "x"}}, "groq extra"),
+        ({"choices": [{"index": 0, "delta": {"content": "a"}}], "usage": {"total_tokens": 1}}, "usage"),
+        ({"choices": [{"index": 0, "delta": {}}, {"index": 1, "delta": {}}]}, "two choices"),
+        ({"choices": [], "usage": None}, "no choice"),
+        ({"choices": [{"index": "0", "delta": {"content": "a"}}]}, "index not a number"),
+        ({"choices": [{"index": 0, "delta": {"content": "a"}}], "object": "other"}, "another object"),
+        ({"choices": [{"index": 0, "delta": {"content": "a"}}], "model": None}, "no model"),
+    ],
+)
+def test_chunks_normalisation_would_change_are_not_kept_verbatim(chunk: dict[str, Any], why: str) -> None:
+    parsed = {"id": "c", "object": "chat.completion.chunk", "created": 0, "model": "m", **chunk}
+    assert verbatim_chunk(parsed, json.dumps(parsed).encode()) is None, why
+
+
+def test_an_error_event_still_fails_the_stream() -> None:
+    with pytest.raises(GatewayError) as failed:
+        VerbatimTranslator("openai").feed(b'{"error":{"message":"overloaded"}}')
+    assert failed.value.status == 502 and "overloaded" in failed.value.message
+    with pytest.raises(GatewayError) as garbage:
+        VerbatimTranslator("openai").feed(b'{"choices":[{"index":0,"delta":{"content":"a"')
+    assert garbage.value.code == "upstream_bad_response"
+
+
+def test_a_stream_of_only_verbatim_chunks_is_not_complete() -> None:
+    """Cut-stream detection: content chunks open their choice; only a finish (always normalised) closes it."""
+    items, _ = _translate_both(FIXTURE.read_bytes())
+    call = Call("req_1", "chat.completions", None, "openai/gpt-4o", {}, 0.0)
+    progress = ChunkProgress(call)
+    progress.see(items[:3])
+    assert not progress.complete
+    progress.see(items[3:])
+    assert progress.complete and call.usage is not None and call.usage["total_tokens"] == 19
