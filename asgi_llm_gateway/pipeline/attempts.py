@@ -21,7 +21,7 @@ import anyio
 
 from ..errors import GatewayError
 from ..policy import HealthBook, Policy, retry_delay
-from ..providers.upstream import ATTEMPT, UpstreamAttempt
+from ..providers.upstream import ATTEMPT, REQUEST_ID, UpstreamAttempt
 from ..routing import Target
 from .call import Call
 from .hooks import HookChain
@@ -79,35 +79,43 @@ class Attempts:
     ) -> Outcome[T]:
         """The first successful attempt, or the last error raised. With `keep_slot` the successful attempt's
         slot stays held and `Outcome.release` frees it (a stream holds its slot until its last chunk)."""
-        deadline: float | None = None
-        last_error: GatewayError | None = None
-        for position, target in enumerate(targets):
-            provider_policy = self.policy_for(target.provider_name)
-            policy = route_policy or provider_policy
-            if deadline is None:
-                deadline = time.monotonic() + policy.budget
-            for tries in range(1, policy.max_attempts + 1):
-                if last_error is not None and time.monotonic() >= deadline:
-                    raise last_error
-                result, last_error, release = await self._once(call, target, policy, provider_policy, attempt)
-                if last_error is None:
-                    self.health.succeeded(target.name)
-                    if release is not None and not keep_slot:
-                        release()
-                        release = None
-                    return Outcome(cast(T, result), target, policy, call.attempts, release)
-                delay = self._after_failure(target, policy, last_error, tries)
-                if delay is None:
-                    break
-                more_targets = position + 1 < len(targets)
-                if (more_targets and delay > policy.max_backoff) or time.monotonic() + delay > deadline:
-                    break  # a long Retry-After: let the next target answer instead of waiting
-                logger.info("retrying %s in %.2f s after: %s", target.name, delay, last_error.message)
-                await anyio.sleep(delay)
-            if last_error is not None and position + 1 < len(targets):
-                logger.warning("target %s failed (%s), trying the next one", target.name, last_error.message)
-        assert last_error is not None
-        raise last_error
+        token = REQUEST_ID.set(call.request_id)  # for providers that send it upstream
+        try:
+            deadline: float | None = None
+            last_error: GatewayError | None = None
+            for position, target in enumerate(targets):
+                provider_policy = self.policy_for(target.provider_name)
+                policy = route_policy or provider_policy
+                if deadline is None:
+                    deadline = time.monotonic() + policy.budget
+                for tries in range(1, policy.max_attempts + 1):
+                    if last_error is not None and time.monotonic() >= deadline:
+                        raise last_error
+                    result, last_error, release = await self._once(
+                        call, target, policy, provider_policy, attempt
+                    )
+                    if last_error is None:
+                        self.health.succeeded(target.name)
+                        if release is not None and not keep_slot:
+                            release()
+                            release = None
+                        return Outcome(cast(T, result), target, policy, call.attempts, release)
+                    delay = self._after_failure(target, policy, last_error, tries)
+                    if delay is None:
+                        break
+                    more_targets = position + 1 < len(targets)
+                    if (more_targets and delay > policy.max_backoff) or time.monotonic() + delay > deadline:
+                        break  # a long Retry-After: let the next target answer instead of waiting
+                    logger.info("retrying %s in %.2f s after: %s", target.name, delay, last_error.message)
+                    await anyio.sleep(delay)
+                if last_error is not None and position + 1 < len(targets):
+                    logger.warning(
+                        "target %s failed (%s), trying the next one", target.name, last_error.message
+                    )
+            assert last_error is not None
+            raise last_error
+        finally:
+            REQUEST_ID.reset(token)
 
     async def _once(
         self, call: Call, target: Target, policy: Policy, provider_policy: Policy, attempt: Attempt[T]

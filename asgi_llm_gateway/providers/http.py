@@ -19,7 +19,7 @@ from ..sse import ServerSentEvent, SSEData, SSEDecoder
 from ..transport import create_client
 from ..wire import dumps, loads
 from .base import Provider
-from .upstream import ATTEMPT
+from .upstream import ATTEMPT, REQUEST_ID
 
 __all__ = ["HTTPProvider"]
 
@@ -52,6 +52,9 @@ class HTTPProvider(Provider):
     default_base_url: ClassVar[str] = ""
     #: The response header holding the upstream's own request id (what its support asks for), if any.
     request_id_header: ClassVar[str | None] = "x-request-id"
+    #: The request header in which the upstream takes a request id of the client's own, if it documents one
+    #: (OpenAI's `X-Client-Request-Id`): every attempt sends the call's request id in it.
+    client_request_id_header: ClassVar[str | None] = None
 
     def __init__(
         self,
@@ -188,6 +191,10 @@ class HTTPProvider(Provider):
         all_headers = self._base_headers()
         if headers:
             all_headers = {**all_headers, **headers}
+        if self.client_request_id_header is not None:  # a class attribute: nothing more for the others
+            request_id = REQUEST_ID.get()
+            if request_id is not None:
+                all_headers = {**all_headers, self.client_request_id_header: request_id}
         attempt = ATTEMPT.get()  # the hooks' headers for this attempt (trace context), set before signing
         if attempt is not None and attempt.headers:
             all_headers = {**all_headers, **attempt.headers}

@@ -1,5 +1,10 @@
-"""What one attempt exchanges with the hooks beyond its request: headers to add (trace context:
-`traceparent`, …) and the upstream's own request id, read from its answer.
+"""What an attempt carries to the upstream beyond its request, and brings back: the call's request id (for
+providers that take a client request id), the hooks' headers (trace context: `traceparent`, …), and the
+upstream's own request id, read from its answer.
+
+The attempts unit sets `REQUEST_ID` for the time of a call's attempts, hooks or not: an `HTTPProvider`
+whose `client_request_id_header` names a header sends the id in it (OpenAI's `X-Client-Request-Id`), and
+one without never reads it.
 
 The attempts unit sets an `UpstreamAttempt` in a context variable for the time of an attempt when the gateway
 has hooks (asking them for `Hooks.upstream_headers`); `HTTPProvider` adds its headers when it builds the
@@ -14,7 +19,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from contextvars import ContextVar
 
-__all__ = ["ATTEMPT", "UpstreamAttempt"]
+__all__ = ["ATTEMPT", "REQUEST_ID", "UpstreamAttempt"]
 
 
 class UpstreamAttempt:
@@ -29,3 +34,6 @@ class UpstreamAttempt:
 
 #: The attempt in flight in this task, when the gateway has hooks.
 ATTEMPT: ContextVar[UpstreamAttempt | None] = ContextVar("asgi_llm_gateway_attempt", default=None)
+
+#: The request id of the call whose attempts run in this task (`Call.request_id`: safe characters, 1-128).
+REQUEST_ID: ContextVar[str | None] = ContextVar("asgi_llm_gateway_request_id", default=None)

@@ -6,7 +6,9 @@ must be 9 alphanumerics; `developer` role and `name` on user messages rejected; 
 `type`, with an `index` outside streams too, and streamed whole in one delta), "azure" (api-key header,
 deployments URL with api-version, a leading prompt-filter chunk with empty choices), "deepseek"
 (`: keep-alive` comments, cache-hit usage fields, text-only content), "groq" (n must be 1, `reasoning`
-field). Answers are the echo provider's, rendered in the flavour's format. Faults can be scripted.
+field). Answers are the echo provider's, rendered in the flavour's format. Faults can be scripted. Every
+request's headers are recorded (`requests`); every answer carries an `x-request-id` of the fake's own, and
+"openai" refuses a client request id (`X-Client-Request-Id`) that is not ASCII or is over 512 characters.
 
 "openai" and "azure" also serve the Responses API (`POST /v1/responses`; Azure's `/openai/v1/responses` and
 the versioned `/openai/responses?api-version=`), streamed and not, in OpenAI's wire format: the same echo
@@ -303,7 +305,7 @@ class FakeOpenAI:
             + [Route(path, self.responses, methods=["POST"]) for path in responses]
             + [Route(path, self.embeddings, methods=["POST"]) for path in embeddings]
             + [Route("/v1/models", self.models)],
-            middleware=[Middleware(_RequestIds)],
+            middleware=[Middleware(_RequestIds), Middleware(_ClientRequestIds, flavour=self.flavour)],
         )
 
     # -- embeddings ------------------------------------------------------------------------------------
@@ -1098,3 +1100,29 @@ class _RequestIds:
             await send(message)
 
         await self.app(scope, receive, stamped)
+
+
+#: OpenAI's limit on a client's own `X-Client-Request-Id`: ASCII, at most this many characters, else a 400.
+CLIENT_REQUEST_ID_LIMIT = 512
+
+
+class _ClientRequestIds:
+    """OpenAI takes a request id of the client's own in `X-Client-Request-Id` (recorded with the request's
+    headers) and refuses one that is not ASCII or is longer than `CLIENT_REQUEST_ID_LIMIT` with a 400; the
+    other flavours document no such header and ignore it."""
+
+    def __init__(self, app: Any, flavour: str) -> None:
+        self.app = app
+        self.flavour = flavour
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] == "http" and self.flavour == "openai":
+            for name, value in scope["headers"]:
+                if name == b"x-client-request-id" and (
+                    not value.isascii() or len(value) > CLIENT_REQUEST_ID_LIMIT
+                ):
+                    message = "X-Client-Request-Id must be ASCII and at most 512 characters."
+                    response = _openai_error(400, message, None)
+                    await response(scope, receive, send)
+                    return
+        await self.app(scope, receive, send)

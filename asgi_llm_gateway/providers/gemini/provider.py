@@ -38,6 +38,8 @@ class GeminiProvider(HTTPProvider):
     """
 
     kind = KIND
+    #: Gemini's answers carry no request id header (the body's `responseId` names the answer).
+    request_id_header = None
     api_key_env = "GEMINI_API_KEY"
     api_key_env_aliases = ("GOOGLE_API_KEY",)  # the other name Google's SDKs read
     default_base_url = "https://generativelanguage.googleapis.com"
