@@ -18,6 +18,7 @@ import pytest
 from asgi_llm_gateway import Call, Gateway, GatewayError, Policy, Principal, Target, UsageRecord
 from asgi_llm_gateway.observability import (
     OTHER,
+    UPSTREAM_REQUEST_ID,
     LogHook,
     OpenTelemetryHook,
     PrometheusHook,
@@ -237,6 +238,31 @@ async def test_usage_attributes_and_token_metrics_by_mode(otel: Otel) -> None:
         usage = {p.attributes["gen_ai.token.type"]: p.sum for p in metrics["gen_ai.client.token.usage"]}
         assert usage == {"input": 120, "output": 30}
         assert not [name for name in metrics if "inference" in name]
+
+
+async def test_each_attempt_span_names_the_upstreams_request_id_and_no_metric_does(otel: Otel) -> None:
+    """What the attempts unit recorded for each attempt (`Call.upstream_request_id`): a failed attempt's
+    answer had one, a connection that never answered none, the answer its own."""
+    call, target = _call(), _target()
+    await otel.hook.request_started(call)
+    for request_id, failure in (
+        ("req_up_1", GatewayError("busy", status=503)),
+        (None, GatewayError("refused", status=502, code="upstream_connection_error")),
+    ):
+        await otel.hook.attempt_started(call, target)
+        call.target, call.attempts, call.upstream_request_id = target, call.attempts + 1, request_id
+        await otel.hook.attempt_ended(call, target, failure)
+    await otel.hook.attempt_started(call, target)
+    call.attempts, call.upstream_request_id = call.attempts + 1, "req_up_3"
+    await otel.hook.attempt_ended(call, target, None)
+    call.usage = USAGE
+    await otel.hook.request_ended(call, call.record(200))
+    spans = sorted(otel.exporter.get_finished_spans(), key=lambda span: span.start_time)
+    request, *attempts = spans
+    assert [span.attributes.get(UPSTREAM_REQUEST_ID) for span in attempts] == ["req_up_1", None, "req_up_3"]
+    assert UPSTREAM_REQUEST_ID not in request.attributes  # the attempt's, not the call's
+    for points in otel.metrics().values():
+        assert not [point for point in points if UPSTREAM_REQUEST_ID in point.attributes]
 
 
 async def test_headers_are_empty_outside_an_attempt(otel: Otel) -> None:

@@ -17,7 +17,7 @@ nor prometheus_client: each is imported when its hook is built.
 
 from ._facts import OPERATIONS
 from .logs import LogHook
-from .otel import LATEST_OPT_IN, PROVIDER_NAMES, OpenTelemetryHook, latest_conventions
+from .otel import LATEST_OPT_IN, PROVIDER_NAMES, UPSTREAM_REQUEST_ID, OpenTelemetryHook, latest_conventions
 from .prometheus import OTHER, PrometheusHook, configured_models, configured_targets, metrics_app
 
 __all__ = [
@@ -25,6 +25,7 @@ __all__ = [
     "OPERATIONS",
     "OTHER",
     "PROVIDER_NAMES",
+    "UPSTREAM_REQUEST_ID",
     "LogHook",
     "OpenTelemetryHook",
     "PrometheusHook",

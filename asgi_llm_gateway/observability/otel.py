@@ -10,7 +10,8 @@ exporters (an OTLP collector, …) and passes its providers, or sets the global 
                                                                    usage, http.response.status_code
     each attempt         CLIENT  "{operation} {upstream model}"    the GenAI client inference span:
                                                                    provider, upstream model, server.address
-                                                                   and port, usage, error.type
+                                                                   and port, usage, error.type, and the
+                                                                   upstream's own request id
 
 The attempt is the GenAI *client* operation of the conventions (`gen_ai.client.inference`, kind CLIENT);
 the request span is the gateway *serving* one GenAI operation to its client (kind SERVER: it is the
@@ -19,6 +20,13 @@ server span when it has). A failed attempt ends with `error.type` and status ERR
 answered stays open until the call ends (a stream's last chunk), so its duration is the whole upstream
 operation. A call that failed ends with `error.type` and status ERROR. A client that left (status 499) is
 not the gateway's error: both spans end with status UNSET and no `error.type`.
+
+The upstream's own request id (the one its support asks for: OpenAI's `x-request-id`, Anthropic's
+`request-id`, Bedrock's `x-amzn-requestid`) is `asgi_llm_gateway.upstream.request_id` on the attempt's span
+when its answer carried one, failed attempts included. The GenAI conventions have no attribute for it:
+`gen_ai.response.id` is the completion's id from the body (`chatcmpl-…`), another thing, and an attribute
+the conventions do not define does not belong in their `gen_ai.*` namespace, so it is in the gateway's own.
+It is never a metric attribute (one value per request).
 
 **Metrics.** Per upstream attempt, with the attempt span's attributes (a duration equals its span's):
 
@@ -68,10 +76,19 @@ if TYPE_CHECKING:
     from opentelemetry.metrics import Counter, Histogram, MeterProvider
     from opentelemetry.trace import Span, TracerProvider
 
-__all__ = ["LATEST_OPT_IN", "PROVIDER_NAMES", "OpenTelemetryHook", "latest_conventions"]
+__all__ = [
+    "LATEST_OPT_IN",
+    "PROVIDER_NAMES",
+    "UPSTREAM_REQUEST_ID",
+    "OpenTelemetryHook",
+    "latest_conventions",
+]
 
 #: The `OTEL_SEMCONV_STABILITY_OPT_IN` value that asks for the latest experimental GenAI conventions.
 LATEST_OPT_IN = "gen_ai_latest_experimental"
+
+#: The attempt span's attribute for the upstream's own request id (the gateway's namespace: see above).
+UPSTREAM_REQUEST_ID = "asgi_llm_gateway.upstream.request_id"
 
 #: Our provider kinds → the conventions' well-known `gen_ai.provider.name` values; a kind without one
 #: (openai-compatible servers, echo, a host's own) is used as is, as the conventions allow.
@@ -231,6 +248,7 @@ class OpenTelemetryHook(Hooks):
         span, started, attributes = seen.extra.pop("attempt")
         failed = {**attributes, "error.type": attempt_error_class(error)}
         _fail(span, failed["error.type"])
+        _note_upstream_request_id(span, call)
         span.end()
         self.instruments.duration.record(time.perf_counter() - started, failed)
         if self.latest:
@@ -286,6 +304,7 @@ class OpenTelemetryHook(Hooks):
     ) -> None:
         """End the attempt that answered (or was abandoned when the client left) and record its metrics."""
         target = call.target
+        _note_upstream_request_id(span, call)
         if record.status == CLIENT_CLOSED_REQUEST and seen.running:
             span.end()  # abandoned mid-attempt: no answer to measure
             return
@@ -381,6 +400,12 @@ def _answer_attributes(target: Target, tokens: Tokens | None, latest: bool) -> d
         )
         answer.update((name, value) for name, value in details if value)
     return answer
+
+
+def _note_upstream_request_id(span: Span, call: Call) -> None:
+    """The request id the upstream gave this attempt's answer, when it gave one."""
+    if call.upstream_request_id:
+        span.set_attribute(UPSTREAM_REQUEST_ID, call.upstream_request_id)
 
 
 def _fail(span: Span, error_type: str) -> None:

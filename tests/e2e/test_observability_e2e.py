@@ -21,7 +21,13 @@ import openai
 import pytest
 
 from asgi_llm_gateway import Call, Gateway, GatewayError, Hooks, Policy, Principal, Target, api_keys
-from asgi_llm_gateway.observability import LogHook, OpenTelemetryHook, PrometheusHook, metrics_app
+from asgi_llm_gateway.observability import (
+    UPSTREAM_REQUEST_ID,
+    LogHook,
+    OpenTelemetryHook,
+    PrometheusHook,
+    metrics_app,
+)
 from asgi_llm_gateway.providers import OpenAIProvider
 from tests.e2e.test_hooks import HELLO
 from tests.fakes.openai import KEY, FakeOpenAI, Fault
@@ -270,11 +276,15 @@ def test_a_span_per_request_and_a_child_per_attempt(seen: Seen) -> None:
     assert attributes["server.address"] == "127.0.0.1" and attributes["server.port"] > 0
     assert attributes["gen_ai.usage.input_tokens"] > 0 and attributes["gen_ai.usage.output_tokens"] > 0
     assert answer.status.status_code == StatusCode.UNSET and answer.end_time <= plain.end_time
+    assert answer.attributes[UPSTREAM_REQUEST_ID].startswith("req_upstream")  # the fake's own id
 
     tries = seen.children(fallback)
     assert [span.attributes.get("error.type") for span in tries] == ["upstream_overloaded"] * 2 + [None]
     assert [span.status.status_code for span in tries] == [StatusCode.ERROR] * 2 + [StatusCode.UNSET]
     assert tries[2].attributes["server.port"] != tries[0].attributes["server.port"]  # b answered
+    upstream_ids = [span.attributes[UPSTREAM_REQUEST_ID] for span in tries]  # the 503s had one too
+    assert len(set(upstream_ids)) == 3 and all(i.startswith("req_upstream") for i in upstream_ids)
+    assert UPSTREAM_REQUEST_ID not in fallback.attributes
     assert fallback.attributes["gen_ai.request.model"] == "ab"
     assert (
         fallback.attributes["gen_ai.response.model"] == "m"
@@ -291,6 +301,7 @@ def test_a_span_per_request_and_a_child_per_attempt(seen: Seen) -> None:
     assert left.attributes["http.response.status_code"] == 499 and "error.type" not in left.attributes
     assert left.status.status_code == StatusCode.UNSET
     assert [span.status.status_code for span in seen.children(left)] == [StatusCode.UNSET]  # ended, too
+    assert [UPSTREAM_REQUEST_ID in span.attributes for span in seen.children(left)] == [False]  # no answer
 
     assert error.attributes["error.type"] == "invalid_request_error"
     assert error.status.status_code == StatusCode.ERROR
