@@ -2,6 +2,12 @@
 
 Run: python bench/gateway_app.py --provider openai --upstream http://127.0.0.1:9001 --port 9003
 Exit status 3 (with the reason on stderr) when the provider cannot be built, so the runner can skip its row.
+
+`--hooks logs,metrics,otel` (or the BENCH_HOOKS variable, which reaches the gateways that `compare.py` and
+`run.py` start) turns observability on as the runner's switches do: `logs` is `--log-requests` (JSON lines on
+stderr), `metrics` is `--metrics` (`PrometheusHook` watching the gateway, the scrape endpoint mounted beside
+it), `otel` is `OpenTelemetryHook` on the SDK's providers with a batch span processor and a metric reader
+whose exports go nowhere (what `--otel` does short of the network).
 """
 
 from __future__ import annotations
@@ -9,6 +15,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+from collections.abc import Sequence
 from typing import Any
 
 #: provider name -> the model string clients send
@@ -20,6 +27,9 @@ MODELS = {
 }
 
 CANT_BUILD = 3
+
+#: What `--hooks` / BENCH_HOOKS can name.
+HOOKS = ("logs", "metrics", "otel")
 
 
 def build_provider(name: str, upstream: str) -> Any:
@@ -53,6 +63,49 @@ def build_gateway(name: str, upstream: str) -> Any:
     from asgi_llm_gateway import Gateway
 
     return Gateway(providers={name: build_provider(name, upstream)})
+
+
+def build_app(name: str, upstream: str, hooks: Sequence[str]) -> Any:
+    """The gateway with the observability `hooks` on, served as the runner serves it."""
+    if not hooks:
+        return build_gateway(name, upstream)
+    from asgi_llm_gateway import Gateway
+    from asgi_llm_gateway.observability.runner import Observability, observe
+
+    observed = observe(
+        Observability(logs="logs" in hooks, metrics="/metrics" if "metrics" in hooks else None)
+    )
+    if "otel" in hooks:
+        observed.hooks.append(_otel_hook())
+    gateway = Gateway(providers={name: build_provider(name, upstream)}, hooks=observed.hooks)
+    return observed.app(gateway)
+
+
+def _otel_hook() -> Any:
+    """`OpenTelemetryHook` on SDK providers that do all of an export's work but the sending."""
+    from opentelemetry.sdk.metrics import MeterProvider
+    from opentelemetry.sdk.metrics.export import InMemoryMetricReader
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter, SpanExportResult
+
+    from asgi_llm_gateway.observability import OpenTelemetryHook
+
+    class Discard(SpanExporter):
+        def export(self, spans: Any) -> SpanExportResult:
+            return SpanExportResult.SUCCESS
+
+    tracer_provider = TracerProvider()
+    tracer_provider.add_span_processor(BatchSpanProcessor(Discard()))
+    return OpenTelemetryHook(tracer_provider, MeterProvider(metric_readers=[InMemoryMetricReader()]))
+
+
+def hook_names(value: str) -> list[str]:
+    """`logs,metrics` → ["logs", "metrics"]; an unknown name is an error."""
+    names = [name.strip() for name in value.split(",") if name.strip()]
+    unknown = [name for name in names if name not in HOOKS]
+    if unknown:
+        raise argparse.ArgumentTypeError(f"unknown hooks {unknown}; choose from {', '.join(HOOKS)}")
+    return names
 
 
 def _watch_gc() -> None:
@@ -95,10 +148,16 @@ def main() -> None:
         "--gc-stats", action="store_true", help="on exit, print how often and how long the collector ran"
     )
     parser.add_argument("--cprofile", metavar="FILE", help="run under cProfile and write the stats to FILE")
+    parser.add_argument(
+        "--hooks",
+        type=hook_names,
+        default=hook_names(os.environ.get("BENCH_HOOKS", "")),
+        help=f"comma-separated observability to turn on: {', '.join(HOOKS)} (default: $BENCH_HOOKS, or none)",
+    )
     args = parser.parse_args()
     os.environ.setdefault("AWS_EC2_METADATA_DISABLED", "true")  # never probe instance metadata
     try:
-        app = build_gateway(args.provider, args.upstream.rstrip("/"))
+        app = build_app(args.provider, args.upstream.rstrip("/"), args.hooks)
     except Exception as exc:
         print(f"cannot build provider {args.provider!r}: {type(exc).__name__}: {exc}", file=sys.stderr)
         sys.exit(CANT_BUILD)

@@ -918,8 +918,15 @@ def main() -> None:
         "--profile-output", metavar="FILE", help="with --profile: keep py-spy's collapsed stacks"
     )
     parser.add_argument("--top", type=int, default=25, help="with --profile: how many functions to list")
+    parser.add_argument(
+        "--hooks",
+        help="observability on the gateway rows: a comma-separated list of logs, metrics, otel (see "
+        "gateway_app.py; BENCH_HOOKS does the same for compare.py)",
+    )
     args = parser.parse_args()
     gateway_options = ["--gc-freeze"] if args.gc_freeze else []
+    if args.hooks:
+        gateway_options += ["--hooks", args.hooks]
 
     if shutil.which("wrk") is None:
         sys.exit("wrk is not installed (Debian: apt-get install -y wrk)")
