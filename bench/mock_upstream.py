@@ -84,15 +84,20 @@ def openai_json(n: int) -> bytes:
 
 
 def openai_sse(n: int) -> list[bytes]:
+    """As OpenAI writes a stream whose request asked for usage (the gateway always asks): every chunk has
+    `usage: null` until the usage chunk, and an `obfuscation` field that pads its length."""
     base = {
         "id": "chatcmpl-bench",
         "object": "chat.completion.chunk",
         "created": CREATED,
         "model": "gpt-bench",
+        "service_tier": "default",
+        "system_fingerprint": "fp_bench",
     }
 
     def event(delta: dict[str, Any], finish: str | None = None) -> bytes:
-        chunk = {**base, "choices": [{"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish}]}
+        choice = {"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish}
+        chunk = {**base, "choices": [choice], "usage": None, "obfuscation": "Zk3q"}
         return b"data: " + _dumps(chunk) + b"\n\n"
 
     events = [event({"role": "assistant", "content": ""})]

@@ -19,7 +19,7 @@ from ..legacy import as_function_call_chunk, as_function_call_completion, uses_f
 from ..pipeline.attempts import WithinTotalTimeout
 from ..pipeline.call import Call
 from ..policy import Policy
-from ..providers.base import ChatItem, Request, VerbatimChunk
+from ..providers.base import ChatItem, Chunk, Request, VerbatimChunk
 from ..routing import Plan, Target
 from ..schemas import validate_chat_request
 from ..watch import Spawn
@@ -109,14 +109,13 @@ class ChatEncoder:
         self._upstream = ("", b"")  # the last upstream model seen, and its member
 
     def encode(self, chunks: list[ChatItem]) -> bytes:
-        event = self._event
-        if len(chunks) == 1:  # the common case, without the list
-            return event(chunks[0])
-        return b"".join([event(chunk) for chunk in chunks])
+        event, verbatim = self._event, self._verbatim
+        if len(chunks) == 1:  # the common case of a paced stream, without the list
+            chunk = chunks[0]
+            return verbatim(chunk) if isinstance(chunk, VerbatimChunk) else event(chunk)
+        return b"".join([verbatim(c) if isinstance(c, VerbatimChunk) else event(c) for c in chunks])
 
-    def _event(self, chunk: ChatItem) -> bytes:
-        if isinstance(chunk, VerbatimChunk):
-            return self._verbatim(chunk)
+    def _event(self, chunk: Chunk) -> bytes:
         chunk["model"] = self.model
         if not chunk.get("choices"):
             if self.include_usage and chunk.get("usage") is not None:
