@@ -145,3 +145,81 @@ def test_a_stream_of_only_verbatim_chunks_is_not_complete() -> None:
     assert not progress.complete
     progress.see(items[3:])
     assert progress.complete and call.usage is not None and call.usage["total_tokens"] == 19
+
+
+# -- the content template: later text chunks recognised by the bytes of one parsed before ----------------
+
+HEAD = (
+    b'{"id":"chatcmpl-T","object":"chat.completion.chunk","created":1,"model":"gpt-4o","service_tier":"default",'
+    b'"choices":[{"index":0,"delta":{"content":'
+)
+
+
+def _text_chunk(string: bytes, pad: bytes = b"Zk3") -> bytes:
+    """A text chunk as OpenAI writes it, `string` being the raw JSON text of the content."""
+    return (
+        HEAD + string + b'},"logprobs":null,"finish_reason":null}],"usage":null,"obfuscation":"' + pad + b'"}'
+    )
+
+
+def _learnt() -> VerbatimTranslator:
+    translator = VerbatimTranslator("openai")
+    [first] = translator.feed(_text_chunk(b'"Hello"'))
+    assert isinstance(first, VerbatimChunk) and translator.template is not None
+    return translator
+
+
+@pytest.mark.parametrize(
+    "string",
+    [b'" world"', b'""', b'"caf\\u00e9 \\"q\\" \\\\ \\/ \\n\\t"', '"naïve ✓"'.encode(), b'"\\ud83d\\ude00"'],
+)
+def test_a_later_text_chunk_is_relayed_as_the_full_parse_would_relay_it(string: bytes) -> None:
+    data = _text_chunk(string, pad=b"a+/=_-9")
+    [item] = _learnt().feed(data)
+    assert isinstance(item, VerbatimChunk) and item.data == data
+    assert (item.model, item.index, item.usage_null) == ("gpt-4o", 0, True)
+    assert verbatim_chunk(json.loads(data), data) is not None, "the full check agrees"
+
+
+@pytest.mark.parametrize(
+    ("string", "what"),
+    [
+        (b'"a\x01b"', "a raw control character"),
+        (b'"a\\xb"', "an escape JSON does not have"),
+        (b'"a\\u12"', "a short unicode escape"),
+        (b'"caf\xc3"', "invalid UTF-8"),
+        (b'"a" "b"', "two strings"),
+        (b'"unterminated', "an unterminated string"),
+    ],
+)
+def test_garbage_in_a_later_text_chunk_still_fails_the_stream(string: bytes, what: str) -> None:
+    """The template accepts only JSON; anything else goes to the full parse, which refuses it."""
+    with pytest.raises(GatewayError) as failed:
+        _learnt().feed(_text_chunk(string))
+    assert failed.value.code == "upstream_bad_response", what
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        _text_chunk(b'"x"').replace(b'"finish_reason":null', b'"finish_reason":"stop"'),
+        _text_chunk(b'"x"').replace(b'"model":"gpt-4o"', b'"model":"gpt-4o-mini"'),
+        _text_chunk(b'"x"').replace(b'"usage":null', b'"usage":{"total_tokens":3}'),
+        _text_chunk(b'"x"').replace(b'"delta":{"content":"x"}', b'"delta":{"content":"x","reasoning":"r"}'),
+        _text_chunk(b'"x"', pad=b"not safe!"),
+    ],
+    ids=["finish", "other model", "usage", "another delta field", "odd pad"],
+)
+def test_a_chunk_that_differs_outside_its_text_is_parsed(data: bytes) -> None:
+    """What the learnt translator makes of it is what a fresh one (no template: the full parse) makes."""
+    assert _view(_learnt().feed(data)) == _view(VerbatimTranslator("openai").feed(data))
+
+
+def _view(items: list[ChatItem]) -> list[Any]:
+    return [(i.data, i.model, i.index, i.usage_null) if isinstance(i, VerbatimChunk) else i for i in items]
+
+
+def test_nothing_after_done_is_relayed_even_if_it_fits_the_template() -> None:
+    translator = _learnt()
+    assert translator.feed(b"[DONE]") == []
+    assert translator.feed(_text_chunk(b'"late"')) == []

@@ -14,6 +14,7 @@ from ...wire import loads
 from ..base import ChatItem, Chunk, VerbatimChunk
 from ..streams import bad_upstream_data
 from ._response import normalize_chunk
+from ._template import ContentTemplate
 
 __all__ = ["StreamTranslator", "VerbatimTranslator", "split_usage", "verbatim_chunk"]
 
@@ -48,13 +49,20 @@ class VerbatimTranslator:
     content chunks stay as the upstream wrote them, the rest (the role-less first chunk of a tool call, the
     finish, the usage, an error, any field the normalisation touches) become canonical chunks as above."""
 
-    __slots__ = ("done", "kind")
+    __slots__ = ("done", "kind", "template")
 
     def __init__(self, kind: str) -> None:
         self.kind = kind
         self.done = False
+        #: The layout of this stream's text chunks, once one has been parsed (`_template.py`).
+        self.template: ContentTemplate | None = None
 
     def feed(self, data: bytes) -> list[ChatItem]:
+        template = self.template
+        if template is not None and not self.done:
+            verbatim = template.match(data)
+            if verbatim is not None:
+                return [verbatim]
         if data[:1] != b"{" or self.done:  # the rare events: `[DONE]`, blank data, anything after the end
             if self.done or not data or data.isspace():
                 return []
@@ -66,9 +74,12 @@ class VerbatimTranslator:
         except ValueError:
             raise bad_upstream_data(self.kind, "a stream event that is not JSON") from None
         verbatim = verbatim_chunk(parsed, data)
-        if verbatim is not None:
-            return [verbatim]
-        return list(_canonical(parsed, self.kind))
+        if verbatim is None:
+            return list(_canonical(parsed, self.kind))
+        delta = parsed["choices"][0]["delta"]
+        if len(delta) == 1 and "content" in delta:
+            self.template = ContentTemplate.learn(verbatim, delta["content"]) or template
+        return [verbatim]
 
     def end(self) -> list[ChatItem]:
         return []

@@ -1,0 +1,75 @@
+"""Recognise a stream's content chunks by the bytes of one already parsed, without parsing each again.
+
+Within one OpenAI-style stream every text chunk is the same bytes around a different string:
+
+    head  {"id":"chatcmpl-…","object":"chat.completion.chunk","created":…,"model":"…",…,
+          "choices":[{"index":0,"delta":{"content":              identical in every text chunk
+    text  "…"                                                       a JSON string
+    tail  },"logprobs":null,"finish_reason":null}],"usage":null,"obfuscation":"…"}
+                                                                    identical but the obfuscation pad
+
+`ContentTemplate.learn` takes a chunk that was parsed and found verbatim-safe (`verbatim_chunk`), whose delta
+is `{"content": …}` alone, and keeps its head and its tail. `match` then accepts a chunk only if it is
+that head, one JSON string (checked against JSON's grammar, and as UTF-8), and that tail (the `obfuscation`
+value may differ, from a safe alphabet): such a chunk is valid JSON with the learnt chunk's every field
+but its text, so it is verbatim-safe as well. Anything else does not match and is parsed as usual.
+"""
+
+from __future__ import annotations
+
+import re
+
+from ..base import VerbatimChunk
+
+__all__ = ["ContentTemplate"]
+
+_DELTA_CONTENT = b'"delta":{"content":'
+#: A JSON string: no raw control characters, only JSON's escapes, no `\u` escape of a lone surrogate half
+#: (orjson refuses those; a pair is left to the full parse).
+_STRING = rb'"(?:[^"\\\x00-\x1f]|\\["\\/bfnrt]|\\u(?![dD][89a-fA-F])[0-9a-fA-F]{4})*"'
+_STRING_RE = re.compile(_STRING)
+#: OpenAI pads each chunk with a random `obfuscation` value (base64-like letters).
+_OBFUSCATION = re.compile(rb'"obfuscation":"[A-Za-z0-9+/=_-]*"')
+
+
+class ContentTemplate:
+    """The head and tail of a stream's text chunks, learnt from one of them (see the module docstring)."""
+
+    __slots__ = ("_tail", "head", "index", "model", "usage_null")
+
+    def __init__(self, head: bytes, tail: re.Pattern[bytes], chunk: VerbatimChunk) -> None:
+        self.head = head
+        self._tail = tail
+        self.model, self.index, self.usage_null = chunk.model, chunk.index, chunk.usage_null
+
+    @classmethod
+    def learn(cls, chunk: VerbatimChunk, content: object) -> ContentTemplate | None:
+        """The template of `chunk` (verbatim-safe, its delta `{"content": content}` alone), or None when its
+        bytes do not have that layout (another spacing, the marker twice)."""
+        data = chunk.data
+        at = data.find(_DELTA_CONTENT)
+        if not isinstance(content, str) or at < 0 or data.find(_DELTA_CONTENT, at + 1) >= 0:
+            return None
+        start = at + len(_DELTA_CONTENT)
+        string = _STRING_RE.match(data, start)
+        if string is None:
+            return None
+        tail = data[string.end() :]
+        pad = _OBFUSCATION.search(tail)
+        if pad is None:
+            pattern = re.escape(tail)
+        else:
+            before, after = tail[: pad.start()], tail[pad.end() :]
+            pattern = re.escape(before) + _OBFUSCATION.pattern + re.escape(after)
+        return cls(data[:start], re.compile(_STRING + pattern + rb"\Z"), chunk)
+
+    def match(self, data: bytes) -> VerbatimChunk | None:
+        """`data` as a verbatim chunk when it is this template around another text; None otherwise."""
+        if not data.startswith(self.head) or self._tail.match(data, len(self.head)) is None:
+            return None
+        if not data.isascii():
+            try:
+                data.decode()
+            except UnicodeDecodeError:
+                return None  # the full parse says what is wrong
+        return VerbatimChunk(data, self.model, self.index, self.usage_null)
