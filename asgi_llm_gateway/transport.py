@@ -23,7 +23,7 @@ from http.cookiejar import CookieJar, DefaultCookiePolicy
 from typing import Any, NamedTuple
 
 import httpx
-from aiohttp import BasicAuth, ClientSession, ClientTimeout
+from aiohttp import BasicAuth, ClientResponse, ClientSession, ClientTimeout, StreamReader
 from httpx_aiohttp import HttpxAiohttpClient  # imported up front: a lazy import costs the first request
 from httpx_aiohttp.transport import AiohttpResponseStream, AiohttpTransport, map_aiohttp_exceptions
 from yarl import URL
@@ -84,10 +84,46 @@ class ExactURLTransport(AiohttpTransport):
         return httpx.Response(
             status_code=response.status,
             headers=response.raw_headers,
-            stream=AiohttpResponseStream(response),
+            stream=_ResponseBody(response),
             request=request,
             extensions=extensions,
         )
+
+
+class _ResponseBody(AiohttpResponseStream):
+    """httpx-aiohttp's response body, read with one await per read of whatever has arrived.
+
+    The stock body is a generator around aiohttp's `iter_chunked`, itself an iterator around `read(n)`: two
+    layers crossed for every read, which a streamed answer makes once per event when the model paces its
+    tokens. Here iterating is `StreamReader.readany()` itself; aiohttp's errors become httpx's as there."""
+
+    def __init__(self, aiohttp_response: ClientResponse) -> None:
+        super().__init__(aiohttp_response)
+        self._content = aiohttp_response.content
+
+    def __aiter__(self) -> _Reads:
+        return _Reads(self._content)
+
+
+class _Reads:
+    __slots__ = ("_content",)
+
+    def __init__(self, content: StreamReader) -> None:
+        self._content = content
+
+    def __aiter__(self) -> _Reads:
+        return self
+
+    async def __anext__(self) -> bytes:
+        try:
+            data = await self._content.readany()
+        except Exception:
+            with map_aiohttp_exceptions():
+                raise
+            raise  # pragma: no cover - the mapping above always raises
+        if not data:
+            raise StopAsyncIteration
+        return data
 
 
 class _ProxyAwareClient(HttpxAiohttpClient):
