@@ -73,6 +73,12 @@ def test_tokens_from_an_openai_usage_object() -> None:
     assert Tokens.of(USAGE) == Tokens(input=120, output=30, cached=100, cache_write=8, reasoning=12)
     assert Tokens.of({"prompt_tokens": 5, "completion_tokens": None}) == Tokens(5, 0, 0, 0, 0)
     assert Tokens.of(None) is None
+    nonsense = {
+        "prompt_tokens": True,
+        "completion_tokens": 2.5,
+        "prompt_tokens_details": {"cached_tokens": "3"},
+    }
+    assert Tokens.of(nonsense) == Tokens(0, 0, 0, 0, 0)
 
 
 def test_a_principal_is_named_never_shown() -> None:
@@ -127,6 +133,32 @@ async def test_log_records_without_content_unless_asked(
     assert (PROMPT in text) is include_content
     if include_content:
         assert failed.error_message == f"upstream said: bad key [REDACTED] for {PROMPT!r}"
+
+
+async def test_a_logger_keeping_only_warnings_gets_the_failures_and_nothing_else(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """The request record is built only when the logger takes its level: a host keeping WARNING and above
+    still gets every failed attempt and failed call, and pays nothing for the rest."""
+    logger = logging.getLogger("test.observability.warnings")
+    caplog.set_level(logging.WARNING, logger="test.observability.warnings")
+    hook = LogHook(logger)
+    await _answered(hook, _call(), _target(), GatewayError("busy", status=503, code="overloaded"))
+    [failed_attempt] = caplog.records
+    assert failed_attempt.next == "retry"
+    caplog.clear()
+    call, target = _call(), _target()
+    await hook.request_started(call)
+    call.target, call.attempts = target, 1
+    await hook.attempt_started(call, target)
+    await hook.attempt_ended(call, target, GatewayError("bad", status=400))
+    error = GatewayError("bad", status=400)
+    await hook.request_ended(call, call.record(400, error))
+    assert [(r.levelno, getattr(r, "next", None)) for r in caplog.records] == [
+        (logging.WARNING, "none"),
+        (logging.WARNING, None),
+    ]
+    assert caplog.records[1].status == 400
 
 
 async def test_a_stream_logs_its_time_to_first_chunk(caplog: pytest.LogCaptureFixture) -> None:
@@ -284,6 +316,26 @@ def test_model_labels_stay_bounded() -> None:
     assert [learning.model_label(m) for m in ("a", "b", "c", "a")] == ["a", "b", OTHER, "a"]
     fixed = PrometheusHook(models=["smart"])
     assert [fixed.model_label(m) for m in ("smart", "anything")] == ["smart", OTHER]
+
+
+async def test_calls_counted_before_watch_keep_their_labels_and_later_ones_get_the_watched_ones() -> None:
+    """`watch` after some calls (the series a kind of call touches are remembered by their labels): the calls
+    before it stay where they were counted, the calls after it are labelled by the configured models; random
+    model names never add series."""
+    parser = needs("prometheus_client.parser", "prometheus")
+    hook = PrometheusHook(max_models=1)
+    for model in ("smart", "smart", "random-1", "random-2"):
+        await _answered(hook, _call(model=model), _target())
+    hook.watch(Gateway(providers={"openai": OpenAIProvider(api_key="k")}, routes={"fast": ["openai/gpt-4o"]}))
+    for model in ("fast", "smart", "random-3"):
+        await _answered(hook, _call(model=model), _target())
+    [family] = [
+        f
+        for f in parser.text_string_to_metric_families(prometheus_text(hook))
+        if f.name == "llm_gateway_requests"
+    ]
+    counted = {s.labels["model"]: s.value for s in family.samples if s.name == "llm_gateway_requests_total"}
+    assert counted == {"smart": 2, OTHER: 4, "fast": 1}
 
 
 def test_configured_models_are_routes_their_targets_and_declared_models() -> None:

@@ -125,8 +125,8 @@ class Tokens(NamedTuple):
 
 
 def _count(value: Any) -> int:
-    """A token count: missing, null or nonsense counts as 0."""
-    return value if isinstance(value, int) and not isinstance(value, bool) and value > 0 else 0
+    """A token count: missing, null or nonsense (a bool, a float, a string…) counts as 0."""
+    return value if type(value) is int and value > 0 else 0
 
 
 def error_class(record: UsageRecord) -> str | None:

@@ -74,6 +74,10 @@ class LogHook(Hooks):
     async def request_ended(self, call: Call, record: UsageRecord) -> None:
         seen = progress(call, self)
         self._log_failed_attempt(call, seen, "none")
+        failed = record.status >= 400 and record.status != CLIENT_CLOSED_REQUEST
+        level = logging.WARNING if failed else logging.INFO
+        if not self.logger.isEnabledFor(level):  # e.g. a host that keeps only failures: build nothing
+            return
         fields = self._common(call)
         target = call.target
         tokens = Tokens.of(record.usage)
@@ -111,8 +115,6 @@ class LogHook(Hooks):
         message += ")"
         if record.error:
             message += f": {error.get('type')} {error.get('code') or ''}".rstrip()
-        failed = record.status >= 400 and record.status != CLIENT_CLOSED_REQUEST
-        level = logging.WARNING if failed else logging.INFO
         self.logger.log(level, "request %s %s", call.request_id, message, extra=fields)
 
     def _log_failed_attempt(self, call: Call, seen: Progress, step: str) -> None:

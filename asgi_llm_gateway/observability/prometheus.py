@@ -35,7 +35,7 @@ from ..pipeline.call import CLIENT_CLOSED_REQUEST, Call
 from ..pipeline.hooks import Hooks
 from ..routing import Target
 from ..usage import UsageRecord
-from ._facts import Tokens, progress
+from ._facts import Progress, Tokens, progress
 
 if TYPE_CHECKING:
     from prometheus_client import CollectorRegistry
@@ -108,9 +108,12 @@ class PrometheusHook(Hooks):
         self.limit_rejections = counter(
             "limit_rejections", "Calls refused at admission with 429.", "endpoint", "code"
         )
-        #: (metric, *label values) → its child: `labels()` takes a lock and rebuilds the key each time, and
-        #: four to six children are touched per request (bounded like the labels themselves).
+        #: (metric, *label values) → its child: `labels()` takes a lock and rebuilds the key each time
+        #: (bounded like the labels themselves).
         self._children: dict[tuple[Any, ...], Any] = {}
+        #: (endpoint, provider, model label, status // 100) → the four children every call's end touches,
+        #: found with one lookup (bounded: a handful of endpoints and status classes, the bounded labels).
+        self._ends: dict[tuple[str, str, str, int], _End] = {}
 
     def watch(self, gateway: Gateway) -> None:
         """Label exactly `gateway`'s configured models (`configured_models`), and export
@@ -161,13 +164,17 @@ class PrometheusHook(Hooks):
             self.streams.inc()
 
     async def request_ended(self, call: Call, record: UsageRecord) -> None:
-        seen = progress(call, self)
-        if seen.extra.pop("streaming", False):
+        seen: Progress | None = call.state.get(self)  # none when no attempt was made
+        if seen is not None and seen.extra.pop("streaming", False):
             self.streams.dec()
         provider = record.provider or "none"
         model = self.model_label(call.model)
-        self.child(self.requests, record.endpoint, provider, model, f"{record.status // 100}xx").inc()
-        self.child(self.duration, record.endpoint, provider, model).observe(record.latency_ms / 1000)
+        key = (record.endpoint, provider, model, record.status // 100)
+        end = self._ends.get(key)
+        if end is None:
+            end = self._ends[key] = self._end(*key)
+        end.requests.inc()
+        end.duration.observe(record.latency_ms / 1000)
         if record.status == CLIENT_CLOSED_REQUEST:
             self.child(self.errors, "client_closed_request").inc()
         elif record.error is not None:
@@ -175,12 +182,35 @@ class PrometheusHook(Hooks):
             if record.status == 429 and call.attempts == 0:
                 code = str(record.error.get("code") or "rate_limit_exceeded")
                 self.child(self.limit_rejections, record.endpoint, code).inc()
-        if seen.first_chunk is not None:
+        if seen is not None and seen.first_chunk is not None:
             self.child(self.first_token, provider, model).observe(seen.first_chunk)
         tokens = Tokens.of(record.usage)
         if tokens is not None:
-            self.child(self.tokens, "input", provider, model).inc(tokens.input)
-            self.child(self.tokens, "output", provider, model).inc(tokens.output)
+            if end.tokens is None:  # made on first use: a series appears once it has something to count
+                end.tokens = (
+                    self.child(self.tokens, "input", provider, model),
+                    self.child(self.tokens, "output", provider, model),
+                )
+            end.tokens[0].inc(tokens.input)
+            end.tokens[1].inc(tokens.output)
+
+    def _end(self, endpoint: str, provider: str, model: str, status_class: int) -> _End:
+        return _End(
+            self.child(self.requests, endpoint, provider, model, f"{status_class}xx"),
+            self.child(self.duration, endpoint, provider, model),
+        )
+
+
+class _End:
+    """The children a call's end touches for one (endpoint, provider, model, status class)."""
+
+    __slots__ = ("duration", "requests", "tokens")
+
+    def __init__(self, requests: Any, duration: Any) -> None:
+        self.requests = requests
+        self.duration = duration
+        #: (input, output) children of `_tokens_total`, once a call of this kind reported usage.
+        self.tokens: tuple[Any, Any] | None = None
 
 
 def configured_models(gateway: Gateway) -> set[str]:
