@@ -122,12 +122,9 @@ def _too_large(limit: int) -> GatewayError:
 
 
 async def send_json(
-    send: Send,
-    status: int,
-    body: Any,
-    request_id: str,
-    extra_headers: Sequence[tuple[bytes, bytes]] = (),
+    send: Send, status: int, body: Any, extra_headers: Sequence[tuple[bytes, bytes]] = ()
 ) -> None:
+    """A JSON answer. The request id header is not its business: `stamped` puts it on every response."""
     content = dumps(body)
     await send(
         {
@@ -136,7 +133,6 @@ async def send_json(
             "headers": [
                 (b"content-type", b"application/json"),
                 (b"content-length", str(len(content)).encode()),
-                (b"x-request-id", request_id.encode()),
                 *extra_headers,
             ],
         }
@@ -145,10 +141,10 @@ async def send_json(
 
 
 async def send_error(
-    send: Send, error: GatewayError, request_id: str, extra_headers: Sequence[tuple[bytes, bytes]] = ()
+    send: Send, error: GatewayError, extra_headers: Sequence[tuple[bytes, bytes]] = ()
 ) -> None:
     headers = [(name.encode(), value.encode()) for name, value in error.headers.items()]
-    await send_json(send, error.status, error.to_dict(), request_id, [*headers, *extra_headers])
+    await send_json(send, error.status, error.to_dict(), [*headers, *extra_headers])
 
 
 async def send_body(send: Send, data: bytes, more: bool = True) -> None:

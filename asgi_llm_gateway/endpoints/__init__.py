@@ -63,7 +63,7 @@ class OpenAIErrors:
     request_id_headers = OPENAI_REQUEST_ID
 
     async def send_error(self, exchange: Exchange, error: GatewayError, headers: Headers = ()) -> None:
-        await send_error(exchange.send, error, exchange.request_id, headers)
+        await send_error(exchange.send, error, headers)
 
 
 class AnthropicErrors:
@@ -74,4 +74,4 @@ class AnthropicErrors:
     async def send_error(self, exchange: Exchange, error: GatewayError, headers: Headers = ()) -> None:
         status, body, extra = error_envelope(error)
         encoded = [(name.encode(), value.encode()) for name, value in extra.items()]
-        await send_json(exchange.send, status, body, exchange.request_id, [*encoded, *headers])
+        await send_json(exchange.send, status, body, [*encoded, *headers])

@@ -63,7 +63,7 @@ class ChatEndpoint(OpenAIErrors, Door):
         if legacy_answer:
             as_function_call_completion(result)
         call.usage = result.get("usage")
-        await send_json(exchange.send, 200, result, call.request_id, call.headers())
+        await send_json(exchange.send, 200, result, call.headers())
         await self.gateway.settle(call, 200)
 
     async def _stream(

@@ -63,7 +63,7 @@ class EmbeddingsEndpoint(OpenAIErrors, Door):
             for item in result["data"]:
                 item["embedding"] = encode_base64(item["embedding"])
         call.usage = result.get("usage")
-        await send_json(exchange.send, 200, result, call.request_id, call.headers())
+        await send_json(exchange.send, 200, result, call.headers())
         await self.gateway.settle(call, 200)
 
 

@@ -12,4 +12,4 @@ class HealthEndpoint(OpenAIErrors):
     methods = frozenset({"GET", "HEAD"})
 
     async def __call__(self, exchange: Exchange) -> None:
-        await send_json(exchange.send, 200, {"status": "ok"}, exchange.request_id)
+        await send_json(exchange.send, 200, {"status": "ok"})

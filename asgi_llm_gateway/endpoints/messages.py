@@ -97,7 +97,7 @@ class MessagesEndpoint(AnthropicErrors, Door):
             return
         message = outcome.result
         message["model"] = outcome.target.name
-        await send_json(exchange.send, 200, message, call.request_id, call.headers())
+        await send_json(exchange.send, 200, message, call.headers())
         await self.gateway.settle(call, 200)
 
     async def _stream(
@@ -171,7 +171,7 @@ class CountTokensEndpoint(AnthropicErrors, Door):
             return
         count, source = outcome.result
         headers = [*call.headers(), (TOKEN_COUNT_HEADER, source)]
-        await send_json(exchange.send, 200, {"input_tokens": count}, exchange.request_id, headers)
+        await send_json(exchange.send, 200, {"input_tokens": count}, headers)
         await self.gateway.settle(call, 200)
 
 

@@ -63,7 +63,7 @@ class ModelsEndpoint:
             body = self._one(unquote(exchange.path[len("/models/") :]), allowed)
             if anthropic:
                 body = _anthropic_model(body)
-        await send_json(exchange.send, 200, body, exchange.request_id)
+        await send_json(exchange.send, 200, body)
 
     def _one(self, model_id: str, allowed: Any) -> dict[str, Any]:
         router = self.gateway.router

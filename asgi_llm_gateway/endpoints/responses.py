@@ -198,7 +198,7 @@ class ResponsesEndpoint(OpenAIErrors, Door):
             stored = await self._owned(exchange, response_id)
             if _query(exchange).get("stream", ["false"])[0].lower() in ("true", "1"):
                 raise stream_resume_unsupported()
-            await send_json(exchange.send, 200, stored.response, exchange.request_id)
+            await send_json(exchange.send, 200, stored.response)
         elif rest == "cancel" and method == "POST":
             await self._cancel(exchange, response_id)
         elif rest == "" and method == "DELETE":
@@ -206,7 +206,7 @@ class ResponsesEndpoint(OpenAIErrors, Door):
             await self.runs.cancel(response_id)  # a deleted response's run has nowhere to go
             await self.gateway.response_store.delete(response_id)
             body = {"id": response_id, "object": "response", "deleted": True}
-            await send_json(exchange.send, 200, body, exchange.request_id)
+            await send_json(exchange.send, 200, body)
         else:
             raise GatewayError(f"Unknown request URL: {method} {path}.", status=404, code="unknown_url")
 
@@ -238,7 +238,7 @@ class ResponsesEndpoint(OpenAIErrors, Door):
             "last_id": page[-1].get("id") if page else None,
             "has_more": len(items) > limit,
         }
-        await send_json(exchange.send, 200, body, exchange.request_id)
+        await send_json(exchange.send, 200, body)
 
     async def _create(self, exchange: Exchange) -> None:
         principal, body, model, plan, started = await read_request(self.gateway, exchange, _validate)
@@ -277,7 +277,7 @@ class ResponsesEndpoint(OpenAIErrors, Door):
         response.update(conversation.fields(outcome.target.name))
         await self._store(call, conversation, response, outcome.target.provider_name)
         headers = [*call.headers(), *conversation.headers()]
-        await send_json(exchange.send, 200, response, call.request_id, headers)
+        await send_json(exchange.send, 200, response, headers)
         await self.gateway.settle(call, 200)
 
     async def _stream(
@@ -369,7 +369,7 @@ class ResponsesEndpoint(OpenAIErrors, Door):
         status, failure, settled = CLIENT_CLOSED_REQUEST, None, False
         try:
             if spawn is None:
-                await send_json(exchange.send, 200, queued, call.request_id, call.headers())
+                await send_json(exchange.send, 200, queued, call.headers())
             await self._advance(call, conversation, running)
             if spawn is None:
                 attempt = partial(_complete_once, conversation, call, gateway.drop_builtin_tools)
@@ -389,7 +389,7 @@ class ResponsesEndpoint(OpenAIErrors, Door):
             status, failure = error.status, error
             if spawn is not None:  # a stream that never began still tells the id and the failure, in events
                 failed = ResponsesStreamEncoder(conversation.skeleton(call.model)).close(error)
-                await _send_events(exchange.send, call.request_id, failed, call.headers())
+                await _send_events(exchange.send, failed, call.headers())
             with anyio.CancelScope(shield=True):
                 await self._advance(call, conversation, with_status(running, "failed", failure_error(error)))
         except anyio.get_cancelled_exc_class():
@@ -451,7 +451,7 @@ class ResponsesEndpoint(OpenAIErrors, Door):
                 except Exception:
                     logger.exception("storing response %s failed", response_id)
                     raise store_unavailable() from None
-        await send_json(exchange.send, 200, answer, exchange.request_id)
+        await send_json(exchange.send, 200, answer)
 
     # -- the store -------------------------------------------------------------------------------------------
 
@@ -535,9 +535,9 @@ def store_unavailable() -> GatewayError:
     )
 
 
-async def _send_events(send: Send, request_id: str, events: bytes, headers: Headers = ()) -> None:
+async def _send_events(send: Send, events: bytes, headers: Headers = ()) -> None:
     """A whole event stream in one body (a stream that failed before it began)."""
-    start_headers = [*SSE_HEADERS, (b"x-request-id", request_id.encode()), *headers]
+    start_headers = [*SSE_HEADERS, *headers]
     await send({"type": "http.response.start", "status": 200, "headers": start_headers})
     await send_body(send, events, more=False)
 

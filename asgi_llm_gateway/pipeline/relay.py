@@ -76,7 +76,7 @@ async def relay(
         {
             "type": "http.response.start",
             "status": 200,
-            "headers": [*SSE_HEADERS, (b"x-request-id", call.request_id.encode()), *headers],
+            "headers": [*SSE_HEADERS, *headers],
         }
     )
     idle = _IdleWatch(idle_timeout)

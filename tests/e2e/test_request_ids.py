@@ -265,3 +265,30 @@ def test_a_header_injection_attempt_is_never_echoed(base_url: str) -> None:
         if head.startswith(b"http/1.1 200"):  # the server accepted the request: the id is a fresh one
             [line] = [line for line in head.split(b"\r\n") if line.startswith(b"x-request-id:")]
             _generated(line.split(b":", 1)[1].strip().decode())
+
+
+_ONE_OF_EACH = [
+    ("/v1/chat/completions", {"model": "echo/echo-1", "messages": HELLO}),
+    ("/v1/chat/completions", {"model": "echo/echo-1", "messages": HELLO, "stream": True}),
+    ("/v1/responses", {"model": "echo/echo-1", "input": "hi"}),
+    ("/v1/responses", {"model": "echo/echo-1", "input": "hi", "stream": True}),
+    ("/v1/messages", {"model": "echo/echo-1", "max_tokens": 9, "messages": HELLO}),
+    ("/v1/messages", {"model": "echo/echo-1", "max_tokens": 9, "messages": HELLO, "stream": True}),
+    ("/v1/embeddings", {"model": "echo/echo-1", "input": "hi"}),
+    ("/v1/chat/completions", {"model": "echo/echo-1"}),  # a 400
+    ("/v1/chat/completions", {"model": "nowhere/none", "messages": HELLO}),  # a 404
+]
+
+
+@pytest.mark.parametrize(("path", "body"), _ONE_OF_EACH)
+def test_the_request_id_header_is_sent_exactly_once(
+    base_url: str, path: str, body: dict[str, object]
+) -> None:
+    """One owner: the gateway's wrapper around `send` (`asgi.stamped`) puts the id on every answer; the
+    senders no longer add it themselves, so no answer carries it twice (nor none)."""
+    headers = {"authorization": f"Bearer {KEY}", "x-api-key": KEY, "x-request-id": OWN_ID}
+    with httpx.stream("POST", base_url + path, json=body, headers=headers, timeout=30) as response:
+        response.read()
+    assert response.headers.get_list("x-request-id") == [OWN_ID], response.status_code
+    if path == "/v1/messages":
+        assert response.headers.get_list("request-id") == [OWN_ID]
