@@ -21,7 +21,7 @@ from asgi_llm_gateway.pipeline.relay import ChunkProgress
 from asgi_llm_gateway.providers.base import ChatItem, Chunk, VerbatimChunk
 from asgi_llm_gateway.providers.openai import StreamTranslator
 from asgi_llm_gateway.providers.openai._stream import VerbatimTranslator, verbatim_chunk
-from asgi_llm_gateway.sse import ServerSentEvent, SSEData
+from asgi_llm_gateway.sse import SSEData
 
 FIXTURE = Path(__file__).parent / "fixtures" / "openai_family" / "stream" / "openai_compact.sse"
 UPSTREAM_MODEL = "gpt-4o-2024-08-06"
@@ -51,7 +51,7 @@ def _translate_both(raw: bytes) -> tuple[list[ChatItem], list[Chunk]]:
     chunks: list[Chunk] = []
     for data in _events(raw):
         items.extend(verbatim.feed(data))
-        chunks.extend(canonical.feed(ServerSentEvent(data=data.decode())))
+        chunks.extend(canonical.feed(data))
     assert verbatim.done and canonical.done
     return items, chunks
 

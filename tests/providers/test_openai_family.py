@@ -10,7 +10,6 @@ import pytest
 
 from asgi_llm_gateway.errors import GatewayError
 from asgi_llm_gateway.providers import openai as family
-from asgi_llm_gateway.sse import ServerSentEvent
 from tests.support.golden import golden
 from tests.support.openai_spec import assert_valid
 
@@ -176,27 +175,27 @@ def test_usage_on_the_finishing_chunk_is_split_into_openais_usage_chunk() -> Non
 
 def test_the_stream_translator_reads_up_to_done_and_splits_usage() -> None:
     translator = family.StreamTranslator("groq")
-    assert translator.feed(ServerSentEvent(data="  ")) == []
-    text = json.dumps({"choices": [{"index": 0, "delta": {"content": "hi"}, "finish_reason": None}]})
-    [chunk] = translator.feed(ServerSentEvent(data=text))
+    assert translator.feed(b"  ") == []
+    text = json.dumps({"choices": [{"index": 0, "delta": {"content": "hi"}, "finish_reason": None}]}).encode()
+    [chunk] = translator.feed(text)
     assert chunk["object"] == "chat.completion.chunk" and chunk["choices"][0]["delta"] == {"content": "hi"}
     last = {
         "choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}],
         "x_groq": {"usage": {"prompt_tokens": 3}},
     }
-    content, usage = translator.feed(ServerSentEvent(data=json.dumps(last)))
+    content, usage = translator.feed(json.dumps(last).encode())
     assert content["usage"] is None and content["choices"][0]["finish_reason"] == "stop"
     assert usage["choices"] == [] and usage["usage"] == {"prompt_tokens": 3}
     assert not translator.done
-    assert translator.feed(ServerSentEvent(data="[DONE]")) == []
+    assert translator.feed(b"[DONE]") == []
     assert translator.done
-    assert translator.feed(ServerSentEvent(data=text)) == [], "nothing is read after [DONE]"
+    assert translator.feed(text) == [], "nothing is read after [DONE]"
     assert translator.end() == []
 
 
 def test_the_stream_translator_refuses_events_that_are_not_json() -> None:
     with pytest.raises(GatewayError) as caught:
-        family.StreamTranslator("openai").feed(ServerSentEvent(data="{not json"))
+        family.StreamTranslator("openai").feed(b"{not json")
     assert caught.value.status == 502
     assert caught.value.code == "upstream_bad_response"
 

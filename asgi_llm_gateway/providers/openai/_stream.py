@@ -1,15 +1,15 @@
-"""An OpenAI-compatible upstream's server-sent events → canonical chunks, up to `data: [DONE]`.
+"""An OpenAI-compatible upstream's stream → canonical chunks, up to `data: [DONE]`.
 
-Two readers share one parse and one normalisation: `StreamTranslator` (events → canonical chunks, for every
-door) and `VerbatimTranslator` (each event's data bytes, for the chat door), which keeps a plain content
-chunk as the bytes the upstream sent (`VerbatimChunk`) when normalising it would change nothing.
+Both readers take each event's data as bytes (`sse.SSEData`: these streams say everything in their data)
+and share one parse and one normalisation: `StreamTranslator` gives canonical chunks (for every door), and
+`VerbatimTranslator` (the chat door's) keeps a plain content chunk as the bytes the upstream sent
+(`VerbatimChunk`) where normalising it would change nothing.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from ...sse import ServerSentEvent
 from ...wire import loads
 from ..base import ChatItem, Chunk, VerbatimChunk
 from ..streams import bad_upstream_data
@@ -20,7 +20,7 @@ __all__ = ["StreamTranslator", "VerbatimTranslator", "split_usage", "verbatim_ch
 
 
 class StreamTranslator:
-    """An OpenAI-style upstream's stream events → normalised chunks, up to `data: [DONE]`.
+    """An OpenAI-style upstream's stream events (their data) → normalised chunks, up to `data: [DONE]`.
 
     The family's `StreamTranslator` (the protocol in `providers/base.py`): `done` turns true at `[DONE]`."""
 
@@ -30,14 +30,10 @@ class StreamTranslator:
         self.kind = kind
         self.done = False
 
-    def feed(self, event: ServerSentEvent) -> list[Chunk]:
-        data = event.data
-        if self.done or not data.strip():
+    def feed(self, data: bytes) -> list[Chunk]:
+        if data[:1] != b"{" and _no_chunk(self, data):
             return []
-        if data.startswith("[DONE]"):
-            self.done = True
-            return []
-        return _canonical(_parse(data, self.kind), self.kind)
+        return [] if self.done else _canonical(_parse(data, self.kind), self.kind)
 
     def end(self) -> list[Chunk]:
         """Nothing to add: the relay itself fails a stream whose choices never finished."""
@@ -63,16 +59,9 @@ class VerbatimTranslator:
             verbatim = template.match(data)
             if verbatim is not None:
                 return [verbatim]
-        if data[:1] != b"{" or self.done:  # the rare events: `[DONE]`, blank data, anything after the end
-            if self.done or not data or data.isspace():
-                return []
-            if data.startswith(b"[DONE]"):
-                self.done = True
-                return []
-        try:
-            parsed = loads(data)
-        except ValueError:
-            raise bad_upstream_data(self.kind, "a stream event that is not JSON") from None
+        if (data[:1] != b"{" and _no_chunk(self, data)) or self.done:
+            return []
+        parsed = _parse(data, self.kind)
         verbatim = verbatim_chunk(parsed, data)
         if verbatim is None:
             return list(_canonical(parsed, self.kind))
@@ -85,7 +74,18 @@ class VerbatimTranslator:
         return []
 
 
-def _parse(data: str, kind: str) -> Any:
+def _no_chunk(translator: StreamTranslator | VerbatimTranslator, data: bytes) -> bool:
+    """Whether an event that is no JSON object holds no chunk: blank data, or `[DONE]` (which ends the
+    stream). Anything else is left to the parse, which refuses it."""
+    if not data or data.isspace():
+        return True
+    if data.startswith(b"[DONE]"):
+        translator.done = True
+        return True
+    return False
+
+
+def _parse(data: bytes, kind: str) -> Any:
     try:
         return loads(data)
     except ValueError:

@@ -82,7 +82,7 @@ class OpenAICompatibleProvider(HTTPProvider):
 
     def stream_batches(self, request: Request, model: str) -> AsyncIterator[list[dict[str, Any]]]:
         translator = StreamTranslator(self.kind)
-        reads = self.post_sse(self.chat_url(model), self._body(request, model, stream=True))
+        reads = self.post_sse_data(self.chat_url(model), self._body(request, model, stream=True))
         return translate_reads(reads, translator)
 
     def chat_batches(self, request: Request, model: str) -> AsyncIterator[list[ChatItem]]:
