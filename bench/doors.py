@@ -10,8 +10,8 @@ CPU per request to the chat door's.
     python bench/doors.py                  # anthropic row: chat and responses translated, messages native
     python bench/doors.py --row openai --rounds 5 --stream burst
 
-With `--row openai` the Responses door would go to the upstream's own /v1/responses, which the mock does not
-serve: that row measures chat and messages only. Everything it starts it stops, by PID.
+With `--row openai` the Responses door is passed through to the upstream's own /v1/responses (the mock serves
+it), the Messages door translated to chat completions. Everything it starts it stops, by PID.
 """
 
 from __future__ import annotations
@@ -69,8 +69,6 @@ def door_bodies(row: str, tokens: int, stream: bool, paced: bool) -> dict[str, t
         "messages": ("/v1/messages", json.dumps(messages).encode()),
         "responses": ("/v1/responses", json.dumps(responses).encode()),
     }
-    if row == "openai":
-        del doors["responses"]
     return doors
 
 

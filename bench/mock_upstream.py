@@ -8,13 +8,18 @@ It answers every native format the gateway speaks, with canned bodies built once
     POST /v1beta/models/{m}:streamGenerateContent     Gemini SSE (alt=sse)
     POST /model/{id}/converse                         Bedrock Converse JSON
     POST /model/{id}/converse-stream                  Bedrock ConverseStream (vnd.amazon.eventstream)
+    POST /v1/responses                                OpenAI Responses (JSON, or SSE when "stream": true)
+    POST /v1/embeddings                               OpenAI embeddings (floats, or base64 when asked)
 
 A streamed answer has N content chunks, N taken from the request's token limit (`max_tokens`,
-`generationConfig.maxOutputTokens`, `inferenceConfig.maxTokens`) so one mock serves every run; the load
-generator picks N through the request body it sends. Events are written one at a time `--chunk-interval-ms`
-apart (as a real model does, so that each event reaches the gateway in its own read), except when the
-request's temperature is 0 (`temperature`, `generationConfig.temperature`, `inferenceConfig.temperature`):
-then the whole stream goes out in one write.
+`max_output_tokens`, `generationConfig.maxOutputTokens`, `inferenceConfig.maxTokens`) so one mock serves
+every run; the load generator picks N through the request body it sends. Events are written one at a time
+`--chunk-interval-ms` apart (as a real model does, so that each event reaches the gateway in its own read),
+except when the request's temperature is 0 (`temperature`, `generationConfig.temperature`,
+`inferenceConfig.temperature`): then the whole stream goes out in one write.
+
+An embeddings answer has one canned vector per input (`DIMENSIONS` floats, or the request's `dimensions`),
+the same for every input, encoded as the request's `encoding_format` asks (base64: little-endian float32).
 
 Run: python bench/mock_upstream.py --port 9001 [--chunk-interval-ms 1]
 """
@@ -23,6 +28,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import base64
 import contextlib
 import json
 import struct
@@ -242,9 +248,134 @@ def bedrock_stream(n: int) -> list[bytes]:
     return events
 
 
+def _responses_usage(n: int) -> dict[str, Any]:
+    return {
+        "input_tokens": 12,
+        "input_tokens_details": {"cached_tokens": 0, "cache_write_tokens": 0},
+        "output_tokens": n,
+        "output_tokens_details": {"reasoning_tokens": 0},
+        "total_tokens": 12 + n,
+    }
+
+
+def _responses_message(text: str, status: str) -> dict[str, Any]:
+    content = [{"type": "output_text", "text": text, "annotations": [], "logprobs": []}] if text else []
+    return {"id": "msg_bench", "type": "message", "status": status, "role": "assistant", "content": content}
+
+
+def _response(
+    n: int, status: str, output: list[dict[str, Any]], usage: dict[str, Any] | None
+) -> dict[str, Any]:
+    """A Responses `response` object as OpenAI writes it; the fields a request could set are the bench's."""
+    return {
+        "id": "resp_bench",
+        "object": "response",
+        "created_at": CREATED,
+        "status": status,
+        "background": False,
+        "completed_at": CREATED if status == "completed" else None,
+        "error": None,
+        "incomplete_details": None,
+        "instructions": None,
+        "max_output_tokens": n,
+        "max_tool_calls": None,
+        "model": "gpt-bench",
+        "output": output,
+        "parallel_tool_calls": True,
+        "previous_response_id": None,
+        "reasoning": {"effort": None, "summary": None},
+        "service_tier": "default",
+        "store": False,
+        "temperature": 1.0,
+        "text": {"format": {"type": "text"}, "verbosity": "medium"},
+        "tool_choice": "auto",
+        "tools": [],
+        "top_logprobs": 0,
+        "top_p": 1.0,
+        "truncation": "disabled",
+        "usage": usage,
+        "user": None,
+        "metadata": {},
+    }
+
+
+def responses_json(n: int) -> bytes:
+    return _dumps(
+        _response(n, "completed", [_responses_message(TOKEN * n, "completed")], _responses_usage(n))
+    )
+
+
+def responses_sse(n: int) -> list[bytes]:
+    """As OpenAI streams a response: `event:` lines, `sequence_number` from 0, `response.created` ...
+    `response.completed`, an `obfuscation` pad on each text delta."""
+    events: list[bytes] = []
+
+    def emit(kind: str, **fields: Any) -> None:
+        payload = {"type": kind, "sequence_number": len(events), **fields}
+        events.append(b"event: " + kind.encode() + b"\ndata: " + _dumps(payload) + b"\n\n")
+
+    text = TOKEN * n
+    where = {"item_id": "msg_bench", "output_index": 0, "content_index": 0}
+    part = {"type": "output_text", "text": text, "annotations": [], "logprobs": []}
+    started = _response(n, "in_progress", [], None)
+    emit("response.created", response=started)
+    emit("response.in_progress", response=started)
+    emit("response.output_item.added", output_index=0, item=_responses_message("", "in_progress"))
+    emit("response.content_part.added", **where, part={**part, "text": ""})
+    for _ in range(n):
+        emit("response.output_text.delta", **where, delta=TOKEN, logprobs=[], obfuscation="Zk3q")
+    emit("response.output_text.done", **where, text=text, logprobs=[])
+    emit("response.content_part.done", **where, part=part)
+    message = _responses_message(text, "completed")
+    emit("response.output_item.done", output_index=0, item=message)
+    emit("response.completed", response=_response(n, "completed", [message], _responses_usage(n)))
+    return events
+
+
+DIMENSIONS = 256  # floats per canned embedding, unless the request asks for `dimensions`
+EMBEDDING_TOKENS = 8  # prompt tokens counted per input
+
+
+def embedding_vector(dimensions: int) -> list[float]:
+    """The canned vector: small values exact in float32, so floats and base64 carry the same numbers."""
+    return [((i % 17) - 8) / 64 for i in range(dimensions)]
+
+
+def embeddings_json(count: int, dimensions: int, base64_encoded: bool) -> bytes:
+    """OpenAI's embeddings answer: `count` copies of the canned vector, as floats or as base64 of
+    little-endian float32 (what `encoding_format: base64` gets)."""
+    vector = embedding_vector(dimensions)
+    embedding: Any = vector
+    if base64_encoded:
+        embedding = base64.b64encode(struct.pack(f"<{dimensions}f", *vector)).decode()
+    tokens = EMBEDDING_TOKENS * count
+    return _dumps(
+        {
+            "object": "list",
+            "data": [{"object": "embedding", "index": i, "embedding": embedding} for i in range(count)],
+            "model": "text-embedding-bench",
+            "usage": {"prompt_tokens": tokens, "total_tokens": tokens},
+        }
+    )
+
+
+def embeddings_shape(body: dict[str, Any]) -> tuple[int, int, bool]:
+    """(inputs, dimensions, base64) of an embeddings request: a string or one token array is one input."""
+    given = body.get("input")
+    count = 1
+    if isinstance(given, list) and given and not isinstance(given[0], int):
+        count = len(given)
+    dimensions = body.get("dimensions")
+    if not isinstance(dimensions, int) or dimensions <= 0:
+        dimensions = DIMENSIONS
+    return count, dimensions, body.get("encoding_format") == "base64"
+
+
 _SSE = b"text/event-stream; charset=utf-8"
 _EVENTSTREAM = b"application/vnd.amazon.eventstream"
 _JSON = b"application/json"
+
+EMBEDDINGS = "embeddings"  # a route of its own shape: answered by `Responses.embeddings`
 
 #: kind -> (builder of the JSON body, builder of the stream events, stream content type)
 FORMATS = {
@@ -252,6 +383,7 @@ FORMATS = {
     "anthropic": (anthropic_json, anthropic_sse, _SSE),
     "gemini": (gemini_json, gemini_sse, _SSE),
     "bedrock": (bedrock_json, bedrock_stream, _EVENTSTREAM),
+    "responses": (responses_json, responses_sse, _SSE),
 }
 
 
@@ -269,6 +401,10 @@ def route(path: bytes) -> tuple[str, bool | None] | None:
         return "bedrock", True
     if path.endswith(b"/converse"):
         return "bedrock", False
+    if path.endswith(b"/responses"):
+        return "responses", None
+    if path.endswith(b"/embeddings"):
+        return EMBEDDINGS, False
     return None
 
 
@@ -288,6 +424,7 @@ def chunk_count(body: dict[str, Any]) -> int:
     for value in (
         body.get("max_tokens"),
         body.get("max_completion_tokens"),
+        body.get("max_output_tokens"),
         (body.get("generationConfig") or {}).get("maxOutputTokens"),
         (body.get("inferenceConfig") or {}).get("maxTokens"),
     ):
@@ -299,25 +436,33 @@ def chunk_count(body: dict[str, Any]) -> int:
 # -- the server --------------------------------------------------------------------------------------------
 
 
+def _json_response(body: bytes) -> bytes:
+    return b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: %d\r\n\r\n%b" % (
+        len(body),
+        body,
+    )
+
+
 class Responses:
     """Canned responses, built on first use. Lives on the server, not in the module."""
 
     def __init__(self) -> None:
         self._json: dict[tuple[str, int], bytes] = {}
         self._stream: dict[tuple[str, int], tuple[bytes, list[bytes]]] = {}
+        self._embeddings: dict[tuple[int, int, bool], bytes] = {}
 
     def json(self, kind: str, n: int) -> bytes:
         key = (kind, n)
         response = self._json.get(key)
         if response is None:
-            body = FORMATS[kind][0](n)
-            response = (
-                b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: "
-                + str(len(body)).encode()
-                + b"\r\n\r\n"
-                + body
-            )
-            self._json[key] = response
+            response = self._json[key] = _json_response(FORMATS[kind][0](n))
+        return response
+
+    def embeddings(self, shape: tuple[int, int, bool]) -> bytes:
+        """The embeddings answer for (inputs, dimensions, base64), built on first use."""
+        response = self._embeddings.get(shape)
+        if response is None:
+            response = self._embeddings[shape] = _json_response(embeddings_json(*shape))
         return response
 
     def stream(self, kind: str, n: int) -> tuple[bytes, list[bytes]]:
@@ -398,6 +543,9 @@ class MockProtocol(asyncio.Protocol):
             body = _loads(raw) if raw else {}
         except ValueError:
             transport.write(_BAD)
+            return
+        if kind == EMBEDDINGS:
+            transport.write(self.responses.embeddings(embeddings_shape(body)))
             return
         n = chunk_count(body)
         if stream is None:
