@@ -3,15 +3,15 @@ providers that take a client request id), the hooks' headers (trace context: `tr
 upstream's own request id, read from its answer.
 
 The attempts unit sets `REQUEST_ID` for the time of a call's attempts, hooks or not: an `HTTPProvider`
-whose `client_request_id_header` names a header sends the id in it (OpenAI's `X-Client-Request-Id`), and
-one without never reads it.
+whose `client_request_id_header` names a header (OpenAI's `X-Client-Request-Id`) sends the id in it when it
+builds a request, and one without never reads it. When the gateway has hooks, the attempts unit also sets
+an `UpstreamAttempt` in `ATTEMPT` for the time of each attempt (asking them for `Hooks.upstream_headers`);
+`HTTPProvider` adds its headers when it builds the request and notes the upstream's request id when the
+answer's head arrives; the attempts unit then copies it to `Call.upstream_request_id`.
 
-The attempts unit sets an `UpstreamAttempt` in a context variable for the time of an attempt when the gateway
-has hooks (asking them for `Hooks.upstream_headers`); `HTTPProvider` adds its headers when it builds the
-request and notes the upstream's request id when the answer's head arrives; the attempts unit then copies it
-to `Call.upstream_request_id`. A context variable, not an argument: the providers' `complete`/`stream`
-signatures stay the wire contract, and the value follows the attempt's task (a stream's request is built and
-answered inside its attempt). Without hooks it is never set and a request pays two `get`s.
+Context variables, not arguments: the providers' `complete`/`stream` signatures stay the wire contract, and
+the values follow the attempt's task (a stream's request is built and answered inside its attempt). A call
+pays a set and a reset of `REQUEST_ID`; without hooks `ATTEMPT` is never set and a request pays two `get`s.
 """
 
 from __future__ import annotations
