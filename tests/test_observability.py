@@ -161,6 +161,38 @@ async def test_a_logger_keeping_only_warnings_gets_the_failures_and_nothing_else
     assert caplog.records[1].status == 400
 
 
+def test_json_lines_are_one_object_per_record_with_the_extra_fields() -> None:
+    """The runner's formatter: time, level, logger, message, then the record's `extra` fields in order; text
+    as UTF-8 (not escaped); a value JSON has no form for written as its str(), never a lost record."""
+    from decimal import Decimal
+
+    from asgi_llm_gateway.observability.runner import JsonLines
+
+    record = logging.makeLogRecord(
+        {
+            "name": "asgi_llm_gateway.requests",
+            "levelname": "INFO",
+            "msg": "request %s → %s",
+            "args": ("req-1", "openai/gpt-4o"),
+            "request_id": "req-1",
+            "latency_ms": 3.5,
+            "ttft_ms": None,
+            "cost": Decimal("0.0012"),
+        }
+    )
+    line = JsonLines().format(record)
+    assert "\n" not in line and "→" in line
+    parsed = json.loads(line)
+    assert list(parsed)[:4] == ["time", "level", "logger", "message"]
+    assert parsed["message"] == "request req-1 → openai/gpt-4o"
+    assert {key: parsed[key] for key in list(parsed)[4:]} == {
+        "request_id": "req-1",
+        "latency_ms": 3.5,
+        "ttft_ms": None,
+        "cost": "0.0012",
+    }
+
+
 async def test_a_stream_logs_its_time_to_first_chunk(caplog: pytest.LogCaptureFixture) -> None:
     caplog.set_level(logging.INFO, logger="asgi_llm_gateway.requests")
     await _answered(LogHook(), _call(stream=True), _target())

@@ -32,6 +32,7 @@ import anyio
 from ..asgi import local_path
 from ..mount import ASGIApp, PathPrefixDispatcher
 from ..pipeline.hooks import Hooks
+from ..wire import dumps
 from .logs import LogHook
 from .otel import OpenTelemetryHook
 from .prometheus import PrometheusHook, metrics_app
@@ -201,7 +202,10 @@ _RECORD_ATTRIBUTES = frozenset(logging.makeLogRecord({}).__dict__) | {"message",
 
 
 class JsonLines(logging.Formatter):
-    """One JSON object per record: time, level, logger, message and the record's `extra` fields."""
+    """One JSON object per record: time, level, logger, message and the record's `extra` fields.
+
+    Compact, through the gateway's JSON encoder (orjson with the `fast` extra: a request record in ~1 us
+    instead of ~7); a field JSON cannot hold is written as its `str()`."""
 
     def format(self, record: logging.LogRecord) -> str:
         line: dict[str, Any] = {
@@ -210,8 +214,11 @@ class JsonLines(logging.Formatter):
             "logger": record.name,
             "message": record.getMessage(),
         }
-        line.update((key, value) for key, value in record.__dict__.items() if key not in _RECORD_ATTRIBUTES)
-        return json.dumps(line, default=str, ensure_ascii=False)
+        line.update({key: value for key, value in record.__dict__.items() if key not in _RECORD_ATTRIBUTES})
+        try:
+            return dumps(line).decode()
+        except TypeError:  # a value of a type JSON has no form for (a Decimal, an object…)
+            return json.dumps(line, default=str, ensure_ascii=False, separators=(",", ":"))
 
 
 def _opentelemetry() -> OpenTelemetryHook:

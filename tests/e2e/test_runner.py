@@ -364,8 +364,8 @@ def test_metrics_flag_serves_prometheus_beside_the_gateway(tmp_path: Path) -> No
         assert runner.stop() in (0, -signal.SIGTERM)
         output = runner.output()
     assert "request logs, Prometheus metrics on /metrics at http://127.0.0.1:" in output
-    [line] = [line for line in output.splitlines() if '"request_id": "scrape-test-1"' in line]
-    record = json.loads(line)
+    logged = [json.loads(line) for line in output.splitlines() if line.startswith("{")]
+    [record] = [record for record in logged if record.get("request_id") == "scrape-test-1"]
     assert record["endpoint"] == "chat.completions" and record["status"] == 200
     assert record["principal"] == "tester" and record["model"] == "chat"
     assert KEY not in output and "zebra-prompt" not in output  # no key, no prompt without include_content
