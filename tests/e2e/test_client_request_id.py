@@ -3,20 +3,21 @@ loopback, with no hooks configured: the client's own `x-request-id`, or the id t
 `X-Client-Request-Id` the fake OpenAI upstream receives, on every door and every attempt (a retry and a
 fallback carry the same id); a provider that documents no such header sends none.
 
-The provider with the header is `OpenAIProvider` with `client_request_id_header` naming OpenAI's
-`X-Client-Request-Id` (set by a test subclass here: the attribute is data, one line on the class)."""
+The provider with the header is `OpenAIProvider` (`client_request_id_header`, data on the class, names
+OpenAI's `X-Client-Request-Id`); Azure's names none and reads its answers' id from `apim-request-id`."""
 
 from __future__ import annotations
 
 import re
+import time
 from collections.abc import Callable, Iterator
 
 import httpx
 import openai
 import pytest
 
-from asgi_llm_gateway import Gateway, Policy
-from asgi_llm_gateway.providers import OpenAICompatibleProvider, OpenAIProvider
+from asgi_llm_gateway import Call, Gateway, Hooks, Policy, UsageRecord
+from asgi_llm_gateway.providers import AzureOpenAIProvider, OpenAICompatibleProvider, OpenAIProvider
 from tests.fakes.openai import KEY, FakeOpenAI, Fault
 from tests.support.server import serve
 
@@ -24,12 +25,6 @@ OWN_ID = "trace-7f3a.span_9:01"
 GENERATED = re.compile(r"req_[0-9a-f]{24}")
 HELLO = [{"role": "user", "content": "Hello"}]
 HEADER = "x-client-request-id"  # as the fake records it (httpx's header names, lowercased)
-
-
-class WithClientRequestId(OpenAIProvider):
-    """OpenAI's provider, naming the header OpenAI takes a client request id in."""
-
-    client_request_id_header = "X-Client-Request-Id"
 
 
 class Rig:
@@ -48,7 +43,7 @@ def rig() -> Iterator[Rig]:
     with serve(a.app()) as a_url, serve(b.app()) as b_url:
         gateway = Gateway(
             providers={
-                "a": WithClientRequestId(api_key=KEY, base_url=f"{a_url}/v1"),
+                "a": OpenAIProvider(api_key=KEY, base_url=f"{a_url}/v1"),
                 "b": OpenAICompatibleProvider(api_key=KEY, base_url=f"{b_url}/v1"),
             },
             routes={"ab": ["a/gpt-4.1", "b/gpt-4.1"]},
@@ -138,3 +133,25 @@ def test_the_fake_refuses_a_client_request_id_openai_would_refuse(rig: Rig) -> N
             headers=[auth, (b"x-client-request-id", value)],
         )
         assert response.status_code == status, value
+
+
+def test_azure_sends_no_client_id_and_its_apim_request_id_is_recorded() -> None:
+    """Azure's spec documents no client request id header, and names its answers' id `apim-request-id`."""
+    ended: list[str | None] = []
+
+    class Record(Hooks):
+        async def request_ended(self, call: Call, record: UsageRecord) -> None:
+            ended.append(call.upstream_request_id)
+
+    azure = FakeOpenAI(flavour="azure")
+    with serve(azure.app()) as azure_url:
+        provider = AzureOpenAIProvider(api_key=KEY, base_url=azure_url, api_version="2024-10-21")
+        with serve(Gateway(providers={"azure": provider}, hooks=[Record()])) as url:
+            client = openai.OpenAI(base_url=url + "/v1", api_key="any", max_retries=0)
+            client.chat.completions.create(model="azure/gpt-4.1", messages=HELLO)  # type: ignore[arg-type]
+            client.close()
+    deadline = time.monotonic() + 5
+    while not ended and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert ended and ended[0] is not None and ended[0].startswith("req_upstream")
+    assert [request["headers"].get(HEADER) for request in azure.requests] == [None]

@@ -305,7 +305,10 @@ class FakeOpenAI:
             + [Route(path, self.responses, methods=["POST"]) for path in responses]
             + [Route(path, self.embeddings, methods=["POST"]) for path in embeddings]
             + [Route("/v1/models", self.models)],
-            middleware=[Middleware(_RequestIds), Middleware(_ClientRequestIds, flavour=self.flavour)],
+            middleware=[
+                Middleware(_RequestIds, flavour=self.flavour),
+                Middleware(_ClientRequestIds, flavour=self.flavour),
+            ],
         )
 
     # -- embeddings ------------------------------------------------------------------------------------
@@ -1081,11 +1084,13 @@ def _item_not_found(item_id: Any, store: bool) -> JSONResponse:
 
 
 class _RequestIds:
-    """Every answer carries an `x-request-id` (`req_upstream` and a number), as the real API's do."""
+    """Every answer carries an `x-request-id` (`req_upstream` and a number), as the real API's do; Azure's
+    under the name its spec documents, `apim-request-id`."""
 
-    def __init__(self, app: Any) -> None:
+    def __init__(self, app: Any, flavour: str = "openai") -> None:
         self.app = app
         self.count = 0
+        self.header = b"apim-request-id" if flavour == "azure" else b"x-request-id"
 
     async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
         if scope["type"] != "http":
@@ -1096,7 +1101,7 @@ class _RequestIds:
 
         async def stamped(message: Any) -> None:
             if message["type"] == "http.response.start":
-                message = {**message, "headers": [*message.get("headers", []), (b"x-request-id", request_id)]}
+                message = {**message, "headers": [*message.get("headers", []), (self.header, request_id)]}
             await send(message)
 
         await self.app(scope, receive, stamped)

@@ -151,6 +151,8 @@ class OpenAIProvider(OpenAICompatibleProvider):
     """OpenAI itself: the request passes through with only what reasoning models require changed."""
 
     kind = "openai"
+    #: OpenAI takes a request id of the client's own, which its support can look calls up by.
+    client_request_id_header = "X-Client-Request-Id"
     api_key_env = "OPENAI_API_KEY"
     default_base_url = "https://api.openai.com/v1"
     quirks = OPENAI
@@ -192,6 +194,9 @@ class AzureOpenAIProvider(OpenAICompatibleProvider):
     """
 
     kind = "azure"
+    client_request_id_header = None  # the Azure OpenAI spec documents none
+    #: The id Azure's answers carry for troubleshooting (its spec documents this one).
+    request_id_header = "apim-request-id"
     api_key_env = "AZURE_OPENAI_API_KEY"
     quirks = OPENAI
 
