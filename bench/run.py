@@ -556,6 +556,64 @@ def fmt(value: float | None, spec: str = ".2f") -> str:
     return "-" if value is None else format(value, spec)
 
 
+#: Issue 20's targets per row: c=64 throughput (times the floor measured just before the row), c=1 added
+#: latency (times the floor's), CPU per streamed chunk in a burst (µs); every row: CPU per request flat
+#: from c=1 to c=256 (largest over smallest), RSS idle and after the row's load (MB).
+_THROUGHPUT = {"openai": 0.7, "bedrock": 0.5}
+_ADDED_LATENCY = {"openai": 1.3}
+_BURST_CHUNK_US = {"openai": 3.0}
+_TRANSLATED_BURST_CHUNK_US = 6.0
+_FLAT = 1.3
+_RSS_IDLE_MB, _RSS_AFTER_MB = 60.0, 80.0
+
+
+def _verdict(value: float, target: float, at_most: bool) -> str:
+    return "met" if (value <= target if at_most else value >= target) else "NOT MET"
+
+
+def _targets(row: Row, floor: Row, base: WrkResult | None, concurrency: list[int]) -> list[str]:
+    """One row's measurements against issue 20's targets, each with its verdict."""
+    parts: list[str] = []
+    beside = row.floor_beside or floor.cells.get(64)
+    if 64 in row.cells and beside is not None and row.name in _THROUGHPUT:
+        ratio, target = row.cells[64].rps / beside.rps, _THROUGHPUT[row.name]
+        parts.append(
+            f"c=64 throughput {ratio:.2f}x floor (target >= {target}: {_verdict(ratio, target, False)}; "
+            f"the floor just before this row: {beside.rps:,.0f} req/s)"
+        )
+    if 1 in row.cells and 1 in floor.cells and base is not None and row.name in _ADDED_LATENCY:
+        added, floor_added = row.cells[1].p50_ms - base.p50_ms, floor.cells[1].p50_ms - base.p50_ms
+        if floor_added > 0:
+            ratio, target = added / floor_added, _ADDED_LATENCY[row.name]
+            verdict = _verdict(ratio, target, True)
+            parts.append(f"c=1 added latency {ratio:.2f}x floor's (target <= {target}: {verdict})")
+    burst = row.cpu_per_chunk_us.get(False)
+    if burst is not None:
+        target = _BURST_CHUNK_US.get(row.name, _TRANSLATED_BURST_CHUNK_US)
+        floor_burst = floor.cpu_per_chunk_us.get(False)
+        beside_floor = f", the floor {floor_burst:.1f}" if floor_burst is not None else ""
+        parts.append(
+            f"{burst:.1f} us/chunk in a burst, whole process{beside_floor} (target <= {target:g}: "
+            f"{_verdict(burst, target, True)})"
+        )
+    cpu = [row.cells[c].cpu_us_per_request for c in concurrency if c in row.cells]
+    known = [value for value in cpu if value]
+    if len(known) > 1:
+        spread = max(known) / min(known)
+        parts.append(
+            f"CPU/request c={concurrency[0]}..{concurrency[-1]} spread {spread:.2f}x (flat: <= {_FLAT}: "
+            f"{_verdict(spread, _FLAT, True)})"
+        )
+    if row.rss_idle_mb is not None and row.rss_after_mb is not None:
+        idle, after = row.rss_idle_mb, row.rss_after_mb
+        parts.append(
+            f"RSS idle {idle:.1f} MB (<= {_RSS_IDLE_MB:g}: {_verdict(idle, _RSS_IDLE_MB, True)}), after "
+            f"{after:.1f} MB (<= {_RSS_AFTER_MB:g}: {_verdict(after, _RSS_AFTER_MB, True)}; "
+            "bench/soak.py measures after 100k)"
+        )
+    return parts
+
+
 def render(rows: list[Row], s: Settings) -> str:
     direct = next((r for r in rows if r.name == "direct" and r.cells), None)
     floor = next((r for r in rows if r.name == "floor" and r.cells), None)
@@ -609,31 +667,12 @@ def render(rows: list[Row], s: Settings) -> str:
     notes = [f"- {r.name}: {r.note.strip()}" for r in rows if r.note.strip()]
     if floor:
         ratios = []
-        floor_added = floor.cells[1].p50_ms - base.p50_ms if 1 in floor.cells and base else None
-        floor_ttfc = (floor.ttfc_p50_ms - base_ttfc) if floor.ttfc_p50_ms and base_ttfc else None
         for row in rows:
             if row.name in ("direct", "floor") or not row.cells:
                 continue
-            parts = []
-            beside = row.floor_beside or floor.cells.get(64)
-            if 64 in row.cells and beside is not None:
-                parts.append(
-                    f"c=64 throughput {row.cells[64].rps / beside.rps:.2f}x floor (target >= 0.5; "
-                    f"the floor measured just before this row: {beside.rps:,.0f} req/s)"
-                )
-            if 1 in row.cells and floor_added and base:
-                added = row.cells[1].p50_ms - base.p50_ms
-                parts.append(f"c=1 added latency {added / floor_added:.1f}x floor (target <= 2)")
-            if row.ttfc_p50_ms is not None and floor_ttfc and base_ttfc is not None:
-                parts.append(
-                    f"TTFC added {(row.ttfc_p50_ms - base_ttfc) / floor_ttfc:.1f}x floor (target <= 2)"
-                )
-            if row.cpu_per_chunk_us and row.name != "openai":
-                chunk_costs = "/".join(f"{v:.1f}" for v in row.cpu_per_chunk_us.values())
-                parts.append(f"{chunk_costs} us/chunk paced/burst (target <= 10)")
-            ratios.append(f"- {row.name}: " + "; ".join(parts))
+            ratios.append(f"- {row.name}: " + "; ".join(_targets(row, floor, base, s.concurrency)))
         if ratios:
-            out.append("Ratios to the floor in this run:\n" + "\n".join(ratios))
+            out.append("Issue 20's targets, against the floor in this run:\n" + "\n".join(ratios))
     if notes:
         out.append("Notes:\n" + "\n".join(notes))
     out.append(
