@@ -70,18 +70,14 @@ def accept_request_id(scope: Scope) -> str:
 
 
 def stamped(send: Send, headers: Sequence[tuple[bytes, bytes]]) -> Send:
-    """`send` that puts `headers` (the request id's) on the response start when the sender did not.
+    """`send` that puts `headers` (the request id's) on the response start.
 
-    The one place that guarantees every response carries its request id, whichever endpoint, error path or
-    detached run sends it."""
-    names = frozenset(name for name, _ in headers)
+    The one owner of the request id headers: every response carries them, whichever endpoint, error path or
+    detached run sends it, and no sender adds them itself."""
 
     async def send_stamped(message: Message) -> None:
         if message["type"] == "http.response.start":
-            present = {name for name, _ in message.get("headers", ()) if name in names}
-            if len(present) < len(names):
-                missing = [(name, value) for name, value in headers if name not in present]
-                message = {**message, "headers": [*message.get("headers", ()), *missing]}
+            message = {**message, "headers": [*message.get("headers", ()), *headers]}
         await send(message)
 
     return send_stamped

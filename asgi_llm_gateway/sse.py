@@ -134,7 +134,7 @@ class SSEData:
         if self._decoder is not None or b"\r" in buffer:
             self._buffer = b""
             self._decoder = self._decoder or SSEDecoder()
-            return [event.data.encode() for event in self._decoder.feed(buffer)]
+            return _data(self._decoder.feed(buffer))
         parts = buffer.split(b"\n\n")
         self._buffer = parts.pop()
         data: list[bytes] = []
@@ -148,7 +148,7 @@ class SSEData:
     def flush(self) -> list[bytes]:
         """End of stream, as `SSEDecoder.flush`: a complete last line is an event, a partial one is not."""
         if self._decoder is not None:
-            return [event.data.encode() for event in self._decoder.flush()]
+            return _data(self._decoder.flush())
         rest, self._buffer = self._buffer, b""
         return _data_of(rest, flush=True) if rest else []
 
@@ -159,4 +159,8 @@ def _data_of(raw: bytes, flush: bool = False) -> list[bytes]:
     events = decoder.feed(raw)
     if flush:
         events += decoder.flush()
+    return _data(events)
+
+
+def _data(events: list[ServerSentEvent]) -> list[bytes]:
     return [event.data.encode() for event in events]

@@ -67,7 +67,7 @@ class VerbatimTranslator:
             return list(_canonical(parsed, self.kind))
         delta = parsed["choices"][0]["delta"]
         if len(delta) == 1 and "content" in delta:
-            self.template = ContentTemplate.learn(verbatim, delta["content"]) or template
+            self.template = ContentTemplate.learn(verbatim) or template
         return [verbatim]
 
     def end(self) -> list[ChatItem]:

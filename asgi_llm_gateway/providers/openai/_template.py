@@ -43,12 +43,12 @@ class ContentTemplate:
         self.model, self.index, self.usage_null = chunk.model, chunk.index, chunk.usage_null
 
     @classmethod
-    def learn(cls, chunk: VerbatimChunk, content: object) -> ContentTemplate | None:
-        """The template of `chunk` (verbatim-safe, its delta `{"content": content}` alone), or None when its
-        bytes do not have that layout (another spacing, the marker twice)."""
+    def learn(cls, chunk: VerbatimChunk) -> ContentTemplate | None:
+        """The template of `chunk` (verbatim-safe, its delta `{"content": …}` alone), or None when its bytes
+        do not have that layout (another spacing, the marker twice, a null content)."""
         data = chunk.data
         at = data.find(_DELTA_CONTENT)
-        if not isinstance(content, str) or at < 0 or data.find(_DELTA_CONTENT, at + 1) >= 0:
+        if at < 0 or data.find(_DELTA_CONTENT, at + 1) >= 0:
             return None
         start = at + len(_DELTA_CONTENT)
         string = _STRING_RE.match(data, start)
