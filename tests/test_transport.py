@@ -225,3 +225,43 @@ async def test_bedrock_ids_with_colons_are_sent_on_the_exact_path_that_was_signe
             await client.aclose()
     assert response.status_code == 204
     assert seen == [SIGNED_PATH.encode()]
+
+
+@pytest.mark.anyio
+async def test_unsigned_posts_go_to_aiohttp_without_an_httpx_request_on_the_path_httpx_encodes(
+    no_proxy_env: None,
+) -> None:
+    """The fast path (`ExactURLTransport.post`) sends what the request-object path sent: the URL as httpx
+    encodes it (a space quoted, `%3A` kept), the provider's headers, the JSON body. Bedrock, which signs the
+    request object, keeps building one."""
+    from asgi_llm_gateway.providers import BedrockProvider
+
+    seen: list[dict[str, Any]] = []
+
+    async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            return
+        headers = {k.decode(): v.decode() for k, v in scope["headers"]}
+        seen.append({"path": scope["raw_path"], "headers": headers, "body": (await receive())["body"]})
+        await send({"type": "http.response.start", "status": 204, "headers": []})
+        await send({"type": "http.response.body", "body": b""})
+
+    with serve(app) as url:
+        provider = OpenAIProvider(api_key="sk-test", base_url=url + "/v1", headers={"x-team": "a"})
+        bedrock = BedrockProvider(api_key="bedrock-key", region="us-east-1")
+        try:
+            response = await provider._post(url + "/v1/a b%3Ac", {"n": 1}, {"x-more": "1"})
+            await response.aclose()
+            assert provider._poster is not None
+            assert bedrock.client is not None and bedrock._poster is None
+        finally:
+            await provider.aclose()
+            await bedrock.aclose()
+    assert response.status_code == 204
+    [request] = seen
+    assert request["path"] == b"/v1/a%20b%3Ac"
+    assert request["body"] == b'{"n":1}'
+    assert request["headers"]["authorization"] == "Bearer sk-test"
+    assert request["headers"]["content-type"] == "application/json"
+    assert request["headers"]["x-team"] == "a" and request["headers"]["x-more"] == "1"
+    assert request["headers"]["content-length"] == "7"

@@ -65,6 +65,7 @@ class BedrockProvider(HTTPProvider):
 
     kind = KIND
     request_id_header = "x-amzn-requestid"
+    signs_requests = True  # SigV4 signs the request object
     api_key_env = "AWS_BEARER_TOKEN_BEDROCK"
 
     def __init__(
