@@ -80,7 +80,7 @@ class ChatEndpoint(OpenAIErrors, Door):
 
 
 async def _complete_once(body: Request, target: Target, policy: Policy) -> dict[str, Any]:
-    with WithinTotalTimeout(target, policy):
+    async with WithinTotalTimeout(target, policy):
         return await target.provider.complete(body, target.model)
 
 

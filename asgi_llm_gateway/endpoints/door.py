@@ -17,6 +17,7 @@ import anyio
 
 from ..asgi import Message, read_body
 from ..auth import authenticate, check_model_allowed
+from ..deadline import Deadline
 from ..errors import GatewayError
 from ..pipeline.attempts import Attempt, Outcome, timed_out
 from ..pipeline.call import CLIENT_CLOSED_REQUEST, Call
@@ -189,7 +190,7 @@ async def first_batch(batches: AsyncIterator[Batch], target: Target, policy: Pol
     """Wait for a just-opened stream's first batch, so that a failure before the first byte reaches the
     client as a proper HTTP status and can be retried or fall back. The stream is closed if it fails."""
     try:
-        with anyio.fail_after(policy.first_token_timeout):
+        async with Deadline(policy.first_token_timeout):
             return await anext(batches)
     except StopAsyncIteration:
         raise stream_ended_early(target.provider.kind) from None

@@ -76,5 +76,5 @@ def embedding_request(body: dict[str, Any]) -> EmbeddingRequest:
 
 
 async def _embed_once(request: EmbeddingRequest, target: Target, policy: Policy) -> dict[str, Any]:
-    with WithinTotalTimeout(target, policy):
+    async with WithinTotalTimeout(target, policy):
         return await target.provider.embed(request, target.model)

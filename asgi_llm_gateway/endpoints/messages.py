@@ -122,7 +122,7 @@ async def _create_once(
     request: MessagesRequest, call: Call, target: Target, policy: Policy
 ) -> dict[str, Any]:
     provider = target.provider
-    with WithinTotalTimeout(target, policy):
+    async with WithinTotalTimeout(target, policy):
         if provider.speaks_messages(target.model):
             message = await provider.messages(request.body, target.model, request.beta)
             call.usage = usage_of_message(message)
@@ -177,7 +177,7 @@ class CountTokensEndpoint(AnthropicErrors, Door):
 
 async def _count_once(request: MessagesRequest, target: Target, policy: Policy) -> tuple[int, bytes]:
     provider = target.provider
-    with WithinTotalTimeout(target, policy):
+    async with WithinTotalTimeout(target, policy):
         if provider.speaks_messages(target.model):
             return await provider.count_message_tokens(request.body, target.model, request.beta), b"upstream"
         counted = await provider.count_tokens(request.chat(), target.model)

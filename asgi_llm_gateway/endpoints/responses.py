@@ -485,7 +485,7 @@ async def _complete_once(
     conversation: Conversation, call: Call, drop_builtin_tools: bool, target: Target, policy: Policy
 ) -> dict[str, Any]:
     provider = target.provider
-    with WithinTotalTimeout(target, policy):
+    async with WithinTotalTimeout(target, policy):
         if provider.speaks_responses(target.model):
             response = await provider.responses(conversation.native(stream=False), target.model)
             call.usage = chat_usage(response.get("usage"))

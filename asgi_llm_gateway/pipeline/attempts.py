@@ -19,6 +19,7 @@ from typing import Generic, TypeVar, cast
 
 import anyio
 
+from ..deadline import Deadline
 from ..errors import GatewayError
 from ..policy import HealthBook, Policy, retry_delay
 from ..providers.upstream import ATTEMPT, REQUEST_ID, UpstreamAttempt
@@ -179,25 +180,25 @@ def timed_out(target: Target, detail: str) -> GatewayError:
 
 
 class WithinTotalTimeout:
-    """`with WithinTotalTimeout(target, policy):` one non-streamed upstream call within the policy's
+    """`async with WithinTotalTimeout(target, policy):` one non-streamed upstream call within the policy's
     `total_timeout`, else a 504 `upstream_timeout` naming the target (never a bare TimeoutError, which the
     attempts unit would report as a provider bug). A class, not a generator: it is on every call's path."""
 
-    __slots__ = ("_policy", "_scope", "_target")
+    __slots__ = ("_deadline", "_policy", "_target")
 
     def __init__(self, target: Target, policy: Policy) -> None:
         self._target = target
         self._policy = policy
-        self._scope = anyio.fail_after(policy.total_timeout)
+        self._deadline = Deadline(policy.total_timeout)
 
-    def __enter__(self) -> None:
-        self._scope.__enter__()
+    async def __aenter__(self) -> None:
+        await self._deadline.__aenter__()
 
-    def __exit__(
+    async def __aexit__(
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> bool | None:
         try:
-            return self._scope.__exit__(exc_type, exc, tb)
+            return await self._deadline.__aexit__(exc_type, exc, tb)
         except TimeoutError:
             raise timed_out(self._target, f"no answer within {self._policy.total_timeout:g} s") from None
 
