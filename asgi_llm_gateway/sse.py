@@ -130,20 +130,24 @@ class SSEData:
         self._decoder: SSEDecoder | None = None  # once the stream has shown a CR
 
     def feed(self, chunk: bytes) -> list[bytes]:
+        parts = self.split(chunk)
+        if parts is not None:
+            return event_data(parts)
+        buffer = self._buffer + chunk if self._buffer else chunk
+        self._buffer = b""
+        self._decoder = self._decoder or SSEDecoder()
+        return _data(self._decoder.feed(buffer))
+
+    def split(self, chunk: bytes) -> list[bytes] | None:
+        """The events `chunk` completes, each as its raw text between blank lines (`event_data` reads
+        them), the rest kept for the next read. None, with nothing taken, once the stream has shown a CR:
+        then `feed` must read it."""
         buffer = self._buffer + chunk if self._buffer else chunk
         if self._decoder is not None or b"\r" in buffer:
-            self._buffer = b""
-            self._decoder = self._decoder or SSEDecoder()
-            return _data(self._decoder.feed(buffer))
+            return None
         parts = buffer.split(b"\n\n")
         self._buffer = parts.pop()
-        data: list[bytes] = []
-        for part in parts:
-            if part.startswith(b"data: ") and part.find(b"\n") < 0:
-                data.append(part[6:])
-            elif part:
-                data.extend(_data_of(part + b"\n\n"))
-        return data
+        return parts
 
     def flush(self) -> list[bytes]:
         """End of stream, as `SSEDecoder.flush`: a complete last line is an event, a partial one is not."""
@@ -151,6 +155,18 @@ class SSEData:
             return _data(self._decoder.flush())
         rest, self._buffer = self._buffer, b""
         return _data_of(rest, flush=True) if rest else []
+
+
+def event_data(parts: list[bytes]) -> list[bytes]:
+    """The data of whole events given as their raw text (LF line ends, no blank line): the common
+    `data: {...}` cut out directly, anything else read by `SSEDecoder`."""
+    data: list[bytes] = []
+    for part in parts:
+        if part.startswith(b"data: ") and part.find(b"\n") < 0:
+            data.append(part[6:])
+        elif part:
+            data.extend(_data_of(part + b"\n\n"))
+    return data
 
 
 def _data_of(raw: bytes, flush: bool = False) -> list[bytes]:

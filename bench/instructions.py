@@ -19,6 +19,7 @@ Each server runs under `valgrind --tool=callgrind` with instrumentation off whil
 from __future__ import annotations
 
 import argparse
+import os
 import re
 import shutil
 import subprocess
@@ -72,6 +73,8 @@ def count(
     dump = out.with_name(out.name + ".1")  # the first dump: `-d`'s (the one at exit comes without a suffix)
     text = dump.read_text(errors="replace") if dump.exists() else ""
     match = re.search(r"^totals: (\d+)", text, re.M)
+    if os.environ.get("BENCH_KEEP") and dump.exists():
+        shutil.copy(dump, Path(os.environ["BENCH_KEEP"]) / dump.name)
     if match is None or not result.requests:
         sys.exit(f"{name}: no instruction count (valgrind log: {procs.log_tail(f'cg-{name}')})")
     per_request = int(match.group(1)) / result.requests
@@ -101,7 +104,7 @@ def main() -> None:
         "| target | requests counted | thousand instructions per request | errors |",
         "| --- | ---: | ---: | ---: |",
     ]
-    with tempfile.TemporaryDirectory() as tmp_name:
+    with tempfile.TemporaryDirectory(dir=os.environ.get("BENCH_KEEP")) as tmp_name:
         tmp = Path(tmp_name)
         procs = Processes(tmp)
         try:

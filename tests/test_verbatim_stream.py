@@ -20,7 +20,7 @@ from asgi_llm_gateway.pipeline.call import Call
 from asgi_llm_gateway.pipeline.relay import ChunkProgress
 from asgi_llm_gateway.providers.base import ChatItem, Chunk, VerbatimChunk
 from asgi_llm_gateway.providers.openai import StreamTranslator
-from asgi_llm_gateway.providers.openai._stream import VerbatimTranslator, verbatim_chunk
+from asgi_llm_gateway.providers.openai._stream import VerbatimReader, VerbatimTranslator, verbatim_chunk
 from asgi_llm_gateway.sse import SSEData
 
 FIXTURE = Path(__file__).parent / "fixtures" / "openai_family" / "stream" / "openai_compact.sse"
@@ -223,3 +223,120 @@ def test_nothing_after_done_is_relayed_even_if_it_fits_the_template() -> None:
     translator = _learnt()
     assert translator.feed(b"[DONE]") == []
     assert translator.feed(_text_chunk(b'"late"')) == []
+
+
+# -- runs: a read's consecutive text chunks cross the relay as one item (`VerbatimReader`) ---------------
+
+
+def _read_all(reader: VerbatimReader, translator: VerbatimTranslator, reads: list[bytes]) -> list[ChatItem]:
+    items: list[ChatItem] = []
+    for read in reads:
+        for event in reader.feed(read):
+            items.extend(translator.feed(event))
+    for event in reader.flush():
+        items.extend(translator.feed(event))
+    return items
+
+
+def _burst(strings: list[bytes]) -> bytes:
+    return b"".join(b"data: " + _text_chunk(s) + b"\n\n" for s in strings)
+
+
+def test_a_burst_of_text_chunks_in_one_read_becomes_one_run() -> None:
+    translator = VerbatimTranslator("openai")
+    reader = VerbatimReader(translator)
+    first = b"data: " + _text_chunk(b'"Hello"') + b"\n\n"
+    items = _read_all(
+        reader, translator, [first, _burst([b'" a"', b'" b"', b'" \\"c\\""']) + b"data: [DONE]\n\n"]
+    )
+    assert [i.count if isinstance(i, VerbatimChunk) else i for i in items] == [1, 3]
+    run = items[1]
+    assert isinstance(run, VerbatimChunk) and translator.done
+    assert run.data.split(b"\n\ndata: ") == [_text_chunk(s) for s in (b'" a"', b'" b"', b'" \\"c\\""')]
+
+
+def test_a_chunk_that_breaks_the_template_splits_the_run_and_is_parsed_in_its_place() -> None:
+    translator = VerbatimTranslator("openai")
+    reader = VerbatimReader(translator)
+    finish = _text_chunk(b'""').replace(b'"finish_reason":null', b'"finish_reason":"stop"')
+    read = _burst([b'"a"', b'"b"']) + b"data: " + finish + b"\n\n" + _burst([b'"c"', b'"d"'])
+    items = _read_all(reader, translator, [b"data: " + _text_chunk(b'"Hello"') + b"\n\n", read])
+    shape = [i.count if isinstance(i, VerbatimChunk) else "parsed" for i in items]
+    assert shape == [1, 2, "parsed", 2]
+
+
+@pytest.mark.parametrize("include_usage", [False, True])
+@pytest.mark.parametrize("target", ["openai/gpt-4o", "gpt-4o", 'a"quoted\\/model'])
+def test_a_run_goes_out_as_its_chunks_would_one_by_one(include_usage: bool, target: str) -> None:
+    strings = [b'" a"', b'""', '"naïve ✓"'.encode(), b'"\\ud83d\\ude00 {}"', b'"}\\n\\ndata: x"']
+    for usage_null in (True, False):
+        chunks = [_text_chunk(s) for s in strings]
+        if not usage_null:
+            chunks = [c.replace(b',"usage":null', b"") for c in chunks]
+        run = VerbatimChunk(b"\n\ndata: ".join(chunks), "gpt-4o", 0, usage_null, len(chunks))
+        one_by_one = [VerbatimChunk(c, "gpt-4o", 0, usage_null) for c in chunks]
+        fast = ChatEncoder(target, include_usage, False).encode([run])
+        assert fast == ChatEncoder(target, include_usage, False).encode(one_by_one)
+        expected = [json.loads(c) | {"model": target} for c in chunks]
+        for event in expected:
+            if include_usage:
+                event["usage"] = None
+            else:
+                event.pop("usage", None)
+        assert _sent(ChatEncoder(target, include_usage, False), [run]) == expected
+
+
+@pytest.mark.parametrize(
+    ("where", "twice"),
+    [(b'"choices"', b'"model":"gpt-4o","choices"'), (b',"obfuscation"', b',"usage":null,"obfuscation"')],
+    ids=["model", "usage"],
+)
+def test_a_chunk_with_a_member_the_run_rewrite_touches_twice_teaches_no_template(
+    where: bytes, twice: bytes
+) -> None:
+    """JSON lets a key repeat; the chat door rewrites `model` and `usage: null` in a whole run at once, which
+    is exact only when each is there once in every event: such a chunk is relayed, but never learnt from."""
+    data = _text_chunk(b'"a"').replace(where, twice, 1)
+    translator = VerbatimTranslator("openai")
+    [item] = translator.feed(data)
+    assert isinstance(item, VerbatimChunk) and translator.template is None
+
+
+def test_invalid_utf8_in_a_run_still_fails_the_stream() -> None:
+    translator = VerbatimTranslator("openai")
+    reader = VerbatimReader(translator)
+    with pytest.raises(GatewayError) as failed:
+        _read_all(
+            reader,
+            translator,
+            [b"data: " + _text_chunk(b'"Hello"') + b"\n\n", _burst([b'"ok"', b'"caf\xc3"'])],
+        )
+    assert failed.value.code == "upstream_bad_response"
+
+
+def test_a_run_after_done_is_not_relayed() -> None:
+    translator = VerbatimTranslator("openai")
+    reader = VerbatimReader(translator)
+    read = b"data: [DONE]\n\n" + _burst([b'"late"', b'"later"'])
+    items = _read_all(reader, translator, [b"data: " + _text_chunk(b'"Hello"') + b"\n\n", read])
+    assert [i.count for i in items if isinstance(i, VerbatimChunk)] == [1]
+
+
+def test_a_whole_stream_in_its_first_read_is_learnt_from_and_relayed_as_one_run() -> None:
+    """A burst brings everything in one read, before the translator has seen a text chunk: the reader learns
+    the template from the read's first text chunk, which then leads the run."""
+    translator = VerbatimTranslator("openai")
+    reader = VerbatimReader(translator)
+    role = b"data: " + _text_chunk(b'""').replace(b'"delta":{', b'"delta":{"role":"assistant",') + b"\n\n"
+    items = _read_all(reader, translator, [role + _burst([b'"a"', b'"b"', b'"c"']) + b"data: [DONE]\n\n"])
+    assert [i.count if isinstance(i, VerbatimChunk) else i for i in items] == [1, 3]
+    assert isinstance(items[1], VerbatimChunk) and items[1].data.startswith(_text_chunk(b'"a"'))
+
+
+def test_a_reader_whose_first_text_chunk_is_garbage_leaves_it_to_the_translator_to_refuse() -> None:
+    translator = VerbatimTranslator("openai")
+    reader = VerbatimReader(translator)
+    read = b'data: {"delta":{"content":"x"\n\n' + _burst([b'"a"'])
+    with pytest.raises(GatewayError) as failed:
+        _read_all(reader, translator, [read])
+    assert failed.value.code == "upstream_bad_response"

@@ -19,11 +19,11 @@ from ..legacy import as_function_call_chunk, as_function_call_completion, uses_f
 from ..pipeline.attempts import WithinTotalTimeout
 from ..pipeline.call import Call
 from ..policy import Policy
-from ..providers.base import ChatItem, Chunk, Request, VerbatimChunk
+from ..providers.base import ChatItem, Chunk, Request, VerbatimChunk, model_member
 from ..routing import Plan, Target
 from ..schemas import validate_chat_request
 from ..watch import Spawn
-from ..wire import SSE_DONE, dumps, loads, sse_event
+from ..wire import SSE_DONE, loads, sse_event
 from . import Exchange, OpenAIErrors
 from .door import Door, first_batch, read_request
 
@@ -105,7 +105,7 @@ class ChatEncoder:
         self.model = model
         self.include_usage = include_usage
         self.legacy_answer = legacy_answer
-        self._member = _model_member(model)  # `"model":"<target>"`
+        self._member = model_member(model)  # `"model":"<target>"`
         self._upstream = ("", b"")  # the last upstream model seen, and its member
 
     def encode(self, chunks: list[ChatItem]) -> bytes:
@@ -130,27 +130,28 @@ class ChatEncoder:
         return sse_event(chunk)
 
     def _verbatim(self, chunk: VerbatimChunk) -> bytes:
-        data = chunk.data
+        data, count = chunk.data, chunk.count
         if chunk.model != self.model:
             if chunk.model != self._upstream[0]:
-                self._upstream = (chunk.model, _model_member(chunk.model))
-            renamed = data.replace(self._upstream[1], self._member, 1)
-            if renamed == data:
-                return self._event(loads(data))
-            data = renamed
+                self._upstream = (chunk.model, model_member(chunk.model))
+            upstream = self._upstream[1]
+            if count == 1 and data.find(upstream) < 0:  # a run has it once in every event (`runs`)
+                return self._parsed(chunk)
+            data = data.replace(upstream, self._member)
         if chunk.usage_null != self.include_usage:
-            if self.include_usage and data.endswith(b"}"):
-                data = data[:-1] + b',"usage":null}'
+            if self.include_usage:
+                if not data.endswith(b"}"):  # then neither does any event of the run: they end alike
+                    return self._parsed(chunk)
+                data = data.replace(b"}\n\ndata: ", b',"usage":null}\n\ndata: ')[:-1] + b',"usage":null}'
+            elif count == 1 and data.find(b',"usage":null') < 0:
+                return self._parsed(chunk)
             else:
-                trimmed = data.replace(b',"usage":null', b"", 1)
-                if trimmed == data:
-                    return self._event(loads(data))
-                data = trimmed
+                data = data.replace(b',"usage":null', b"")
         return b"data: " + data + b"\n\n"
+
+    def _parsed(self, chunk: VerbatimChunk) -> bytes:
+        """The chunk's events parsed and encoded as any other: written in a way a replacement cannot trust."""
+        return b"".join([self._event(loads(data)) for data in chunk.data.split(b"\n\ndata: ")])
 
     def close(self, failure: GatewayError | None) -> bytes:
         return sse_event(failure.to_dict()) if failure is not None else SSE_DONE
-
-
-def _model_member(model: str) -> bytes:
-    return b'"model":' + dumps(model)

@@ -29,6 +29,7 @@ from collections.abc import AsyncIterator, Mapping, Sequence
 from typing import Any, ClassVar, Protocol, TypeVar, cast
 
 from ..errors import GatewayError
+from ..wire import dumps
 
 __all__ = [
     "ChatItem",
@@ -39,6 +40,7 @@ __all__ = [
     "Translator",
     "VerbatimChunk",
     "aclose_iterator",
+    "model_member",
 ]
 
 Request = Mapping[str, Any]
@@ -69,17 +71,25 @@ class VerbatimChunk:
     text only, no finish, no usage. The door relays its bytes with only `model` (and `usage: null`) changed,
     instead of parsing, normalising and encoding it again; the stream's other chunks stay `Chunk` dicts."""
 
-    __slots__ = ("data", "index", "model", "usage_null")
+    __slots__ = ("count", "data", "index", "model", "usage_null")
 
-    def __init__(self, data: bytes, model: str, index: int, usage_null: bool) -> None:
-        #: The event's data: one JSON object (already parsed once, so known to be valid).
+    def __init__(self, data: bytes, model: str, index: int, usage_null: bool, count: int = 1) -> None:
+        #: The event's data: one JSON object (parsed once, or the same bytes as a parsed one but its text).
+        #: With `count` > 1, the data of that many such events of one read, joined by `\n\ndata: `.
         self.data = data
+        #: How many events `data` holds.
+        self.count = count
         #: The upstream's `model`, as the chunk names it.
         self.model = model
         #: The choice's index.
         self.index = index
         #: Whether the chunk carries `"usage": null` (OpenAI writes it when usage was asked for).
         self.usage_null = usage_null
+
+
+def model_member(model: str) -> bytes:
+    """`"model":"<model>"` as compact JSON writes it: what the chat door looks for in a `VerbatimChunk`."""
+    return b'"model":' + dumps(model)
 
 
 #: The usual translator: native items → canonical chunks.

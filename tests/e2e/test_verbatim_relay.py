@@ -97,3 +97,71 @@ def test_a_stream_cut_after_verbatim_chunks_ends_in_an_error(gateway_url: str) -
                 for _ in stream:
                     pass
             client.close()
+
+
+def _burst_upstream(words: list[str], seen: list[bytes]) -> object:
+    """An OpenAI upstream that writes its whole stream in one send (as a fast model's burst reaches a proxy:
+    many events per read), in OpenAI's compact spelling with `usage: null` and `obfuscation` pads."""
+
+    async def app(scope: dict[str, object], receive: object, send: object) -> None:
+        if scope["type"] != "http":
+            return
+        seen.append((await receive())["body"])  # type: ignore[operator]
+        head = {"id": "chatcmpl-B", "object": "chat.completion.chunk", "created": 1, "model": "gpt-4o-b"}
+
+        def event(delta: dict[str, object], finish: str | None = None, pad: str = "Zq") -> bytes:
+            chunk = {
+                **head,
+                "choices": [{"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish}],
+                "usage": None,
+                "obfuscation": pad,
+            }
+            return b"data: " + json.dumps(chunk, separators=(",", ":")).encode() + b"\n\n"
+
+        usage = {"prompt_tokens": 3, "completion_tokens": len(words), "total_tokens": 3 + len(words)}
+        body = (
+            event({"role": "assistant", "content": ""})
+            + b"".join(event({"content": word}, pad="p" * (n % 7)) for n, word in enumerate(words))
+            + event({}, "stop")
+            + b"data: "
+            + json.dumps({**head, "choices": [], "usage": usage}, separators=(",", ":")).encode()
+            + b"\n\ndata: [DONE]\n\n"
+        )
+        headers = [(b"content-type", b"text/event-stream")]
+        await send({"type": "http.response.start", "status": 200, "headers": headers})  # type: ignore[operator]
+        await send({"type": "http.response.body", "body": body})  # type: ignore[operator]
+
+    return app
+
+
+@pytest.mark.parametrize("include_usage", [False, True])
+def test_a_burst_of_text_chunks_reaches_the_sdk_chunk_for_chunk(include_usage: bool) -> None:
+    """Text chunks that come many to a read cross the relay as runs (`VerbatimReader`): the SDK still gets
+    every one of them, in order, each naming the target, with `usage` as it asked."""
+    words = [f" w{n}" for n in range(200)] + [' "quoted" ', " naïve ✓", " }\n\ndata: x"]
+    seen: list[bytes] = []
+    with serve(_burst_upstream(words, seen)) as upstream_url:  # type: ignore[arg-type]
+        gateway = Gateway(providers={"openai": OpenAIProvider(api_key=KEY, base_url=upstream_url + "/v1")})
+        with serve(gateway) as url:
+            client = openai.OpenAI(base_url=url + "/v1", api_key="any", max_retries=0)
+            options = {"stream_options": {"include_usage": True}} if include_usage else {}
+            chunks = list(
+                client.chat.completions.create(
+                    model="openai/gpt-4o",
+                    messages=[{"role": "user", "content": "go"}],
+                    stream=True,
+                    **options,
+                )
+            )
+            client.close()
+    texts = [c.choices[0].delta.content for c in chunks if c.choices and c.choices[0].delta.content]
+    assert texts == words, "every chunk, in order, none merged or lost"
+    assert {c.model for c in chunks} == {"openai/gpt-4o"}
+    assert chunks[-1 - include_usage].choices[0].finish_reason == "stop"
+    if include_usage:
+        assert chunks[-1].choices == [] and chunks[-1].usage is not None
+        assert chunks[-1].usage.completion_tokens == len(words)
+        assert all(c.usage is None for c in chunks[:-1])
+    else:
+        assert all(c.choices for c in chunks)
+    assert len(seen) == 1

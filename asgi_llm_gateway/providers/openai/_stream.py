@@ -10,13 +10,14 @@ from __future__ import annotations
 
 from typing import Any
 
+from ...sse import SSEData, event_data
 from ...wire import loads
 from ..base import ChatItem, Chunk, VerbatimChunk
 from ..streams import bad_upstream_data
 from ._response import normalize_chunk
-from ._template import ContentTemplate
+from ._template import DELTA_CONTENT, ContentTemplate
 
-__all__ = ["StreamTranslator", "VerbatimTranslator", "split_usage", "verbatim_chunk"]
+__all__ = ["StreamTranslator", "VerbatimReader", "VerbatimTranslator", "split_usage", "verbatim_chunk"]
 
 
 class StreamTranslator:
@@ -53,7 +54,10 @@ class VerbatimTranslator:
         #: The layout of this stream's text chunks, once one has been parsed (`_template.py`).
         self.template: ContentTemplate | None = None
 
-    def feed(self, data: bytes) -> list[ChatItem]:
+    def feed(self, data: bytes | VerbatimChunk) -> list[ChatItem]:
+        if type(data) is VerbatimChunk:  # a run the reader already matched (`VerbatimReader`)
+            return [] if self.done else [data]
+        assert isinstance(data, bytes)
         template = self.template
         if template is not None and not self.done:
             verbatim = template.match(data)
@@ -65,13 +69,72 @@ class VerbatimTranslator:
         verbatim = verbatim_chunk(parsed, data)
         if verbatim is None:
             return list(_canonical(parsed, self.kind))
-        delta = parsed["choices"][0]["delta"]
-        if len(delta) == 1 and "content" in delta:
-            self.template = ContentTemplate.learn(verbatim) or template
+        self.template = _template_of(parsed, verbatim) or template
         return [verbatim]
 
     def end(self) -> list[ChatItem]:
         return []
+
+
+class VerbatimReader:
+    """The chat door's SSE reader (`sse.SSEData`), which hands a read's consecutive text chunks that match
+    the stream's template over as one `VerbatimChunk`: a burst of text then costs one template check per
+    chunk and one item in the relay, not one item per chunk.
+
+    The template is `translator`'s. A burst often brings the whole stream in its first read, before the
+    translator has seen a chunk to learn from, so the reader learns it from the read's first text chunk
+    itself (one parse, which the translator then skips), at most `_TRIES` times a stream."""
+
+    __slots__ = ("_events", "_translator", "_tries")
+
+    def __init__(self, translator: VerbatimTranslator) -> None:
+        self._events = SSEData()
+        self._translator = translator
+        self._tries = 0
+
+    def feed(self, chunk: bytes) -> list[bytes | VerbatimChunk]:
+        reader = self._events
+        parts = reader.split(chunk)
+        if parts is None:  # a stream with CRs: `SSEDecoder` reads it, event by event
+            return list(reader.feed(chunk))
+        translator = self._translator
+        template = translator.template
+        if len(parts) < 2 or (template is None and self._tries >= _TRIES):
+            return list(event_data(parts))
+        if template is None:
+            self._tries += 1
+            template = translator.template = _first_template(parts)
+            if template is None:
+                return list(event_data(parts))
+        return template.runs(parts)
+
+    def flush(self) -> list[bytes | VerbatimChunk]:
+        return list(self._events.flush())
+
+
+#: How many reads a `VerbatimReader` looks for a chunk to learn the template from.
+_TRIES = 3
+
+
+def _template_of(parsed: Any, verbatim: VerbatimChunk) -> ContentTemplate | None:
+    """The template of a verbatim-safe chunk whose delta is `{"content": …}` alone; None for others."""
+    delta = parsed["choices"][0]["delta"]
+    return ContentTemplate.learn(verbatim) if len(delta) == 1 and "content" in delta else None
+
+
+def _first_template(parts: list[bytes]) -> ContentTemplate | None:
+    """The template of the first of a read's events (raw SSE text, `SSEData.split`) that looks like a text
+    chunk, if it is one (a chunk that is not JSON is left for the translator to refuse)."""
+    part = next((part for part in parts if part.find(DELTA_CONTENT) >= 0), None)
+    if part is None:
+        return None
+    [data, *_] = event_data([part]) or [b""]
+    try:
+        parsed = loads(data)
+    except ValueError:
+        return None
+    verbatim = verbatim_chunk(parsed, data)
+    return None if verbatim is None else _template_of(parsed, verbatim)
 
 
 def _no_chunk(translator: StreamTranslator | VerbatimTranslator, data: bytes) -> bool:

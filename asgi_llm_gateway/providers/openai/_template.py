@@ -19,11 +19,12 @@ from __future__ import annotations
 
 import re
 
-from ..base import VerbatimChunk
+from ...sse import event_data
+from ..base import VerbatimChunk, model_member
 
-__all__ = ["ContentTemplate"]
+__all__ = ["DELTA_CONTENT", "ContentTemplate"]
 
-_DELTA_CONTENT = b'"delta":{"content":'
+DELTA_CONTENT = b'"delta":{"content":'
 #: A JSON string: no raw control characters, only JSON's escapes, no `\u` escape of a lone surrogate half
 #: (orjson refuses those; a pair is left to the full parse).
 _STRING = rb'"(?:[^"\\\x00-\x1f]|\\["\\/bfnrt]|\\u(?![dD][89a-fA-F])[0-9a-fA-F]{4})*"'
@@ -47,10 +48,12 @@ class ContentTemplate:
         """The template of `chunk` (verbatim-safe, its delta `{"content": …}` alone), or None when its bytes
         do not have that layout (another spacing, the marker twice, a null content)."""
         data = chunk.data
-        at = data.find(_DELTA_CONTENT)
-        if at < 0 or data.find(_DELTA_CONTENT, at + 1) >= 0:
+        at = data.find(DELTA_CONTENT)
+        if at < 0 or data.find(DELTA_CONTENT, at + 1) >= 0:
             return None
-        start = at + len(_DELTA_CONTENT)
+        if data.count(model_member(chunk.model)) != 1 or data.count(b',"usage":null') != chunk.usage_null:
+            return None  # the chat door rewrites these in a whole run at once: each must be there once
+        start = at + len(DELTA_CONTENT)
         string = _STRING_RE.match(data, start)
         if string is None:
             return None
@@ -62,6 +65,36 @@ class ContentTemplate:
             before, after = tail[: pad.start()], tail[pad.end() :]
             pattern = re.escape(before) + _OBFUSCATION.pattern + re.escape(after)
         return cls(data[:start], re.compile(_STRING + pattern + rb"\Z"), chunk)
+
+    def runs(self, parts: list[bytes]) -> list[bytes | VerbatimChunk]:
+        """A read's events, given as their raw SSE text (`SSEData.split`), as their data, except that every
+        run of consecutive ones that match this template comes as one `VerbatimChunk` holding them all
+        (`count`). A burst of text chunks then crosses the relay as one item instead of one per chunk."""
+        prefix = b"data: " + self.head
+        start, tail = len(prefix), self._tail.match
+        items: list[bytes | VerbatimChunk] = []
+        first = -1  # where the current run began
+        for position, part in enumerate(parts):
+            if part.startswith(prefix) and tail(part, start) is not None:
+                if first < 0:
+                    first = position
+                continue
+            if first >= 0:
+                items += self._run(parts, first, position)
+                first = -1
+            items += event_data([part])
+        if first >= 0:
+            items += self._run(parts, first, len(parts))
+        return items
+
+    def _run(self, parts: list[bytes], first: int, end: int) -> list[bytes | VerbatimChunk]:
+        data = b"\n\n".join(parts[first:end])[6:]  # `{…}\n\ndata: {…}…`: the events' data, joined
+        if not data.isascii():
+            try:
+                data.decode()
+            except UnicodeDecodeError:  # each read on its own, and the full parse says what is wrong
+                return list(event_data(parts[first:end]))
+        return [VerbatimChunk(data, self.model, self.index, self.usage_null, end - first)]
 
     def match(self, data: bytes) -> VerbatimChunk | None:
         """`data` as a verbatim chunk when it is this template around another text; None otherwise."""

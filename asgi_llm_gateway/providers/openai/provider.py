@@ -21,7 +21,7 @@ from ._quirks import COMPATIBLE, DEEPSEEK, GROQ, MISTRAL, OPENAI, XAI, Quirks
 from ._request import to_native
 from ._response import to_completion
 from ._responses import ResponsesStreamTranslator, check_response, native_responses_body
-from ._stream import StreamTranslator, VerbatimTranslator
+from ._stream import StreamTranslator, VerbatimReader, VerbatimTranslator
 
 __all__ = [
     "AzureOpenAIProvider",
@@ -88,8 +88,10 @@ class OpenAICompatibleProvider(HTTPProvider):
     def chat_batches(self, request: Request, model: str) -> AsyncIterator[list[ChatItem]]:
         """The same stream for the chat door, whose client reads the upstream's own format: plain content
         chunks are handed over as the bytes the upstream sent (`VerbatimTranslator`)."""
-        reads = self.post_sse_data(self.chat_url(model), self._body(request, model, stream=True))
-        return translate_reads(reads, VerbatimTranslator(self.kind))
+        translator = VerbatimTranslator(self.kind)
+        body = self._body(request, model, stream=True)
+        reads = self._post_events(self.chat_url(model), body, None, VerbatimReader(translator))
+        return translate_reads(reads, translator)
 
     # -- the Responses door: native passthrough where the upstream speaks it (`Quirks.responses`) ---------
 
