@@ -24,7 +24,17 @@ from http.cookiejar import CookieJar, DefaultCookiePolicy
 from typing import Any, NamedTuple
 
 import httpx
-from aiohttp import BasicAuth, ClientResponse, ClientSession, ClientTimeout, StreamReader
+from aiohttp import (
+    BaseConnector,
+    BasicAuth,
+    ClientResponse,
+    ClientSession,
+    ClientTimeout,
+    DummyCookieJar,
+    StreamReader,
+    TCPConnector,
+    UnixConnector,
+)
 from httpx_aiohttp import HttpxAiohttpClient  # imported up front: a lazy import costs the first request
 from httpx_aiohttp.transport import AiohttpResponseStream, AiohttpTransport, map_aiohttp_exceptions
 from yarl import URL
@@ -48,6 +58,24 @@ class ExactURLTransport(AiohttpTransport):
     `:` and `%2E%2E` becomes `..`, then is resolved. SigV4 signs the encoded path, so a Bedrock model id with
     a colon (`…-v1:0`, ARNs) was signed for one path and sent on another (aiohttp-based AWS signers pass an
     already-encoded URL for the same reason)."""
+
+    def get_client(self) -> ClientSession:
+        """httpx-aiohttp's session and connector, but with no cookie jar: one session serves every user, so
+        an upstream's Set-Cookie must never be sent back with someone else's request (aiohttp's default
+        jar keeps and replays them; it also cost a cookie filter on every request)."""
+        if self.client is not None:
+            return super().get_client()
+        limit = self.limits.max_connections if self.limits.max_connections is not None else 100
+        keepalive = self.limits.keepalive_expiry
+        connector: BaseConnector
+        if self.uds:
+            connector = UnixConnector(path=self.uds, keepalive_timeout=keepalive, limit=limit)
+        else:
+            local_addr = (self.local_address, 0) if self.local_address else None
+            connector = TCPConnector(
+                keepalive_timeout=keepalive, ssl=self.ssl_context, local_addr=local_addr, limit=limit
+            )
+        return ClientSession(connector=connector, cookie_jar=DummyCookieJar())
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
         timeout = request.extensions.get("timeout", {})

@@ -265,3 +265,43 @@ async def test_unsigned_posts_go_to_aiohttp_without_an_httpx_request_on_the_path
     assert request["headers"]["content-type"] == "application/json"
     assert request["headers"]["x-team"] == "a" and request["headers"]["x-more"] == "1"
     assert request["headers"]["content-length"] == "7"
+
+
+@pytest.mark.anyio
+async def test_aiohttp_never_replays_an_upstreams_cookie_to_the_next_user(no_proxy_env: None) -> None:
+    """Regression: the aiohttp session under the gateway's transport kept aiohttp's default cookie jar, so a
+    Set-Cookie from an upstream went back on every later request to it, whoever made it."""
+    cookies: list[str | None] = []
+
+    async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            return
+        cookies.append(dict(scope["headers"]).get(b"cookie", b"").decode() or None)
+        body = json.dumps(
+            {
+                "id": "c",
+                "object": "chat.completion",
+                "created": 1,
+                "model": "gpt-x",
+                "choices": [
+                    {"index": 0, "message": {"role": "assistant", "content": "hi"}, "finish_reason": "stop"}
+                ],
+            }
+        ).encode()
+        headers = [(b"content-type", b"application/json"), (b"set-cookie", b"session=alice; Path=/")]
+        await send({"type": "http.response.start", "status": 200, "headers": headers})
+        await send({"type": "http.response.body", "body": body})
+
+    with serve(app) as url:
+        # a host name: aiohttp's default jar refuses cookies from IP addresses, so 127.0.0.1 would hide it
+        provider = OpenAIProvider(api_key="k", base_url=url.replace("127.0.0.1", "localhost") + "/v1")
+        try:
+            request = {"model": "openai/gpt-x", "messages": [{"role": "user", "content": "hi"}]}
+            for _ in range(3):
+                await provider.complete(request, "gpt-x")
+            assert provider._direct is not None
+            session = provider._direct.client  # type: ignore[attr-defined]
+        finally:
+            await provider.aclose()
+    assert cookies == [None, None, None]
+    assert len(session.cookie_jar) == 0
