@@ -12,15 +12,16 @@ import fnmatch
 import hmac
 from collections.abc import Awaitable, Callable, Iterable, Mapping, MutableMapping
 from dataclasses import dataclass, field
-from typing import Any
-
-from starlette.requests import HTTPConnection, Request
+from typing import TYPE_CHECKING, Any
 
 from .errors import GatewayError
 
+if TYPE_CHECKING:  # imported when a hook first runs: a gateway without auth never needs Starlette's request
+    from starlette.requests import HTTPConnection, Request
+
 __all__ = ["AuthHook", "Principal", "api_keys", "authenticate", "bearer_token", "check_model_allowed"]
 
-AuthHook = Callable[[Request], Awaitable[Any]]
+AuthHook = Callable[["Request"], Awaitable[Any]]
 
 
 @dataclass(frozen=True)
@@ -41,6 +42,8 @@ async def authenticate(auth: AuthHook | None, scope: MutableMapping[str, Any]) -
     """The caller's principal by the host's hook (None when there is no hook); 401 when it refuses."""
     if auth is None:
         return None
+    from starlette.requests import Request
+
     principal = await auth(Request(scope))
     if principal is None:
         raise GatewayError(
