@@ -42,7 +42,7 @@ class StreamTranslator:
         self._builder: ChunkBuilder | None = None
         self._response_id: str | None = None
         self._choices: dict[int, _ChoiceState] = {}
-        self._usage: dict[str, Any] | None = None
+        self._usage_metadata: Any = None  # the last payload's: Gemini's counts are cumulative
 
     @property
     def done(self) -> bool:
@@ -60,8 +60,9 @@ class StreamTranslator:
             self._response_id = item.get("responseId")
             chunk_id = f"chatcmpl-{self._response_id}" if self._response_id else None
             self._builder = ChunkBuilder(self.model, id=chunk_id, created=self.created)
-        if item.get("usageMetadata"):
-            self._usage = usage_of(item["usageMetadata"])  # cumulative: the last one wins
+        metadata = item.get("usageMetadata")
+        if metadata:
+            self._usage_metadata = metadata  # read once, at the end: the last one wins
         chunks: list[Chunk] = []
         for position, candidate in enumerate(item.get("candidates") or ()):
             chunks += self._candidate(self._builder, candidate, candidate.get("index", position))
@@ -79,7 +80,8 @@ class StreamTranslator:
             chunks.append(builder.chunk({"reasoning_content": "".join(parts.reasoning)}, index=index))
         if parts.text:
             chunks.append(builder.chunk({"content": "".join(parts.text)}, index=index))
-            chunks[-1]["choices"][0]["logprobs"] = logprobs_of(candidate.get("logprobsResult"))
+            if "logprobsResult" in candidate:
+                chunks[-1]["choices"][0]["logprobs"] = logprobs_of(candidate["logprobsResult"])
         for call_id, name, arguments in parts.calls:
             delta = tool_call_delta(state.tool_calls, id=call_id, name=name, arguments=arguments)
             chunks.append(builder.chunk({"tool_calls": [delta]}, index=index))
@@ -100,8 +102,9 @@ class StreamTranslator:
             self._builder.finish(finish_reason(state.finish_reason, state.tool_calls > 0), index)
             for index, state in sorted(self._choices.items())
         ]
-        if self._usage is not None:
-            chunks.append(self._builder.usage(self._usage))
+        usage = usage_of(self._usage_metadata)
+        if usage is not None:
+            chunks.append(self._builder.usage(usage))
         return chunks
 
 
