@@ -2,8 +2,10 @@
 
 Each frame is a prelude (total length, headers length, CRC32), headers, a payload and a CRC32 over all of it.
 Bytes arrive in arbitrary pieces: the decoder buffers until a whole frame is there, checks both CRCs and
-yields frames; a bad CRC or an impossible length raises `EventStreamError`. botocore's own decoder is used
-when botocore is installed (the `bedrock` extra); this one is the fallback and the reference for tests.
+yields frames; a bad CRC or an impossible length raises `EventStreamError`. This decoder is the one the
+gateway uses: botocore's `EventStreamBuffer` (pure Python too) took 8.8 µs a frame where this takes 3.3, and
+a Bedrock stream is one frame per chunk. botocore's stays available (`use_botocore=True`) as the tests'
+cross-check; botocore remains the source of AWS credentials.
 """
 
 from __future__ import annotations
@@ -44,8 +46,7 @@ _MAX_PAYLOAD = 24 * 1024 * 1024
 class EventStreamDecoder:
     """An incremental decoder of the AWS event-stream framing, checking both CRCs.
 
-    Used when botocore is not installed (Bedrock API keys need nothing else); otherwise botocore's own
-    `EventStreamBuffer` does the work (see `event_stream_decoder`).
+    The gateway's decoder for Bedrock streams, with or without botocore (see the module docstring).
     """
 
     def __init__(self) -> None:
@@ -152,8 +153,8 @@ class _BotocoreDecoder:
             raise EventStreamError(f"the stream ended inside a frame ({self._pending} bytes left)")
 
 
-def event_stream_decoder(*, use_botocore: bool = True) -> FrameDecoder:
-    """botocore's event-stream decoder when it is installed, else this module's."""
+def event_stream_decoder(*, use_botocore: bool = False) -> FrameDecoder:
+    """This module's event-stream decoder; with `use_botocore`, botocore's when it is installed."""
     if use_botocore:
         try:
             from botocore.eventstream import EventStreamBuffer, ParserError
