@@ -49,6 +49,41 @@ class SSEDecoder:
         buffer = self._buffer + chunk if self._buffer else chunk
         if b"\r" in buffer:
             buffer = buffer.replace(b"\r\n", b"\n").replace(b"\r", b"\n")
+        if self._has_data or self._event:  # in the middle of an event: line by line until it ends
+            events, self._buffer = self._lines(buffer)
+            return events
+        return self._whole_events(buffer)
+
+    def _whole_events(self, buffer: bytes) -> list[ServerSentEvent]:
+        """Between events: the usual ones (`data: …`, or `event: …` then `data: …`) are cut out whole, one
+        split for the read; any other goes through `_lines`, which reads every field the spec has."""
+        parts = buffer.split(b"\n\n")
+        rest = parts.pop()
+        events: list[ServerSentEvent] = []
+        for part in parts:
+            end = part.find(b"\n")
+            if end < 0:
+                if part.startswith(b"data: "):
+                    events.append(
+                        ServerSentEvent(part[6:].decode("utf-8", errors="replace"), "message", self._id)
+                    )
+                    continue
+            elif (
+                part.startswith(b"event: ")
+                and part.startswith(b"data: ", end + 1)
+                and part.find(b"\n", end + 1) < 0
+            ):
+                name = part[7:end].decode("utf-8", errors="replace") or "message"
+                events.append(
+                    ServerSentEvent(part[end + 7 :].decode("utf-8", errors="replace"), name, self._id)
+                )
+                continue
+            events += self._lines(part + b"\n\n")[0]
+        more, self._buffer = self._lines(rest)  # the next event's complete lines go into the state
+        return events + more if more else events
+
+    def _lines(self, buffer: bytes) -> tuple[list[ServerSentEvent], bytes]:
+        """The events `buffer` completes, read line by line; and its unfinished last line."""
         events: list[ServerSentEvent] = []
         start = 0
         while True:
@@ -66,8 +101,7 @@ class SSEDecoder:
             else:
                 self._line(buffer[start:end])
             start = end + 1
-        self._buffer = buffer[start:]
-        return events
+        return events, buffer[start:]
 
     def flush(self) -> list[ServerSentEvent]:
         """End of stream: complete lines still waiting for their blank line are dispatched; a partial

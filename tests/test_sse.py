@@ -120,3 +120,40 @@ def test_sse_data_finds_the_data_of_the_events_the_decoder_finds(raw: bytes, siz
 def test_sse_data_keeps_the_bytes_of_a_plain_event() -> None:
     """The common event comes out as a slice of the read, not decoded and encoded again."""
     assert data_all(b'data: {"x":"\xc3\xa9"}\n\ndata: [DONE]\n\n') == [b'{"x":"\xc3\xa9"}', b"[DONE]"]
+
+
+# -- SSEDecoder's whole-event path: the same events as reading every line ---------------------------------
+
+
+class LineByLine(SSEDecoder):
+    """The decoder with its whole-event path turned off: every line read as the spec's algorithm reads it."""
+
+    def _whole_events(self, buffer: bytes) -> list[ServerSentEvent]:
+        events, self._buffer = self._lines(buffer)
+        return events
+
+
+_EVENT_STREAMS = [
+    *_STREAMS,
+    b'event: message_start\ndata: {"type":"message_start"}\n\nevent: ping\ndata: {"type": "ping"}\n\n',
+    b"event: \ndata: unnamed\n\nevent: a:b\ndata: c\n\n",
+    b"event: a\ndata: b\ndata: c\n\nevent: a\nid: 3\ndata: b\n\ndata: keeps id 3\n\n",
+    b'id: 1\n\n{"error": {\n  "code": 500}\n}\n\ndata: after\n\n',
+    b"event: x\r\ndata: crlf\r\n\r\nevent: y\ndata: lf\n\n",
+    b"data:nospace\n\nevent:nospace\ndata: y\n\n",
+    "event: é\ndata: ✓\n\n".encode(),
+    b"event: only a name\n\ndata: then data\n\n",
+]
+
+
+@pytest.mark.parametrize("raw", _EVENT_STREAMS)
+@pytest.mark.parametrize("size", [1, 2, 5, 13, 1000])
+def test_whole_events_are_read_as_the_line_by_line_algorithm_reads_them(raw: bytes, size: int) -> None:
+    pieces = [raw[i : i + size] for i in range(0, len(raw), size)]
+    fast_other: list[str] = []
+    slow_other: list[str] = []
+    fast, slow = SSEDecoder(on_other_line=fast_other.append), LineByLine(on_other_line=slow_other.append)
+    fast_events = [event for piece in pieces for event in fast.feed(piece)] + fast.flush()
+    slow_events = [event for piece in pieces for event in slow.feed(piece)] + slow.flush()
+    assert fast_events == slow_events
+    assert fast_other == slow_other
