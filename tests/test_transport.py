@@ -232,8 +232,8 @@ async def test_unsigned_posts_go_to_aiohttp_without_an_httpx_request_on_the_path
     no_proxy_env: None,
 ) -> None:
     """The fast path (`ExactURLTransport.post`) sends what the request-object path sent: the URL as httpx
-    encodes it (a space quoted, `%3A` kept), the provider's headers, the JSON body. Bedrock, which signs the
-    request object, keeps building one."""
+    encodes it (a space quoted, `%3A` kept), the provider's headers, the JSON body. Bedrock takes it too,
+    signing in `signed_headers` (the Bedrock fake checks those signatures on the path as received)."""
     from asgi_llm_gateway.providers import BedrockProvider
 
     seen: list[dict[str, Any]] = []
@@ -253,7 +253,7 @@ async def test_unsigned_posts_go_to_aiohttp_without_an_httpx_request_on_the_path
             response = await provider._post(url + "/v1/a b%3Ac", {"n": 1}, {"x-more": "1"})
             await response.aclose()
             assert provider._poster is not None
-            assert bedrock.client is not None and bedrock._poster is None
+            assert bedrock.client is not None and bedrock._poster is not None
         finally:
             await provider.aclose()
             await bedrock.aclose()

@@ -59,8 +59,8 @@ class HTTPProvider(Provider):
     #: The request header in which the upstream takes a request id of the client's own, if it documents one
     #: (OpenAI's `X-Client-Request-Id`): every attempt sends the call's request id in it.
     client_request_id_header: ClassVar[str | None] = None
-    #: Whether `sign` looks at the request (SigV4): then every POST is built as an `httpx.Request`; otherwise
-    #: the gateway's own client hands aiohttp the URL, headers and body without one (see `_post`).
+    #: Whether requests are signed (SigV4): `sign` signs a request object, `signed_headers` a POST the
+    #: gateway's own client sends without one (see `_post`); a provider that signs overrides both.
     signs_requests: ClassVar[bool] = False
 
     def __init__(
@@ -125,6 +125,13 @@ class HTTPProvider(Provider):
     async def sign(self, request: httpx.Request) -> None:
         """Last look at a request before it is sent (Bedrock signs it here)."""
 
+    async def signed_headers(
+        self, url: httpx.URL, headers: Mapping[str, str], content: bytes
+    ) -> Mapping[str, str]:
+        """`sign` for a POST sent without a request object: the headers to send with `content` to `url`.
+        Called only when `signs_requests` is set."""
+        return headers
+
     def secrets(self) -> Iterable[str | None]:
         """Values that must never appear in anything the gateway returns or logs."""
         return (self.api_key,)
@@ -148,7 +155,7 @@ class HTTPProvider(Provider):
         """Created on first use, inside the running loop: mounted apps get no lifespan events."""
         if self._client is None:
             self._client, self._direct = create_client(self.timeout)
-            if isinstance(self._direct, ExactURLTransport) and not self.signs_requests:
+            if isinstance(self._direct, ExactURLTransport):
                 self._poster = self._direct
         return self._client
 
@@ -179,8 +186,9 @@ class HTTPProvider(Provider):
         """POST `body` as JSON with the provider's headers, the call's request id and the hooks' headers;
         the body of the answer is left to read. Raises httpx errors (and whatever `sign` raises).
 
-        Our own client on asyncio, when nothing signs the request, sends without an `httpx.Request`
-        (`ExactURLTransport.post`): the request object cost ~10% of the CPU of a plain call (bench/)."""
+        Our own client on asyncio sends without an `httpx.Request` (`ExactURLTransport.post`; a provider
+        that signs does it in `signed_headers`): the request object cost ~15% of a plain call's
+        instructions (bench/instructions.py)."""
         all_headers = self._request_headers(headers)
         client = self.client  # created on first use, which also decides `_poster`
         poster = self._poster
@@ -188,7 +196,10 @@ class HTTPProvider(Provider):
             url_sent = self._exact_urls.get(url)
             if url_sent is None:  # encoded as httpx encodes it, once per distinct URL
                 url_sent = _remember(self._exact_urls, url, URL(str(self._url(url)), encoded=True))
-            response = await poster.post(url_sent, all_headers, dumps(body), self._aiohttp_timeout)
+            content = dumps(body)
+            if self.signs_requests:
+                all_headers = await self.signed_headers(self._url(url), all_headers, content)
+            response = await poster.post(url_sent, all_headers, content, self._aiohttp_timeout)
             self._note_request_id(response)
             return response
         if self._owns_client:

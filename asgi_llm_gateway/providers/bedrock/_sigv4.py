@@ -112,12 +112,36 @@ class SigV4Signer:
 
     async def sign(self, request: httpx.Request, region: str, now: float | None = None) -> None:
         """Add the SigV4 headers, computed over the final body (`now`: the signing time, for tests)."""
+        request.headers.update(
+            await self.headers(
+                request.method,
+                request.url.raw_path,
+                request.headers["host"],
+                request.headers["content-type"],
+                request.content,
+                region,
+                now,
+            )
+        )
+
+    async def headers(
+        self,
+        method: str,
+        raw_path: bytes,
+        host: str,
+        content_type: str,
+        content: bytes,
+        region: str,
+        now: float | None = None,
+    ) -> dict[str, str]:
+        """The SigV4 headers (`authorization`, `x-amz-date`, and the session token if any) of a request with
+        this path (as sent: encoded), `host`, content type and body, signed over all of them."""
         frozen = await self._frozen_credentials()
         stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime(now))
         day = stamp[:8]
         headers = [
-            ("content-type", " ".join(request.headers["content-type"].split())),
-            ("host", request.headers["host"]),
+            ("content-type", " ".join(content_type.split())),
+            ("host", host),
             ("x-amz-date", stamp),
         ]
         if frozen.token:
@@ -125,24 +149,25 @@ class SigV4Signer:
         signed = ";".join(name for name, _ in headers)
         canonical = "\n".join(
             (
-                request.method,
-                _canonical_path(request.url.raw_path.partition(b"?")[0].decode("ascii")),
+                method,
+                _canonical_path(raw_path.partition(b"?")[0].decode("ascii")),
                 "",
                 "".join(f"{name}:{value}\n" for name, value in headers),
                 signed,
-                hashlib.sha256(request.content).hexdigest(),
+                hashlib.sha256(content).hexdigest(),
             )
         )
         scope = f"{day}/{region}/{SIGNING_NAME}/aws4_request"
         to_sign = f"AWS4-HMAC-SHA256\n{stamp}\n{scope}\n{hashlib.sha256(canonical.encode()).hexdigest()}"
         signature = hmac.new(self._signing_key(frozen.secret_key, day, region), to_sign.encode(), "sha256")
-        request.headers["authorization"] = (
-            f"AWS4-HMAC-SHA256 Credential={frozen.access_key}/{scope}, "
-            f"SignedHeaders={signed}, Signature={signature.hexdigest()}"
-        )
-        request.headers["x-amz-date"] = stamp
+        added = {
+            "authorization": f"AWS4-HMAC-SHA256 Credential={frozen.access_key}/{scope}, "
+            f"SignedHeaders={signed}, Signature={signature.hexdigest()}",
+            "x-amz-date": stamp,
+        }
         if frozen.token:
-            request.headers["x-amz-security-token"] = frozen.token
+            added["x-amz-security-token"] = frozen.token
+        return added
 
     def _signing_key(self, secret: str, day: str, region: str) -> bytes:
         """The key for (secret, day, region): derived once, then reused until one of them changes."""

@@ -65,7 +65,7 @@ class BedrockProvider(HTTPProvider):
 
     kind = KIND
     request_id_header = "x-amzn-requestid"
-    signs_requests = True  # SigV4 signs the request object
+    signs_requests = True  # SigV4
     api_key_env = "AWS_BEARER_TOKEN_BEDROCK"
 
     def __init__(
@@ -150,8 +150,23 @@ class BedrockProvider(HTTPProvider):
 
     async def sign(self, request: httpx.Request) -> None:
         """SigV4 over the final body, unless a Bedrock API key (bearer) is in use."""
+        if not self.api_key:
+            await self._signer.sign(request, self._signing_region())
+
+    async def signed_headers(
+        self, url: httpx.URL, headers: Mapping[str, str], content: bytes
+    ) -> Mapping[str, str]:
+        """The same signature for a POST sent without a request object; `host` is set to what was signed."""
         if self.api_key:
-            return
+            return headers
+        region = self._signing_region()
+        host = url.netloc.decode("ascii")
+        signature = await self._signer.headers(
+            "POST", url.raw_path, host, headers["content-type"], content, region
+        )
+        return {**headers, "host": host, **signature}
+
+    def _signing_region(self) -> str:
         if not self.region:
             raise GatewayError(
                 f"{KIND}: no AWS region configured for SigV4 (pass region= or set AWS_REGION)",
@@ -159,7 +174,7 @@ class BedrockProvider(HTTPProvider):
                 type="server_error",
                 code="provider_not_configured",
             )
-        await self._signer.sign(request, self.region)
+        return self.region
 
     async def complete(self, request: Request, model: str) -> dict[str, Any]:
         scope = scope_for(self.reasoning_scope, model)
