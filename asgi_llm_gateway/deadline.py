@@ -1,9 +1,10 @@
 """`Deadline`: a time limit on a block, on asyncio's own timer when there is one.
 
 Every call runs under one (the total timeout of a plain call, the first-chunk timeout of a stream). anyio's
-`fail_after` is a cancel scope: a generator context manager, a task-state lookup and a cancel-delivery
-callback, about 40k instructions per use under uvloop; `asyncio.timeout` (Python 3.11+) is one timer handle.
-Under trio, or on Python 3.10, anyio's scope does the job. Either way the block ends in `TimeoutError`.
+`fail_after` is a cancel scope built by a generator context manager, with a task-state lookup on entry;
+`asyncio.timeout` (Python 3.11+) is one timer handle. Using it here, with the disconnect watch made a class,
+took 57k of 997k instructions off a plain call (bench/instructions.py). Under trio, or on Python 3.10,
+anyio's scope does the job. Either way the block ends in `TimeoutError`.
 """
 
 from __future__ import annotations

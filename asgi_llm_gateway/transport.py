@@ -99,9 +99,10 @@ class ExactURLTransport(AiohttpTransport):
     async def post(
         self, url: URL, headers: Mapping[str, str], content: bytes, timeout: ClientTimeout
     ) -> httpx.Response:
-        """POST without an `httpx.Request`, for requests nobody signs: building one (its URL, its header
-        normalisation, Host and Content-Length added for aiohttp to read back) cost more per call than the
-        rest of this transport. `url` is sent as it is (already encoded); the response has no `.request`."""
+        """POST without an `httpx.Request` (a provider that signs has signed the headers already): building
+        one (its URL, its header normalisation, Host and Content-Length added for aiohttp to read back) cost
+        more per call than the rest of this transport. `url` is sent as it is (already encoded); the
+        response has no `.request`."""
         return await self._request("POST", url, headers, content, timeout, None)
 
     async def _request(

@@ -10,7 +10,7 @@ import httpx
 import pytest
 
 from asgi_llm_gateway.providers import OpenAIProvider
-from asgi_llm_gateway.transport import create_client
+from asgi_llm_gateway.transport import ExactURLTransport, create_client
 from tests.support.server import serve
 
 PROXY_VARIABLES = ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "http_proxy", "https_proxy", "all_proxy")
@@ -252,8 +252,8 @@ async def test_unsigned_posts_go_to_aiohttp_without_an_httpx_request_on_the_path
         try:
             response = await provider._post(url + "/v1/a b%3Ac", {"n": 1}, {"x-more": "1"})
             await response.aclose()
-            assert provider._poster is not None
-            assert bedrock.client is not None and bedrock._poster is not None
+            assert isinstance(provider._direct, ExactURLTransport)
+            assert bedrock.client is not None and isinstance(bedrock._direct, ExactURLTransport)
         finally:
             await provider.aclose()
             await bedrock.aclose()

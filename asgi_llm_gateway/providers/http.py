@@ -81,7 +81,6 @@ class HTTPProvider(Provider):
         self._client = client
         self._owns_client = client is None
         self._direct: httpx.AsyncBaseTransport | None = None  # set with our own client (see `_open`)
-        self._poster: ExactURLTransport | None = None  # set with our own client on asyncio (see `_post`)
         self._headers: dict[str, str] | None = None
         self._urls: dict[str, httpx.URL] = {}
         self._exact_urls: dict[str, URL] = {}
@@ -155,12 +154,10 @@ class HTTPProvider(Provider):
         """Created on first use, inside the running loop: mounted apps get no lifespan events."""
         if self._client is None:
             self._client, self._direct = create_client(self.timeout)
-            if isinstance(self._direct, ExactURLTransport):
-                self._poster = self._direct
         return self._client
 
     async def aclose(self) -> None:
-        client, self._client, self._direct, self._poster = self._client, None, None, None
+        client, self._client, self._direct = self._client, None, None
         if client is not None and self._owns_client:
             await client.aclose()
 
@@ -190,9 +187,9 @@ class HTTPProvider(Provider):
         that signs does it in `signed_headers`): the request object cost ~15% of a plain call's
         instructions (bench/instructions.py)."""
         all_headers = self._request_headers(headers)
-        client = self.client  # created on first use, which also decides `_poster`
-        poster = self._poster
-        if poster is not None:
+        client = self.client  # created on first use, with `_direct`
+        poster = self._direct
+        if isinstance(poster, ExactURLTransport):
             url_sent = self._exact_urls.get(url)
             if url_sent is None:  # encoded as httpx encodes it, once per distinct URL
                 url_sent = _remember(self._exact_urls, url, URL(str(self._url(url)), encoded=True))

@@ -89,20 +89,25 @@ class ContentTemplate:
 
     def _run(self, parts: list[bytes], first: int, end: int) -> list[bytes | VerbatimChunk]:
         data = b"\n\n".join(parts[first:end])[6:]  # `{…}\n\ndata: {…}…`: the events' data, joined
-        if not data.isascii():
-            try:
-                data.decode()
-            except UnicodeDecodeError:  # each read on its own, and the full parse says what is wrong
-                return list(event_data(parts[first:end]))
+        if not _utf8(data):  # each read on its own, and the full parse says what is wrong
+            return list(event_data(parts[first:end]))
         return [VerbatimChunk(data, self.model, self.index, self.usage_null, end - first)]
 
     def match(self, data: bytes) -> VerbatimChunk | None:
         """`data` as a verbatim chunk when it is this template around another text; None otherwise."""
         if not data.startswith(self.head) or self._tail.match(data, len(self.head)) is None:
             return None
-        if not data.isascii():
-            try:
-                data.decode()
-            except UnicodeDecodeError:
-                return None  # the full parse says what is wrong
+        if not _utf8(data):
+            return None  # the full parse says what is wrong
         return VerbatimChunk(data, self.model, self.index, self.usage_null)
+
+
+def _utf8(data: bytes) -> bool:
+    """Whether `data` is valid UTF-8 (the template's pattern checks JSON's grammar byte by byte only)."""
+    if data.isascii():
+        return True
+    try:
+        data.decode()
+    except UnicodeDecodeError:
+        return False
+    return True
