@@ -55,13 +55,17 @@ def worktree(rev: str) -> Iterator[Path]:
         shutil.rmtree(path, ignore_errors=True)
 
 
+def server_script(root: Path | None, row: str, mock_url: str) -> list[str]:
+    """The floor's script (root None) or the gateway's from checkout `root`, with all arguments but --port."""
+    if root is None:
+        return [str(BENCH / "floor_proxy.py"), "--upstream", mock_url]
+    return [str(root / "bench" / "gateway_app.py"), "--provider", row, "--upstream", mock_url]
+
+
 def start(procs: Processes, name: str, root: Path | None, row: str, mock_url: str) -> tuple[int, int]:
     """The floor (root None) or the gateway from checkout `root`, on the server core: (port, pid)."""
     port = free_port()
-    if root is None:
-        script = [str(BENCH / "floor_proxy.py"), "--upstream", mock_url]
-    else:
-        script = [str(root / "bench" / "gateway_app.py"), "--provider", row, "--upstream", mock_url]
+    script = server_script(root, row, mock_url)
     log_name = name.replace(" ", "-").replace("/", "-")
     process = procs.start(log_name, [sys.executable, *script, "--port", str(port)], SERVER_CORE, root or ROOT)
     if not wait_for_port(port, process):

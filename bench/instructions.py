@@ -27,9 +27,8 @@ import sys
 import tempfile
 from pathlib import Path
 
-from compare import worktree
+from compare import server_script, worktree
 from run import (
-    BENCH,
     CLIENT_CORE,
     MODELS,
     ROOT,
@@ -49,10 +48,7 @@ def count(
     """One server under callgrind: warm it up, count one wrk run, return the table row."""
     port = free_port()
     out = tmp / f"callgrind-{name.replace(' ', '-')}.out"
-    if root is None:
-        script = [str(BENCH / "floor_proxy.py"), "--upstream", mock]
-    else:
-        script = [str(root / "bench" / "gateway_app.py"), "--provider", args.row, "--upstream", mock]
+    script = server_script(root, args.row, mock)
     valgrind = ["valgrind", "--tool=callgrind", "--instr-atstart=no", f"--callgrind-out-file={out}"]
     process = procs.start(
         f"cg-{name}".replace(" ", "-"), [*valgrind, sys.executable, *script, "--port", str(port)],
