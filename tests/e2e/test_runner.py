@@ -307,8 +307,16 @@ def test_workers_reload_the_config_on_sighup_and_survive_a_broken_one(tmp_path: 
         assert served_routes() == {"old"}
         config.write_text(ECHO_CONFIG.format(routes='new = "echo/echo-1"'))
         runner.process.send_signal(signal.SIGHUP)
-        # Both workers replaced: every answer, whichever worker gives it, has the new route.
-        _wait_for(lambda: all(served_routes() == {"new"} for _ in range(8)), 20, "the reload", runner)
+        # Both workers replaced: both replacements started (uvicorn replaces workers one at a time, so eight
+        # answers in a row from the first could come while the second old worker still serves, and a
+        # config written then would be the one the second replacement loads), and every answer, whichever
+        # worker gives it, has the new route.
+        _wait_for(
+            lambda: runner.output().count(started) == 4 and all(served_routes() == {"new"} for _ in range(8)),
+            20,
+            "the reload",
+            runner,
+        )
 
         config.write_text("[routes\n")
         runner.process.send_signal(signal.SIGHUP)
