@@ -152,46 +152,79 @@ class SSEData:
     """Feed it bytes as they arrive; it returns the `data` of each event completed so far, as bytes.
 
     For readers that tell events apart by their data alone (an OpenAI-compatible chat stream): no event
-    object and no decoding per event. The common event, `data: {...}` and a blank line with LF line ends,
-    is cut out of the read with one split; anything else (comments, other fields, several `data` lines, a
-    leading blank line) goes through `SSEDecoder` one event at a time, and a CR anywhere hands the rest of
-    the stream to it, so every event means what it means to `SSEDecoder`."""
+    object and no decoding per event. The common event, `data: {...}` and a blank line, is cut out of the
+    read with one split; anything else (comments, other fields, several `data` lines, a leading blank line)
+    goes through `SSEDecoder` one event at a time. Lines may end in LF or CRLF (Google's servers write
+    CRLF); a lone CR anywhere hands the rest of the stream to `SSEDecoder`, so every event means what it
+    means to `SSEDecoder`. `on_other_line` is passed on to every `SSEDecoder` this uses.
 
-    __slots__ = ("_buffer", "_decoder")
+    Readers that also need the events' names or their raw text use `split`, `events_of` and `events`."""
 
-    def __init__(self) -> None:
+    __slots__ = ("_buffer", "_decoder", "_on_other_line")
+
+    def __init__(self, on_other_line: Callable[[str], None] | None = None) -> None:
         self._buffer = b""
-        self._decoder: SSEDecoder | None = None  # once the stream has shown a CR
+        self._decoder: SSEDecoder | None = None  # once the stream has shown a lone CR
+        self._on_other_line = on_other_line
 
     def feed(self, chunk: bytes) -> list[bytes]:
         parts = self.split(chunk)
         if parts is not None:
-            return event_data(parts)
-        buffer = self._buffer + chunk if self._buffer else chunk
-        self._buffer = b""
-        self._decoder = self._decoder or SSEDecoder()
-        return _data(self._decoder.feed(buffer))
+            return event_data(parts, self._on_other_line)
+        return _data(self.events(chunk))
 
     def split(self, chunk: bytes) -> list[bytes] | None:
-        """The events `chunk` completes, each as its raw text between blank lines (`event_data` reads
-        them), the rest kept for the next read. None, with nothing taken, once the stream has shown a CR:
-        then `feed` must read it."""
+        """The events `chunk` completes, each as its raw text between blank lines with LF line ends
+        (`event_data` and `events_of` read them), the rest kept for the next read. None, with nothing taken,
+        once the stream has shown a lone CR: then `events` (or `feed`) must read it."""
         buffer = self._buffer + chunk if self._buffer else chunk
-        if self._decoder is not None or b"\r" in buffer:
+        if self._decoder is not None:
             return None
-        parts = buffer.split(b"\n\n")
-        self._buffer = parts.pop()
+        parts = buffer.split(b"\n\n") if b"\r" not in buffer else _crlf_parts(buffer)
+        if parts is None:
+            return None
+        self._buffer = parts.pop()  # as it came: the next read or `flush` reads it again
         return parts
+
+    def events(self, chunk: bytes) -> list[ServerSentEvent]:
+        """The events `chunk` completes, read by `SSEDecoder`: for a stream `split` refused."""
+        buffer = self._buffer + chunk if self._buffer else chunk
+        self._buffer = b""
+        if self._decoder is None:
+            self._decoder = SSEDecoder(self._on_other_line)
+        return self._decoder.feed(buffer)
+
+    def events_of(self, parts: list[bytes]) -> list[ServerSentEvent]:
+        """The events of whole events given as their raw text (what `split` gives)."""
+        return _events_of(b"\n\n".join(parts) + b"\n\n", self._on_other_line) if parts else []
 
     def flush(self) -> list[bytes]:
         """End of stream, as `SSEDecoder.flush`: a complete last line is an event, a partial one is not."""
+        return _data(self.flush_events())
+
+    def flush_events(self) -> list[ServerSentEvent]:
+        """`flush`, as events."""
         if self._decoder is not None:
-            return _data(self._decoder.flush())
+            return self._decoder.flush()
         rest, self._buffer = self._buffer, b""
-        return _data_of(rest, flush=True) if rest else []
+        return _events_of(rest, self._on_other_line, flush=True) if rest else []
 
 
-def event_data(parts: list[bytes]) -> list[bytes]:
+def _crlf_parts(buffer: bytes) -> list[bytes] | None:
+    """`buffer` split at its CRLF blank lines, each event's own line ends made LF; None when it has a lone
+    CR or a blank line written otherwise (then `SSEDecoder` reads the stream). Cheaper than replacing every
+    CRLF first: most events are one line, with no CR or LF of their own to look at."""
+    parts = buffer.split(b"\r\n\r\n")
+    for at in range(len(parts) - 1):  # the last is the rest, read again with the next read
+        part = parts[at]
+        if b"\r" in part or b"\n" in part:
+            part = parts[at] = part.replace(b"\r\n", b"\n")
+            if b"\r" in part or b"\n\n" in part:
+                return None
+    return parts
+
+
+def event_data(parts: list[bytes], on_other_line: Callable[[str], None] | None = None) -> list[bytes]:
     """The data of whole events given as their raw text (LF line ends, no blank line): the common
     `data: {...}` cut out directly, anything else read by `SSEDecoder`."""
     data: list[bytes] = []
@@ -199,17 +232,19 @@ def event_data(parts: list[bytes]) -> list[bytes]:
         if part.startswith(b"data: ") and part.find(b"\n") < 0:
             data.append(part[6:])
         elif part:
-            data.extend(_data_of(part + b"\n\n"))
+            data.extend(_data(_events_of(part + b"\n\n", on_other_line)))
     return data
 
 
-def _data_of(raw: bytes, flush: bool = False) -> list[bytes]:
-    """The data of the events in `raw` (whole events, LF line ends), read by `SSEDecoder`."""
-    decoder = SSEDecoder()
+def _events_of(
+    raw: bytes, on_other_line: Callable[[str], None] | None, flush: bool = False
+) -> list[ServerSentEvent]:
+    """The events in `raw` (whole events, LF line ends), read by `SSEDecoder`."""
+    decoder = SSEDecoder(on_other_line)
     events = decoder.feed(raw)
     if flush:
         events += decoder.flush()
-    return _data(events)
+    return events
 
 
 def _data(events: list[ServerSentEvent]) -> list[bytes]:

@@ -95,8 +95,8 @@ class VerbatimReader:
     def feed(self, chunk: bytes) -> list[bytes | VerbatimChunk]:
         reader = self._events
         parts = reader.split(chunk)
-        if parts is None:  # a stream with CRs: `SSEDecoder` reads it, event by event
-            return list(reader.feed(chunk))
+        if parts is None:  # a stream with lone CRs: `SSEDecoder` reads it, event by event
+            return [event.data.encode() for event in reader.events(chunk)]
         translator = self._translator
         template = translator.template
         if len(parts) < 2 or (template is None and self._tries >= _TRIES):
