@@ -46,37 +46,61 @@ _MAX_PAYLOAD = 24 * 1024 * 1024
 class EventStreamDecoder:
     """An incremental decoder of the AWS event-stream framing, checking both CRCs.
 
-    The gateway's decoder for Bedrock streams, with or without botocore (see the module docstring).
+    The gateway's decoder for Bedrock streams, with or without botocore (see the module docstring). A
+    stream's frames of one kind carry the very same header bytes, so headers are parsed once per distinct
+    bytes and the parsed mapping is shared by those frames: read it, never change it.
     """
 
+    __slots__ = ("_buffer", "_headers", "_offset")
+
     def __init__(self) -> None:
-        self._buffer = bytearray()
+        self._buffer = b""
+        self._offset = 0  # where the frames not yet read begin in `_buffer`
+        self._headers: dict[bytes, Mapping[str, Any]] = {}
 
     def feed(self, data: bytes) -> Iterator[Frame]:
-        self._buffer += data
+        rest = self._buffer[self._offset :] if self._offset else self._buffer
+        self._buffer = rest + data if rest else data
+        self._offset = 0
         return self._frames()
 
     def _frames(self) -> Iterator[Frame]:
-        while len(self._buffer) >= _PRELUDE.size:
-            total, headers_length, prelude_crc = _PRELUDE.unpack_from(self._buffer)
-            if zlib.crc32(self._buffer[:8]) != prelude_crc:
+        buffer, offset = self._buffer, self._offset
+        size = len(buffer)
+        known = self._headers
+        while size - offset >= 12:
+            total, headers_length, prelude_crc = _PRELUDE.unpack_from(buffer, offset)
+            prelude_crc_of = zlib.crc32(buffer[offset : offset + 8])
+            if prelude_crc_of != prelude_crc:
                 raise EventStreamError("prelude checksum mismatch")
             payload_length = total - headers_length - 16
             if headers_length > _MAX_HEADERS or payload_length < 0 or payload_length > _MAX_PAYLOAD:
                 raise EventStreamError(f"bad frame lengths (total {total}, headers {headers_length})")
-            if len(self._buffer) < total:
+            end = offset + total
+            if size < end:
                 break
-            frame = bytes(self._buffer[:total])
-            del self._buffer[:total]
-            (message_crc,) = struct.unpack_from(">I", frame, total - 4)
-            if zlib.crc32(frame[: total - 4]) != message_crc:
+            (message_crc,) = _CRC.unpack_from(buffer, end - 4)
+            # the message CRC runs over the frame but its last 4 bytes: its first 8 are the prelude's
+            if zlib.crc32(buffer[offset + 8 : end - 4], prelude_crc_of) != message_crc:
                 raise EventStreamError("message checksum mismatch")
-            headers = _parse_headers(frame[12 : 12 + headers_length])
-            yield Frame(headers, frame[12 + headers_length : total - 4])
+            raw = buffer[offset + 12 : offset + 12 + headers_length]
+            headers = known.get(raw)
+            if headers is None:
+                headers = _parse_headers(raw)
+                if len(known) < _KNOWN_HEADERS:
+                    known[raw] = headers
+            offset = self._offset = end
+            yield Frame(headers, buffer[end - 4 - payload_length : end - 4])
 
     def close(self) -> None:
-        if self._buffer:
-            raise EventStreamError(f"the stream ended inside a frame ({len(self._buffer)} bytes left)")
+        left = len(self._buffer) - self._offset
+        if left:
+            raise EventStreamError(f"the stream ended inside a frame ({left} bytes left)")
+
+
+#: How many distinct header blocks one decoder keeps parsed (a stream has a handful: one per event type).
+_KNOWN_HEADERS = 64
+_CRC = struct.Struct(">I")
 
 
 _FIXED_HEADER_VALUES = {
