@@ -173,12 +173,25 @@ def choice(
 class ChunkBuilder:
     """Builds the chunks of one stream: same `id`, `created` and `model` on every chunk."""
 
-    __slots__ = ("created", "id", "model")
+    __slots__ = ("_frame", "created", "id", "model")
 
     def __init__(self, model: str, *, id: str | None = None, created: int | None = None) -> None:
         self.model = model
         self.id = id or completion_id()
         self.created = created if created is not None else int(time.time())
+        self._frame: tuple[tuple[str, str, int, int], bytes, bytes] | None = None
+
+    def content_frame(self, index: int = 0) -> tuple[bytes, bytes]:
+        """The bytes of `dumps(self.chunk({"content": text}, index=index))` before and after the JSON string
+        of `text`: a content chunk written around a string the upstream already encoded (`runs.py`). Kept
+        for the stream, and made again if the stream's `id` or `model` changed since."""
+        key = (self.id, self.model, self.created, index)
+        frame = self._frame
+        if frame is None or frame[0] != key:
+            # `"content":""` can only be the delta's: inside the id or the model its quotes are escaped
+            head, _, tail = dumps(self.chunk({"content": ""}, index=index)).partition(b'"content":""')
+            frame = self._frame = (key, head + b'"content":', tail)
+        return frame[1], frame[2]
 
     def chunk(
         self, delta: dict[str, Any], *, index: int = 0, finish_reason: str | None = None

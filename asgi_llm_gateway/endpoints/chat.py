@@ -94,10 +94,11 @@ class ChatEncoder:
     chunk only with `stream_options.include_usage` (and then `usage: null` on every other chunk), and the
     deprecated `function_call` shape for clients that sent `functions`.
 
-    A `VerbatimChunk` (a content chunk an OpenAI-family upstream wrote in this very format) goes out as the
-    bytes it came in, with `"model":` naming the target instead of the upstream's model and `"usage":null`
-    added or taken out as the client asked: two byte replacements instead of a parse and an encode. A chunk
-    written in another spacing, where a replacement finds nothing, is parsed and encoded as any other."""
+    A `VerbatimChunk` (content chunks already in this format: as an OpenAI-family upstream wrote them, or
+    as a translator wrote them around the upstream's strings) goes out as the bytes it came in, with
+    `"model":` naming the target instead of the upstream's model and `"usage":null` added or taken out as
+    the client asked: two byte replacements instead of a parse and an encode. A chunk written in another
+    spacing, where a replacement finds nothing, is parsed and encoded as any other."""
 
     __slots__ = ("_member", "_upstream", "include_usage", "legacy_answer", "model")
 

@@ -9,7 +9,8 @@ The gateway reads streams through `stream_batches()`: the chunks that are ready 
 to the client in one send. Its default takes `stream()` one chunk at a time, so a provider only has to write
 `stream()`; the HTTP providers (`http.py`) group the chunks of each upstream read. The chat door reads them
 through `chat_batches()`, where an upstream that already writes the client's format (the OpenAI family) may
-hand plain content chunks over as the bytes it sent (`VerbatimChunk`), to be relayed without re-encoding.
+hand plain content chunks over as the bytes it sent (`VerbatimChunk`), to be relayed without re-encoding,
+and a translating provider may write runs of text deltas around the upstream's own strings (`runs.py`).
 
 Each provider's translation is pure (request dict → native body, native answer → completion) plus one
 `StreamTranslator` per stream; `HTTPProvider` in `http.py` is the only place that touches the network.
@@ -67,9 +68,10 @@ class Translator(Protocol[Item, Out]):
 
 
 class VerbatimChunk:
-    """A content chunk that an OpenAI-compatible upstream wrote exactly as the chat door would: one choice,
-    text only, no finish, no usage. The door relays its bytes with only `model` (and `usage: null`) changed,
-    instead of parsing, normalising and encoding it again; the stream's other chunks stay `Chunk` dicts."""
+    """A content chunk already in the chat door's bytes: one choice, text only, no finish, no usage. Either
+    an OpenAI-compatible upstream wrote it so, or a translator wrote it around the JSON string of a text
+    delta (`runs.py`). The door relays its bytes with only `model` (and `usage: null`) changed, instead of
+    parsing, normalising and encoding it again; the stream's other chunks stay `Chunk` dicts."""
 
     __slots__ = ("count", "data", "index", "model", "usage_null")
 

@@ -124,6 +124,8 @@ class FakeAnthropic:
     requests: list[Recorded] = field(default_factory=list)
     #: The prompt cache behind `cache_control`, with the totals of the reads and writes reported.
     cache: PromptCache = field(default_factory=PromptCache)
+    #: Write each stream in one piece (many events to a read) instead of event by event.
+    burst: bool = False
     _count: int = field(default=0, init=False)
 
     def __post_init__(self) -> None:
@@ -186,7 +188,7 @@ class FakeAnthropic:
             return JSONResponse(message, headers={"request-id": f"req_fake{self._count:04d}"})
         fault = stream_fault.group(1) if stream_fault else ("CUT" if prompt == "CUT STREAM" else None)
         return StreamingResponse(
-            _encode(stream_events(message, fault=fault)),
+            (_encode_at_once if self.burst else _encode)(stream_events(message, fault=fault)),
             media_type="text/event-stream",
             headers={"request-id": f"req_fake{self._count:04d}", "cache-control": "no-cache"},
         )
@@ -894,6 +896,16 @@ def _pieces(text: str) -> list[str]:
     return re.findall(r"\S+\s*|\s+", text) or [text]
 
 
+def _event(name: str, data: dict[str, Any]) -> bytes:
+    """One event as the API writes it: compact JSON, non-ASCII escaped."""
+    return f"event: {name}\ndata: {json.dumps(data, separators=(',', ':'))}\n\n".encode()
+
+
 async def _encode(events: Iterator[tuple[str, dict[str, Any]]]) -> AsyncIterator[bytes]:
     for name, data in events:
-        yield f"event: {name}\ndata: {json.dumps(data)}\n\n".encode()
+        yield _event(name, data)
+
+
+async def _encode_at_once(events: Iterator[tuple[str, dict[str, Any]]]) -> AsyncIterator[bytes]:
+    """The whole stream in one write, as a fast answer reaches a proxy: many events to a read."""
+    yield b"".join(_event(name, data) for name, data in events)

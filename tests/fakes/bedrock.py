@@ -713,6 +713,8 @@ class FakeBedrock:
     requests: list[Recorded] = field(default_factory=list)
     #: The prompt cache behind `cachePoint` and `cache_control`, with the totals of the reads and writes.
     cache: PromptCache = field(default_factory=PromptCache)
+    #: Write each ConverseStream in one piece (many frames to a read) instead of pieces of 97 bytes.
+    burst: bool = False
 
     def __post_init__(self) -> None:
         model = botocore.session.get_session().get_service_model("bedrock-runtime")
@@ -846,8 +848,9 @@ class FakeBedrock:
                 event = {**event, "amazon-bedrock-invocationMetrics": metrics}
             frames.append(chunk_frame(event, i))
         data = b"".join(frames)
-        for start in range(0, len(data), 97):
-            yield data[start : start + 97]
+        piece = len(data) if self.burst else 97
+        for start in range(0, len(data), piece):
+            yield data[start : start + piece]
 
     def _count_tokens(self, params: dict[str, Any], model: str) -> Response:
         report = ParamValidator().validate({**params, "modelId": model}, self._count_input)
@@ -894,8 +897,9 @@ class FakeBedrock:
             frames[2] = bytes(broken)
         # Real responses arrive in arbitrary pieces: two frames and a half, and so on.
         data = b"".join(frames)
-        for start in range(0, len(data), 97):
-            yield data[start : start + 97]
+        piece = len(data) if self.burst else 97
+        for start in range(0, len(data), piece):
+            yield data[start : start + piece]
 
 
 #: Variables through which the machine running the tests could leak credentials or a region into a test.

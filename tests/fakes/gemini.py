@@ -814,6 +814,8 @@ class FakeGemini:
     #: What thought signatures are signed and checked with: give two fakes different keys to stand for two
     #: projects, whose signatures the other rejects.
     signing_key: bytes = SIGNING_KEY
+    #: Write each stream in one piece (many events to a read) instead of event by event.
+    burst: bool = False
 
     def _auth(self, request: Request) -> Response | None:
         key = request.headers.get("x-goog-api-key") or request.query_params.get("key")
@@ -988,8 +990,9 @@ class FakeGemini:
                 events.append({"candidates": candidates, **envelope})
         if fault is not None and fault.after_events is not None:
             events = events[: fault.after_events]
-        for event in events:
-            yield b"data: " + json.dumps(event).encode() + b"\r\n\r\n"
+        written = [b"data: " + json.dumps(event).encode() + b"\r\n\r\n" for event in events]
+        for piece in [b"".join(written)] if self.burst else written:
+            yield piece
         if fault is not None and fault.status:
             # After the 200, Google writes the error as bare (multi-line) JSON, without `data:`.
             yield json.dumps(fault.body or error_body(fault.status), indent=2).encode() + b"\n"

@@ -434,7 +434,7 @@ def test_decoder_reads_events_split_anywhere() -> None:
     for size in (1, 2, 7, len(body)):
         decoder = StreamDecoder()
         payloads = [p for i in range(0, len(body), size) for p in decoder.feed(body[i : i + size])]
-        assert payloads + decoder.end() == [{"a": 1}, {"b": 2}]
+        assert payloads + decoder.flush() == [{"a": 1}, {"b": 2}]
 
 
 @pytest.mark.parametrize("last_line_end", [b"\n", b""])
@@ -444,7 +444,7 @@ def test_decoder_finds_a_bare_json_error_after_the_events(last_line_end: bytes) 
     for size in (3, len(body)):
         decoder = StreamDecoder()
         payloads = [p for i in range(0, len(body), size) for p in decoder.feed(body[i : i + size])]
-        assert payloads + decoder.end() == [{"a": 1}, error]
+        assert payloads + decoder.flush() == [{"a": 1}, error]
 
 
 @pytest.mark.parametrize(
@@ -454,7 +454,7 @@ def test_decoder_rejects_garbage(body: bytes) -> None:
     decoder = StreamDecoder()
     with pytest.raises(GatewayError) as caught:
         decoder.feed(body)
-        decoder.end()
+        decoder.flush()
     assert caught.value.status == 502
 
 

@@ -1,20 +1,26 @@
-"""Anthropic stream events (SSE) → `chat.completion.chunk` dicts. Pure."""
+"""Anthropic stream events (SSE) → `chat.completion.chunk` dicts. Pure.
+
+For the chat door, `TextDeltaReader` hands the text deltas of a read over as `TextRun`s, recognised by their
+bytes, which the translator writes as content chunks around Anthropic's own strings (`runs.py`)."""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Mapping
-from typing import Any
+from typing import Any, cast
 
 from ... import wire
-from ...sse import ServerSentEvent
+from ...sse import ServerSentEvent, SSEData
 from ...wire import loads
+from ..base import ChatItem
 from ..claude import ContentBlocks
 from ..reasoning import Remember, StreamedThoughts
+from ..runs import TEXT, TextRun, content_run, text_runs
 from ..streams import bad_upstream_data, stream_ended_early
 from ._errors import KIND, event_error
 from ._response import finish_reason, usage_of
 
-__all__ = ["MESSAGE_EVENTS", "StreamTranslator"]
+__all__ = ["MESSAGE_EVENTS", "StreamTranslator", "TextDeltaReader"]
 
 # Stream events that belong to a message, so cannot come before `message_start`.
 MESSAGE_EVENTS = frozenset(
@@ -54,8 +60,15 @@ class StreamTranslator:
         """Whether `message_stop` came: the stream is complete."""
         return self._done
 
-    def feed(self, item: ServerSentEvent) -> list[dict[str, Any]]:
-        """Chunks for one SSE event (`event` is its name, `data` its JSON text)."""
+    def feed(self, item: ServerSentEvent | TextRun) -> list[ChatItem]:
+        """Chunks for one SSE event (`event` is its name, `data` its JSON text), or for a run of text deltas
+        the chat door's reader recognised (`TextDeltaReader`)."""
+        if type(item) is TextRun:
+            return self._text_run(item)
+        assert isinstance(item, ServerSentEvent)
+        return cast("list[ChatItem]", self._event(item))  # a list of dicts, only read from here on
+
+    def _event(self, item: ServerSentEvent) -> list[dict[str, Any]]:
         event, data = item.event, item.data
         if self._done or event == "ping":
             return []
@@ -94,7 +107,7 @@ class StreamTranslator:
             return [self._builder.finish(finish), self._builder.usage(usage_of(self._usage))]
         return []  # event types added later are skipped, as Anthropic asks clients to do
 
-    def end(self) -> list[dict[str, Any]]:
+    def end(self) -> list[ChatItem]:
         """Call when the upstream closed the stream: a stream that never said `message_stop` failed."""
         if not self._done:
             raise stream_ended_early(KIND)
@@ -138,9 +151,21 @@ class StreamTranslator:
     def _details_chunk(self, details: list[dict[str, Any]]) -> list[dict[str, Any]]:
         return [self._builder.chunk({"reasoning_details": details})] if details else []
 
-    def _block_delta(self, index: int, delta: Mapping[str, Any]) -> list[dict[str, Any]]:
+    def _text_run(self, run: TextRun) -> list[ChatItem]:
+        """What the events of `run` say, each `{"type":"text_delta","text":…}` for block `run.index`."""
+        if self._done:
+            return []
+        if not self._started:
+            raise bad_upstream_data(KIND, "'content_block_delta' before message_start")
+        self._check_open(run.index)
+        return [content_run(self._builder, run.strings)]
+
+    def _check_open(self, index: int) -> None:
         if not self._blocks.is_open(index):
             raise bad_upstream_data(KIND, f"delta for content block {index} before its start")
+
+    def _block_delta(self, index: int, delta: Mapping[str, Any]) -> list[dict[str, Any]]:
+        self._check_open(index)
         kind = delta.get("type")
         if kind == "text_delta" and delta.get("text"):
             return [self._builder.chunk({"content": delta["text"]})]
@@ -154,3 +179,41 @@ class StreamTranslator:
         if kind == "input_json_delta":
             return self._blocks.input(index, delta.get("partial_json"))
         return []  # citations_delta carries nothing for the client; a signature comes out on the block's stop
+
+
+#: A text delta as Anthropic writes it, after `event: content_block_delta` and `data: `.
+_TEXT_DELTA = re.compile(
+    rb'\{"type":"content_block_delta","index":(0|[1-9][0-9]{0,8}),"delta":\{"type":"text_delta","text":('
+    + TEXT
+    + rb")\}\}\Z"
+)
+_TEXT_EVENT = b"event: content_block_delta\ndata: "
+
+
+def _text_delta(part: bytes) -> tuple[int, bytes] | None:
+    """(block index, JSON string) of an event (raw text, `SSEData.split`) that is a non-empty text delta
+    written as Anthropic writes it; None for any other event, which is parsed as usual."""
+    if not part.startswith(_TEXT_EVENT):
+        return None
+    match = _TEXT_DELTA.match(part, len(_TEXT_EVENT))
+    return None if match is None else (int(match[1]), match[2])
+
+
+class TextDeltaReader:
+    """The chat door's reader of an Anthropic stream: each read's events, with every run of text deltas
+    as one `TextRun` (`runs.py`) and the other events as `ServerSentEvent`s."""
+
+    __slots__ = ("_sse",)
+
+    def __init__(self) -> None:
+        self._sse = SSEData()
+
+    def feed(self, chunk: bytes) -> list[ServerSentEvent | TextRun]:
+        sse = self._sse
+        parts = sse.split(chunk)
+        if parts is None:  # a stream with lone CRs: event by event
+            return list(sse.events(chunk))
+        return list(text_runs(parts, _text_delta, lambda part: sse.events_of([part])))
+
+    def flush(self) -> list[ServerSentEvent | TextRun]:
+        return list(self._sse.flush_events())

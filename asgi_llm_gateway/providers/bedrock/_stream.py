@@ -1,22 +1,28 @@
 """ConverseStream event-stream frames → `chat.completion.chunk` dicts. Pure: the provider reads the bytes,
-the decoder in `eventstream.py` cuts them into frames, and the translator reads each frame's event."""
+the decoder in `eventstream.py` cuts them into frames, and the translator reads each frame's event.
+
+For the chat door, `chat_items` hands the text deltas of a read over as `TextRun`s, recognised by their
+bytes, which the translator writes as content chunks around Bedrock's own strings (`runs.py`)."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
-from typing import Any
+import re
+from collections.abc import Iterable, Iterator, Mapping
+from typing import Any, cast
 
 from ... import wire
 from ...errors import GatewayError, redact
 from ...eventstream import Frame
 from ...wire import loads
+from ..base import ChatItem
 from ..claude import ContentBlocks
 from ..reasoning import Remember, StreamedThoughts
+from ..runs import TEXT, TextRun, content_run, text_runs
 from ..streams import bad_upstream_data, stream_ended_early
 from ._errors import KIND, bedrock_error, exception_status
 from ._response import finish_reason, usage_of
 
-__all__ = ["StreamTranslator", "frame_event"]
+__all__ = ["StreamTranslator", "chat_items", "frame_event"]
 
 
 def frame_event(frame: Frame, secrets: Iterable[str | None] = ()) -> tuple[str, dict[str, Any]]:
@@ -85,8 +91,14 @@ class StreamTranslator:
         """Whether `metadata` came: the stream is complete."""
         return self._done
 
-    def feed(self, item: Frame) -> list[dict[str, Any]]:
-        """The chunks for one event-stream frame."""
+    def feed(self, item: Frame | TextRun) -> list[ChatItem]:
+        """The chunks for one event-stream frame, or for a run of text deltas (`chat_items`)."""
+        if type(item) is TextRun:
+            return self._text_run(item)
+        assert isinstance(item, Frame)
+        return cast("list[ChatItem]", self._frame(item))  # a list of dicts, only read from here on
+
+    def _frame(self, item: Frame) -> list[dict[str, Any]]:
         event, payload = frame_event(item, self._secrets)
         if self._done:
             return []
@@ -111,11 +123,22 @@ class StreamTranslator:
             raise bad_upstream_data(KIND, f"unexpected {event} event ({type(exc).__name__})") from None
         return out  # messageStart (handled above) and unknown events add nothing
 
-    def end(self) -> list[dict[str, Any]]:
+    def end(self) -> list[ChatItem]:
         """Called when the body ends: a stream without `messageStop` and `metadata` did not complete."""
         if not self._done:
             raise stream_ended_early(KIND)
         return []
+
+    def _text_run(self, run: TextRun) -> list[ChatItem]:
+        """What the frames of `run` say, each `{"contentBlockIndex":…,"delta":{"text":…}}`."""
+        if self._done:
+            return []
+        out: list[ChatItem] = []
+        if not self._started:
+            self._started = True
+            out.append(self.chunks.role())
+        out.append(content_run(self.chunks, run.strings))
+        return out
 
     def _block_start(self, index: int, start: Mapping[str, Any]) -> list[dict[str, Any]]:
         use = start.get("toolUse")
@@ -167,3 +190,30 @@ class StreamTranslator:
             self._thoughts.finish()
         finish = finish_reason(self._stop_reason, self._blocks.tool_calls > 0)
         return [self.chunks.finish(finish), self.chunks.usage(usage_of(usage))]
+
+
+#: A text delta's payload as Bedrock writes it (`p` pads events to hide their length).
+_TEXT_DELTA = re.compile(
+    rb'\{"contentBlockIndex":(0|[1-9][0-9]{0,8}),"delta":\{"text":('
+    + TEXT
+    + rb')\}(?:,"p":"[A-Za-z0-9]*")?\}\Z'
+)
+
+
+def _text_delta(frame: Frame) -> tuple[int, bytes] | None:
+    """(block index, JSON string) of a frame that is a non-empty text delta written as Bedrock writes it;
+    None for any other frame, which is read as usual."""
+    headers = frame.headers
+    if headers.get(":event-type") != "contentBlockDelta" or headers.get(":message-type") != "event":
+        return None
+    match = _TEXT_DELTA.match(frame.payload)
+    return None if match is None else (int(match[1]), match[2])
+
+
+def chat_items(frames: Iterable[Frame]) -> Iterator[Frame | TextRun]:
+    """A read's frames for the chat door: every run of text deltas as one `TextRun` (`runs.py`)."""
+    return text_runs(frames, _text_delta, _alone)
+
+
+def _alone(frame: Frame) -> tuple[Frame]:
+    return (frame,)

@@ -12,7 +12,7 @@ import re
 from collections.abc import AsyncGenerator, AsyncIterator, Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import aclosing
 from functools import partial
-from typing import Any, cast
+from typing import Any, TypeVar, cast
 from urllib.parse import urlsplit
 
 import httpx
@@ -22,12 +22,12 @@ from ...eventstream import EventStreamError, Frame, FrameDecoder, event_stream_d
 from ...model_ids import path_segment
 from ...wire import loads
 from ..anthropic._native import input_tokens
-from ..base import Request
-from ..base import StreamTranslator as Translator
+from ..base import ChatItem, Chunk, Request, Translator
 from ..caching import AutoCache, auto_cache_policy
 from ..embeddings import EmbeddingRequest, embedding_list, gather_limited, input_texts
 from ..http import HTTPProvider
 from ..reasoning import ReasoningStore, replays, scope_for
+from ..runs import TextRun
 from ..streams import bad_upstream_data, one_by_one, translate_reads
 from ._embeddings import (
     COHERE_BATCH,
@@ -45,11 +45,14 @@ from ._native import NativeStreamTranslator, converse_count_input, invoke_body, 
 from ._request import NativeRequest, to_native
 from ._response import to_completion
 from ._sigv4 import SigV4Signer, botocore_missing, has_botocore
-from ._stream import StreamTranslator
+from ._stream import StreamTranslator, chat_items
 
 __all__ = ["BedrockProvider"]
 
 EVENT_STREAM = "application/vnd.amazon.eventstream"
+
+T = TypeVar("T")
+Out = TypeVar("Out")
 
 
 def _region_from_url(base_url: str | None) -> str | None:
@@ -191,7 +194,18 @@ class BedrockProvider(HTTPProvider):
     def stream(self, request: Request, model: str) -> AsyncIterator[dict[str, Any]]:
         return one_by_one(self.stream_batches(request, model))
 
-    def stream_batches(self, request: Request, model: str) -> AsyncIterator[list[dict[str, Any]]]:
+    def stream_batches(self, request: Request, model: str) -> AsyncIterator[list[Chunk]]:
+        # only `chat_items` makes `TextRun`s, the one input that gives more than dicts
+        return cast("AsyncIterator[list[Chunk]]", self._converse_stream(request, model, _as_read))
+
+    def chat_batches(self, request: Request, model: str) -> AsyncIterator[list[ChatItem]]:
+        """The same stream for the chat door: runs of text deltas become content chunks written around
+        Bedrock's own strings (`chat_items`, `runs.py`), without a parse and an encode each."""
+        return self._converse_stream(request, model, chat_items)
+
+    def _converse_stream(
+        self, request: Request, model: str, items: Callable[[Iterator[Frame]], Iterable[Frame | TextRun]]
+    ) -> AsyncIterator[list[ChatItem]]:
         scope = scope_for(self.reasoning_scope, model)
         native = self._native(request, model, scope)
         return self._event_stream(
@@ -205,6 +219,7 @@ class BedrockProvider(HTTPProvider):
                 scope=scope,
                 on_reasoning=self.reasoning_store.remember,
             ),
+            items,
         )
 
     def _native(self, request: Request, model: str, scope: str) -> NativeRequest:
@@ -213,17 +228,24 @@ class BedrockProvider(HTTPProvider):
         return to_native(request, model, auto_cache=self.auto_cache, thoughts=thoughts)
 
     async def _event_stream(
-        self, url: str, body: Any, translator: Callable[[], Translator[Frame]]
-    ) -> AsyncIterator[list[dict[str, Any]]]:
-        """POST for an event stream and translate its frames; `translator` is made once the request is
-        signed, so that the secrets it redacts include the credentials just used."""
+        self,
+        url: str,
+        body: Any,
+        translator: Callable[[], Translator[T, Out]],
+        items: Callable[[Iterator[Frame]], Iterable[T]],
+    ) -> AsyncIterator[list[Out]]:
+        """POST for an event stream and translate its frames (each read's as `items` gives them);
+        `translator` is made once the request is signed, so that the secrets it redacts include the
+        credentials just used."""
         async with self.open_stream(url, body, {"accept": EVENT_STREAM}) as response:
             if EVENT_STREAM not in response.headers.get("content-type", ""):
                 raise self.error_from_response(response, await response.aread())
             reads = cast(AsyncGenerator[bytes, None], self.iter_bytes(response))
             async with aclosing(reads):
                 try:
-                    async for batch in translate_reads(_frames(reads, event_stream_decoder()), translator()):
+                    async for batch in translate_reads(
+                        _frames(reads, event_stream_decoder(), items), translator()
+                    ):
                         yield batch
                 except EventStreamError as exc:
                     raise bad_upstream_data(KIND, str(exc)) from None
@@ -252,6 +274,7 @@ class BedrockProvider(HTTPProvider):
             self.url(model, "invoke-with-response-stream"),
             invoke_body(body, beta),
             lambda: NativeStreamTranslator(secrets=self.secrets()),
+            _as_read,
         )
 
     async def count_message_tokens(self, body: Mapping[str, Any], model: str, beta: Sequence[str]) -> int:
@@ -319,9 +342,16 @@ class BedrockProvider(HTTPProvider):
         return embedding_list(vectors, model, total)
 
 
-async def _frames(body: AsyncIterator[bytes], decoder: FrameDecoder) -> AsyncIterator[Iterator[Frame]]:
-    """The frames of each read. A body that ends inside a frame raises `EventStreamError` when the reads run
-    out, before the translator's own check that the stream was complete."""
+async def _frames(
+    body: AsyncIterator[bytes], decoder: FrameDecoder, items: Callable[[Iterator[Frame]], Iterable[T]]
+) -> AsyncIterator[Iterable[T]]:
+    """The frames of each read, as `items` gives them. A body that ends inside a frame raises
+    `EventStreamError` when the reads run out, before the translator's own check that the stream was
+    complete."""
     async for data in body:
-        yield decoder.feed(data)
+        yield items(decoder.feed(data))
     decoder.close()
+
+
+def _as_read(frames: Iterator[Frame]) -> Iterator[Frame]:
+    return frames

@@ -21,13 +21,12 @@ import re
 
 from ...sse import event_data
 from ..base import VerbatimChunk, model_member
+from ..runs import JSON_STRING, valid_utf8
 
 __all__ = ["DELTA_CONTENT", "ContentTemplate"]
 
 DELTA_CONTENT = b'"delta":{"content":'
-#: A JSON string: no raw control characters, only JSON's escapes, no `\u` escape of a lone surrogate half
-#: (orjson refuses those; a pair is left to the full parse).
-_STRING = rb'"(?:[^"\\\x00-\x1f]|\\["\\/bfnrt]|\\u(?![dD][89a-fA-F])[0-9a-fA-F]{4})*"'
+_STRING = JSON_STRING
 _STRING_RE = re.compile(_STRING)
 #: OpenAI pads each chunk with a random `obfuscation` value (base64-like letters).
 _OBFUSCATION = re.compile(rb'"obfuscation":"[A-Za-z0-9+/=_-]*"')
@@ -89,7 +88,7 @@ class ContentTemplate:
 
     def _run(self, parts: list[bytes], first: int, end: int) -> list[bytes | VerbatimChunk]:
         data = b"\n\n".join(parts[first:end])[6:]  # `{…}\n\ndata: {…}…`: the events' data, joined
-        if not _utf8(data):  # each read on its own, and the full parse says what is wrong
+        if not valid_utf8(data):  # each read on its own, and the full parse says what is wrong
             return list(event_data(parts[first:end]))
         return [VerbatimChunk(data, self.model, self.index, self.usage_null, end - first)]
 
@@ -97,17 +96,6 @@ class ContentTemplate:
         """`data` as a verbatim chunk when it is this template around another text; None otherwise."""
         if not data.startswith(self.head) or self._tail.match(data, len(self.head)) is None:
             return None
-        if not _utf8(data):
+        if not valid_utf8(data):
             return None  # the full parse says what is wrong
         return VerbatimChunk(data, self.model, self.index, self.usage_null)
-
-
-def _utf8(data: bytes) -> bool:
-    """Whether `data` is valid UTF-8 (the template's pattern checks JSON's grammar byte by byte only)."""
-    if data.isascii():
-        return True
-    try:
-        data.decode()
-    except UnicodeDecodeError:
-        return False
-    return True

@@ -1,0 +1,128 @@
+"""A burst of text deltas from a translated provider, through the openai SDK: the fake Anthropic, Gemini and
+Bedrock upstreams on loopback write each stream in one piece, so the chat door reads many deltas a read and
+relays each run as content chunks written around the upstream's own strings (`providers/runs.py`). The SDK
+must still get every delta as its own chunk, in order, naming the target, with usage as asked, and a cut
+stream must still end in an error."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import httpx
+import openai
+import pytest
+
+from asgi_llm_gateway import Gateway
+from asgi_llm_gateway.policy import Policy
+from asgi_llm_gateway.providers import AnthropicProvider, BedrockProvider, GeminiProvider
+from tests.fakes import anthropic, bedrock, gemini
+from tests.support.server import serve
+
+# Many words, non-ASCII letters (which the fakes write as `\u` escapes) and quotes.
+PROMPT = " ".join(f'wörd{n} "q{n}"' for n in range(40))
+MODELS = {
+    "anthropic": "claude/claude-haiku-4-5",
+    "gemini": "gemini/gemini-3-flash",
+    "bedrock": "bedrock/anthropic.claude-3-haiku-20240307-v1:0",
+}
+
+
+@contextmanager
+def _gateway(
+    claude: anthropic.FakeAnthropic, google: gemini.FakeGemini, aws: bedrock.FakeBedrock
+) -> Iterator[str]:
+    """The URL of a gateway in front of the three fakes, each served on loopback."""
+    with serve(claude) as claude_url, serve(google.app()) as google_url, serve(aws.app) as aws_url:
+        providers = {
+            "claude": AnthropicProvider(api_key=anthropic.KEY, base_url=claude_url),
+            "gemini": GeminiProvider(api_key=gemini.KEY, base_url=google_url),
+            "bedrock": BedrockProvider(
+                base_url=aws_url,
+                region="us-east-1",
+                aws_access_key_id=bedrock.ACCESS_KEY,
+                aws_secret_access_key=bedrock.SECRET_KEY,
+            ),
+        }
+        with serve(Gateway(providers=providers, policy=Policy(max_attempts=1))) as url:
+            yield url
+
+
+@pytest.fixture(scope="module")
+def gateway_url() -> Iterator[str]:
+    with _gateway(
+        anthropic.FakeAnthropic(burst=True), gemini.FakeGemini(burst=True), bedrock.FakeBedrock(burst=True)
+    ) as url:
+        yield url
+
+
+@pytest.mark.parametrize("include_usage", [False, True])
+@pytest.mark.parametrize("provider", sorted(MODELS))
+def test_a_burst_of_text_deltas_reaches_the_sdk_delta_for_delta(
+    gateway_url: str, provider: str, include_usage: bool
+) -> None:
+    model = MODELS[provider]
+    messages = [{"role": "user", "content": PROMPT}]
+    options = {"stream_options": {"include_usage": True}} if include_usage else {}
+    with openai.OpenAI(base_url=gateway_url + "/v1", api_key="any", max_retries=0) as client:
+        whole = client.chat.completions.create(model=model, messages=messages)  # type: ignore[arg-type]
+        chunks = list(
+            client.chat.completions.create(
+                model=model,
+                messages=messages,  # type: ignore[arg-type]
+                stream=True,
+                **options,  # type: ignore[arg-type]
+            )
+        )
+    content = [c.choices[0].delta.content for c in chunks if c.choices and c.choices[0].delta.content]
+    assert PROMPT in "".join(content)
+    assert "".join(content) == whole.choices[0].message.content
+    assert len(content) >= 80, "each delta is its own chunk"
+    assert {c.model for c in chunks} == {model}
+    usage = [c for c in chunks if not c.choices]
+    if include_usage:
+        assert len(usage) == 1 and usage[0] is chunks[-1] and usage[0].usage is not None
+        assert usage[0].usage.completion_tokens > 0
+        assert all(c.usage is None for c in chunks if c.choices)
+    else:
+        assert usage == [] and all(c.usage is None for c in chunks)
+    finishes = [c.choices[0].finish_reason for c in chunks if c.choices and c.choices[0].finish_reason]
+    assert finishes == ["stop"]
+
+
+@pytest.mark.parametrize("provider", sorted(MODELS))
+def test_content_chunks_carry_the_upstreams_own_strings(gateway_url: str, provider: str) -> None:
+    """The fakes escape non-ASCII (`\\u00f6`); chunks written around the upstream's strings keep that
+    spelling, where parsing and encoding again would write `ö` itself: proof that the run path served."""
+    body = {"model": MODELS[provider], "messages": [{"role": "user", "content": PROMPT}], "stream": True}
+    with httpx.stream("POST", gateway_url + "/v1/chat/completions", json=body, timeout=30) as response:
+        assert response.status_code == 200
+        raw = response.read()
+    events = [event[len(b"data: ") :] for event in raw.split(b"\n\n") if event]
+    assert events[-1] == b"[DONE]"
+    escaped = [e for e in events if b"w\\u00f6rd" in e]
+    assert len(escaped) >= 20
+    for event in events[:-1]:
+        chunk = json.loads(event)
+        assert chunk["model"] == MODELS[provider] and "usage" not in chunk
+
+
+def test_a_burst_cut_after_text_deltas_ends_in_an_error() -> None:
+    """Each fake cuts its stream after some text: the SDK raises, never a silent success."""
+    google = gemini.FakeGemini(burst=True, faults=[gemini.Fault(status=None, after_events=5)])
+    cases = [("claude/claude-haiku-4-5", "CUT STREAM"), ("gemini/gemini-3-flash", PROMPT)]
+    cases.append(("bedrock/stream-cut", PROMPT))
+    with (
+        _gateway(anthropic.FakeAnthropic(burst=True), google, bedrock.FakeBedrock(burst=True)) as url,
+        openai.OpenAI(base_url=url + "/v1", api_key="any", max_retries=0) as client,
+    ):
+        for model, prompt in cases:
+            stream = client.chat.completions.create(
+                model=model, messages=[{"role": "user", "content": prompt}], stream=True
+            )
+            received: list[str] = []
+            with pytest.raises(openai.APIError):
+                for chunk in stream:
+                    received.append(chunk.choices[0].delta.content or "" if chunk.choices else "")
+            assert "".join(received), f"{model}: text came before the cut"
