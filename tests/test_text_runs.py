@@ -5,8 +5,8 @@ gives it.
 
 Every golden stream fixture of the three providers, and streams written here with hard text (escapes,
 surrogate pairs, raw UTF-8, bytes that are not UTF-8, a quote at the end), goes both ways, whole and cut
-into reads of several sizes, with and without `include_usage`; the events the client reads and the error
-it gets must be the same."""
+into reads of several sizes, through the chat door (with and without `include_usage`) and the Messages
+and Responses doors' encoders; the events the client reads and the error it gets must be the same."""
 
 from __future__ import annotations
 
@@ -19,6 +19,9 @@ import pytest
 from asgi_llm_gateway.endpoints.chat import ChatEncoder
 from asgi_llm_gateway.errors import GatewayError
 from asgi_llm_gateway.eventstream import EventStreamDecoder
+from asgi_llm_gateway.ingress.anthropic._stream import MessagesStreamEncoder
+from asgi_llm_gateway.ingress.responses._response import skeleton
+from asgi_llm_gateway.ingress.responses._stream import ResponsesStreamEncoder
 from asgi_llm_gateway.providers.anthropic._stream import StreamTranslator as AnthropicTranslator
 from asgi_llm_gateway.providers.anthropic._stream import TextDeltaReader
 from asgi_llm_gateway.providers.base import VerbatimChunk
@@ -110,6 +113,30 @@ View = tuple[list[Any], tuple[int, str] | None, int]
 Mangle = Callable[[bytes], bytes]
 
 
+def _encoder(door: str) -> Any:
+    if door == "chat":
+        return ChatEncoder(TARGET, False, False)
+    if door == "chat+usage":
+        return ChatEncoder(TARGET, True, False)
+    if door == "messages":
+        return MessagesStreamEncoder(TARGET)
+    return ResponsesStreamEncoder(skeleton({"input": "hi"}, response_id="resp_1", created_at=1, model=TARGET))
+
+
+def _events(out: bytes) -> list[Any]:
+    """Each SSE event's data, parsed (`[DONE]` as it is); a Messages stream's random message id taken out."""
+    events: list[Any] = []
+    for event in out.split(b"\n\n"):
+        data = next((line[6:] for line in event.split(b"\n") if line.startswith(b"data: ")), None)
+        if data is None:
+            continue
+        parsed = data.decode() if data == b"[DONE]" else json.loads(data)
+        if isinstance(parsed, dict) and parsed.get("type") == "message_start":
+            del parsed["message"]["id"]
+        events.append(parsed)
+    return events
+
+
 def _view(
     body: bytes,
     size: int,
@@ -117,13 +144,14 @@ def _view(
     translator: Any,
     feed: Callable[[Reader, bytes], Iterable[Any]],
     flush: Callable[[Reader], Iterable[Any]],
-    include_usage: bool,
+    door: str,
 ) -> View:
-    """What the chat client reads from `body` cut into reads of `size`: its events, the error that ended the
-    stream (status, code), and the most text deltas that crossed as one item."""
-    encoder = ChatEncoder(TARGET, include_usage, False)
+    """What a client of `door` reads from `body` cut into reads of `size`: its events, the error that ended
+    the stream (status, code), and the most text deltas that crossed as one item."""
+    encoder = _encoder(door)
     out = b""
     error = None
+    failure = None
     longest = 0
     try:
         for start in range(0, len(body), size):
@@ -135,19 +163,18 @@ def _view(
         for item in flush(reader):
             for chunk in translator.feed(item):
                 out += encoder.encode([chunk])
-        for chunk in translator.end():
-            out += encoder.encode([chunk])
+        out += encoder.encode(translator.end())
     except GatewayError as exc:
-        error = (exc.status, exc.code)
-    events = [json.loads(event[6:]) for event in out.split(b"\n\n") if event]
-    return events, error, longest
+        error, failure = (exc.status, exc.code), exc
+    out += encoder.close(failure)
+    return _events(out), error, longest
 
 
-def _both_ways(provider: str, body: bytes, size: int, include_usage: bool, **options: Any) -> View:
+def _both_ways(provider: str, body: bytes, size: int, door: str, **options: Any) -> View:
     """The usual path's view and the text-run path's, which must agree; the run path's is returned."""
     usual, runs = (_reading(provider, chat, options) for chat in (False, True))
-    expected = _view(body, size, *usual, include_usage)
-    got = _view(body, size, *runs, include_usage)
+    expected = _view(body, size, *usual, door)
+    got = _view(body, size, *runs, door)
     assert got[:2] == expected[:2]
     assert expected[2] == 0
     return got
@@ -205,30 +232,32 @@ def _bedrock_case(case: dict[str, Any]) -> tuple[bytes, dict[str, Any]]:
 
 
 SIZES = [1, 7, 64, 10**6]
+#: The chat door without and with `include_usage`, and the two doors that translate chat chunks.
+DOORS = ["chat", "chat+usage", "messages", "responses"]
 
 
-@pytest.mark.parametrize("include_usage", [False, True])
+@pytest.mark.parametrize("door", DOORS)
 @pytest.mark.parametrize("case", golden("anthropic", "stream"))
-def test_anthropic_golden_streams_read_the_same_both_ways(case: dict[str, Any], include_usage: bool) -> None:
+def test_anthropic_golden_streams_read_the_same_both_ways(case: dict[str, Any], door: str) -> None:
     body, options = _anthropic_case(case)
     for size in SIZES:
-        _both_ways("anthropic", body, size, include_usage, **options)
+        _both_ways("anthropic", body, size, door, **options)
 
 
-@pytest.mark.parametrize("include_usage", [False, True])
+@pytest.mark.parametrize("door", DOORS)
 @pytest.mark.parametrize("case", golden("gemini", "stream"))
-def test_gemini_golden_streams_read_the_same_both_ways(case: dict[str, Any], include_usage: bool) -> None:
+def test_gemini_golden_streams_read_the_same_both_ways(case: dict[str, Any], door: str) -> None:
     body = b"".join(_gemini_event(payload) for payload in case["events"])
     for size in SIZES:
-        _both_ways("gemini", body, size, include_usage)
+        _both_ways("gemini", body, size, door)
 
 
-@pytest.mark.parametrize("include_usage", [False, True])
+@pytest.mark.parametrize("door", DOORS)
 @pytest.mark.parametrize("case", golden("bedrock", "stream"))
-def test_bedrock_golden_streams_read_the_same_both_ways(case: dict[str, Any], include_usage: bool) -> None:
+def test_bedrock_golden_streams_read_the_same_both_ways(case: dict[str, Any], door: str) -> None:
     body, options = _bedrock_case(case)
     for size in SIZES:
-        _both_ways("bedrock", body, size, include_usage, **options)
+        _both_ways("bedrock", body, size, door, **options)
 
 
 # -- streams of hard text --------------------------------------------------------------------------------
@@ -310,41 +339,67 @@ TEXT_STREAMS: dict[str, Callable[..., bytes]] = {
 }
 
 
+def _text(door: str, events: list[Any]) -> str:
+    """The text a client of `door` reads from its events."""
+    if door == "messages":
+        return "".join(e["delta"]["text"] for e in events if e["type"] == "content_block_delta")
+    if door == "responses":
+        return "".join(e["delta"] for e in events if e["type"] == "response.output_text.delta")
+    chunks = [chunk for chunk in _chunks(events) if chunk.get("choices")]  # not usage, not an error
+    return "".join(chunk["choices"][0]["delta"].get("content") or "" for chunk in chunks)
+
+
+def _chunks(events: list[Any]) -> list[Any]:
+    """A chat stream's chunks: its events but `[DONE]`."""
+    return [event for event in events if isinstance(event, dict)]
+
+
 @pytest.mark.parametrize("ascii_only", [True, False])
 @pytest.mark.parametrize("provider", sorted(TEXT_STREAMS))
 def test_hard_text_reads_the_same_both_ways_and_crosses_as_one_run(provider: str, ascii_only: bool) -> None:
     body = TEXT_STREAMS[provider](HARD_TEXTS, ascii_only=ascii_only)
     for size in SIZES:
-        for include_usage in (False, True):
-            events, error, _ = _both_ways(provider, body, size, include_usage)
+        for door in DOORS:
+            events, error, _ = _both_ways(provider, body, size, door)
             assert error is None
-            text = "".join(e["choices"][0]["delta"].get("content") or "" for e in events if e["choices"])
-            assert text == "".join(HARD_TEXTS)
-            assert {e["model"] for e in events} == {TARGET}
-            assert [e for e in events if not e["choices"]] == ([events[-1]] if include_usage else [])
+            assert _text(door, events) == "".join(HARD_TEXTS)
+        chunks = _chunks(_both_ways(provider, body, size, "chat+usage")[0])
+        assert {chunk["model"] for chunk in chunks} == {TARGET}
+        assert [chunk for chunk in chunks if not chunk["choices"]] == [chunks[-1]], "usage last, once"
+    completed = _both_ways(provider, body, 10**6, "responses")[0][-1]
+    assert completed["type"] == "response.completed"
+    assert completed["response"]["output"][0]["content"][0]["text"] == "".join(HARD_TEXTS)
     # read whole, the deltas after the first (Gemini learns the layout from it) come as one item
-    assert _both_ways(provider, body, 10**6, False)[2] >= len(HARD_TEXTS) - 1
+    assert _both_ways(provider, body, 10**6, "chat")[2] >= len(HARD_TEXTS) - 1
 
 
+@pytest.mark.parametrize("door", DOORS)
 @pytest.mark.parametrize("provider", sorted(TEXT_STREAMS))
-def test_a_stream_cut_after_a_run_of_text_ends_in_an_error(provider: str) -> None:
+def test_a_stream_cut_after_a_run_of_text_ends_in_an_error(provider: str, door: str) -> None:
     body = TEXT_STREAMS[provider](["one ", "two ", "three"], end=False)
-    events, error, longest = _both_ways(provider, body, 10**6, True)
+    events, error, longest = _both_ways(provider, body, 10**6, door)
     assert error is not None and error[0] == 502
-    assert "".join(e["choices"][0]["delta"].get("content") or "" for e in events) == "one two three"
+    assert _text(door, events) == "one two three"
     assert longest >= 2
+    last = events[-1]
+    if door == "messages":
+        assert last["type"] == "error"
+    elif door == "responses":
+        assert last["type"] == "response.failed"
+    else:
+        assert "error" in last
 
 
 @pytest.mark.parametrize("provider", sorted(TEXT_STREAMS))
 def test_text_that_is_not_utf8_is_read_as_the_usual_path_reads_it(provider: str) -> None:
     body = TEXT_STREAMS[provider](["fine ", "BAD", "fine"], ascii_only=False, mangle=_not_utf8)
-    _both_ways(provider, body, 10**6, False)
+    for door in DOORS:
+        _both_ways(provider, body, 10**6, door)
 
 
 def test_gemini_reads_the_counts_of_the_last_text_delta_when_the_finish_has_none() -> None:
-    events, error, _ = _both_ways("gemini", _gemini_text_stream(["a", "b", "c", "d"]), 10**6, True)
-    assert error is None
-    assert events[-1]["usage"]["completion_tokens"] == 4, "the last delta's cumulative count"
+    chunks = _chunks(_both_ways("gemini", _gemini_text_stream(["a", "b", "c", "d"]), 10**6, "chat+usage")[0])
+    assert chunks[-1]["usage"]["completion_tokens"] == 4, "the last delta's cumulative count"
 
 
 def test_gemini_takes_a_delta_with_another_shape_the_usual_way() -> None:
@@ -353,21 +408,21 @@ def test_gemini_takes_a_delta_with_another_shape_the_usual_way() -> None:
     odd = {"content": {"parts": [{"text": "c", "thoughtSignature": "c2ln"}], "role": "model"}, "index": 0}
     body += _gemini_event({"candidates": [odd], "modelVersion": "g-1", "responseId": "r1"})
     body += _gemini_text_stream(["d"], end=True)
-    events, error, _ = _both_ways("gemini", body, 10**6, False)
+    events, error, _ = _both_ways("gemini", body, 10**6, "chat")
     assert error is None
-    assert "".join(e["choices"][0]["delta"].get("content") or "" for e in events) == "abcd"
+    assert _text("chat", events) == "abcd"
 
 
 def test_anthropic_deltas_in_another_spelling_take_the_usual_path() -> None:
     """Spaced JSON (not how Anthropic writes) is never matched; the client reads the same either way."""
     body = _anthropic_text_stream(["x", "y"]).replace(b'"text_delta","text":', b'"text_delta", "text": ')
-    assert _both_ways("anthropic", body, 10**6, False)[2] == 0
+    assert _both_ways("anthropic", body, 10**6, "chat")[2] == 0
 
 
 def test_a_text_delta_before_message_start_is_refused_on_the_run_path_too() -> None:
     body = _anthropic_text_stream(["x", "y"])
     start = body.index(b"event: content_block_delta")
-    _, error, _ = _both_ways("anthropic", body[start:], 10**6, False)
+    _, error, _ = _both_ways("anthropic", body[start:], 10**6, "chat")
     assert error == (502, "upstream_bad_response")
 
 

@@ -23,7 +23,7 @@ from ..providers.base import ChatItem, Chunk, Request, VerbatimChunk, model_memb
 from ..routing import Plan, Target
 from ..schemas import validate_chat_request
 from ..watch import Spawn
-from ..wire import SSE_DONE, loads, sse_event
+from ..wire import SSE_DONE, sse_event
 from . import Exchange, OpenAIErrors
 from .door import Door, first_batch, read_request
 
@@ -152,7 +152,7 @@ class ChatEncoder:
 
     def _parsed(self, chunk: VerbatimChunk) -> bytes:
         """The chunk's events parsed and encoded as any other: written in a way a replacement cannot trust."""
-        return b"".join([self._event(loads(data)) for data in chunk.data.split(b"\n\ndata: ")])
+        return b"".join([self._event(parsed) for parsed in chunk.chunks()])
 
     def close(self, failure: GatewayError | None) -> bytes:
         return sse_event(failure.to_dict()) if failure is not None else SSE_DONE

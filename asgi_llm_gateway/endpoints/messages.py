@@ -24,7 +24,7 @@ from ..pipeline.attempts import WithinTotalTimeout
 from ..pipeline.call import Call
 from ..policy import Policy
 from ..providers.anthropic import usage_of
-from ..providers.base import Chunk
+from ..providers.base import ChatItem
 from ..routing import Plan, Target
 from ..schemas import validate_messages_request
 from ..tokens import estimate_tokens
@@ -137,7 +137,8 @@ def usage_of_message(message: dict[str, Any]) -> dict[str, Any] | None:
     return usage_of(usage) if isinstance(usage, dict) else None
 
 
-Opened = tuple[bool, AsyncIterator[list[Chunk]], list[Chunk]]
+#: Whether the events are native, the stream, its first batch (native events, or `chat_batches` items).
+Opened = tuple[bool, AsyncIterator[list[ChatItem]], list[ChatItem]]
 
 
 async def _open_stream_once(request: MessagesRequest, target: Target, policy: Policy) -> Opened:
@@ -146,9 +147,11 @@ async def _open_stream_once(request: MessagesRequest, target: Target, policy: Po
     provider = target.provider
     native = provider.speaks_messages(target.model)
     if native:
-        batches = provider.messages_batches(request.body, target.model, request.beta)
+        batches: AsyncIterator[list[Any]] = provider.messages_batches(
+            request.body, target.model, request.beta
+        )
     else:
-        batches = provider.stream_batches(request.chat(), target.model)
+        batches = provider.chat_batches(request.chat(), target.model)  # text runs come as they are
     return native, batches, await first_batch(batches, target, policy)
 
 

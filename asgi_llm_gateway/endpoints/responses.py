@@ -47,6 +47,7 @@ from ..pipeline.attempts import Outcome, WithinTotalTimeout
 from ..pipeline.call import CLIENT_CLOSED_REQUEST, Call
 from ..pipeline.relay import SSE_HEADERS
 from ..policy import Policy
+from ..providers.base import ChatItem
 from ..routing import Plan, Target
 from ..schemas import validate_responses_request
 from ..state import StoredResponse
@@ -503,7 +504,8 @@ async def _complete_once(
     )
 
 
-Opened = tuple[bool, AsyncIterator[list[dict[str, Any]]], list[dict[str, Any]]]
+#: Whether the events are native, the stream, its first batch (native events, or `chat_batches` items).
+Opened = tuple[bool, AsyncIterator[list[ChatItem]], list[ChatItem]]
 
 
 async def _open_stream_once(
@@ -512,10 +514,12 @@ async def _open_stream_once(
     provider = target.provider
     native = provider.speaks_responses(target.model)
     if native:
-        batches = provider.responses_batches(conversation.native(stream=True), target.model)
+        batches: AsyncIterator[list[Any]] = provider.responses_batches(
+            conversation.native(stream=True), target.model
+        )
     else:
         chat = conversation.chat(strict_tools=not drop_builtin_tools)
-        batches = provider.stream_batches(chat, target.model)
+        batches = provider.chat_batches(chat, target.model)  # text runs come as they are
     return native, batches, await first_batch(batches, target, policy)
 
 

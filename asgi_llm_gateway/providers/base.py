@@ -30,7 +30,7 @@ from collections.abc import AsyncIterator, Mapping, Sequence
 from typing import Any, ClassVar, Protocol, TypeVar, cast
 
 from ..errors import GatewayError
-from ..wire import dumps
+from ..wire import dumps, loads
 
 __all__ = [
     "ChatItem",
@@ -73,9 +73,17 @@ class VerbatimChunk:
     delta (`runs.py`). The door relays its bytes with only `model` (and `usage: null`) changed, instead of
     parsing, normalising and encoding it again; the stream's other chunks stay `Chunk` dicts."""
 
-    __slots__ = ("count", "data", "index", "model", "usage_null")
+    __slots__ = ("count", "data", "index", "model", "texts", "usage_null")
 
-    def __init__(self, data: bytes, model: str, index: int, usage_null: bool, count: int = 1) -> None:
+    def __init__(
+        self,
+        data: bytes,
+        model: str,
+        index: int,
+        usage_null: bool,
+        count: int = 1,
+        texts: list[bytes] | None = None,
+    ) -> None:
         #: The event's data: one JSON object (parsed once, or the same bytes as a parsed one but its text).
         #: With `count` > 1, the data of that many such events of one read, joined by `\n\ndata: `.
         self.data = data
@@ -87,6 +95,13 @@ class VerbatimChunk:
         self.index = index
         #: Whether the chunk carries `"usage": null` (OpenAI writes it when usage was asked for).
         self.usage_null = usage_null
+        #: Each event's text, as the JSON string in it, when the reader knows where it is: the other doors
+        #: write their own events around these (`MessagesStreamEncoder`, `ResponsesStreamEncoder`).
+        self.texts = texts
+
+    def chunks(self) -> list[Chunk]:
+        """The events as canonical chunks, parsed: for a reader that has no use for the bytes."""
+        return [loads(data) for data in self.data.split(b"\n\ndata: ")]
 
 
 def model_member(model: str) -> bytes:
@@ -97,7 +112,7 @@ def model_member(model: str) -> bytes:
 #: The usual translator: native items → canonical chunks.
 StreamTranslator = Translator[Item, Chunk]
 
-#: What the chat door relays: canonical chunks, and content chunks kept as the upstream wrote them.
+#: What `chat_batches` gives: canonical chunks, and content chunks already in the chat door's bytes.
 ChatItem = Chunk | VerbatimChunk
 
 

@@ -89,7 +89,7 @@ def content_run(builder: ChunkBuilder, strings: list[bytes], index: int = 0) -> 
     one `VerbatimChunk` for the chat door."""
     head, tail = builder.content_frame(index)
     body = strings[0] if len(strings) == 1 else (tail + b"\n\ndata: " + head).join(strings)
-    return VerbatimChunk(head + body + tail, builder.model, index, False, len(strings))
+    return VerbatimChunk(head + body + tail, builder.model, index, False, len(strings), strings)
 
 
 def valid_utf8(data: bytes) -> bool:

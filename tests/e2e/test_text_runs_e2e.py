@@ -1,8 +1,9 @@
-"""A burst of text deltas from a translated provider, through the openai SDK: the fake Anthropic, Gemini and
-Bedrock upstreams on loopback write each stream in one piece, so the chat door reads many deltas a read and
-relays each run as content chunks written around the upstream's own strings (`providers/runs.py`). The SDK
-must still get every delta as its own chunk, in order, naming the target, with usage as asked, and a cut
-stream must still end in an error."""
+"""A burst of text deltas from a translated provider, through the real SDKs: the fake Anthropic, Gemini and
+Bedrock upstreams on loopback write each stream in one piece, so the gateway reads many deltas a read and
+relays each run as events written around the upstream's own strings (`providers/runs.py`): chat chunks for
+the openai SDK, text deltas for the anthropic SDK on the Messages door, `response.output_text.delta` events
+for the openai SDK's Responses stream. Every client must still get every delta, in order, with usage as
+asked, and a cut stream must still end in an error."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ import json
 from collections.abc import Iterator
 from contextlib import contextmanager
 
+import anthropic as anthropic_sdk
 import httpx
 import openai
 import pytest
@@ -27,6 +29,8 @@ MODELS = {
     "gemini": "gemini/gemini-3-flash",
     "bedrock": "bedrock/anthropic.claude-3-haiku-20240307-v1:0",
 }
+#: Models the Messages door reaches through chat completions (a Claude model on Bedrock goes natively).
+TRANSLATED_FOR_MESSAGES = {"gemini": MODELS["gemini"], "bedrock": "bedrock/amazon.nova-lite-v1:0"}
 
 
 @contextmanager
@@ -126,3 +130,35 @@ def test_a_burst_cut_after_text_deltas_ends_in_an_error() -> None:
                 for chunk in stream:
                     received.append(chunk.choices[0].delta.content or "" if chunk.choices else "")
             assert "".join(received), f"{model}: text came before the cut"
+
+
+@pytest.mark.parametrize("provider", sorted(TRANSLATED_FOR_MESSAGES))
+def test_the_messages_door_relays_a_burst_delta_for_delta(gateway_url: str, provider: str) -> None:
+    model = TRANSLATED_FOR_MESSAGES[provider]
+    client = anthropic_sdk.Anthropic(base_url=gateway_url, api_key="any", max_retries=0)
+    with client.messages.stream(
+        model=model, max_tokens=1000, messages=[{"role": "user", "content": PROMPT}]
+    ) as stream:
+        deltas = [
+            e.delta.text for e in stream if e.type == "content_block_delta" and e.delta.type == "text_delta"
+        ]
+        final = stream.get_final_message()
+    client.close()
+    assert PROMPT in "".join(deltas) and len(deltas) >= 80
+    assert [block.type for block in final.content] == ["text"]
+    assert final.content[0].text == "".join(deltas)  # type: ignore[union-attr]
+    assert final.stop_reason == "end_turn" and final.usage.output_tokens > 0
+
+
+@pytest.mark.parametrize("provider", sorted(MODELS))
+def test_the_responses_door_relays_a_burst_delta_for_delta(gateway_url: str, provider: str) -> None:
+    with openai.OpenAI(base_url=gateway_url + "/v1", api_key="any", max_retries=0) as client:
+        events = list(client.responses.create(model=MODELS[provider], input=PROMPT, stream=True, store=False))
+    deltas = [e.delta for e in events if e.type == "response.output_text.delta"]
+    assert PROMPT in "".join(deltas) and len(deltas) >= 80
+    numbers = [e.sequence_number for e in events]
+    assert numbers == list(range(len(events))), "every event numbered in turn"
+    completed = events[-1]
+    assert completed.type == "response.completed"
+    assert completed.response.output_text == "".join(deltas)
+    assert completed.response.usage is not None and completed.response.usage.output_tokens > 0

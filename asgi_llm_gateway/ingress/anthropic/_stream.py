@@ -20,11 +20,11 @@ event's bytes up to the payload, so a delta is that prefix, the JSON string, and
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, cast
 
 from ...errors import GatewayError
 from ...providers.anthropic import tool_use_id
-from ...providers.base import Chunk
+from ...providers.base import ChatItem, VerbatimChunk
 from ...wire import dumps
 from ._errors import error_event
 from ._response import message_id, new_tool_use_id, stop_reason, usage_of
@@ -64,11 +64,16 @@ class MessagesStreamEncoder:
         self._refused = False
         self._usage: Mapping[str, Any] | None = None
 
-    def encode(self, chunks: list[Chunk]) -> bytes:
+    def encode(self, chunks: list[ChatItem]) -> bytes:
         out: list[bytes] = []
         if not self._started:
             out.append(self._start())
         for chunk in chunks:
+            if type(chunk) is VerbatimChunk:
+                if chunk.index == 0:
+                    out.append(self._verbatim(chunk))
+                continue
+            assert isinstance(chunk, dict)
             if (usage := chunk.get("usage")) is not None:
                 self._usage = usage
             choices = chunk.get("choices")
@@ -121,8 +126,22 @@ class MessagesStreamEncoder:
     def _text(self, text: str) -> bytes:
         if self._open == _TEXT:
             return self._prefix + dumps(text) + _DELTA_END
-        head = self._switch(_TEXT, _TEXT_BLOCK, b'"text_delta","text":')
-        return head + self._prefix + dumps(text) + _DELTA_END
+        return self._text_strings([dumps(text)])
+
+    def _text_strings(self, strings: list[bytes]) -> bytes:
+        """Text deltas, each around a JSON string of the text."""
+        head = b"" if self._open == _TEXT else self._switch(_TEXT, _TEXT_BLOCK, b'"text_delta","text":')
+        prefix = self._prefix
+        return head + prefix + (_DELTA_END + prefix).join(strings) + _DELTA_END
+
+    def _verbatim(self, chunk: VerbatimChunk) -> bytes:
+        """Content chunks already in the chat door's bytes: their strings (`texts`) become text deltas as
+        they are; without them, the chunks are parsed and read as any other."""
+        strings = chunk.texts
+        if strings is None:
+            return self.encode(cast("list[ChatItem]", chunk.chunks()))
+        strings = [string for string in strings if string != b'""']
+        return self._text_strings(strings) if strings else b""
 
     def _tool_call(self, call: Mapping[str, Any], out: list[bytes]) -> None:
         index: int = call.get("index", 0)

@@ -38,6 +38,12 @@ class EventWriter:
         self._seq = seq + 1
         return prefix + dumps(text) + _SEQ % seq
 
+    def _deltas(self, prefix: bytes, strings: list[bytes]) -> bytes:
+        """One delta event per JSON string, numbered in turn."""
+        seq = self._seq
+        self._seq = seq + len(strings)
+        return b"".join([prefix + string + _SEQ % number for number, string in enumerate(strings, seq)])
+
 
 def delta_prefix(kind: str, fields: Mapping[str, Any]) -> bytes:
     """A delta event's bytes up to its text: `event: <kind>\\ndata: {"type":…,<fields>,"delta":`."""

@@ -42,11 +42,11 @@ from __future__ import annotations
 
 import copy
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, cast
 
 from ...errors import GatewayError
-from ...providers.base import Chunk
-from ...wire import dumps
+from ...providers.base import ChatItem, VerbatimChunk
+from ...wire import dumps, loads
 from ._custom import InputDecoder, input_of
 from ._events import Call, EventWriter, Part, delta_prefix
 from ._response import (
@@ -103,11 +103,16 @@ class ResponsesStreamEncoder(EventWriter):
         #: The final response, once `close` ran.
         self.response: dict[str, Any] | None = None
 
-    def encode(self, chunks: list[Chunk]) -> bytes:
+    def encode(self, chunks: list[ChatItem]) -> bytes:
         out: list[bytes] = []
         if not self._started:
             out.append(self._start())
         for chunk in chunks:
+            if type(chunk) is VerbatimChunk:
+                if chunk.index == 0:
+                    out.append(self._verbatim(chunk))
+                continue
+            assert isinstance(chunk, dict)
             if (usage := chunk.get("usage")) is not None:
                 self._usage = usage
             choices = chunk.get("choices")
@@ -173,6 +178,25 @@ class ResponsesStreamEncoder(EventWriter):
         part = self._open_part(kind, out)
         part.texts.append(text)
         out.append(self._delta(part.prefix, text))
+        return b"".join(out)
+
+    def _verbatim(self, chunk: VerbatimChunk) -> bytes:
+        """Content chunks already in the chat door's bytes: their strings (`texts`) become text deltas as
+        they are, and the part's text gets them all decoded at once; without them, the chunks are parsed and
+        read as any other."""
+        strings = chunk.texts
+        if strings is None:
+            return self.encode(cast("list[ChatItem]", chunk.chunks()))
+        strings = [string for string in strings if string != b'""']
+        if not strings:
+            return b""
+        out: list[bytes] = []
+        part = self._part
+        if part is None or part.kind != _TEXT:
+            part = self._open_part(_TEXT, out)
+        # JSON strings joined inside one pair of quotes are the JSON string of the joined texts
+        part.texts.append(loads(b'"' + b"".join([string[1:-1] for string in strings]) + b'"'))
+        out.append(self._deltas(part.prefix, strings))
         return b"".join(out)
 
     def _open_part(self, kind: str, out: list[bytes]) -> Part:

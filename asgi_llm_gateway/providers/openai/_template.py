@@ -63,7 +63,7 @@ class ContentTemplate:
         else:
             before, after = tail[: pad.start()], tail[pad.end() :]
             pattern = re.escape(before) + _OBFUSCATION.pattern + re.escape(after)
-        return cls(data[:start], re.compile(_STRING + pattern + rb"\Z"), chunk)
+        return cls(data[:start], re.compile(b"(" + _STRING + b")" + pattern + rb"\Z"), chunk)
 
     def runs(self, parts: list[bytes]) -> list[bytes | VerbatimChunk]:
         """A read's events, given as their raw SSE text (`SSEData.split`), as their data, except that every
@@ -73,29 +73,33 @@ class ContentTemplate:
         start, tail = len(prefix), self._tail.match
         items: list[bytes | VerbatimChunk] = []
         first = -1  # where the current run began
+        texts: list[bytes] = []  # its events' strings
         for position, part in enumerate(parts):
-            if part.startswith(prefix) and tail(part, start) is not None:
+            if part.startswith(prefix) and (match := tail(part, start)) is not None:
                 if first < 0:
-                    first = position
+                    first, texts = position, []
+                texts.append(match[1])
                 continue
             if first >= 0:
-                items += self._run(parts, first, position)
+                items += self._run(parts, first, position, texts)
                 first = -1
             items += event_data([part])
         if first >= 0:
-            items += self._run(parts, first, len(parts))
+            items += self._run(parts, first, len(parts), texts)
         return items
 
-    def _run(self, parts: list[bytes], first: int, end: int) -> list[bytes | VerbatimChunk]:
+    def _run(
+        self, parts: list[bytes], first: int, end: int, texts: list[bytes]
+    ) -> list[bytes | VerbatimChunk]:
         data = b"\n\n".join(parts[first:end])[6:]  # `{…}\n\ndata: {…}…`: the events' data, joined
         if not valid_utf8(data):  # each read on its own, and the full parse says what is wrong
             return list(event_data(parts[first:end]))
-        return [VerbatimChunk(data, self.model, self.index, self.usage_null, end - first)]
+        return [VerbatimChunk(data, self.model, self.index, self.usage_null, end - first, texts)]
 
     def match(self, data: bytes) -> VerbatimChunk | None:
         """`data` as a verbatim chunk when it is this template around another text; None otherwise."""
-        if not data.startswith(self.head) or self._tail.match(data, len(self.head)) is None:
+        if not data.startswith(self.head) or (match := self._tail.match(data, len(self.head))) is None:
             return None
         if not valid_utf8(data):
             return None  # the full parse says what is wrong
-        return VerbatimChunk(data, self.model, self.index, self.usage_null)
+        return VerbatimChunk(data, self.model, self.index, self.usage_null, texts=[match[1]])
