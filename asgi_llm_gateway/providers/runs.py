@@ -20,17 +20,19 @@ from .base import VerbatimChunk
 
 __all__ = ["JSON_STRING", "TEXT", "TextRun", "content_run", "text_runs", "valid_utf8"]
 
-#: One character of a JSON string: anything but a quote, a backslash or a raw control character; one of
-#: JSON's escapes; a `\u` escape that is no surrogate half, or a high and a low half together (orjson refuses
-#: a lone half).
-_CHARACTER = (
-    rb'(?:[^"\\\x00-\x1f]|\\["\\/bfnrt]|\\u(?![dD][89a-fA-F])[0-9a-fA-F]{4}'
-    rb"|\\u[dD][89abAB][0-9a-fA-F]{2}\\u[dD][c-fC-F][0-9a-fA-F]{2})"
+#: The inside of a JSON string: runs of anything but a quote, a backslash or a raw control character, between
+#: JSON's escapes; a `\u` escape is no surrogate half, or a high and a low half together (orjson refuses a
+#: lone half). Written as "unrolled" runs rather than one alternation per character: 2-4x faster to match.
+_PLAIN = rb'[^"\\\x00-\x1f]*'
+_ESCAPE = (
+    rb'\\(?:["\\/bfnrt]|u(?![dD][89a-fA-F])[0-9a-fA-F]{4}'
+    rb"|u[dD][89abAB][0-9a-fA-F]{2}\\u[dD][c-fC-F][0-9a-fA-F]{2})"
 )
+_INSIDE = _PLAIN + b"(?:" + _ESCAPE + _PLAIN + b")*"
 #: A JSON string.
-JSON_STRING = b'"' + _CHARACTER + b'*"'
+JSON_STRING = b'"' + _INSIDE + b'"'
 #: A JSON string that is not empty: an empty text delta makes no chunk, so it is left to the parse.
-TEXT = b'"' + _CHARACTER + b'+"'
+TEXT = b'"(?!")' + _INSIDE + b'"'
 
 Item = TypeVar("Item")
 Out = TypeVar("Out")
