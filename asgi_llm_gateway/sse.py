@@ -211,17 +211,34 @@ class SSEData:
 
 
 def _crlf_parts(buffer: bytes) -> list[bytes] | None:
-    """`buffer` split at its CRLF blank lines, each event's own line ends made LF; None when it has a lone
-    CR or a blank line written otherwise (then `SSEDecoder` reads the stream). Cheaper than replacing every
-    CRLF first: most events are one line, with no CR or LF of their own to look at."""
+    """`buffer` (which holds a CR) split at its blank lines, each event's line ends made LF; None when it has
+    a lone CR (then `SSEDecoder` reads the stream). A stream written with CRLF throughout is split at its
+    CRLF blank lines directly, which is cheaper than replacing every CRLF first: most events are one line,
+    with no CR or LF of their own to look at. Anything else (a CRLF line in an LF stream, a mix) has every
+    CRLF replaced first."""
     parts = buffer.split(b"\r\n\r\n")
-    for at in range(len(parts) - 1):  # the last is the rest, read again with the next read
+    if len(parts) > 1 and _crlf_throughout(parts):
+        return parts
+    buffer = buffer.replace(b"\r\n", b"\n")  # a CR ending the read may be its LF's: kept as is
+    if buffer.find(b"\r", 0, len(buffer) - 1) >= 0:
+        return None
+    return buffer.split(b"\n\n")
+
+
+def _crlf_throughout(parts: list[bytes]) -> bool:
+    """Whether the pieces between CRLF blank lines hold no other blank line and no lone CR; the events' own
+    CRLFs are made LF on the way. The last piece (the rest) is only looked at, and kept as it came."""
+    for at in range(len(parts) - 1):
         part = parts[at]
         if b"\r" in part or b"\n" in part:
             part = parts[at] = part.replace(b"\r\n", b"\n")
             if b"\r" in part or b"\n\n" in part:
-                return None
-    return parts
+                return False
+    rest = parts[-1]
+    if b"\r" in rest or b"\n" in rest:
+        rest = rest.replace(b"\r\n", b"\n")
+        return b"\n\n" not in rest and rest.find(b"\r", 0, len(rest) - 1) < 0
+    return True
 
 
 def event_data(parts: list[bytes], on_other_line: Callable[[str], None] | None = None) -> list[bytes]:

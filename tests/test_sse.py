@@ -117,6 +117,34 @@ def test_sse_data_finds_the_data_of_the_events_the_decoder_finds(raw: bytes, siz
     assert data_all(*pieces) == [event.data.encode() for event in decode_all(*pieces)]
 
 
+_MIXED = [
+    b": ping\r\n\ndata: a\n\ndata: b\n\n",  # one CRLF line in an LF stream
+    b"data: a\r\rdata: b\r\r",  # lone CRs only
+    b"data: a\r\n\r\ndata: b\n\ndata: c\r\n\r\n",  # CRLF and LF blank lines
+    b"data: a\r\ndata: b\r\n\r\ndata: c\r\n\r\n",  # an event of two CRLF lines
+    b"data: a\n\r\ndata: b\r\n\r\n",  # LF then CRLF: a blank line
+]
+
+
+@pytest.mark.parametrize("raw", _STREAMS + _MIXED)
+@pytest.mark.parametrize("size", [1, 2, 3, 7, 1000])
+def test_sse_data_hands_each_event_over_as_soon_as_the_decoder_does(raw: bytes, size: int) -> None:
+    """Regression: a CR anywhere in an LF stream (or lone CRs) left every event waiting for the stream's end,
+    because the fast reader looked only for CRLF blank lines. After every read, the fast reader has given
+    exactly the events `SSEDecoder` has completed by then; only a read that ends in a CR may keep one back,
+    since that CR may be the first half of a CRLF."""
+    fast, decoder = SSEData(), SSEDecoder()
+    given: list[bytes] = []
+    completed: list[bytes] = []
+    for start in range(0, len(raw), size):
+        piece = raw[start : start + size]
+        given += fast.feed(piece)
+        completed += [event.data.encode() for event in decoder.feed(piece)]
+        if not piece.endswith(b"\r"):
+            assert given == completed
+    assert given + fast.flush() == completed + [event.data.encode() for event in decoder.flush()]
+
+
 def test_sse_data_keeps_the_bytes_of_a_plain_event() -> None:
     """The common event comes out as a slice of the read, not decoded and encoded again."""
     assert data_all(b'data: {"x":"\xc3\xa9"}\n\ndata: [DONE]\n\n') == [b'{"x":"\xc3\xa9"}', b"[DONE]"]
