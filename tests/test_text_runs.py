@@ -413,6 +413,16 @@ def test_gemini_takes_a_delta_with_another_shape_the_usual_way() -> None:
     assert _text("chat", events) == "abcd"
 
 
+def test_gemini_learns_the_layout_after_any_number_of_thoughts() -> None:
+    """Thought deltas (a thinking model's first chunks) are no attempt at learning the text's layout."""
+    thought = {"content": {"parts": [{"text": "hmm", "thought": True}], "role": "model"}, "index": 0}
+    body = b"".join(_gemini_event({"candidates": [thought], "responseId": "r1"}) for _ in range(5))
+    body += _gemini_text_stream(["a", "b", "c", "d"])
+    events, error, longest = _both_ways("gemini", body, 10**6, "chat")
+    assert error is None and _text("chat", events) == "abcd"
+    assert longest == 3
+
+
 def test_anthropic_deltas_in_another_spelling_take_the_usual_path() -> None:
     """Spaced JSON (not how Anthropic writes) is never matched; the client reads the same either way."""
     body = _anthropic_text_stream(["x", "y"]).replace(b'"text_delta","text":', b'"text_delta", "text": ')

@@ -200,18 +200,15 @@ class TextRunDecoder(StreamDecoder):
 
     def _payloads(self, part: bytes) -> list[Any]:
         payloads = [_parse(data) for data in event_data([part], self._raw_line)]
-        if (
-            self._layout is None
-            and self._tries < _TRIES
-            and len(payloads) == 1
-            and part.startswith(b"data: ")
-        ):
-            self._tries += 1
-            self._layout = _TextLayout.learn(part, payloads[0])
+        if self._layout is None and self._tries < _TRIES and len(payloads) == 1:
+            text, index = _lone_text(payloads[0])  # a few dict lookups: thoughts and calls are no try
+            if text is not None and part.startswith(b"data: "):
+                self._tries += 1
+                self._layout = _TextLayout.learn(part, payloads[0], text, index)
         return payloads
 
 
-#: How many payloads a `TextRunDecoder` tries to learn the layout of text deltas from.
+#: How many text deltas a `TextRunDecoder` tries to learn their layout from.
 _TRIES = 3
 
 
@@ -237,10 +234,9 @@ class _TextLayout:
         self.index = index
 
     @classmethod
-    def learn(cls, part: bytes, payload: Any) -> _TextLayout | None:
-        text, index = _lone_text(payload)
-        if text is None:
-            return None
+    def learn(cls, part: bytes, payload: Any, text: str, index: int) -> _TextLayout | None:
+        """The layout of `part`, whose `payload` is one candidate (`index`) with one text part (`text`,
+        `_lone_text`); None when its bytes do not show the text where a pattern can find it again."""
         at = part.find(b'"text":')
         if at < 0 or part.find(b'"text":', at + 1) >= 0:
             return None
