@@ -99,6 +99,12 @@ class VerbatimChunk:
         #: write their own events around these (`MessagesStreamEncoder`, `ResponsesStreamEncoder`).
         self.texts = texts
 
+    def text_strings(self) -> list[bytes] | None:
+        """`texts` without the empty strings (an empty text makes no delta on any door); None when the
+        reader did not know them."""
+        texts = self.texts
+        return None if texts is None else [text for text in texts if text != b'""']
+
     def chunks(self) -> list[Chunk]:
         """The events as canonical chunks, parsed: for a reader that has no use for the bytes."""
         return [loads(data) for data in self.data.split(b"\n\ndata: ")]

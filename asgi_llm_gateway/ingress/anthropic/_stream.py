@@ -137,10 +137,9 @@ class MessagesStreamEncoder:
     def _verbatim(self, chunk: VerbatimChunk) -> bytes:
         """Content chunks already in the chat door's bytes: their strings (`texts`) become text deltas as
         they are; without them, the chunks are parsed and read as any other."""
-        strings = chunk.texts
+        strings = chunk.text_strings()
         if strings is None:
             return self.encode(cast("list[ChatItem]", chunk.chunks()))
-        strings = [string for string in strings if string != b'""']
         return self._text_strings(strings) if strings else b""
 
     def _tool_call(self, call: Mapping[str, Any], out: list[bytes]) -> None:

@@ -184,10 +184,9 @@ class ResponsesStreamEncoder(EventWriter):
         """Content chunks already in the chat door's bytes: their strings (`texts`) become text deltas as
         they are, and the part's text gets them all decoded at once; without them, the chunks are parsed and
         read as any other."""
-        strings = chunk.texts
+        strings = chunk.text_strings()
         if strings is None:
             return self.encode(cast("list[ChatItem]", chunk.chunks()))
-        strings = [string for string in strings if string != b'""']
         if not strings:
             return b""
         out: list[bytes] = []

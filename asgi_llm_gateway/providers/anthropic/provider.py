@@ -9,6 +9,7 @@ from typing import Any, cast
 
 import httpx
 
+from ...sse import SSEDecoder
 from ..base import ChatItem, Chunk, Request
 from ..caching import AutoCache, auto_cache_policy
 from ..http import HTTPProvider
@@ -95,31 +96,28 @@ class AnthropicProvider(HTTPProvider):
         return one_by_one(self.stream_batches(request, model))
 
     def stream_batches(self, request: Request, model: str) -> AsyncIterator[list[Chunk]]:
-        scope = scope_for(self.reasoning_scope, model)
-        native = self._native(request, model, scope, stream=True)
-        translator = self._translator(native, model, scope)
         # only the chat door's reader makes `TextRun`s, the one input that gives more than dicts
-        return cast(
-            "AsyncIterator[list[Chunk]]", translate_reads(self.post_sse(self.url, native.body), translator)
-        )
+        return cast("AsyncIterator[list[Chunk]]", self._stream(request, model, SSEDecoder()))
 
     def chat_batches(self, request: Request, model: str) -> AsyncIterator[list[ChatItem]]:
         """The same stream for the chat door: runs of text deltas become content chunks written around
         Anthropic's own strings (`TextDeltaReader`, `runs.py`), without a parse and an encode each."""
+        return self._stream(request, model, TextDeltaReader())
+
+    def _stream(
+        self, request: Request, model: str, reader: SSEDecoder | TextDeltaReader
+    ) -> AsyncIterator[list[ChatItem]]:
+        """The Messages stream for `request`, its events read by `reader`, translated."""
         scope = scope_for(self.reasoning_scope, model)
         native = self._native(request, model, scope, stream=True)
-        translator = self._translator(native, model, scope)
-        reads = self._post_events(self.url, native.body, None, TextDeltaReader())
-        return translate_reads(reads, translator)
-
-    def _translator(self, native: NativeRequest, model: str, scope: str) -> StreamTranslator:
-        return StreamTranslator(
+        translator = StreamTranslator(
             model,
             json_tool=native.json_tool,
             secrets=tuple(self.secrets()),
             scope=scope,
             on_reasoning=self.reasoning_store.remember,
         )
+        return translate_reads(self._post_events(self.url, native.body, None, reader), translator)
 
     def _native(self, request: Request, model: str, scope: str, *, stream: bool) -> NativeRequest:
         """The Messages body, with the signed thinking this provider and model made put back."""

@@ -263,6 +263,7 @@ class _TextLayout:
 
 
 _TEXT_RE = re.compile(TEXT)
+_BRACES = {ord("{"): 1, ord("}"): -1}  # a byte's change to the nesting depth
 _PAYLOAD_KEYS = frozenset(("candidates", "usageMetadata", "modelVersion", "responseId"))
 _CANDIDATE_KEYS = frozenset(("content", "index"))
 _CONTENT_KEYS = frozenset(("parts", "role"))
@@ -299,7 +300,7 @@ def _usage_span(tail: bytes, usage: Any) -> tuple[int, int] | None:
     start = at + 16 + (tail[at + 16 : at + 17] == b" ")
     depth = 0
     for end in range(start, len(tail)):
-        depth += {123: 1, 125: -1}.get(tail[end], 0)  # `{` and `}`
+        depth += _BRACES.get(tail[end], 0)
         if depth == 0:
             break
     else:
