@@ -222,6 +222,10 @@ def _anthropic_case(case: dict[str, Any]) -> tuple[bytes, dict[str, Any]]:
     return body, {"json_tool": case["json_tool"], "scope": case.get("scope")}
 
 
+def _gemini_case(case: dict[str, Any]) -> tuple[bytes, dict[str, Any]]:
+    return b"".join(_gemini_event(payload) for payload in case["events"]), {}
+
+
 def _bedrock_case(case: dict[str, Any]) -> tuple[bytes, dict[str, Any]]:
     body = b"".join(_bedrock_frame(kind, payload, n) for n, (kind, payload) in enumerate(case["events"]))
     return body, {
@@ -231,33 +235,25 @@ def _bedrock_case(case: dict[str, Any]) -> tuple[bytes, dict[str, Any]]:
     }
 
 
+#: Each provider's golden stream fixture → its native body, as the upstream writes it, and the translator's
+#: options.
+GOLDEN_BODIES = {"anthropic": _anthropic_case, "gemini": _gemini_case, "bedrock": _bedrock_case}
+GOLDEN_STREAMS = [
+    pytest.param(provider, case.values[0], id=f"{provider}-{case.id}")
+    for provider in GOLDEN_BODIES
+    for case in golden(provider, "stream")
+]
 SIZES = [1, 7, 64, 10**6]
 #: The chat door without and with `include_usage`, and the two doors that translate chat chunks.
 DOORS = ["chat", "chat+usage", "messages", "responses"]
 
 
 @pytest.mark.parametrize("door", DOORS)
-@pytest.mark.parametrize("case", golden("anthropic", "stream"))
-def test_anthropic_golden_streams_read_the_same_both_ways(case: dict[str, Any], door: str) -> None:
-    body, options = _anthropic_case(case)
+@pytest.mark.parametrize(("provider", "case"), GOLDEN_STREAMS)
+def test_golden_streams_read_the_same_both_ways(provider: str, case: dict[str, Any], door: str) -> None:
+    body, options = GOLDEN_BODIES[provider](case)
     for size in SIZES:
-        _both_ways("anthropic", body, size, door, **options)
-
-
-@pytest.mark.parametrize("door", DOORS)
-@pytest.mark.parametrize("case", golden("gemini", "stream"))
-def test_gemini_golden_streams_read_the_same_both_ways(case: dict[str, Any], door: str) -> None:
-    body = b"".join(_gemini_event(payload) for payload in case["events"])
-    for size in SIZES:
-        _both_ways("gemini", body, size, door)
-
-
-@pytest.mark.parametrize("door", DOORS)
-@pytest.mark.parametrize("case", golden("bedrock", "stream"))
-def test_bedrock_golden_streams_read_the_same_both_ways(case: dict[str, Any], door: str) -> None:
-    body, options = _bedrock_case(case)
-    for size in SIZES:
-        _both_ways("bedrock", body, size, door, **options)
+        _both_ways(provider, body, size, door, **options)
 
 
 # -- streams of hard text --------------------------------------------------------------------------------
