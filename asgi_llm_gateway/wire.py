@@ -11,11 +11,12 @@ import math
 import secrets
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import Any, NamedTuple
 
 __all__ = [
     "SSE_DONE",
     "ChunkBuilder",
+    "TextFrame",
     "completion",
     "completion_id",
     "dumps",
@@ -170,6 +171,31 @@ def choice(
     return {"index": index, "message": message, "finish_reason": finish_reason, "logprobs": logprobs}
 
 
+class TextFrame(NamedTuple):
+    """The bytes that every event of a text run shares, around the two parts that differ: each event is
+    `head` + its JSON string + `tail`, and with pads (OpenAI's `obfuscation` value) `head` + string + `tail`
+    + pad + `end`. A run kept as its frame and strings is written out once, in one join, and a door that
+    changes the constant parts (the chat door's `model`) changes them once per frame, not once per event."""
+
+    head: bytes
+    tail: bytes
+    #: After the pad; empty when the events have none.
+    end: bytes = b""
+
+    def write(self, texts: list[bytes], pads: list[bytes] | None, sep: bytes) -> bytes:
+        """The events holding `texts` (and `pads`), joined by `sep`."""
+        head, tail, end = self
+        if pads is None:
+            last = tail + end
+            return head + (last + sep + head).join(texts) + last
+        between = end + sep + head
+        pieces = [head]
+        for text, pad in zip(texts, pads, strict=True):
+            pieces += (text, tail, pad, between)
+        pieces[-1] = end
+        return b"".join(pieces)
+
+
 class ChunkBuilder:
     """Builds the chunks of one stream: same `id`, `created` and `model` on every chunk."""
 
@@ -179,9 +205,9 @@ class ChunkBuilder:
         self.model = model
         self.id = id or completion_id()
         self.created = created if created is not None else int(time.time())
-        self._frame: tuple[tuple[str, str, int, int], bytes, bytes] | None = None
+        self._frame: tuple[tuple[str, str, int, int], TextFrame] | None = None
 
-    def content_frame(self, index: int = 0) -> tuple[bytes, bytes]:
+    def content_frame(self, index: int = 0) -> TextFrame:
         """The bytes of `dumps(self.chunk({"content": text}, index=index))` before and after the JSON string
         of `text`: a content chunk written around a string the upstream already encoded (`runs.py`). Kept
         for the stream, and made again if the stream's `id` or `model` changed since."""
@@ -190,8 +216,8 @@ class ChunkBuilder:
         if frame is None or frame[0] != key:
             # `"content":""` can only be the delta's: inside the id or the model its quotes are escaped
             head, _, tail = dumps(self.chunk({"content": ""}, index=index)).partition(b'"content":""')
-            frame = self._frame = (key, head + b'"content":', tail)
-        return frame[1], frame[2]
+            frame = self._frame = (key, TextFrame(head + b'"content":', tail))
+        return frame[1]
 
     def chunk(
         self, delta: dict[str, Any], *, index: int = 0, finish_reason: str | None = None

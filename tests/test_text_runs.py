@@ -52,7 +52,8 @@ HARD_TEXTS = [
 @pytest.mark.parametrize("index", [0, 2])
 def test_content_frame_is_the_encoded_chunk_around_its_string(index: int) -> None:
     builder = ChunkBuilder('odd "model" \\ ü', id='id "with" quotes', created=7)
-    head, tail = builder.content_frame(index)
+    head, tail, end = builder.content_frame(index)
+    assert end == b""
     for text in HARD_TEXTS:
         string = dumps(text)
         assert head + string + tail == dumps(builder.chunk({"content": text}, index=index))
@@ -62,8 +63,8 @@ def test_content_frame_follows_the_streams_id_and_model() -> None:
     builder = ChunkBuilder("m1", id="a", created=1)
     first = builder.content_frame()
     builder.id, builder.model = "b", "m2"
-    head, tail = builder.content_frame()
-    assert (head, tail) != first
+    head, tail, _ = builder.content_frame()
+    assert (head, tail) != first[:2]
     assert json.loads(head + b'"x"' + tail) == builder.chunk({"content": "x"})
 
 

@@ -22,6 +22,7 @@ from asgi_llm_gateway.providers.base import ChatItem, Chunk, VerbatimChunk
 from asgi_llm_gateway.providers.openai import StreamTranslator
 from asgi_llm_gateway.providers.openai._stream import VerbatimReader, VerbatimTranslator, verbatim_chunk
 from asgi_llm_gateway.sse import SSEData
+from asgi_llm_gateway.wire import TextFrame
 
 FIXTURE = Path(__file__).parent / "fixtures" / "openai_family" / "stream" / "openai_compact.sse"
 UPSTREAM_MODEL = "gpt-4o-2024-08-06"
@@ -274,16 +275,86 @@ def test_a_run_goes_out_as_its_chunks_would_one_by_one(include_usage: bool, targ
         if not usage_null:
             chunks = [c.replace(b',"usage":null', b"") for c in chunks]
         run = VerbatimChunk(b"\n\ndata: ".join(chunks), "gpt-4o", 0, usage_null, len(chunks))
-        one_by_one = [VerbatimChunk(c, "gpt-4o", 0, usage_null) for c in chunks]
-        fast = ChatEncoder(target, include_usage, False).encode([run])
-        assert fast == ChatEncoder(target, include_usage, False).encode(one_by_one)
-        expected = [json.loads(c) | {"model": target} for c in chunks]
-        for event in expected:
-            if include_usage:
-                event["usage"] = None
-            else:
-                event.pop("usage", None)
-        assert _sent(ChatEncoder(target, include_usage, False), [run]) == expected
+        _assert_sent_as_one_by_one(run, chunks, usage_null, target, include_usage)
+
+
+def _assert_sent_as_one_by_one(
+    run: VerbatimChunk, events: list[bytes], usage_null: bool, target: str, include_usage: bool
+) -> None:
+    """The chat door writes `run` as the same bytes as its `events` one by one, and the client reads each
+    event with `model` naming the target and `usage: null` as it asked."""
+    one_by_one = [VerbatimChunk(e, "gpt-4o", 0, usage_null) for e in events]
+    fast = ChatEncoder(target, include_usage, False).encode([run])
+    assert fast == ChatEncoder(target, include_usage, False).encode(one_by_one)
+    expected = [json.loads(e) | {"model": target} for e in events]
+    for event in expected:
+        if include_usage:
+            event["usage"] = None
+        else:
+            event.pop("usage", None)
+    assert _sent(ChatEncoder(target, include_usage, False), [run]) == expected
+
+
+FRAMED_STRINGS = [
+    b'" a"',
+    b'""',
+    '"naïve ✓"'.encode(),
+    b'"\\ud83d\\ude00 {}"',
+    b'"}\\n\\ndata: x"',
+    b'"\\u0022"',
+]
+FRAMED_PADS = [b"Zk3", b"", b"a+/=_-9", b"Q", b"zz", b"0"]
+
+
+def _framed_layout(chunk: bytes, layout: str) -> bytes:
+    if layout in ("unpadded", "neither"):
+        head, _, rest = chunk.partition(b',"obfuscation":"')
+        chunk = head + rest[rest.index(b'"') + 1 :]
+    if layout in ("no usage null", "neither"):
+        chunk = chunk.replace(b',"usage":null', b"")
+    return chunk
+
+
+@pytest.mark.parametrize("include_usage", [False, True])
+@pytest.mark.parametrize("target", ["openai/gpt-4o", "gpt-4o", 'a"quoted\\/model'])
+@pytest.mark.parametrize("layout", ["padded", "unpadded", "no usage null", "neither"])
+def test_a_framed_run_goes_out_as_its_chunks_would_one_by_one(
+    include_usage: bool, target: str, layout: str
+) -> None:
+    """A burst's run is kept as the template's frame around its strings (and pads) and written out in one
+    join: the same bytes as its events relayed one by one, whatever the pads, the layout and the client."""
+    events = [
+        _framed_layout(_text_chunk(s, p), layout) for s, p in zip(FRAMED_STRINGS, FRAMED_PADS, strict=True)
+    ]
+    translator = VerbatimTranslator("openai")
+    reader = VerbatimReader(translator)
+    first = b"data: " + _framed_layout(_text_chunk(b'"Hello"'), layout) + b"\n\n"
+    burst = b"".join(b"data: " + e + b"\n\n" for e in events) + b"data: [DONE]\n\n"
+    items = _read_all(reader, translator, [first, burst])
+    assert [i.count if isinstance(i, VerbatimChunk) else i for i in items] == [1, len(events)]
+    run = items[1]
+    assert isinstance(run, VerbatimChunk) and run.frame is not None
+    assert (run.pads is not None) == (layout in ("padded", "no usage null"))
+    assert run.data == b"\n\ndata: ".join(events)
+    _assert_sent_as_one_by_one(run, events, layout in ("padded", "unpadded"), target, include_usage)
+
+
+@pytest.mark.parametrize("include_usage", [False, True])
+def test_a_frame_the_door_cannot_rewrite_in_its_parts_goes_out_through_its_joined_data(
+    include_usage: bool,
+) -> None:
+    """With `model` after the string (in the frame's tail) or twice, the door cannot rewrite the constant
+    parts alone; it rewrites the joined events instead, with the same result."""
+    head = b'{"id":"c","choices":[{"index":0,"delta":{"content":'
+    for tail in (b'}}],"model":"gpt-4o","usage":null}', b'}}],"model":"gpt-4o","usage":null,"usage":null}'):
+        frame = TextFrame(head, tail)
+        texts = [b'"a"', b'"b"']
+        run = VerbatimChunk.framed(frame, texts, None, "gpt-4o", 0, True)
+        events = [head + t + tail for t in texts]
+        one_by_one = [VerbatimChunk(e, "gpt-4o", 0, True) for e in events]
+        encoder = ChatEncoder("openai/gpt-4o", include_usage, False)
+        assert encoder.encode([run]) == ChatEncoder("openai/gpt-4o", include_usage, False).encode(one_by_one)
+        assert b'"model":"openai/gpt-4o"' in encoder.encode([run])
 
 
 @pytest.mark.parametrize(

@@ -23,7 +23,7 @@ from ..providers.base import ChatItem, Chunk, Request, VerbatimChunk, model_memb
 from ..routing import Plan, Target
 from ..schemas import validate_chat_request
 from ..watch import Spawn
-from ..wire import SSE_DONE, sse_event
+from ..wire import SSE_DONE, TextFrame, sse_event
 from . import Exchange, OpenAIErrors
 from .door import Door, first_batch, read_request
 
@@ -31,6 +31,9 @@ if TYPE_CHECKING:
     pass
 
 __all__ = ["ChatEncoder", "ChatEndpoint"]
+
+#: What an OpenAI chunk holds when usage was asked for, on every chunk but the usage one.
+USAGE_NULL = b',"usage":null'
 
 Opened = tuple[AsyncIterator[list[ChatItem]], list[ChatItem]]
 
@@ -100,7 +103,7 @@ class ChatEncoder:
     the client asked: two byte replacements instead of a parse and an encode. A chunk written in another
     spacing, where a replacement finds nothing, is parsed and encoded as any other."""
 
-    __slots__ = ("_member", "_upstream", "include_usage", "legacy_answer", "model")
+    __slots__ = ("_frames", "_member", "_upstream", "include_usage", "legacy_answer", "model")
 
     def __init__(self, model: str, include_usage: bool, legacy_answer: bool) -> None:
         self.model = model
@@ -108,6 +111,8 @@ class ChatEncoder:
         self.legacy_answer = legacy_answer
         self._member = model_member(model)  # `"model":"<target>"`
         self._upstream = ("", b"")  # the last upstream model seen, and its member
+        #: The last framed run's frame, and the frame this door writes its events in (None: it cannot).
+        self._frames: tuple[TextFrame | None, TextFrame | None] = (None, None)
 
     def encode(self, chunks: list[ChatItem]) -> bytes:
         event, verbatim = self._event, self._verbatim
@@ -131,6 +136,13 @@ class ChatEncoder:
         return sse_event(chunk)
 
     def _verbatim(self, chunk: VerbatimChunk) -> bytes:
+        frame = chunk.frame
+        if frame is not None:  # a run kept as its frame: the events written around its strings, in one join
+            if frame is not self._frames[0]:
+                self._frames = (frame, self._client_frame(chunk, frame))
+            client = self._frames[1]
+            if client is not None and chunk.texts is not None:
+                return client.write(chunk.texts, chunk.pads, b"")
         data, count = chunk.data, chunk.count
         if chunk.model != self.model:
             if chunk.model != self._upstream[0]:
@@ -143,12 +155,43 @@ class ChatEncoder:
             if self.include_usage:
                 if not data.endswith(b"}"):  # then neither does any event of the run: they end alike
                     return self._parsed(chunk)
-                data = data.replace(b"}\n\ndata: ", b',"usage":null}\n\ndata: ')[:-1] + b',"usage":null}'
-            elif count == 1 and data.find(b',"usage":null') < 0:
+                data = data.replace(b"}\n\ndata: ", USAGE_NULL + b"}\n\ndata: ")[:-1] + USAGE_NULL + b"}"
+            elif count == 1 and data.find(USAGE_NULL) < 0:
                 return self._parsed(chunk)
             else:
-                data = data.replace(b',"usage":null', b"")
+                data = data.replace(USAGE_NULL, b"")
         return b"data: " + data + b"\n\n"
+
+    def _client_frame(self, chunk: VerbatimChunk, frame: TextFrame) -> TextFrame | None:
+        """`frame` as this door writes it: whole SSE events, `model` naming the target, `"usage":null` as the
+        client asked. None when a change is not in the constant parts exactly once; then the run's joined
+        data takes the replacements. Replacing in the parts is the same as replacing in the events: each
+        member starts with a quote, a string holds no quote but its two, a pad none, the head ends with
+        `"content":` and the tail starts after the string, so no member lies in or across a string or pad."""
+        head, tail, end = frame
+        if chunk.model != self.model:
+            upstream = model_member(chunk.model)
+            if head.count(upstream) != 1 or upstream in tail or upstream in end:
+                return None
+            head = head.replace(upstream, self._member)
+        if chunk.usage_null != self.include_usage:
+            if not self.include_usage:
+                if (head + tail + end).count(USAGE_NULL) != 1:
+                    return None
+                head, tail, end = (
+                    head.replace(USAGE_NULL, b""),
+                    tail.replace(USAGE_NULL, b""),
+                    end.replace(USAGE_NULL, b""),
+                )
+            elif end:
+                if not end.endswith(b"}"):
+                    return None
+                end = end[:-1] + USAGE_NULL + b"}"
+            else:
+                if not tail.endswith(b"}"):
+                    return None
+                tail = tail[:-1] + USAGE_NULL + b"}"
+        return TextFrame(b"data: " + head, tail, end + b"\n\n")
 
     def _parsed(self, chunk: VerbatimChunk) -> bytes:
         """The chunk's events parsed and encoded as any other: written in a way a replacement cannot trust."""

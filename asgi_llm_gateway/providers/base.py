@@ -30,7 +30,7 @@ from collections.abc import AsyncIterator, Mapping, Sequence
 from typing import Any, ClassVar, Protocol, TypeVar, cast
 
 from ..errors import GatewayError
-from ..wire import dumps, loads
+from ..wire import TextFrame, dumps, loads
 
 __all__ = [
     "ChatItem",
@@ -38,6 +38,7 @@ __all__ = [
     "Provider",
     "Request",
     "StreamTranslator",
+    "TextFrame",
     "Translator",
     "VerbatimChunk",
     "aclose_iterator",
@@ -71,9 +72,12 @@ class VerbatimChunk:
     """A content chunk already in the chat door's bytes: one choice, text only, no finish, no usage. Either
     an OpenAI-compatible upstream wrote it so, or a translator wrote it around the JSON string of a text
     delta (`runs.py`). The door relays its bytes with only `model` (and `usage: null`) changed, instead of
-    parsing, normalising and encoding it again; the stream's other chunks stay `Chunk` dicts."""
+    parsing, normalising and encoding it again; the stream's other chunks stay `Chunk` dicts.
 
-    __slots__ = ("count", "data", "index", "model", "texts", "usage_null")
+    A run of such chunks may come as its `frame` and strings (`framed`): then the door writes its own bytes
+    around the strings, and `data` is joined only if something asks for it."""
+
+    __slots__ = ("_data", "count", "frame", "index", "model", "pads", "texts", "usage_null")
 
     def __init__(
         self,
@@ -84,9 +88,7 @@ class VerbatimChunk:
         count: int = 1,
         texts: list[bytes] | None = None,
     ) -> None:
-        #: The event's data: one JSON object (parsed once, or the same bytes as a parsed one but its text).
-        #: With `count` > 1, the data of that many such events of one read, joined by `\n\ndata: `.
-        self.data = data
+        self._data: bytes | None = data
         #: How many events `data` holds.
         self.count = count
         #: The upstream's `model`, as the chunk names it.
@@ -98,6 +100,37 @@ class VerbatimChunk:
         #: Each event's text, as the JSON string in it, when the reader knows where it is: the other doors
         #: write their own events around these (`MessagesStreamEncoder`, `ResponsesStreamEncoder`).
         self.texts = texts
+        #: What every event shares around `texts` (and `pads`), when the chunk is a framed run.
+        self.frame: TextFrame | None = None
+        #: Each event's pad, when the frame has one.
+        self.pads: list[bytes] | None = None
+
+    @classmethod
+    def framed(
+        cls,
+        frame: TextFrame,
+        texts: list[bytes],
+        pads: list[bytes] | None,
+        model: str,
+        index: int,
+        usage_null: bool,
+    ) -> VerbatimChunk:
+        """A run of events that are `frame` around each of `texts` (and `pads`)."""
+        chunk = cls.__new__(cls)
+        chunk._data = None
+        chunk.count, chunk.model, chunk.index, chunk.usage_null = len(texts), model, index, usage_null
+        chunk.texts, chunk.frame, chunk.pads = texts, frame, pads
+        return chunk
+
+    @property
+    def data(self) -> bytes:
+        """The event's data: one JSON object (parsed once, or the same bytes as a parsed one but its text).
+        With `count` > 1, the data of that many such events of one read, joined by `\n\ndata: `."""
+        data = self._data
+        if data is None:
+            assert self.frame is not None and self.texts is not None
+            data = self._data = self.frame.write(self.texts, self.pads, b"\n\ndata: ")
+        return data
 
     def text_strings(self) -> list[bytes] | None:
         """`texts` without the empty strings (an empty text makes no delta on any door); None when the

@@ -88,10 +88,8 @@ def text_runs(
 
 def content_run(builder: ChunkBuilder, strings: list[bytes], index: int = 0) -> VerbatimChunk:
     """The content chunks of choice `index` that hold `strings` (a `TextRun`'s), as `builder` writes them:
-    one `VerbatimChunk` for the chat door."""
-    head, tail = builder.content_frame(index)
-    body = strings[0] if len(strings) == 1 else (tail + b"\n\ndata: " + head).join(strings)
-    return VerbatimChunk(head + body + tail, builder.model, index, False, len(strings), strings)
+    one framed `VerbatimChunk` for the chat door."""
+    return VerbatimChunk.framed(builder.content_frame(index), strings, None, builder.model, index, False)
 
 
 def valid_utf8(data: bytes) -> bool:

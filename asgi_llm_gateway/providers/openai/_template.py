@@ -13,6 +13,10 @@ is `{"content": …}` alone, and keeps its head and its tail. `match` then accep
 that head, one JSON string (checked against JSON's grammar, and as UTF-8), and that tail (the `obfuscation`
 value may differ, from a safe alphabet): such a chunk is valid JSON with the learnt chunk's every field
 but its text, so it is verbatim-safe as well. Anything else does not match and is parsed as usual.
+
+A read's run of matches is kept as the template's `TextFrame` (head; tail up to the pad; the rest) around
+its strings and pads: the chat door rewrites the frame once and writes the run in one join, where
+replacing `model` and `usage` in the run's joined bytes cost two passes over all of them.
 """
 
 from __future__ import annotations
@@ -20,7 +24,7 @@ from __future__ import annotations
 import re
 
 from ...sse import event_data
-from ..base import VerbatimChunk, model_member
+from ..base import TextFrame, VerbatimChunk, model_member
 from ..runs import JSON_STRING, valid_utf8
 
 __all__ = ["DELTA_CONTENT", "ContentTemplate"]
@@ -29,17 +33,21 @@ DELTA_CONTENT = b'"delta":{"content":'
 _STRING = JSON_STRING
 _STRING_RE = re.compile(_STRING)
 #: OpenAI pads each chunk with a random `obfuscation` value (base64-like letters).
-_OBFUSCATION = re.compile(rb'"obfuscation":"[A-Za-z0-9+/=_-]*"')
+_PAD = rb"([A-Za-z0-9+/=_-]*)"
+_OBFUSCATION = re.compile(rb'"obfuscation":"' + _PAD + rb'"')
 
 
 class ContentTemplate:
     """The head and tail of a stream's text chunks, learnt from one of them (see the module docstring)."""
 
-    __slots__ = ("_tail", "head", "index", "model", "usage_null")
+    __slots__ = ("_padded", "_tail", "frame", "head", "index", "model", "usage_null")
 
-    def __init__(self, head: bytes, tail: re.Pattern[bytes], chunk: VerbatimChunk) -> None:
-        self.head = head
+    def __init__(self, frame: TextFrame, tail: re.Pattern[bytes], chunk: VerbatimChunk) -> None:
+        self.head = frame.head
+        #: The learnt chunk's bytes around its string (and pad): what a run of matches is kept as.
+        self.frame = frame
         self._tail = tail
+        self._padded = tail.groups == 2
         self.model, self.index, self.usage_null = chunk.model, chunk.index, chunk.usage_null
 
     @classmethod
@@ -56,45 +64,55 @@ class ContentTemplate:
         string = _STRING_RE.match(data, start)
         if string is None:
             return None
-        tail = data[string.end() :]
+        head, tail = data[:start], data[string.end() :]
         pad = _OBFUSCATION.search(tail)
         if pad is None:
+            frame = TextFrame(head, tail)
             pattern = re.escape(tail)
         else:
-            before, after = tail[: pad.start()], tail[pad.end() :]
-            pattern = re.escape(before) + _OBFUSCATION.pattern + re.escape(after)
-        return cls(data[:start], re.compile(b"(" + _STRING + b")" + pattern + rb"\Z"), chunk)
+            before, after = tail[: pad.start(1)], tail[pad.end(1) :]
+            frame = TextFrame(head, before, after)
+            pattern = re.escape(before) + _PAD + re.escape(after)
+        return cls(frame, re.compile(b"(" + _STRING + b")" + pattern + rb"\Z"), chunk)
 
     def runs(self, parts: list[bytes]) -> list[bytes | VerbatimChunk]:
         """A read's events, given as their raw SSE text (`SSEData.split`), as their data, except that every
         run of consecutive ones that match this template comes as one `VerbatimChunk` holding them all
-        (`count`). A burst of text chunks then crosses the relay as one item instead of one per chunk."""
+        (`count`), kept as this template's frame around their strings. A burst of text chunks then crosses
+        the relay as one item instead of one per chunk, and is written out in one join."""
         prefix = b"data: " + self.head
-        start, tail = len(prefix), self._tail.match
+        start, tail, padded = len(prefix), self._tail.match, self._padded
         items: list[bytes | VerbatimChunk] = []
         first = -1  # where the current run began
         texts: list[bytes] = []  # its events' strings
+        pads: list[bytes] = []  # and their pads, when the template has them
         for position, part in enumerate(parts):
             if part.startswith(prefix) and (match := tail(part, start)) is not None:
                 if first < 0:
-                    first, texts = position, []
+                    first, texts, pads = position, [], []
                 texts.append(match[1])
+                if padded:
+                    pads.append(match[2])
                 continue
             if first >= 0:
-                items += self._run(parts, first, position, texts)
+                items += self._run(parts, first, position, texts, pads)
                 first = -1
             items += event_data([part])
         if first >= 0:
-            items += self._run(parts, first, len(parts), texts)
+            items += self._run(parts, first, len(parts), texts, pads)
         return items
 
     def _run(
-        self, parts: list[bytes], first: int, end: int, texts: list[bytes]
+        self, parts: list[bytes], first: int, end: int, texts: list[bytes], pads: list[bytes]
     ) -> list[bytes | VerbatimChunk]:
-        data = b"\n\n".join(parts[first:end])[6:]  # `{…}\n\ndata: {…}…`: the events' data, joined
-        if not valid_utf8(data):  # each read on its own, and the full parse says what is wrong
+        # The frame came from a parsed chunk and the pads are ASCII: the strings alone can be bad UTF-8.
+        if not valid_utf8(b"".join(texts)):  # each read on its own, and the full parse says what is wrong
             return list(event_data(parts[first:end]))
-        return [VerbatimChunk(data, self.model, self.index, self.usage_null, end - first, texts)]
+        return [
+            VerbatimChunk.framed(
+                self.frame, texts, pads if self._padded else None, self.model, self.index, self.usage_null
+            )
+        ]
 
     def match(self, data: bytes) -> VerbatimChunk | None:
         """`data` as a verbatim chunk when it is this template around another text; None otherwise."""
