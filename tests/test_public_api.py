@@ -55,6 +55,36 @@ def test_the_providers_namespace_exports_every_provider_class() -> None:
     assert issubclass(asgi_llm_gateway.providers.OpenAIProvider, HTTPProvider)
 
 
+def test_provider_classes_are_keyed_by_each_class_kind_in_a_fixed_order() -> None:
+    from asgi_llm_gateway.providers import PROVIDER_CLASSES
+
+    kinds = list(PROVIDER_CLASSES)
+    assert len(kinds) == len(set(kinds)) == len(PROVIDER_CLASSES)
+    assert kinds[:5] == ["openai", "azure", "anthropic", "gemini", "bedrock"] and kinds[-1] == "echo"
+    assert all(PROVIDER_CLASSES[kind].kind == kind for kind in kinds)
+    with pytest.raises(KeyError):
+        PROVIDER_CLASSES["nope"]
+    with pytest.raises(AttributeError):
+        _ = asgi_llm_gateway.providers.NoSuchProvider
+
+
+def test_a_gateway_without_gemini_or_bedrock_never_loads_their_modules() -> None:
+    """Their code costs ~0.7 MB of memory: loaded when their class is first asked for, and only then."""
+    code = (
+        "import sys\n"
+        "from asgi_llm_gateway import Gateway\n"
+        "from asgi_llm_gateway.providers import OpenAIProvider\n"
+        "Gateway(providers={'openai': OpenAIProvider(api_key='k')})\n"
+        "loaded = lambda: sorted(m for m in sys.modules if m.split('.')[2:3] in (['gemini'], ['bedrock']))\n"
+        "print(loaded())\n"
+        "from asgi_llm_gateway.providers import GeminiProvider, PROVIDER_CLASSES\n"
+        "assert PROVIDER_CLASSES['bedrock'].kind == 'bedrock' and GeminiProvider.kind == 'gemini'\n"
+        "print(len(loaded()) > 0)\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert done.stdout.split("\n")[:2] == ["[]", "True"]
+
+
 @pytest.mark.parametrize(
     ("module", "name"),
     [
