@@ -40,6 +40,7 @@ from asgi_llm_gateway.pipeline.hooks import HookChain
 from asgi_llm_gateway.pricing import Price
 from asgi_llm_gateway.providers import EchoProvider
 from asgi_llm_gateway.routing import Target
+from tests.support.fresh import printed_by_fresh_python
 from tests.support.limits import Clock, redis_pid
 from tests.support.redis_server import redis_url_fixture, running_redis  # noqa: F401  (the redis_url fixture)
 
@@ -636,10 +637,7 @@ async def test_no_applicable_rule_means_no_limiter_call() -> None:
 def test_the_limits_package_imports_no_redis() -> None:
     """Only `asgi_llm_gateway.limits.redis` needs the `[redis]` extra."""
     code = "import sys, asgi_llm_gateway.limits; print(sorted(m for m in sys.modules if m[:5] == 'redis'))"
-    assert (
-        subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
-        == "[]\n"
-    )
+    assert printed_by_fresh_python(code) == ["[]"]
 
 
 async def test_requests_alone_need_no_settlement(make_limiter: Factory) -> None:

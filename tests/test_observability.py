@@ -6,8 +6,6 @@ from __future__ import annotations
 
 import json
 import logging
-import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -28,6 +26,7 @@ from asgi_llm_gateway.observability import (
 )
 from asgi_llm_gateway.observability._facts import Tokens, principal_name
 from asgi_llm_gateway.providers import AnthropicProvider, AzureOpenAIProvider, OpenAIProvider
+from tests.support.fresh import printed_by_fresh_python
 from tests.support.observability import needs
 
 pytestmark = pytest.mark.anyio
@@ -99,8 +98,7 @@ def test_importing_the_package_imports_neither_optional_package() -> None:
         "import sys, asgi_llm_gateway.observability\n"
         "print(sorted(m for m in sys.modules if m.startswith(('opentelemetry', 'prometheus_client'))))"
     )
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
-    assert out.strip() == "[]"
+    assert printed_by_fresh_python(code) == ["[]"]
 
 
 # -- logs ----------------------------------------------------------------------------------------------

@@ -10,6 +10,7 @@ import pytest
 
 import asgi_llm_gateway
 import asgi_llm_gateway.providers
+from tests.support.fresh import printed_by_fresh_python
 
 PUBLIC = [
     "DEFAULT_POLICY",
@@ -81,8 +82,7 @@ def test_a_gateway_without_gemini_or_bedrock_never_loads_their_modules() -> None
         "assert PROVIDER_CLASSES['bedrock'].kind == 'bedrock' and GeminiProvider.kind == 'gemini'\n"
         "print(len(loaded()) > 0)\n"
     )
-    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
-    assert done.stdout.split("\n")[:2] == ["[]", "True"]
+    assert printed_by_fresh_python(code) == ["[]", "True"]
 
 
 @pytest.mark.parametrize(

@@ -1398,8 +1398,7 @@ def test_tool_choice_must_name_a_declared_function() -> None:
 def test_valid_requests_never_import_jsonschema_when_jsonschema_rs_is_installed() -> None:
     """jsonschema (with referencing, rpds, attrs) only explains rejections: a process that sees only valid
     requests keeps it out of memory (part of the idle-RSS budget)."""
-    import subprocess
-    import sys
+    from tests.support.fresh import printed_by_fresh_python
 
     code = (
         "import sys\n"
@@ -1412,8 +1411,7 @@ def test_valid_requests_never_import_jsonschema_when_jsonschema_rs_is_installed(
         "except Exception as exc:\n"
         "    print(type(exc).__name__, exc.param, 'jsonschema' in sys.modules)\n"
     )
-    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
-    assert done.stdout.split("\n")[:2] == ["False", "GatewayError messages[0].role True"]
+    assert printed_by_fresh_python(code) == ["False", "GatewayError messages[0].role True"]
 
 
 # ---------------------------------------------------------------------------------------------------------
