@@ -16,6 +16,7 @@ from typing import Any
 from .. import wire
 from ..errors import GatewayError
 from ..pipeline.call import Call
+from ..providers.base import EventRun
 from ..wire import dumps
 
 __all__ = ["NativeResponseEvents", "NativeResponseProgress", "chat_usage"]
@@ -34,9 +35,13 @@ class NativeResponseEvents:
         self.fields = fields
         self.sequence = -1  # the last sequence number sent, so an error event can follow it
 
-    def encode(self, events: list[dict[str, Any]]) -> bytes:
+    def encode(self, events: list[dict[str, Any] | EventRun]) -> bytes:
         out = []
         for event in events:
+            if isinstance(event, EventRun):  # text deltas as the upstream wrote them
+                self.sequence = event.last
+                out.append(event.data)
+                continue
             kind = event.get("type", "")
             if kind in _WITH_RESPONSE and isinstance(event.get("response"), dict):
                 event["response"].update(self.fields)
@@ -69,8 +74,10 @@ class NativeResponseProgress:
         self.complete = False
         self.response: dict[str, Any] | None = None
 
-    def see(self, events: list[dict[str, Any]]) -> None:
+    def see(self, events: list[dict[str, Any] | EventRun]) -> None:
         for event in events:
+            if isinstance(event, EventRun):
+                continue
             if event.get("type") in _FINAL and isinstance(event.get("response"), dict):
                 self.complete = True
                 self.response = event["response"]

@@ -35,6 +35,7 @@ from ..wire import TextFrame, dumps, loads
 __all__ = [
     "ChatItem",
     "Chunk",
+    "EventRun",
     "Provider",
     "Request",
     "StreamTranslator",
@@ -143,6 +144,20 @@ class VerbatimChunk:
         return [loads(data) for data in self.data.split(b"\n\ndata: ")]
 
 
+class EventRun:
+    """Consecutive native stream events of one read, relayed as the bytes the upstream sent (each with its
+    blank line): a run of text deltas the provider's reader recognised by their bytes. `first` and `last`
+    are their sequence numbers; the door sends `data` as it is."""
+
+    __slots__ = ("count", "data", "first", "last")
+
+    def __init__(self, data: bytes, count: int, first: int, last: int) -> None:
+        self.data = data
+        self.count = count
+        self.first = first
+        self.last = last
+
+
 def model_member(model: str) -> bytes:
     """`"model":"<model>"` as compact JSON writes it: what the chat door looks for in a `VerbatimChunk`."""
     return b'"model":' + dumps(model)
@@ -240,9 +255,12 @@ class Provider(ABC):
         `speaks_responses(model)`; the default raises."""
         raise _not_native(self.kind, model, "OpenAI Responses", "responses_not_native")
 
-    def responses_batches(self, body: Mapping[str, Any], model: str) -> AsyncIterator[list[dict[str, Any]]]:
+    def responses_batches(
+        self, body: Mapping[str, Any], model: str
+    ) -> AsyncIterator[list[dict[str, Any] | EventRun]]:
         """The same, streamed: non-empty lists of native Responses stream events, each the parsed `data`
-        object (it has its "type" and "sequence_number"). The stream ends after `response.completed` or
+        object (it has its "type" and "sequence_number"), or an `EventRun` of text deltas relayed as their
+        bytes. The stream ends after `response.completed` or
         `response.incomplete`; `response.failed` or an `error` event raises the `GatewayError` it stands
         for, and a cut or garbage stream raises too (never a silent end). Only where
         `speaks_responses(model)`; the default raises when called."""

@@ -18,8 +18,9 @@ import pytest
 
 from asgi_llm_gateway import Gateway
 from asgi_llm_gateway.policy import Policy
-from asgi_llm_gateway.providers import AnthropicProvider, BedrockProvider, GeminiProvider
+from asgi_llm_gateway.providers import AnthropicProvider, BedrockProvider, GeminiProvider, OpenAIProvider
 from tests.fakes import anthropic, bedrock, gemini
+from tests.fakes import openai as fake_openai
 from tests.support.server import serve
 
 # Many words, non-ASCII letters (which the fakes write as `\u` escapes) and quotes.
@@ -162,3 +163,45 @@ def test_the_responses_door_relays_a_burst_delta_for_delta(gateway_url: str, pro
     assert completed.type == "response.completed"
     assert completed.response.output_text == "".join(deltas)
     assert completed.response.usage is not None and completed.response.usage.output_tokens > 0
+
+
+def test_a_native_responses_burst_reaches_the_sdk_as_the_upstreams_own_events() -> None:
+    """OpenAI's own Responses stream, in one write: the door relays the text deltas as the bytes the fake
+    wrote (its `\\u00f6` escapes kept, where parsing and encoding again would write `ö`), and the SDK reads
+    every delta in order, numbered as the upstream numbered them, and the final response."""
+    fake = fake_openai.FakeOpenAI(burst=True)
+    with (
+        serve(fake.app()) as upstream,
+        serve(
+            Gateway(providers={"openai": OpenAIProvider(api_key=fake_openai.KEY, base_url=upstream + "/v1")})
+        ) as url,
+    ):
+        with openai.OpenAI(base_url=url + "/v1", api_key="any", max_retries=0) as client:
+            events = list(client.responses.create(model="openai/gpt-4.1", input=PROMPT, stream=True))
+        body = {"model": "openai/gpt-4.1", "input": PROMPT, "stream": True, "store": False}
+        with httpx.stream("POST", url + "/v1/responses", json=body, timeout=30) as response:
+            raw = response.read()
+    deltas = [e.delta for e in events if e.type == "response.output_text.delta"]
+    assert PROMPT in "".join(deltas) and len(deltas) >= 80
+    assert [e.sequence_number for e in events] == list(range(len(events)))
+    assert events[-1].type == "response.completed" and events[-1].response.model == "openai/gpt-4.1"
+    assert events[-1].response.output_text == "".join(deltas)
+    escaped = [e for e in raw.split(b"\n\n") if b"output_text.delta" in e and b"w\\u00f6rd" in e]
+    assert len(escaped) >= 20 and all(b'"obfuscation":"' in e for e in escaped)
+
+
+def test_a_native_responses_stream_cut_after_text_deltas_ends_in_an_error_event() -> None:
+    """A native stream is relayed with the upstream's own numbering, so its failure is an `error` event
+    numbered after the last one sent; never `response.completed`."""
+    fake = fake_openai.FakeOpenAI(faults=[fake_openai.Fault(cut_after=30)])
+    with (
+        serve(fake.app()) as upstream,
+        serve(
+            Gateway(providers={"openai": OpenAIProvider(api_key=fake_openai.KEY, base_url=upstream + "/v1")})
+        ) as url,
+        openai.OpenAI(base_url=url + "/v1", api_key="any", max_retries=0) as client,
+    ):
+        events = list(client.responses.create(model="openai/gpt-4.1", input=PROMPT, stream=True))
+    assert sum(e.type == "response.output_text.delta" for e in events) >= 20
+    assert events[-1].type == "error" and events[-1].sequence_number == events[-2].sequence_number + 1
+    assert not any(e.type == "response.completed" for e in events)

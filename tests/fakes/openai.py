@@ -97,6 +97,8 @@ class FakeOpenAI:
     faults: list[Fault] = field(default_factory=list)
     #: Seconds between streamed chunks.
     chunk_delay: float = 0.0
+    #: Responses streams in one write (as a fast answer reaches a proxy: many events to a read).
+    burst: bool = False
     #: Requests whose handler was cancelled or whose client went away before the answer was complete.
     abandoned: int = 0
     #: GET /v1/models calls.
@@ -720,6 +722,10 @@ class FakeOpenAI:
         sent = 0
         complete = False
         try:
+            if self.burst and fault is None:
+                yield "".join(_sse(event) for event in answer.events())
+                complete = True
+                return
             for event in answer.events():
                 if fault is not None and fault.cut_after is not None and sent >= fault.cut_after:
                     raise RuntimeError("fake upstream cuts the connection")
@@ -1049,7 +1055,11 @@ def _id(prefix: str) -> str:
 
 
 def _sse(event: dict[str, Any]) -> str:
-    return f"event: {event['type']}\ndata: {json.dumps(event)}\n\n"
+    """A Responses event as OpenAI writes it: compact JSON, and on delta events an `obfuscation` pad last
+    (its length varies, as the real pad's does)."""
+    if event["type"].endswith(".delta"):
+        event = {**event, "obfuscation": ("x7-Q_k" * 3)[: event["sequence_number"] % 9]}
+    return f"event: {event['type']}\ndata: {json.dumps(event, separators=(',', ':'))}\n\n"
 
 
 def _unknown(param: str) -> JSONResponse:

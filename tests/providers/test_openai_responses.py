@@ -14,7 +14,7 @@ import pytest
 
 from asgi_llm_gateway.errors import GatewayError
 from asgi_llm_gateway.providers import openai as family
-from asgi_llm_gateway.providers.base import Provider
+from asgi_llm_gateway.providers.base import EventRun, Provider
 from asgi_llm_gateway.providers.openai import (
     AzureOpenAIProvider,
     DeepSeekProvider,
@@ -410,8 +410,19 @@ async def provider(upstream: tuple[FakeOpenAI, str]) -> AsyncIterator[OpenAIProv
     await openai.aclose()
 
 
-async def events_of(stream: AsyncIterator[list[dict[str, Any]]]) -> list[dict[str, Any]]:
-    return [event async for batch in stream for event in batch]
+async def events_of(stream: AsyncIterator[list[Any]]) -> list[dict[str, Any]]:
+    """The events, a run of text deltas relayed as bytes (`EventRun`) read as the client reads them."""
+    return [event async for batch in stream for item in batch for event in _expanded(item)]
+
+
+def _expanded(item: Any) -> list[dict[str, Any]]:
+    if not isinstance(item, EventRun):
+        return [item]
+    events = [event.split("\ndata: ", 1) for event in item.data.decode().split("\n\n") if event]
+    assert all(name == "event: response.output_text.delta" for name, _ in events)
+    parsed = [json.loads(data) for _, data in events]
+    assert (parsed[0]["sequence_number"], parsed[-1]["sequence_number"]) == (item.first, item.last)
+    return parsed
 
 
 def text_of(response: dict[str, Any]) -> str:

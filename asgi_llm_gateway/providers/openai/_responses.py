@@ -23,6 +23,7 @@ from typing import Any, TypeVar, cast
 from ...errors import GatewayError, upstream_error
 from ...sse import ServerSentEvent
 from ...wire import loads
+from ..base import EventRun
 from ..sealing import SEAL_VERSION, seal, sealed_for, unseal
 from ..streams import bad_upstream_data, stream_ended_early
 
@@ -43,6 +44,7 @@ __all__ = [
 _SEALED_TYPES = frozenset({"reasoning", "compaction"})
 _FINAL = frozenset({"response.completed", "response.incomplete"})
 _OPENING = frozenset({"response.created", "response.queued"})
+_TEXT_DELTA = "response.output_text.delta"
 
 J = TypeVar("J")
 
@@ -217,7 +219,9 @@ class ResponsesStreamTranslator:
         """Whether `response.completed` or `response.incomplete` came: the stream is complete."""
         return self._done
 
-    def feed(self, item: ServerSentEvent) -> list[dict[str, Any]]:
+    def feed(self, item: ServerSentEvent | EventRun) -> list[dict[str, Any] | EventRun]:
+        if isinstance(item, EventRun):
+            return self._run(item)
         data = item.data
         if self._done or not data.strip() or data.startswith("[DONE]"):
             return []  # `[DONE]` before the final event ends in `end()`'s error
@@ -227,7 +231,7 @@ class ResponsesStreamTranslator:
             raise bad_upstream_data(self._kind, f"event '{item.event}' is not JSON") from None
         return self.event(payload, item.event)
 
-    def event(self, payload: Any, name: str | None = None) -> list[dict[str, Any]]:
+    def event(self, payload: Any, name: str | None = None) -> list[dict[str, Any] | EventRun]:
         """The event to hand on for one parsed `data` object (`name` is the SSE event name, if any)."""
         if not isinstance(payload, dict):
             raise bad_upstream_data(self._kind, f"event '{name}' is not an object")
@@ -257,7 +261,18 @@ class ResponsesStreamTranslator:
             payload = {"type": kind, **payload}
         return [seal_reasoning(payload, self._name)]
 
-    def end(self) -> list[dict[str, Any]]:
+    def _run(self, run: EventRun) -> list[dict[str, Any] | EventRun]:
+        """Text deltas relayed as their bytes (`NativeEventsReader`), checked as their parsed events are."""
+        if self._done:
+            return []
+        if self._response_id is None:
+            raise bad_upstream_data(self._kind, f"'{_TEXT_DELTA}' before response.created")
+        if run.first <= self._last:
+            raise bad_upstream_data(self._kind, f"'{_TEXT_DELTA}' has no sequence_number above {self._last}")
+        self._last = run.last
+        return [run]
+
+    def end(self) -> list[dict[str, Any] | EventRun]:
         """Called when the upstream closed the stream: a stream that never completed failed."""
         if not self._done:
             raise stream_ended_early(self._kind)

@@ -27,14 +27,14 @@ from ...sse import event_data
 from ..base import TextFrame, VerbatimChunk, model_member
 from ..runs import JSON_STRING, valid_utf8
 
-__all__ = ["DELTA_CONTENT", "ContentTemplate"]
+__all__ = ["DELTA_CONTENT", "PAD", "ContentTemplate"]
 
 DELTA_CONTENT = b'"delta":{"content":'
 _STRING = JSON_STRING
 _STRING_RE = re.compile(_STRING)
-#: OpenAI pads each chunk with a random `obfuscation` value (base64-like letters).
-_PAD = rb"([A-Za-z0-9+/=_-]*)"
-_OBFUSCATION = re.compile(rb'"obfuscation":"' + _PAD + rb'"')
+#: OpenAI pads each chunk with a random `obfuscation` value (base64-like letters): the value, as a group.
+PAD = rb"([A-Za-z0-9+/=_-]*)"
+_OBFUSCATION = re.compile(rb'"obfuscation":"' + PAD + rb'"')
 
 
 class ContentTemplate:
@@ -72,7 +72,7 @@ class ContentTemplate:
         else:
             before, after = tail[: pad.start(1)], tail[pad.end(1) :]
             frame = TextFrame(head, before, after)
-            pattern = re.escape(before) + _PAD + re.escape(after)
+            pattern = re.escape(before) + PAD + re.escape(after)
         return cls(frame, re.compile(b"(" + _STRING + b")" + pattern + rb"\Z"), chunk)
 
     def runs(self, parts: list[bytes]) -> list[bytes | VerbatimChunk]:

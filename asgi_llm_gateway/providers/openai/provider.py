@@ -12,10 +12,11 @@ import httpx
 from ...errors import GatewayError
 from ...model_ids import path_segment
 from ...wire import loads
-from ..base import ChatItem, Request
+from ..base import ChatItem, EventRun, Request
 from ..embeddings import EmbeddingRequest, input_texts, is_token_input
 from ..http import HTTPProvider
 from ..streams import one_by_one, translate_reads
+from ._delta_runs import NativeEventsReader
 from ._embeddings import embeddings_answer, embeddings_body
 from ._quirks import COMPATIBLE, DEEPSEEK, GROQ, MISTRAL, OPENAI, XAI, Quirks
 from ._request import to_native
@@ -109,13 +110,16 @@ class OpenAICompatibleProvider(HTTPProvider):
         response: dict[str, Any] = check_response(answer, self.kind, scope, self.secrets())
         return response
 
-    def responses_batches(self, body: Mapping[str, Any], model: str) -> AsyncIterator[list[dict[str, Any]]]:
+    def responses_batches(
+        self, body: Mapping[str, Any], model: str
+    ) -> AsyncIterator[list[dict[str, Any] | EventRun]]:
         if not self.speaks_responses(model):
             return super().responses_batches(body, model)
         scope = self.reasoning_scope
         translator = ResponsesStreamTranslator(self.kind, scope, secrets=tuple(self.secrets()))
         native = native_responses_body(body, model, stream=True, provider_name=scope)
-        return translate_reads(self.post_sse(self.responses_url(model), native), translator)
+        reads = self._post_events(self.responses_url(model), native, None, NativeEventsReader())
+        return translate_reads(reads, translator)
 
     # -- the embeddings door: `POST {base}/embeddings` where the row says the upstream has it -------------
 
