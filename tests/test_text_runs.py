@@ -16,12 +16,14 @@ from typing import Any
 
 import pytest
 
+from asgi_llm_gateway.endpoints.anthropic_native import NativeEvents
 from asgi_llm_gateway.endpoints.chat import ChatEncoder
 from asgi_llm_gateway.errors import GatewayError
 from asgi_llm_gateway.eventstream import EventStreamDecoder
 from asgi_llm_gateway.ingress.anthropic._stream import MessagesStreamEncoder
 from asgi_llm_gateway.ingress.responses._response import skeleton
 from asgi_llm_gateway.ingress.responses._stream import ResponsesStreamEncoder
+from asgi_llm_gateway.providers.anthropic._native import NativeStreamTranslator
 from asgi_llm_gateway.providers.anthropic._stream import StreamTranslator as AnthropicTranslator
 from asgi_llm_gateway.providers.anthropic._stream import TextDeltaReader
 from asgi_llm_gateway.providers.base import VerbatimChunk
@@ -444,3 +446,71 @@ def test_a_bad_frame_after_a_run_still_delivers_the_run_first() -> None:
             seen += translator.feed(item)
     runs = [chunk for chunk in seen if isinstance(chunk, VerbatimChunk)]
     assert len(runs) == 1 and runs[0].count == 3
+
+
+# -- the Messages door over Anthropic itself: text deltas relayed as the upstream's bytes ------------------
+
+
+def _native_view(body: bytes, size: int, runs: bool) -> View:
+    """What a Messages client reads of Anthropic's own stream `body` in reads of `size`: its events, the
+    error that ended it, and the most text deltas relayed as one item of bytes."""
+    reader: Any = TextDeltaReader() if runs else SSEDecoder()
+    translator = NativeStreamTranslator()
+    encoder = NativeEvents(TARGET)
+    out, error, failure, longest = b"", None, None, 0
+    try:
+        reads = [body[start : start + size] for start in range(0, len(body), size)]
+        for items in [*(reader.feed(read) for read in reads), reader.flush()]:
+            for item in items:
+                for event in translator.feed(item):
+                    if isinstance(event, bytes):
+                        longest = max(longest, event.count(b"\n\n"))
+                        assert event in body, "a run leaves as the bytes the upstream sent"
+                    out += encoder.encode([event])
+            if translator.done:
+                break
+        else:
+            translator.end()
+    except GatewayError as exc:
+        error, failure = (exc.status, exc.code), exc
+    out += encoder.close(failure)
+    return _events(out), error, longest
+
+
+def _native_both_ways(body: bytes, size: int) -> View:
+    usual, runs = _native_view(body, size, runs=False), _native_view(body, size, runs=True)
+    assert runs[:2] == usual[:2] and usual[2] == 0
+    return runs
+
+
+@pytest.mark.parametrize("case", [case.values[0] for case in golden("anthropic", "stream")])
+def test_anthropic_golden_streams_reach_the_messages_door_the_same_both_ways(case: dict[str, Any]) -> None:
+    body, _ = _anthropic_case(case)
+    for size in SIZES:
+        _native_both_ways(body, size)
+
+
+@pytest.mark.parametrize("ascii_only", [True, False])
+def test_hard_text_reaches_the_messages_door_as_the_upstreams_bytes(ascii_only: bool) -> None:
+    body = _anthropic_text_stream(HARD_TEXTS, ascii_only=ascii_only)
+    for size in SIZES:
+        events, error, _ = _native_both_ways(body, size)
+        assert error is None and _text("messages", events) == "".join(HARD_TEXTS)
+        assert events[0]["message"]["model"] == TARGET and events[-1] == {"type": "message_stop"}
+    assert _native_both_ways(body, 10**6)[2] == len([text for text in HARD_TEXTS if text])
+
+
+def test_a_native_stream_cut_after_a_run_of_text_ends_in_an_error_event() -> None:
+    events, error, longest = _native_both_ways(
+        _anthropic_text_stream(["one ", "two ", "three"], end=False), 10**6
+    )
+    assert error is not None and error[0] == 502 and longest == 3
+    assert _text("messages", events) == "one two three" and events[-1]["type"] == "error"
+
+
+def test_native_text_that_is_not_utf8_or_before_message_start_is_judged_as_before() -> None:
+    bad = _anthropic_text_stream(["fine ", "BAD", "fine"], ascii_only=False, mangle=_not_utf8)
+    _native_both_ways(bad, 10**6)
+    body = _anthropic_text_stream(["x", "y"])
+    _, error, _ = _native_both_ways(body[body.index(b"event: content_block_delta") :], 10**6)
+    assert error == (502, "upstream_bad_response")

@@ -28,9 +28,12 @@ class NativeEvents:
     def __init__(self, model: str) -> None:
         self.model = model
 
-    def encode(self, events: list[dict[str, Any]]) -> bytes:
+    def encode(self, events: list[dict[str, Any] | bytes]) -> bytes:
         out = []
         for event in events:
+            if isinstance(event, bytes):  # text deltas as the upstream wrote them
+                out.append(event)
+                continue
             kind = event.get("type", "")
             if kind == "message_start" and isinstance(event.get("message"), dict):
                 event["message"]["model"] = self.model
@@ -51,8 +54,10 @@ class NativeProgress:
         self.complete = False
         self.usage: dict[str, Any] = {}
 
-    def see(self, events: list[dict[str, Any]]) -> None:
+    def see(self, events: list[dict[str, Any] | bytes]) -> None:
         for event in events:
+            if isinstance(event, bytes):
+                continue
             kind = event.get("type")
             if kind == "message_start":
                 self._count((event.get("message") or {}).get("usage"))

@@ -225,10 +225,11 @@ class Provider(ABC):
 
     def messages_batches(
         self, body: Mapping[str, Any], model: str, beta: Sequence[str]
-    ) -> AsyncIterator[list[dict[str, Any]]]:
+    ) -> AsyncIterator[list[dict[str, Any] | bytes]]:
         """The same, streamed: non-empty lists of native Anthropic stream events, each the parsed `data`
         object (it has its "type": message_start, content_block_start, …, message_stop; `ping` may be
-        dropped). An upstream `error` event, a cut or garbage stream raises `GatewayError` (as every stream
+        dropped), or text delta events already as SSE bytes, as the upstream wrote them (relayed as they
+        are). An upstream `error` event, a cut or garbage stream raises `GatewayError` (as every stream
         here does). Only where `speaks_messages(model)`; the default raises when called."""
         raise _not_native(self.kind, model)
 

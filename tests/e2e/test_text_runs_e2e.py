@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import Any
 
 import anthropic as anthropic_sdk
 import httpx
@@ -133,9 +134,8 @@ def test_a_burst_cut_after_text_deltas_ends_in_an_error() -> None:
             assert "".join(received), f"{model}: text came before the cut"
 
 
-@pytest.mark.parametrize("provider", sorted(TRANSLATED_FOR_MESSAGES))
-def test_the_messages_door_relays_a_burst_delta_for_delta(gateway_url: str, provider: str) -> None:
-    model = TRANSLATED_FOR_MESSAGES[provider]
+def _messages_stream(gateway_url: str, model: str) -> tuple[list[str], Any]:
+    """The text deltas and the final message the anthropic SDK reads from the Messages door for PROMPT."""
     client = anthropic_sdk.Anthropic(base_url=gateway_url, api_key="any", max_retries=0)
     with client.messages.stream(
         model=model, max_tokens=1000, messages=[{"role": "user", "content": PROMPT}]
@@ -145,6 +145,13 @@ def test_the_messages_door_relays_a_burst_delta_for_delta(gateway_url: str, prov
         ]
         final = stream.get_final_message()
     client.close()
+    return deltas, final
+
+
+@pytest.mark.parametrize("provider", sorted(TRANSLATED_FOR_MESSAGES))
+def test_the_messages_door_relays_a_burst_delta_for_delta(gateway_url: str, provider: str) -> None:
+    model = TRANSLATED_FOR_MESSAGES[provider]
+    deltas, final = _messages_stream(gateway_url, model)
     assert PROMPT in "".join(deltas) and len(deltas) >= 80
     assert [block.type for block in final.content] == ["text"]
     assert final.content[0].text == "".join(deltas)  # type: ignore[union-attr]
@@ -205,3 +212,22 @@ def test_a_native_responses_stream_cut_after_text_deltas_ends_in_an_error_event(
     assert sum(e.type == "response.output_text.delta" for e in events) >= 20
     assert events[-1].type == "error" and events[-1].sequence_number == events[-2].sequence_number + 1
     assert not any(e.type == "response.completed" for e in events)
+
+
+def test_the_messages_door_relays_anthropics_own_burst_as_its_bytes(gateway_url: str) -> None:
+    """Claude on the Messages door is passed through: its text deltas leave as the bytes the upstream wrote
+    (the fake's `\\u00f6` escapes kept), and the anthropic SDK reads every delta and the final message."""
+    model = MODELS["anthropic"]
+    deltas, final = _messages_stream(gateway_url, model)
+    assert PROMPT in "".join(deltas) and len(deltas) >= 80
+    assert final.model == model and final.content[0].text == "".join(deltas)  # type: ignore[union-attr]
+    body = {
+        "model": model,
+        "max_tokens": 1000,
+        "stream": True,
+        "messages": [{"role": "user", "content": PROMPT}],
+    }
+    with httpx.stream("POST", gateway_url + "/v1/messages", json=body, timeout=30) as response:
+        raw = response.read()
+    escaped = [e for e in raw.split(b"\n\n") if b"content_block_delta" in e and b"w\\u00f6rd" in e]
+    assert len(escaped) >= 20

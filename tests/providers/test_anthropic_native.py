@@ -235,8 +235,17 @@ async def provider(upstream: tuple[FakeAnthropic, str]) -> AsyncIterator[Anthrop
     await anthropic.aclose()
 
 
-async def events_of(stream: AsyncIterator[list[dict[str, Any]]]) -> list[dict[str, Any]]:
-    return [event async for batch in stream for event in batch]
+async def events_of(stream: AsyncIterator[list[Any]]) -> list[dict[str, Any]]:
+    """The events, text deltas relayed as the upstream's bytes read as the client reads them."""
+    return [event async for batch in stream for item in batch for event in _expanded(item)]
+
+
+def _expanded(item: Any) -> list[dict[str, Any]]:
+    if not isinstance(item, bytes):
+        return [item]
+    events = [event.split(b"\ndata: ", 1) for event in item.split(b"\n\n") if event]
+    assert all(name == b"event: content_block_delta" for name, _ in events)
+    return [json.loads(data) for _, data in events]
 
 
 @pytest.mark.anyio

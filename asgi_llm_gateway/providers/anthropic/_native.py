@@ -8,10 +8,11 @@ from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from ...sse import ServerSentEvent
-from ...wire import loads
+from ...wire import TextFrame, loads
+from ..runs import TextRun
 from ..streams import bad_upstream_data, stream_ended_early
 from ._errors import KIND, event_error
-from ._stream import MESSAGE_EVENTS
+from ._stream import MESSAGE_EVENTS, TEXT_EVENT
 
 __all__ = [
     "COUNT_FIELDS",
@@ -118,6 +119,16 @@ class NativeEvents:
             self._done = True
         return [payload if "type" in payload else {"type": kind, **payload}]
 
+    def text_run(self, run: TextRun) -> list[bytes]:
+        """A run of text deltas (`TextDeltaReader`), checked as their parsed events are, as the bytes the
+        upstream sent: the reader took only events written exactly so around each string."""
+        if self._done:
+            return []
+        if not self._started:
+            raise bad_upstream_data(self._kind, "'content_block_delta' before message_start")
+        head = b'%s{"type":"content_block_delta","index":%d,"delta":{"type":"text_delta","text":'
+        return [TextFrame(head % (TEXT_EVENT, run.index), b"}}\n\n").write(run.strings, None, b"")]
+
     def end(self) -> list[dict[str, Any]]:
         """Called when the upstream closed the stream: a stream that never said `message_stop` failed."""
         if not self._done:
@@ -136,17 +147,19 @@ class NativeStreamTranslator:
     def done(self) -> bool:
         return self._events.done
 
-    def feed(self, item: ServerSentEvent) -> list[dict[str, Any]]:
+    def feed(self, item: ServerSentEvent | TextRun) -> list[dict[str, Any] | bytes]:
+        if isinstance(item, TextRun):
+            return list(self._events.text_run(item))
         if item.event == "ping" or self._events.done:
             return []
         try:
             payload = loads(item.data)
         except ValueError:
             raise bad_upstream_data(KIND, f"event '{item.event}' is not JSON") from None
-        return self._events.event(payload, item.event)
+        return list(self._events.event(payload, item.event))
 
-    def end(self) -> list[dict[str, Any]]:
-        return self._events.end()
+    def end(self) -> list[dict[str, Any] | bytes]:
+        return list(self._events.end())
 
 
 def native_headers(body: Mapping[str, Any], beta: Sequence[str], version: str) -> dict[str, str] | None:

@@ -187,15 +187,16 @@ _TEXT_DELTA = re.compile(
     + TEXT
     + rb")\}\}\Z"
 )
-_TEXT_EVENT = b"event: content_block_delta\ndata: "
+#: How a text delta event starts, as Anthropic writes it.
+TEXT_EVENT = b"event: content_block_delta\ndata: "
 
 
 def _text_delta(part: bytes) -> tuple[int, bytes] | None:
     """(block index, JSON string) of an event (raw text, `SSEData.split`) that is a non-empty text delta
     written as Anthropic writes it; None for any other event, which is parsed as usual."""
-    if not part.startswith(_TEXT_EVENT):
+    if not part.startswith(TEXT_EVENT):
         return None
-    match = _TEXT_DELTA.match(part, len(_TEXT_EVENT))
+    match = _TEXT_DELTA.match(part, len(TEXT_EVENT))
     return None if match is None else (int(match[1]), match[2])
 
 

@@ -145,10 +145,10 @@ class AnthropicProvider(HTTPProvider):
 
     def messages_batches(
         self, body: Mapping[str, Any], model: str, beta: Sequence[str]
-    ) -> AsyncIterator[list[dict[str, Any]]]:
+    ) -> AsyncIterator[list[dict[str, Any] | bytes]]:
         translator = NativeStreamTranslator(secrets=tuple(self.secrets()))
         headers = native_headers(body, beta, self.version)
-        reads = self.post_sse(self.url, native_body(body, model, stream=True), headers)
+        reads = self._post_events(self.url, native_body(body, model, stream=True), headers, TextDeltaReader())
         return translate_reads(reads, translator)
 
     async def count_message_tokens(self, body: Mapping[str, Any], model: str, beta: Sequence[str]) -> int:
