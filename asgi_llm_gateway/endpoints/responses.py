@@ -288,6 +288,9 @@ class ResponsesEndpoint(OpenAIErrors, Door):
         outcome = await self.attempt(call, plan, exchange, attempt, keep_slot=True)
         if outcome is None:
             return
+        if conversation.body.get("store") is False:  # nothing to keep: no hook on the sends, no shield
+            await self._relay(call, conversation, outcome, exchange, spawn)
+            return
         stored = False
 
         async def store(final: dict[str, Any]) -> None:

@@ -156,6 +156,19 @@ def test_store_false_keeps_nothing(stack: Stack) -> None:
         client.responses.retrieve(response.id)
 
 
+@pytest.mark.parametrize("name", ["echo", "openai", "anthropic"])
+def test_a_streamed_response_with_store_false_completes_and_keeps_nothing(stack: Stack, name: str) -> None:
+    """Without a store, the stream's sends carry no store hook; it still completes, and stores nothing."""
+    client = stack.client()
+    events = list(client.responses.create(model=MODELS[name], input="forget me", store=False, stream=True))
+    assert events[-1].type == "response.completed"
+    assert "forget me" in events[-1].response.output_text
+    with pytest.raises(openai.NotFoundError):
+        client.responses.retrieve(events[-1].response.id)
+    kept = list(client.responses.create(model=MODELS[name], input="keep me", stream=True))
+    assert client.responses.retrieve(kept[-1].response.id).output_text == kept[-1].response.output_text
+
+
 @pytest.mark.parametrize("name", ["echo", "anthropic", "gemini", "openai"])
 def test_text_format_json_schema_is_enforced_natively(stack: Stack, name: str) -> None:
     schema = {
