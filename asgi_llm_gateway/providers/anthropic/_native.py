@@ -8,11 +8,11 @@ from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from ...sse import ServerSentEvent
-from ...wire import TextFrame, loads
+from ...wire import loads
 from ..runs import TextRun
 from ..streams import bad_upstream_data, stream_ended_early
 from ._errors import KIND, event_error
-from ._stream import MESSAGE_EVENTS, TEXT_EVENT
+from ._stream import MESSAGE_EVENTS, text_delta_frame
 
 __all__ = [
     "COUNT_FIELDS",
@@ -126,8 +126,7 @@ class NativeEvents:
             return []
         if not self._started:
             raise bad_upstream_data(self._kind, "'content_block_delta' before message_start")
-        head = b'%s{"type":"content_block_delta","index":%d,"delta":{"type":"text_delta","text":'
-        return [TextFrame(head % (TEXT_EVENT, run.index), b"}}\n\n").write(run.strings, None, b"")]
+        return [text_delta_frame(run.index).write(run.strings, None, b"")]
 
     def end(self) -> list[dict[str, Any]]:
         """Called when the upstream closed the stream: a stream that never said `message_stop` failed."""

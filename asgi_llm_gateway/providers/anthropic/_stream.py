@@ -11,7 +11,7 @@ from typing import Any, cast
 
 from ... import wire
 from ...sse import ServerSentEvent, SSEData
-from ...wire import loads
+from ...wire import TextFrame, loads
 from ..base import ChatItem
 from ..claude import ContentBlocks
 from ..reasoning import Remember, StreamedThoughts
@@ -20,7 +20,7 @@ from ..streams import bad_upstream_data, stream_ended_early
 from ._errors import KIND, event_error
 from ._response import finish_reason, usage_of
 
-__all__ = ["MESSAGE_EVENTS", "StreamTranslator", "TextDeltaReader"]
+__all__ = ["MESSAGE_EVENTS", "StreamTranslator", "TextDeltaReader", "text_delta_frame"]
 
 # Stream events that belong to a message, so cannot come before `message_start`.
 MESSAGE_EVENTS = frozenset(
@@ -181,22 +181,35 @@ class StreamTranslator:
         return []  # citations_delta carries nothing for the client; a signature comes out on the block's stop
 
 
-#: A text delta as Anthropic writes it, after `event: content_block_delta` and `data: `.
+#: A text delta event as Anthropic writes it: these bytes around the block index and the text's JSON string.
+_EVENT = b"event: content_block_delta\ndata: "
+_HEAD = b'{"type":"content_block_delta","index":'
+_MIDDLE = b',"delta":{"type":"text_delta","text":'
+_END = b"}}"
 _TEXT_DELTA = re.compile(
-    rb'\{"type":"content_block_delta","index":(0|[1-9][0-9]{0,8}),"delta":\{"type":"text_delta","text":('
+    re.escape(_HEAD)
+    + rb"(0|[1-9][0-9]{0,8})"
+    + re.escape(_MIDDLE)
+    + b"("
     + TEXT
-    + rb")\}\}\Z"
+    + b")"
+    + re.escape(_END)
+    + rb"\Z"
 )
-#: How a text delta event starts, as Anthropic writes it.
-TEXT_EVENT = b"event: content_block_delta\ndata: "
+
+
+def text_delta_frame(index: int) -> TextFrame:
+    """The whole SSE events `_text_delta` recognises for block `index`, as a frame around their strings:
+    what the Messages door relays a run of them as, byte for byte."""
+    return TextFrame(_EVENT + _HEAD + b"%d" % index + _MIDDLE, _END + b"\n\n")
 
 
 def _text_delta(part: bytes) -> tuple[int, bytes] | None:
     """(block index, JSON string) of an event (raw text, `SSEData.split`) that is a non-empty text delta
     written as Anthropic writes it; None for any other event, which is parsed as usual."""
-    if not part.startswith(TEXT_EVENT):
+    if not part.startswith(_EVENT):
         return None
-    match = _TEXT_DELTA.match(part, len(TEXT_EVENT))
+    match = _TEXT_DELTA.match(part, len(_EVENT))
     return None if match is None else (int(match[1]), match[2])
 
 
