@@ -100,7 +100,8 @@ class ChatEncoder:
     A `VerbatimChunk` (content chunks already in this format: as an OpenAI-family upstream wrote them, or
     as a translator wrote them around the upstream's strings) goes out as the bytes it came in, with
     `"model":` naming the target instead of the upstream's model and `"usage":null` added or taken out as
-    the client asked: two byte replacements instead of a parse and an encode. A chunk written in another
+    the client asked, instead of a parse and an encode: a framed run has its frame rewritten once and is
+    written in one join, any other such chunk takes two byte replacements. A chunk written in another
     spacing, where a replacement finds nothing, is parsed and encoded as any other."""
 
     __slots__ = ("_frames", "_member", "_upstream", "include_usage", "legacy_answer", "model")

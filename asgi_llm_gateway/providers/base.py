@@ -82,14 +82,18 @@ class VerbatimChunk:
 
     def __init__(
         self,
-        data: bytes,
+        data: bytes | None,
         model: str,
         index: int,
         usage_null: bool,
         count: int = 1,
         texts: list[bytes] | None = None,
+        *,
+        frame: TextFrame | None = None,
+        pads: list[bytes] | None = None,
     ) -> None:
-        self._data: bytes | None = data
+        #: None for a framed run until something asks for `data`.
+        self._data = data
         #: How many events `data` holds.
         self.count = count
         #: The upstream's `model`, as the chunk names it.
@@ -102,9 +106,9 @@ class VerbatimChunk:
         #: write their own events around these (`MessagesStreamEncoder`, `ResponsesStreamEncoder`).
         self.texts = texts
         #: What every event shares around `texts` (and `pads`), when the chunk is a framed run.
-        self.frame: TextFrame | None = None
+        self.frame = frame
         #: Each event's pad, when the frame has one.
-        self.pads: list[bytes] | None = None
+        self.pads = pads
 
     @classmethod
     def framed(
@@ -117,11 +121,7 @@ class VerbatimChunk:
         usage_null: bool,
     ) -> VerbatimChunk:
         """A run of events that are `frame` around each of `texts` (and `pads`)."""
-        chunk = cls.__new__(cls)
-        chunk._data = None
-        chunk.count, chunk.model, chunk.index, chunk.usage_null = len(texts), model, index, usage_null
-        chunk.texts, chunk.frame, chunk.pads = texts, frame, pads
-        return chunk
+        return cls(None, model, index, usage_null, len(texts), texts, frame=frame, pads=pads)
 
     @property
     def data(self) -> bytes:

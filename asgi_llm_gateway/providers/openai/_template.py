@@ -40,10 +40,9 @@ _OBFUSCATION = re.compile(rb'"obfuscation":"' + PAD + rb'"')
 class ContentTemplate:
     """The head and tail of a stream's text chunks, learnt from one of them (see the module docstring)."""
 
-    __slots__ = ("_padded", "_tail", "frame", "head", "index", "model", "usage_null")
+    __slots__ = ("_padded", "_tail", "frame", "index", "model", "usage_null")
 
     def __init__(self, frame: TextFrame, tail: re.Pattern[bytes], chunk: VerbatimChunk) -> None:
-        self.head = frame.head
         #: The learnt chunk's bytes around its string (and pad): what a run of matches is kept as.
         self.frame = frame
         self._tail = tail
@@ -80,7 +79,7 @@ class ContentTemplate:
         run of consecutive ones that match this template comes as one `VerbatimChunk` holding them all
         (`count`), kept as this template's frame around their strings. A burst of text chunks then crosses
         the relay as one item instead of one per chunk, and is written out in one join."""
-        prefix = b"data: " + self.head
+        prefix = b"data: " + self.frame.head
         start, tail, padded = len(prefix), self._tail.match, self._padded
         items: list[bytes | VerbatimChunk] = []
         first = -1  # where the current run began
@@ -116,7 +115,8 @@ class ContentTemplate:
 
     def match(self, data: bytes) -> VerbatimChunk | None:
         """`data` as a verbatim chunk when it is this template around another text; None otherwise."""
-        if not data.startswith(self.head) or (match := self._tail.match(data, len(self.head))) is None:
+        head = self.frame.head
+        if not data.startswith(head) or (match := self._tail.match(data, len(head))) is None:
             return None
         if not valid_utf8(data):
             return None  # the full parse says what is wrong
