@@ -244,10 +244,7 @@ class ResponsesStreamTranslator:
             raise response_error(error, self._kind, self._secrets)
         if not isinstance(kind, str) or kind == "message":
             raise bad_upstream_data(self._kind, "an event has no type")
-        sequence = payload.get("sequence_number")
-        if not isinstance(sequence, int) or isinstance(sequence, bool) or sequence <= self._last:
-            raise bad_upstream_data(self._kind, f"'{kind}' has no sequence_number above {self._last}")
-        self._last = sequence
+        self._follow(kind, payload.get("sequence_number"))
         response = payload.get("response")
         if self._response_id is None:
             if kind not in _OPENING or not isinstance(response, dict):
@@ -267,10 +264,15 @@ class ResponsesStreamTranslator:
             return []
         if self._response_id is None:
             raise bad_upstream_data(self._kind, f"'{_TEXT_DELTA}' before response.created")
-        if run.first <= self._last:
-            raise bad_upstream_data(self._kind, f"'{_TEXT_DELTA}' has no sequence_number above {self._last}")
-        self._last = run.last
+        self._follow(_TEXT_DELTA, run.first)
+        self._last = run.last  # the reader saw the run's numbers increase
         return [run]
+
+    def _follow(self, kind: str, sequence: Any) -> None:
+        """`sequence` as the number of the next `kind` event: an integer above the last one, else a 502."""
+        if not isinstance(sequence, int) or isinstance(sequence, bool) or sequence <= self._last:
+            raise bad_upstream_data(self._kind, f"'{kind}' has no sequence_number above {self._last}")
+        self._last = sequence
 
     def end(self) -> list[dict[str, Any] | EventRun]:
         """Called when the upstream closed the stream: a stream that never completed failed."""
