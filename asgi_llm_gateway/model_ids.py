@@ -26,6 +26,8 @@ MAX_MODEL_ID_LENGTH = 256
 
 _PRINTABLE = re.compile(r"[\x21-\x7e]+")
 _DOT_SEGMENTS = frozenset({".", ".."})
+#: Ids with nothing for `quote` to encode but `:` (nearly all real ones): encoded without walking them.
+_PLAIN_ID = re.compile(r"[A-Za-z0-9_.~:-]+")
 
 
 def check_model_id(model: str, param: str = "model") -> None:
@@ -66,4 +68,6 @@ def path_segment(value: str) -> str:
             param="model",
             code="invalid_model_id",
         )
+    if _PLAIN_ID.fullmatch(value):
+        return value.replace(":", "%3A")  # what `quote` gives, in a tenth of its time
     return quote(value, safe="")

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from urllib.parse import quote
+
 import pytest
 
 from asgi_llm_gateway.errors import GatewayError
@@ -69,3 +71,24 @@ def test_path_segment_encodes_everything_that_could_end_a_segment(value: str, se
 def test_path_segment_refuses_what_a_url_parser_would_resolve(value: str) -> None:
     with pytest.raises(GatewayError):
         path_segment(value)
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        "gpt-4.1",
+        "anthropic.claude-3-haiku-20240307-v1:0",
+        "llama3.2:latest",
+        "a~b_c",
+        "arn:aws:bedrock:us-west-2:123456789012:inference-profile/us.x",
+        "org/name",
+        "a+b=c",
+        "a:b%3A",
+        "ü:1",
+        "x\n:y",
+        *(chr(c) + ":" for c in range(0x21, 0x7F)),
+    ],
+)
+def test_path_segment_of_a_plain_id_is_what_quote_makes(value: str) -> None:
+    """Ids of unreserved characters and `:` skip `quote`; every id must still come out as `quote` makes it."""
+    assert path_segment(value) == quote(value, safe="")

@@ -9,7 +9,8 @@ Credentials come from botocore; the signature is computed here, because botocore
 signing key (four HMACs over the secret, the date, the region and the service) and builds an `AWSRequest`
 on every request: about 60 µs per call, most of a Bedrock request's gateway CPU. The key changes only with
 the secret, the UTC day, the region and the service, so it is derived once for them and kept (one entry);
-what remains per request is one SHA-256 of the body, one of the canonical request and one HMAC. The
+what remains per request is one SHA-256 of the body, one of the canonical request and one HMAC (the
+canonical request's lines before the date, one set per URL, and the date, one per second, are kept too). The
 canonical request is botocore's for these requests, exactly: the path as sent, percent-encoded once more
 (AWS double-encodes every service's path but S3's), no query, the headers `content-type`, `host`,
 `x-amz-date` and, with temporary credentials, `x-amz-security-token`. tests/providers/test_bedrock.py checks
@@ -38,6 +39,10 @@ __all__ = ["SIGNING_NAME", "SigV4Signer", "botocore_missing", "has_botocore"]
 # The credential scope's service: `bedrock`, not the endpoint's `bedrock-runtime`.
 SIGNING_NAME = "bedrock"
 
+
+# The signed headers, in the canonical request's order.
+_SIGNED = "content-type;host;x-amz-date"
+_SIGNED_WITH_TOKEN = "content-type;host;x-amz-date;x-amz-security-token"
 
 #: A path that is already percent-encoded with nothing left to encode but its escapes (what model_ids makes).
 _ENCODED_PATH = re.compile(r"[A-Za-z0-9\-._~/%]*")
@@ -80,8 +85,12 @@ class SigV4Signer:
         self._credentials: Any = None
         self._frozen: Any = None  # the last credentials a request was signed with
         self._lock = threading.Lock()
-        #: (secret, day, region) and the signing key derived from them.
-        self._key: tuple[tuple[str, str, str], bytes] | None = None
+        #: (secret, day, region) and an HMAC keyed with the signing key derived from them.
+        self._key: tuple[tuple[str, str, str], hmac.HMAC] | None = None
+        #: The last whole second signed at and its `x-amz-date`.
+        self._stamps: tuple[int, str] = (-1, "")
+        #: (method, raw path, host, content type) -> the canonical request's first lines.
+        self._heads: dict[tuple[str, bytes, str, str], str] = {}
 
     def __repr__(self) -> str:  # never shows a credential
         return f"{type(self).__name__}(profile={self.profile!r})"
@@ -137,48 +146,60 @@ class SigV4Signer:
         """The SigV4 headers (`authorization`, `x-amz-date`, and the session token if any) of a request with
         this path (as sent: encoded), `host`, content type and body, signed over all of them."""
         frozen = await self._frozen_credentials()
-        stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime(now))
-        day = stamp[:8]
-        headers = [
-            ("content-type", " ".join(content_type.split())),
-            ("host", host),
-            ("x-amz-date", stamp),
-        ]
-        if frozen.token:
-            headers.append(("x-amz-security-token", frozen.token))
-        signed = ";".join(name for name, _ in headers)
-        canonical = "\n".join(
-            (
-                method,
-                _canonical_path(raw_path.partition(b"?")[0].decode("ascii")),
-                "",
-                "".join(f"{name}:{value}\n" for name, value in headers),
-                signed,
-                hashlib.sha256(content).hexdigest(),
-            )
-        )
-        scope = f"{day}/{region}/{SIGNING_NAME}/aws4_request"
+        stamp = self._stamp(now)
+        token = frozen.token
+        signed = _SIGNED_WITH_TOKEN if token else _SIGNED
+        token_line = f"x-amz-security-token:{token}\n" if token else ""
+        head = self._canonical_head(method, raw_path, host, content_type)
+        canonical = f"{head}x-amz-date:{stamp}\n{token_line}\n{signed}\n{hashlib.sha256(content).hexdigest()}"
+        scope = f"{stamp[:8]}/{region}/{SIGNING_NAME}/aws4_request"
         to_sign = f"AWS4-HMAC-SHA256\n{stamp}\n{scope}\n{hashlib.sha256(canonical.encode()).hexdigest()}"
-        signature = hmac.new(self._signing_key(frozen.secret_key, day, region), to_sign.encode(), "sha256")
+        mac = self._signing_key(frozen.secret_key, stamp[:8], region).copy()
+        mac.update(to_sign.encode())
+        signature = mac.hexdigest()
         added = {
             "authorization": f"AWS4-HMAC-SHA256 Credential={frozen.access_key}/{scope}, "
-            f"SignedHeaders={signed}, Signature={signature.hexdigest()}",
+            f"SignedHeaders={signed}, Signature={signature}",
             "x-amz-date": stamp,
         }
-        if frozen.token:
-            added["x-amz-security-token"] = frozen.token
+        if token:
+            added["x-amz-security-token"] = token
         return added
 
-    def _signing_key(self, secret: str, day: str, region: str) -> bytes:
-        """The key for (secret, day, region): derived once, then reused until one of them changes."""
+    def _stamp(self, now: float | None) -> str:
+        """`x-amz-date` for `now` (the current time if None): formatted once per second."""
+        second = int(time.time() if now is None else now)
+        cached = self._stamps
+        if cached[0] != second:
+            cached = self._stamps = (second, time.strftime("%Y%m%dT%H%M%SZ", time.gmtime(second)))
+        return cached[1]
+
+    def _canonical_head(self, method: str, raw_path: bytes, host: str, content_type: str) -> str:
+        """The canonical request up to the date header: the same for every request to one URL (one per model
+        and operation), so it is built once for them (at most 256 kept)."""
+        key = (method, raw_path, host, content_type)
+        head = self._heads.get(key)
+        if head is None:
+            path = _canonical_path(raw_path.partition(b"?")[0].decode("ascii"))
+            content_type = " ".join(content_type.split())
+            head = f"{method}\n{path}\n\ncontent-type:{content_type}\nhost:{host}\n"
+            if len(self._heads) >= 256:
+                self._heads.clear()
+            self._heads[key] = head
+        return head
+
+    def _signing_key(self, secret: str, day: str, region: str) -> hmac.HMAC:
+        """An HMAC keyed with the signing key for (secret, day, region), to copy per request: derived once,
+        then reused until one of them changes (keying an HMAC costs more than hashing a short string)."""
         cached = self._key
         if cached is not None and cached[0] == (secret, day, region):
             return cached[1]
         key = ("AWS4" + secret).encode()
         for part in (day, region, SIGNING_NAME, "aws4_request"):
             key = hmac.digest(key, part.encode(), "sha256")
-        self._key = ((secret, day, region), key)
-        return key
+        keyed = hmac.new(key, digestmod="sha256")
+        self._key = ((secret, day, region), keyed)
+        return keyed
 
     async def _frozen_credentials(self) -> Any:
         credentials = self._credentials
