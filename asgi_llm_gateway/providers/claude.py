@@ -195,8 +195,8 @@ def finish_turns(turns: list[Turn], shape: TurnShape) -> list[Turn]:
     first in the conversation."""
     is_tool_result = shape.is_tool_result
     for turn in turns:
-        if turn["role"] == "user":
-            content = turn["content"]
+        content = turn["content"]
+        if turn["role"] == "user" and len(content) > 1:  # one block is in order
             turn["content"] = [b for b in content if is_tool_result(b)] + [
                 b for b in content if not is_tool_result(b)
             ]

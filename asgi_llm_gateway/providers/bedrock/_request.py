@@ -123,23 +123,25 @@ def to_native(
         body["inferenceConfig"] = inference
 
     tools, choice = _tools(request, names, marks)
-    text_format, tools, choice, json_tool = _structured_output(
-        request, model, tools, choice, thinking_on=thinking_on and is_claude(model)
-    )
+    text_format = json_tool = None
+    if request.get("response_format") is not None:
+        text_format, tools, choice, json_tool = _structured_output(
+            request, model, tools, choice, thinking_on=thinking_on and is_claude(model)
+        )
     tool_config = _tool_config(tools, choice, messages)
     if tool_config is not None:
         body["toolConfig"] = tool_config
 
-    output_config: dict[str, Any] = {}
-    if text_format is not None:
-        output_config["textFormat"] = text_format
-    if effort is not None:
-        output_config["effort"] = effort
-    if output_config:
+    if text_format is not None or effort is not None:
+        output_config: dict[str, Any] = {}
+        if text_format is not None:
+            output_config["textFormat"] = text_format
+        if effort is not None:
+            output_config["effort"] = effort
         body["outputConfig"] = output_config
     if additional:
         body["additionalModelRequestFields"] = additional
-    if metadata := _request_metadata(request.get("metadata")):
+    if "metadata" in request and (metadata := _request_metadata(request["metadata"])):
         body["requestMetadata"] = metadata
     tier = request.get("service_tier")
     if tier in ("priority", "default", "flex"):
@@ -398,8 +400,10 @@ def _tools(
 ) -> tuple[list[Block] | None, Block | str | None]:
     """(the client's tools, Converse `toolChoice`, or "none")."""
     declared = request.get("tools")
-    tools = [marks.on(_tool(t, f"tools[{i}]", names), t) for i, t in enumerate(declared or ())] or None
     choice = request.get("tool_choice")
+    if declared is None and choice is None:
+        return None, None
+    tools = [marks.on(_tool(t, f"tools[{i}]", names), t) for i, t in enumerate(declared or ())] or None
     if choice is None or choice == "auto":
         return tools, None
     if choice == "none":
