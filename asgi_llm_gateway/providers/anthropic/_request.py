@@ -384,6 +384,8 @@ def _structured_output(
     request: Request, model: str, tools: list[Block] | None, tool_choice: Block | None, thinking_on: bool
 ) -> tuple[Block | None, list[Block] | None, Block | None, str | None]:
     """(output_config.format, tools, tool_choice, json tool name) for the request's `response_format`."""
+    if request.get("response_format") is None:
+        return None, tools, tool_choice, None
     answer = json_answer(
         request,
         model,

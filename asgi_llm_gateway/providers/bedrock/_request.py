@@ -123,11 +123,9 @@ def to_native(
         body["inferenceConfig"] = inference
 
     tools, choice = _tools(request, names, marks)
-    text_format = json_tool = None
-    if request.get("response_format") is not None:
-        text_format, tools, choice, json_tool = _structured_output(
-            request, model, tools, choice, thinking_on=thinking_on and is_claude(model)
-        )
+    text_format, tools, choice, json_tool = _structured_output(
+        request, model, tools, choice, thinking_on=thinking_on and is_claude(model)
+    )
     tool_config = _tool_config(tools, choice, messages)
     if tool_config is not None:
         body["toolConfig"] = tool_config
@@ -443,6 +441,8 @@ def _structured_output(
     request: Request, model: str, tools: list[Block] | None, choice: Block | str | None, *, thinking_on: bool
 ) -> tuple[Block | None, list[Block] | None, Block | str | None, str | None]:
     """(outputConfig.textFormat, tools, tool choice, json tool name) for the request's `response_format`."""
+    if request.get("response_format") is None:
+        return None, tools, choice, None
     answer = json_answer(
         request,
         model,
