@@ -18,9 +18,10 @@ import anyio
 
 from .transport import on_asyncio
 
-__all__ = ["Deadline"]
+__all__ = ["NATIVE_TIMEOUT", "Deadline"]
 
-_NATIVE = sys.version_info >= (3, 11)
+#: Whether asyncio has its own timeout scope (`asyncio.timeout`, Python 3.11+).
+NATIVE_TIMEOUT = sys.version_info >= (3, 11)
 
 
 class Deadline:
@@ -34,7 +35,7 @@ class Deadline:
         self._inner: Any = None
 
     async def __aenter__(self) -> None:
-        if _NATIVE and on_asyncio():
+        if NATIVE_TIMEOUT and on_asyncio():
             self._native = True
             self._inner = asyncio.timeout(self._seconds)  # type: ignore[attr-defined,unused-ignore]
             await self._inner.__aenter__()

@@ -76,6 +76,10 @@ async def read_request(
 class Door:
     """Base of the endpoints that call models. A subclass mixes in its error envelope (`send_error`)."""
 
+    #: Whether the door's own plain-call code enters anyio shields (the Responses door's store writes): its
+    #: calls are then always watched through an anyio scope, which a disconnect cannot break into.
+    shields = False
+
     def __init__(self, gateway: Gateway) -> None:
         self.gateway = gateway
 
@@ -95,11 +99,17 @@ class Door:
         or `complete`, while a watcher cancels everything if the client disconnects — unless `detached`: then
         the call runs to its end whatever the client does (its sends must not raise once it left)."""
         hooks = self.gateway.hooks
-        async with watched(_never_disconnects if detached else exchange.receive) as spawn:
+        streamed = stream is not None and call.stream
+        # Hooks admit and settle in shields, a stream closes its upstream in one; a plain call with no hook
+        # enters none, and is the cheaper kind to cancel (`watched`).
+        shielded = streamed or hooks is not None or self.shields
+        receive = _never_disconnects if detached else exchange.receive
+        async with watched(receive, shielded=shielded) as spawn:
             try:
                 if hooks is not None:
                     await hooks.request_started(call)
-                if stream is not None and call.stream:
+                if streamed:
+                    assert stream is not None
                     await stream(spawn)
                 else:
                     await complete()
