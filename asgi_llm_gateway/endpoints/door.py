@@ -76,10 +76,6 @@ async def read_request(
 class Door:
     """Base of the endpoints that call models. A subclass mixes in its error envelope (`send_error`)."""
 
-    #: Whether the door's own plain-call code enters anyio shields (the Responses door's store writes): its
-    #: calls are then always watched through an anyio scope, which a disconnect cannot break into.
-    shields = False
-
     def __init__(self, gateway: Gateway) -> None:
         self.gateway = gateway
 
@@ -100,9 +96,10 @@ class Door:
         the call runs to its end whatever the client does (its sends must not raise once it left)."""
         hooks = self.gateway.hooks
         streamed = stream is not None and call.stream
-        # Hooks admit and settle in shields, a stream closes its upstream in one; a plain call with no hook
-        # enters none, and is the cheaper kind to cancel (`watched`).
-        shielded = streamed or hooks is not None or self.shields
+        # Hooks admit and settle in shields; a stream closes its upstream in one (and the Responses door
+        # stores a stream's answer in one). A plain call with no hook enters none: the cheaper kind to cancel
+        # (`watched`). A detached call is never cancelled by its watch.
+        shielded = streamed or hooks is not None
         receive = _never_disconnects if detached else exchange.receive
         async with watched(receive, shielded=shielded) as spawn:
             try:

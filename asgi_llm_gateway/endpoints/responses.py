@@ -179,7 +179,6 @@ class Conversation:
 
 class ResponsesEndpoint(OpenAIErrors, Door):
     methods = frozenset({"GET", "HEAD", "POST", "DELETE"})
-    shields = True  # a stored response is written shielded
 
     def __init__(self, gateway: Gateway) -> None:
         super().__init__(gateway)

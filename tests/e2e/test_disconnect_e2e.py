@@ -1,7 +1,7 @@
-"""A client that leaves during a plain call cancels the upstream call, through the real SDKs over loopback:
-with no hook (the watch cancels through asyncio's own timeout) and with one (through an anyio scope). The
-upstream holds its answer and counts the connections the gateway closed on it; afterwards the gateway answers
-the next call and has no task left over."""
+"""A client that leaves during a plain call cancels the upstream call, on every door, through the real SDKs
+over loopback: with no hook (the watch cancels through asyncio's own timeout) and with one (through an anyio
+scope). The upstream holds its answer and counts the connections the gateway closed on it; afterwards the
+gateway answers the next call and has no task left over."""
 
 from __future__ import annotations
 
@@ -61,10 +61,10 @@ def tasks_of(url: ServedURL) -> int:
     return len(asyncio.all_tasks(url.loop))
 
 
-@pytest.mark.parametrize("door", ["chat", "messages"])
+@pytest.mark.parametrize("door", ["chat", "messages", "responses"])
 def test_a_client_that_leaves_a_plain_call_cancels_the_upstream_call(door: str, gateway: Any) -> None:
     url, held, hooks = gateway
-    ask = _chat if door == "chat" else _messages
+    ask = {"chat": _chat, "messages": _messages, "responses": _responses}[door]
     assert ask(url, "warm up", timeout=5) == "held: warm up"
     baseline = tasks_of(url)
     with pytest.raises((openai.APITimeoutError, anthropic.APITimeoutError)):
@@ -92,3 +92,9 @@ def _messages(url: str, text: str, *, timeout: float) -> str | None:
         )
     block = answer.content[0]
     return block.text if block.type == "text" else None
+
+
+def _responses(url: str, text: str, *, timeout: float) -> str | None:
+    with openai.OpenAI(base_url=url + "/v1", api_key="c", max_retries=0, timeout=timeout) as client:
+        answer = client.responses.create(model="held/m", input=text)
+    return answer.output_text
