@@ -4,7 +4,7 @@ Whatever the gateway does beyond this (parse, validate, translate, re-encode) is
 issue's targets are ratios to this proxy measured in the same run. Every POST to `/{path}` goes to
 `{upstream}/{path}` with the same body; the answer comes back as is (streamed when it is an event stream).
 
-Run: python bench/floor_proxy.py --upstream http://127.0.0.1:9001 --port 9002
+Run: python bench/floor_proxy.py --upstream http://127.0.0.1:9001 --port 9002 [--gc-freeze]
 """
 
 from __future__ import annotations
@@ -82,11 +82,22 @@ def main() -> None:
     parser.add_argument("--upstream", required=True, help="the mock upstream's origin")
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=9002)
+    parser.add_argument(
+        "--gc-freeze",
+        action="store_true",
+        help="move everything alive after start-up out of the collector's sight (gc.freeze) before serving",
+    )
     args = parser.parse_args()
     import uvicorn
 
+    app = build_app(args.upstream)
+    if args.gc_freeze:
+        import gc
+
+        gc.collect()
+        gc.freeze()
     uvicorn.run(
-        build_app(args.upstream),
+        app,
         host=args.host,
         port=args.port,
         loop="uvloop",

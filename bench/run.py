@@ -498,7 +498,13 @@ def measure_row(row: Row, port: int, pid: int | None, s: Settings) -> None:
 
 
 def run_rows(
-    rows: list[str], s: Settings, procs: Processes, mock_url: str, mock_port: int, gateway_options: list[str]
+    rows: list[str],
+    s: Settings,
+    procs: Processes,
+    mock_url: str,
+    mock_port: int,
+    gateway_options: list[str],
+    floor_options: list[str],
 ) -> list[Row]:
     results = []
     floor: tuple[str, subprocess.Popen[bytes]] | None = None  # kept running once its row is done
@@ -513,7 +519,7 @@ def run_rows(
                     plain = request_body(name, stream=False, tokens=s.tokens)
                     row.floor_beside = s.run(floor[0], plain, 64, floor[1].pid)
                     print(f"  floor c=64, again: {row.floor_beside.rps:,.0f} req/s", file=sys.stderr)
-                process = _measure_server(row, s, procs, mock_url, gateway_options)
+                process = _measure_server(row, s, procs, mock_url, gateway_options, floor_options)
                 if name == "floor" and process is not None:
                     floor = (f"http://127.0.0.1:{process[0]}/v1/chat/completions", process[1])
                 elif process is not None:
@@ -526,13 +532,21 @@ def run_rows(
 
 
 def _measure_server(
-    row: Row, s: Settings, procs: Processes, mock_url: str, gateway_options: list[str]
+    row: Row,
+    s: Settings,
+    procs: Processes,
+    mock_url: str,
+    gateway_options: list[str],
+    floor_options: list[str],
 ) -> tuple[int, subprocess.Popen[bytes]] | None:
     """Start the floor or a gateway for `row` and measure it; returns (port, process) while it still runs."""
     name = row.name
     port = free_port()
     if name == "floor":
-        argv = [sys.executable, str(BENCH / "floor_proxy.py"), "--upstream", mock_url, "--port", str(port)]
+        argv = [
+            sys.executable, str(BENCH / "floor_proxy.py"), "--upstream", mock_url, "--port", str(port),
+            *floor_options,
+        ]  # fmt: skip
     else:
         argv = [
             sys.executable, str(BENCH / "gateway_app.py"), "--provider", name,
@@ -933,7 +947,7 @@ def main() -> None:
     parser.add_argument(
         "--gc-freeze",
         action="store_true",
-        help="experiment: gc.freeze() in the gateway process after start-up",
+        help="gc.freeze() after start-up in the floor's and the gateways' processes, as the runner does",
     )
     parser.add_argument(
         "--retries", type=int, default=1, help="re-measure a cell disturbed by other processes (default 1)"
@@ -963,7 +977,8 @@ def main() -> None:
         "gateway_app.py; BENCH_HOOKS does the same for compare.py)",
     )
     args = parser.parse_args()
-    gateway_options = ["--gc-freeze"] if args.gc_freeze else []
+    floor_options = ["--gc-freeze"] if args.gc_freeze else []
+    gateway_options = list(floor_options)
     if args.hooks:
         gateway_options += ["--hooks", args.hooks]
 
@@ -1016,7 +1031,7 @@ def main() -> None:
                     )
                     print(profile(settings, procs, mock_url, options, gateway_options))
                     return
-                results = run_rows(rows, settings, procs, mock_url, mock_port, gateway_options)
+                results = run_rows(rows, settings, procs, mock_url, mock_port, gateway_options, floor_options)
         finally:
             procs.stop_all()
     print(render(results, settings))
