@@ -62,10 +62,15 @@ def server_script(root: Path | None, row: str, mock_url: str) -> list[str]:
     return [str(root / "bench" / "gateway_app.py"), "--provider", row, "--upstream", mock_url]
 
 
-def start(procs: Processes, name: str, root: Path | None, row: str, mock_url: str) -> tuple[int, int]:
+def start(
+    procs: Processes, name: str, root: Path | None, row: str, mock_url: str, options: list[str]
+) -> tuple[int, int]:
     """The floor (root None) or the gateway from checkout `root`, on the server core: (port, pid)."""
     port = free_port()
     script = server_script(root, row, mock_url)
+    if options and any(option not in Path(script[0]).read_text() for option in options):
+        sys.exit(f"{name}: {script[0]} does not take {' '.join(options)}")
+    script += options
     log_name = name.replace(" ", "-").replace("/", "-")
     process = procs.start(log_name, [sys.executable, *script, "--port", str(port)], SERVER_CORE, root or ROOT)
     if not wait_for_port(port, process):
@@ -97,6 +102,11 @@ def main() -> None:
     parser.add_argument("-c", "--connections", type=int, default=64, help="wrk connections (default 64)")
     parser.add_argument("--tokens", type=int, default=16, help="content chunks per answer (default 16)")
     parser.add_argument("--stream", choices=["burst", "paced"], help="streamed answers, all at once or paced")
+    parser.add_argument(
+        "--runner-gc",
+        action="store_true",
+        help="every server sets the garbage collector up as the runner does (see gateway_app.py)",
+    )
     args = parser.parse_args()
     if shutil.which("wrk") is None:
         sys.exit("wrk is not installed (apt-get install -y wrk)")
@@ -108,7 +118,11 @@ def main() -> None:
         try:
             with mock_upstream(procs, CLIENT_CORE, 1.0) as (mock_url, _, mock_pid):
                 roots = {"floor": None, args.rev: other, "working tree": ROOT}
-                servers = {name: start(procs, name, root, args.row, mock_url) for name, root in roots.items()}
+                options = ["--runner-gc"] if args.runner_gc else []
+                servers = {
+                    name: start(procs, name, root, args.row, mock_url, options)
+                    for name, root in roots.items()
+                }
                 for round_number in range(1, args.rounds + 1):
                     line = []
                     for name, (port, pid) in servers.items():

@@ -140,9 +140,10 @@ def main() -> None:
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=9003)
     parser.add_argument(
-        "--gc-freeze",
+        "--runner-gc",
         action="store_true",
-        help="move everything alive after start-up out of the collector's sight (gc.freeze) before serving",
+        help="set the garbage collector up as the runner does (asgi_llm_gateway.cli._tune_gc: start-up heap "
+        "frozen, a higher young-generation threshold) before serving",
     )
     parser.add_argument(
         "--gc-stats", action="store_true", help="on exit, print how often and how long the collector ran"
@@ -166,11 +167,10 @@ def main() -> None:
 
     if args.gc_stats:
         _watch_gc()
-    if args.gc_freeze:
-        import gc
+    if args.runner_gc:
+        from asgi_llm_gateway.cli import _tune_gc
 
-        gc.collect()
-        gc.freeze()
+        _tune_gc()
 
     def serve() -> None:
         uvicorn.run(

@@ -945,9 +945,10 @@ def main() -> None:
         "(default 20; 0 = never wait)",
     )
     parser.add_argument(
-        "--gc-freeze",
+        "--runner-gc",
         action="store_true",
-        help="gc.freeze() after start-up in the floor's and the gateways' processes, as the runner does",
+        help="the floor's and the gateways' processes set the garbage collector up as the runner does "
+        "(start-up heap frozen, a higher young-generation threshold)",
     )
     parser.add_argument(
         "--retries", type=int, default=1, help="re-measure a cell disturbed by other processes (default 1)"
@@ -977,7 +978,7 @@ def main() -> None:
         "gateway_app.py; BENCH_HOOKS does the same for compare.py)",
     )
     args = parser.parse_args()
-    floor_options = ["--gc-freeze"] if args.gc_freeze else []
+    floor_options = ["--runner-gc"] if args.runner_gc else []
     gateway_options = list(floor_options)
     if args.hooks:
         gateway_options += ["--hooks", args.hooks]

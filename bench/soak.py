@@ -16,7 +16,7 @@ what is measured) and embeddings (one short string in, one canned vector out).
 
     python bench/soak.py                          # the chat door, about 1-2 minutes
     python bench/soak.py --door messages          # or responses, embeddings
-    python bench/soak.py --gc-freeze              # the gateway with gc.freeze() after start-up, as the runner
+    python bench/soak.py --runner-gc              # the gateway with the runner's GC settings (cli._tune_gc)
     python bench/soak.py --block-imports rich,pygments   # as a production install without them would be
     python bench/soak.py --stream                 # streamed answers (16 chunks in one burst; not embeddings)
 
@@ -346,7 +346,9 @@ def main() -> None:
     )
     parser.add_argument("--tokens", type=int, default=16, help="content chunks in the mock's answer")
     parser.add_argument("--stream", action="store_true", help="streamed answers (in one burst) instead")
-    parser.add_argument("--gc-freeze", action="store_true", help="gateway: gc.freeze() after start-up")
+    parser.add_argument(
+        "--runner-gc", action="store_true", help="gateway: the garbage collector set up as the runner does"
+    )
     parser.add_argument(
         "--block-imports",
         metavar="NAMES",
@@ -390,8 +392,8 @@ def main() -> None:
                     sys.executable, str(BENCH / "gateway_app.py"), "--provider", ROW,
                     "--upstream", mock_url, "--port", str(port),
                 ]  # fmt: skip
-                if args.gc_freeze:
-                    argv.append("--gc-freeze")
+                if args.runner_gc:
+                    argv.append("--runner-gc")
                 gateway = procs.start("gateway", argv, server_core)
                 if not wait_for_port(port, gateway):
                     sys.exit(f"the gateway did not start: {procs.log_tail('gateway')}")
@@ -450,7 +452,7 @@ def main() -> None:
         ]
         lines.append("| " + " | ".join(cells) + " |")
     what = f"streamed answers of {args.tokens} chunks in one burst" if args.stream else "plain answers"
-    freeze = ", gc.freeze() after start-up" if args.gc_freeze else ""
+    freeze = ", the runner's garbage-collector settings" if args.runner_gc else ""
     blocked = f", imports blocked: {args.block_imports}" if args.block_imports else ""
     door = f"{args.door} door ({DOORS[args.door].path})"
     out.append(

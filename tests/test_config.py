@@ -940,3 +940,30 @@ def test_a_switch_without_its_package_exits_2_naming_what_to_install(
             continue  # metrics refuse several workers first
         assert main([*flags, "--workers", workers]) == 2
         assert message in capsys.readouterr().err
+
+
+def test_the_runner_freezes_its_start_up_heap_and_raises_the_young_gc_threshold(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The runner owns its process, so it sets the collector up for a server (`cli._tune_gc`); the older
+    generations' thresholds stay CPython's."""
+    import gc
+
+    import uvicorn
+
+    from asgi_llm_gateway.cli import GC_GEN0_THRESHOLD
+
+    seen: dict[str, object] = {}
+
+    def run(app: object, **options: object) -> None:
+        seen["threshold"], seen["frozen"] = gc.get_threshold(), gc.get_freeze_count()
+
+    monkeypatch.setattr(uvicorn, "run", run)
+    before = gc.get_threshold()
+    try:
+        assert main([]) == 0
+    finally:
+        gc.set_threshold(*before)
+        gc.unfreeze()
+    assert seen["threshold"] == (GC_GEN0_THRESHOLD, *before[1:])
+    assert isinstance(seen["frozen"], int) and seen["frozen"] > 1000
