@@ -101,11 +101,12 @@ def _tune_gc() -> None:
     """Set the garbage collector up for a long-lived server process: what start-up built is frozen out of its
     sight, and the youngest generation is collected every `GC_GEN0_THRESHOLD` allocations instead of 700.
 
-    httpx and aiohttp leave a few dozen objects in reference cycles per request, and every in-flight call's
-    objects survive the young collections they meet: at the default threshold they were promoted in bulk, and
-    full collections came every few hundred requests, each scanning the start-up heap (15-20 ms pauses, a 40%
-    higher p99 at c=64 in bench/). Both cost memory only by the cycles they let wait a little longer.
-    Only the runner does this: an embedded gateway leaves the host's interpreter settings alone.
+    Under load the objects of the calls in flight survive the young collections they meet: at the default
+    threshold they were promoted in bulk, and full collections came every few hundred requests, each scanning
+    the whole heap (10-25 ms; 15-18% of the process's CPU at c=64 in bench/). Freezing takes the start-up heap
+    out of those scans, the higher threshold promotes far fewer objects; the cost is the few cycles left to
+    wait a little longer (about 1 MB in bench/soak.py). Only the runner does this: an embedded gateway leaves
+    the host's interpreter settings alone (docs/deployment.md shows how a host can do the same).
     """
     gc.collect()
     gc.freeze()
