@@ -100,7 +100,7 @@ class NativeEvents:
         """Whether `message_stop` came: the stream is complete."""
         return self._done
 
-    def event(self, payload: Any, name: str | None = None) -> list[dict[str, Any]]:
+    def event(self, payload: Any, name: str | None = None) -> list[dict[str, Any] | bytes]:
         """The event to hand on for one parsed `data` object (`name` is the SSE event name, if any)."""
         if not isinstance(payload, dict):
             raise bad_upstream_data(self._kind, f"event '{name}' is not an object")
@@ -119,7 +119,7 @@ class NativeEvents:
             self._done = True
         return [payload if "type" in payload else {"type": kind, **payload}]
 
-    def text_run(self, run: TextRun) -> list[bytes]:
+    def text_run(self, run: TextRun) -> list[dict[str, Any] | bytes]:
         """A run of text deltas (`TextDeltaReader`), checked as their parsed events are, as the bytes the
         upstream sent: the reader took only events written exactly so around each string."""
         if self._done:
@@ -128,7 +128,7 @@ class NativeEvents:
             raise bad_upstream_data(self._kind, "'content_block_delta' before message_start")
         return [text_delta_frame(run.index).write(run.strings, None, b"")]
 
-    def end(self) -> list[dict[str, Any]]:
+    def end(self) -> list[dict[str, Any] | bytes]:
         """Called when the upstream closed the stream: a stream that never said `message_stop` failed."""
         if not self._done:
             raise stream_ended_early(self._kind)
@@ -148,17 +148,17 @@ class NativeStreamTranslator:
 
     def feed(self, item: ServerSentEvent | TextRun) -> list[dict[str, Any] | bytes]:
         if isinstance(item, TextRun):
-            return list(self._events.text_run(item))
+            return self._events.text_run(item)
         if item.event == "ping" or self._events.done:
             return []
         try:
             payload = loads(item.data)
         except ValueError:
             raise bad_upstream_data(KIND, f"event '{item.event}' is not JSON") from None
-        return list(self._events.event(payload, item.event))
+        return self._events.event(payload, item.event)
 
     def end(self) -> list[dict[str, Any] | bytes]:
-        return list(self._events.end())
+        return self._events.end()
 
 
 def native_headers(body: Mapping[str, Any], beta: Sequence[str], version: str) -> dict[str, str] | None:

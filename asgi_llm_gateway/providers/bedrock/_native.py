@@ -245,7 +245,7 @@ class NativeStreamTranslator:
     def done(self) -> bool:
         return self._events.done
 
-    def feed(self, item: Frame) -> list[dict[str, Any]]:
+    def feed(self, item: Frame) -> list[dict[str, Any] | bytes]:
         event, payload = frame_event(item, self._secrets)
         if event != "chunk" or self._events.done:
             return []
@@ -257,5 +257,5 @@ class NativeStreamTranslator:
             data = {key: value for key, value in data.items() if key != _BEDROCK_METRICS}
         return self._events.event(data)
 
-    def end(self) -> list[dict[str, Any]]:
+    def end(self) -> list[dict[str, Any] | bytes]:
         return self._events.end()

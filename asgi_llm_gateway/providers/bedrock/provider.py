@@ -270,14 +270,12 @@ class BedrockProvider(HTTPProvider):
     ) -> AsyncIterator[list[dict[str, Any] | bytes]]:
         if not self.speaks_messages(model):
             return super().messages_batches(body, model, beta)
-        batches = self._event_stream(
+        return self._event_stream(
             self.url(model, "invoke-with-response-stream"),
             invoke_body(body, beta),
             lambda: NativeStreamTranslator(secrets=self.secrets()),
             _as_read,
         )
-        # event dicts only (no events as bytes): a list of them is one of either, which `list` cannot say
-        return cast("AsyncIterator[list[dict[str, Any] | bytes]]", batches)
 
     async def count_message_tokens(self, body: Mapping[str, Any], model: str, beta: Sequence[str]) -> int:
         """CountTokens over the InvokeModel body the request would be sent as."""
