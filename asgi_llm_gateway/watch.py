@@ -9,8 +9,8 @@ What the disconnect cancels depends on what the block may do. A block that may e
 that settle or admit, a response store, a stream's cleanup) runs under an anyio cancel scope, whose
 cancellation waits for a shield to end. A block that enters none (a plain call with no hook, the default) is
 cancelled by asyncio itself, through an `asyncio.timeout` that the disconnect expires: the same delivery the
-call's deadline already uses, without the scope's per-task bookkeeping (a plain call at c=64 went
-331-337 → 309-317 µs of CPU in `bench/compare.py`).
+call's deadline already uses, without the scope's per-task bookkeeping (a plain call: 939k → 923k
+instructions in `bench/instructions.py`, 306 → 302 µs of CPU at c=64 over ten `bench/compare.py` rounds).
 """
 
 from __future__ import annotations

@@ -130,12 +130,12 @@ def to_native(
     if tool_config is not None:
         body["toolConfig"] = tool_config
 
-    if text_format is not None or effort is not None:
-        output_config: dict[str, Any] = {}
-        if text_format is not None:
-            output_config["textFormat"] = text_format
-        if effort is not None:
-            output_config["effort"] = effort
+    output_config: dict[str, Any] = {}
+    if text_format is not None:
+        output_config["textFormat"] = text_format
+    if effort is not None:
+        output_config["effort"] = effort
+    if output_config:
         body["outputConfig"] = output_config
     if additional:
         body["additionalModelRequestFields"] = additional
