@@ -64,7 +64,8 @@ CONFIG_VARIABLE = "ASGI_LLM_GATEWAY_CONFIG"
 #: The observability flags given on the command line (JSON), on their way to worker processes.
 OBSERVABILITY_VARIABLE = "ASGI_LLM_GATEWAY_OBSERVABILITY"
 DEFAULT_GRACEFUL_TIMEOUT = 30
-#: The runner's young-generation threshold (CPython's default is 700): see `_tune_gc`.
+#: The runner's young-generation threshold (CPython's default is 700): see `_tune_gc`. bench/floor_proxy.py
+#: repeats it (the floor must not import the gateway): change both.
 GC_GEN0_THRESHOLD = 5000
 _LOG_LEVELS = ("critical", "error", "warning", "info", "debug", "trace")
 

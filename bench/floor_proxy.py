@@ -97,6 +97,7 @@ def main() -> None:
 
         gc.collect()
         gc.freeze()
+        # cli.GC_GEN0_THRESHOLD, repeated so that the floor's process never imports the gateway: change both
         gc.set_threshold(5000, *gc.get_threshold()[1:])
     uvicorn.run(
         app,
