@@ -6,8 +6,7 @@ gateway answers the next call and has no task left over."""
 from __future__ import annotations
 
 import asyncio
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from typing import Any
 
 import anthropic
@@ -19,6 +18,7 @@ from asgi_llm_gateway.providers import OpenAICompatibleProvider
 from tests.support import held_upstream
 from tests.support.held_upstream import HeldUpstream
 from tests.support.server import ServedURL, serve
+from tests.support.waiting import wait_for
 
 
 class Ended(Hooks):
@@ -29,14 +29,6 @@ class Ended(Hooks):
 
     async def request_ended(self, call: Call, record: UsageRecord) -> None:
         self.statuses.append(record.status)
-
-
-def wait_for(condition: Callable[[], Any], timeout: float = 5) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError("timed out waiting")
-        time.sleep(0.01)
 
 
 @pytest.fixture
@@ -69,13 +61,14 @@ def test_a_client_that_leaves_a_plain_call_cancels_the_upstream_call(door: str, 
     baseline = tasks_of(url)
     with pytest.raises((openai.APITimeoutError, anthropic.APITimeoutError)):
         ask(url, "[hold] wait for me", timeout=0.5)
-    wait_for(lambda: held.closed == 1)  # the gateway closed its upstream connection: the call was cancelled
+    # the gateway closed its upstream connection: the call was cancelled
+    wait_for(lambda: held.closed == 1, timeout=5)
     assert held.answered == 1
     held.release.set()
     assert ask(url, "next", timeout=5) == "held: next"
-    wait_for(lambda: tasks_of(url) <= baseline)
+    wait_for(lambda: tasks_of(url) <= baseline, timeout=5)
     if hooks:
-        wait_for(lambda: len(hooks[0].statuses) == 3)
+        wait_for(lambda: len(hooks[0].statuses) == 3, timeout=5)
         assert sorted(hooks[0].statuses) == [200, 200, 499]
 
 

@@ -33,6 +33,7 @@ from tests.support import held_upstream
 from tests.support.held_upstream import HeldUpstream
 from tests.support.redis_server import redis_url_fixture  # noqa: F401  (the redis_url fixture)
 from tests.support.server import ServedURL, serve
+from tests.support.waiting import wait_for
 
 KEY = "sk-gw-background-0001"
 OTHER_KEY = "sk-gw-background-0002"
@@ -123,13 +124,6 @@ def rig(module_rig: Rig) -> Iterator[Rig]:
     yield module_rig
     module_rig.held.release.set()  # nothing stays held for the next test
     wait_for(lambda: len(module_rig.runs) == 0)
-
-
-def wait_for(condition: Callable[[], Any], timeout: float = 10) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, "the condition never came true"
-        time.sleep(0.01)
 
 
 def poll(client: openai.OpenAI, response_id: str) -> Any:
