@@ -39,7 +39,7 @@ from httpx_aiohttp import HttpxAiohttpClient  # imported up front: a lazy import
 from httpx_aiohttp.transport import AiohttpResponseStream, AiohttpTransport, map_aiohttp_exceptions
 from yarl import URL
 
-__all__ = ["ExactURLTransport", "Upstream", "aiohttp_timeout", "create_client"]
+__all__ = ["ExactURLTransport", "Upstream", "WholeAnswer", "aiohttp_timeout", "create_client"]
 
 _LIMITS = httpx.Limits(max_connections=1000, max_keepalive_connections=200, keepalive_expiry=30.0)
 
@@ -49,6 +49,28 @@ class Upstream(NamedTuple):
 
     client: httpx.AsyncClient
     direct: httpx.AsyncBaseTransport | None
+
+
+class WholeAnswer(NamedTuple):
+    """An answer read to its end by `ExactURLTransport.post_read`: no `httpx.Response` is built for it."""
+
+    status_code: int
+    #: Case-insensitive, as aiohttp read them.
+    headers: Mapping[str, str]
+    raw_headers: tuple[tuple[bytes, bytes], ...]
+    #: The body as sent: still compressed when `compressed` says so.
+    content: bytes
+
+    @property
+    def compressed(self) -> bool:
+        """Whether the body needs decoding (aiohttp's `auto_decompress` is off: httpx decodes)."""
+        encoding = self.headers.get("content-encoding")
+        return encoding is not None and encoding.strip().lower() != "identity"
+
+    def as_response(self) -> httpx.Response:
+        """The same answer as an httpx response, its body decoded (gzip, deflate, br, zstd): for the rare
+        answers that need one, an error's or a compressed one."""
+        return httpx.Response(self.status_code, headers=self.raw_headers, content=self.content)
 
 
 class ExactURLTransport(AiohttpTransport):
@@ -85,13 +107,15 @@ class ExactURLTransport(AiohttpTransport):
         except httpx.RequestNotRead:
             data = request.stream  # type: ignore[assignment]
             request.headers.pop("transfer-encoding", None)  # aiohttp frames the body itself
-        response = await self._request(
-            request.method,
-            URL(str(request.url), encoded=True),
-            request.headers,
-            data,
-            aiohttp_timeout(timeout),
-            request.extensions.get("sni_hostname"),
+        response = self._streamed(
+            await self._send(
+                request.method,
+                URL(str(request.url), encoded=True),
+                request.headers,
+                data,
+                aiohttp_timeout(timeout),
+                request.extensions.get("sni_hostname"),
+            )
         )
         response.request = request
         return response
@@ -103,9 +127,34 @@ class ExactURLTransport(AiohttpTransport):
         one (its URL, its header normalisation, Host and Content-Length added for aiohttp to read back) cost
         more per call than the rest of this transport. `url` is sent as it is (already encoded); the
         response has no `.request`."""
-        return await self._request("POST", url, headers, content, timeout, None)
+        return self._streamed(await self._send("POST", url, headers, content, timeout, None))
 
-    async def _request(
+    async def post_read(
+        self, url: URL, headers: Mapping[str, str], content: bytes, timeout: ClientTimeout
+    ) -> WholeAnswer:
+        """`post`, with the whole answer read and the connection back in the pool: no `httpx.Response`
+        and no body stream are built, which a JSON call only reads to its end (measured: ~7% of a plain
+        call's instructions, bench/instructions.py). httpx's errors, as `post`'s."""
+        response = await self._send("POST", url, headers, content, timeout, None)
+        with map_aiohttp_exceptions():
+            async with response:  # a read cut short closes the connection rather than pool it
+                body = await response.read()
+        return WholeAnswer(response.status, response.headers, response.raw_headers, body)
+
+    @staticmethod
+    def _streamed(response: ClientResponse) -> httpx.Response:
+        """aiohttp's response as httpx's, its body left to read."""
+        extensions: dict[str, Any] = {"http_version": b"HTTP/1.1"}
+        if response.reason:
+            extensions["reason_phrase"] = response.reason.encode()
+        return httpx.Response(
+            status_code=response.status,
+            headers=response.raw_headers,
+            stream=_ResponseBody(response),
+            extensions=extensions,
+        )
+
+    async def _send(
         self,
         method: str,
         url: URL,
@@ -113,12 +162,13 @@ class ExactURLTransport(AiohttpTransport):
         data: bytes | httpx.AsyncByteStream | None,
         timeout: ClientTimeout,
         server_hostname: str | None,
-    ) -> httpx.Response:
+    ) -> ClientResponse:
+        """Send, and return aiohttp's response once its head has arrived; httpx's errors."""
         if not isinstance(self.client, ClientSession):
             self.client = self.get_client()
         proxy = self.proxy
         with map_aiohttp_exceptions():
-            response = await self.client.request(
+            return await self.client.request(
                 method=method,
                 url=url,
                 headers=headers,
@@ -132,15 +182,6 @@ class ExactURLTransport(AiohttpTransport):
                 proxy_auth=BasicAuth(*proxy.auth) if proxy and proxy.auth else None,
                 proxy_headers=proxy.headers if proxy else None,
             ).__aenter__()
-        extensions: dict[str, Any] = {"http_version": b"HTTP/1.1"}
-        if response.reason:
-            extensions["reason_phrase"] = response.reason.encode()
-        return httpx.Response(
-            status_code=response.status,
-            headers=response.raw_headers,
-            stream=_ResponseBody(response),
-            extensions=extensions,
-        )
 
 
 class _ResponseBody(AiohttpResponseStream):

@@ -9,6 +9,7 @@ from typing import Any
 import httpx
 import pytest
 
+from asgi_llm_gateway.errors import GatewayError
 from asgi_llm_gateway.providers import OpenAIProvider
 from asgi_llm_gateway.transport import ExactURLTransport, create_client
 from tests.support.server import serve
@@ -305,3 +306,152 @@ async def test_aiohttp_never_replays_an_upstreams_cookie_to_the_next_user(no_pro
             await provider.aclose()
     assert cookies == [None, None, None]
     assert len(session.cookie_jar) == 0
+
+
+_ANSWER = json.dumps(
+    {
+        "id": "c",
+        "object": "chat.completion",
+        "created": 1,
+        "model": "gpt-x",
+        "choices": [
+            {"index": 0, "message": {"role": "assistant", "content": "whole"}, "finish_reason": "stop"}
+        ],
+    }
+).encode()
+
+
+def _http_answer(status: str, body: bytes, *headers: str, length: int | None = None) -> bytes:
+    head = [f"HTTP/1.1 {status}", "content-type: application/json", *headers]
+    head.append(f"content-length: {len(body) if length is None else length}")
+    return ("\r\n".join(head) + "\r\n\r\n").encode() + body
+
+
+class _ScriptedUpstream:
+    """A raw HTTP/1.1 upstream on loopback that answers each request with the next scripted bytes, closing
+    the connection after an answer marked to close; it records the client port of every request."""
+
+    def __init__(self, answers: list[tuple[bytes, bool]]) -> None:
+        self.answers = answers
+        self.ports: list[int] = []
+
+    async def __aenter__(self) -> str:
+        import asyncio
+
+        self.server = await asyncio.start_server(self._serve, "127.0.0.1", 0)
+        return f"http://127.0.0.1:{self.server.sockets[0].getsockname()[1]}"
+
+    async def __aexit__(self, *exc: object) -> None:
+        self.server.close()
+        await self.server.wait_closed()
+
+    async def _serve(self, reader: Any, writer: Any) -> None:
+        port = writer.get_extra_info("peername")[1]
+        try:
+            while self.answers:
+                head = await reader.readuntil(b"\r\n\r\n")
+                length = next(
+                    int(line.split(b":", 1)[1])
+                    for line in head.split(b"\r\n")
+                    if line.lower().startswith(b"content-length:")
+                )
+                await reader.readexactly(length)
+                self.ports.append(port)
+                answer, close = self.answers.pop(0)
+                writer.write(answer)
+                await writer.drain()
+                if close:
+                    break
+        except Exception:  # the client went away
+            pass
+        writer.close()
+
+
+CHAT = {"model": "openai/gpt-x", "messages": [{"role": "user", "content": "hi"}]}
+
+
+@pytest.mark.anyio
+async def test_whole_json_answers_are_read_off_aiohttp_without_an_httpx_response_and_pool_the_connection(
+    no_proxy_env: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`post_json` on our own client reads a plain answer whole from aiohttp (`ExactURLTransport.post_read`):
+    no `httpx.Response` is built for it, and the connection goes back to the pool for the next call."""
+    built: list[int] = []
+    response_init = httpx.Response.__init__
+
+    def counting_init(self: httpx.Response, *args: Any, **kwargs: Any) -> None:
+        built.append(1)
+        response_init(self, *args, **kwargs)
+
+    monkeypatch.setattr(httpx.Response, "__init__", counting_init)
+    upstream = _ScriptedUpstream([(_http_answer("200 OK", _ANSWER), False)] * 3)
+    async with upstream as url:
+        provider = OpenAIProvider(api_key="k", base_url=url + "/v1")
+        try:
+            answers = [await provider.complete(CHAT, "gpt-x") for _ in range(3)]
+        finally:
+            await provider.aclose()
+    assert [a["choices"][0]["message"]["content"] for a in answers] == ["whole"] * 3
+    assert built == []
+    assert len(upstream.ports) == 3 and len(set(upstream.ports)) == 1
+
+
+async def _failing_call(answer: bytes) -> GatewayError:
+    """The error a chat call raises when the upstream answers `answer`."""
+    async with _ScriptedUpstream([(answer, False)]) as url:
+        provider = OpenAIProvider(api_key="k", base_url=url + "/v1")
+        try:
+            with pytest.raises(GatewayError) as caught:
+                await provider.complete(CHAT, "gpt-x")
+        finally:
+            await provider.aclose()
+    return caught.value
+
+
+@pytest.mark.anyio
+async def test_an_error_read_whole_keeps_its_message_and_retry_hint(no_proxy_env: None) -> None:
+    error = b'{"error":{"message":"slow down","type":"rate_limit_error"}}'
+    answer = _http_answer("429 Too Many Requests", error, "retry-after-ms: 1500", "x-should-retry: true")
+    caught = await _failing_call(answer)
+    assert caught.status == 429
+    assert "slow down" in str(caught)
+    assert caught.headers == {"retry-after": "1.5"}
+    assert caught.retry_hint is True
+
+
+@pytest.mark.anyio
+async def test_an_answer_cut_short_is_a_502_and_its_connection_is_not_pooled(no_proxy_env: None) -> None:
+    """Regression guard for the whole-answer read: a body that ends before its Content-Length is an upstream
+    connection error, and the next call gets a fresh connection that answers."""
+    cut = _http_answer("200 OK", _ANSWER[:20], length=len(_ANSWER))
+    upstream = _ScriptedUpstream([(cut, True), (_http_answer("200 OK", _ANSWER), False)])
+    async with upstream as url:
+        provider = OpenAIProvider(api_key="k", base_url=url + "/v1")
+        try:
+            with pytest.raises(GatewayError) as caught:
+                await provider.complete(CHAT, "gpt-x")
+            answer = await provider.complete(CHAT, "gpt-x")
+        finally:
+            await provider.aclose()
+    assert caught.value.status == 502 and caught.value.code == "upstream_connection_error"
+    assert answer["choices"][0]["message"]["content"] == "whole"
+    assert len(set(upstream.ports)) == 2
+
+
+@pytest.mark.anyio
+async def test_a_compressed_answer_that_does_not_decode_is_a_502(no_proxy_env: None) -> None:
+    caught = await _failing_call(_http_answer("200 OK", b"not gzip at all", "content-encoding: gzip"))
+    assert caught.status == 502
+
+
+@pytest.mark.anyio
+async def test_answer_headers_are_copied_with_lower_case_names(no_proxy_env: None) -> None:
+    answer = _http_answer("200 OK", b'{"ok":true}', "X-Amzn-Bedrock-Input-Token-Count: 7")
+    async with _ScriptedUpstream([(answer, False)]) as url:
+        provider = OpenAIProvider(api_key="k", base_url=url + "/v1")
+        headers: dict[str, str] = {}
+        try:
+            assert await provider.post_json(url + "/v1/x", {}, answer_headers=headers) == {"ok": True}
+        finally:
+            await provider.aclose()
+    assert headers["x-amzn-bedrock-input-token-count"] == "7"

@@ -19,7 +19,7 @@ from yarl import URL
 
 from ..errors import GatewayError, redact, upstream_error
 from ..sse import ServerSentEvent, SSEData, SSEDecoder
-from ..transport import ExactURLTransport, aiohttp_timeout, create_client
+from ..transport import ExactURLTransport, Upstream, aiohttp_timeout, create_client
 from ..wire import dumps, loads
 from .base import Provider
 from .upstream import ATTEMPT, REQUEST_ID
@@ -152,9 +152,13 @@ class HTTPProvider(Provider):
     @property
     def client(self) -> httpx.AsyncClient:
         """Created on first use, inside the running loop: mounted apps get no lifespan events."""
+        return self._connect().client
+
+    def _connect(self) -> Upstream:
+        """The client, and the transport to send to directly (see `_open`); both created on first use."""
         if self._client is None:
             self._client, self._direct = create_client(self.timeout)
-        return self._client
+        return Upstream(self._client, self._direct)
 
     async def aclose(self) -> None:
         client, self._client, self._direct = self._client, None, None
@@ -171,13 +175,13 @@ class HTTPProvider(Provider):
             response = await client.send(request, stream=True)
         else:
             response = await direct.handle_async_request(request)
-        self._note_request_id(response)
+        self._note_request_id(response.headers)
         return response
 
-    def _note_request_id(self, response: httpx.Response) -> None:
+    def _note_request_id(self, headers: Mapping[str, str]) -> None:
         attempt = ATTEMPT.get()
         if attempt is not None and self.request_id_header is not None:
-            attempt.request_id = response.headers.get(self.request_id_header)
+            attempt.request_id = headers.get(self.request_id_header)
 
     async def _post(self, url: str, body: Any, headers: Mapping[str, str] | None) -> httpx.Response:
         """POST `body` as JSON with the provider's headers, the call's request id and the hooks' headers;
@@ -187,17 +191,10 @@ class HTTPProvider(Provider):
         that signs does it in `signed_headers`): the request object cost ~15% of a plain call's
         instructions (bench/instructions.py)."""
         all_headers = self._request_headers(headers)
-        client = self.client  # created on first use, with `_direct`
-        poster = self._direct
+        client, poster = self._connect()
         if isinstance(poster, ExactURLTransport):
-            url_sent = self._exact_urls.get(url)
-            if url_sent is None:  # encoded as httpx encodes it, once per distinct URL
-                url_sent = _remember(self._exact_urls, url, URL(str(self._url(url)), encoded=True))
-            content = dumps(body)
-            if self.signs_requests:
-                all_headers = await self.signed_headers(self._url(url), all_headers, content)
-            response = await poster.post(url_sent, all_headers, content, self._aiohttp_timeout)
-            self._note_request_id(response)
+            response = await poster.post(*await self._direct_post(url, body, all_headers))
+            self._note_request_id(response.headers)
             return response
         if self._owns_client:
             # Our own client has no defaults to merge: skip build_request's per-call merging.
@@ -208,6 +205,19 @@ class HTTPProvider(Provider):
             request = client.build_request("POST", url, content=dumps(body), headers=all_headers)
         await self.sign(request)
         return await self._open(request)
+
+    async def _direct_post(
+        self, url: str, body: Any, all_headers: Mapping[str, str]
+    ) -> tuple[URL, Mapping[str, str], bytes, ClientTimeout]:
+        """What `ExactURLTransport` sends for a POST: the URL as httpx encodes it, the headers (signed, for a
+        provider that signs), the body and the timeouts."""
+        url_sent = self._exact_urls.get(url)
+        if url_sent is None:  # encoded as httpx encodes it, once per distinct URL
+            url_sent = _remember(self._exact_urls, url, URL(str(self._url(url)), encoded=True))
+        content = dumps(body)
+        if self.signs_requests:
+            all_headers = await self.signed_headers(self._url(url), all_headers, content)
+        return url_sent, all_headers, content, self._aiohttp_timeout
 
     async def _read_all(self, response: httpx.Response) -> bytes:
         """The whole body; the connection goes back to the pool."""
@@ -296,8 +306,24 @@ class HTTPProvider(Provider):
         answer_headers: dict[str, str] | None = None,
     ) -> Any:
         """POST a JSON body and return the parsed JSON answer; failures become `GatewayError`s. The answer's
-        headers are copied into `answer_headers` when given (Bedrock counts InvokeModel tokens there)."""
-        return await self._json_answer(self._post(url, body, headers), answer_headers)
+        headers are copied into `answer_headers` when given, names in lower case (Bedrock counts
+        InvokeModel tokens there).
+
+        Our own client on asyncio reads the answer whole off aiohttp (`ExactURLTransport.post_read`): an
+        `httpx.Response` is built only for an error or a compressed body."""
+        poster = self._connect().direct
+        if not isinstance(poster, ExactURLTransport):
+            return await self._json_answer(self._post(url, body, headers), answer_headers)
+        all_headers = self._request_headers(headers)
+        try:
+            answer = await poster.post_read(*await self._direct_post(url, body, all_headers))
+            self._note_request_id(answer.headers)
+            if answer.status_code < 400 and not answer.compressed:
+                return self._json_body(answer.content, answer.headers, answer_headers)
+            response = answer.as_response()  # decodes the body: a bad one raises httpx's DecodingError
+        except httpx.HTTPError as exc:
+            raise self._transport_error(exc) from None
+        return self._parsed(response, response.content, answer_headers)
 
     async def _json_answer(
         self, sending: Awaitable[httpx.Response], answer_headers: dict[str, str] | None = None
@@ -308,10 +334,19 @@ class HTTPProvider(Provider):
             content = await self._read_all(response)
         except httpx.HTTPError as exc:
             raise self._transport_error(exc) from None
+        return self._parsed(response, content, answer_headers)
+
+    def _parsed(self, response: httpx.Response, content: bytes, answer_headers: dict[str, str] | None) -> Any:
+        """The JSON of a whole answer whose body is `content` (decoded), or its error."""
         if response.status_code >= 400:
             raise self.error_from_response(response, content)
+        return self._json_body(content, response.headers, answer_headers)
+
+    def _json_body(
+        self, content: bytes, headers: Mapping[str, str], answer_headers: dict[str, str] | None
+    ) -> Any:
         if answer_headers is not None:
-            answer_headers.update(response.headers)
+            answer_headers.update((name.lower(), value) for name, value in headers.items())
         try:
             return loads(content)
         except ValueError:
