@@ -18,10 +18,11 @@ import hashlib
 import math
 import random
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
 from .errors import GatewayError
+from .memo import remember
 from .model_ids import check_model_id
 from .policy import Group, HealthBook, Policy, Route, weighted_order
 from .providers.base import Provider
@@ -40,11 +41,11 @@ class Target:
     provider_name: str
     provider: Provider
     model: str
+    #: The client-facing name, `<provider>/<model>`: made once, read several times a call.
+    name: str = field(init=False, repr=False, compare=False)
 
-    @property
-    def name(self) -> str:
-        """The client-facing name, `<provider>/<model>`."""
-        return f"{self.provider_name}/{self.model}"
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "name", f"{self.provider_name}/{self.model}")
 
 
 class Plan(NamedTuple):
@@ -64,6 +65,8 @@ class Router:
     def __init__(self, providers: Mapping[str, Provider], routes: Mapping[str, RouteSpec]) -> None:
         self.providers = providers
         self.routes: dict[str, tuple[tuple[_Entry, ...], Policy | None]] = {}
+        #: `<provider>/<model>` strings already checked and resolved (see `resolve`).
+        self._direct_routes: dict[str, tuple[tuple[_Entry, ...], Policy | None]] = {}
         for alias, spec in routes.items():
             route = spec if isinstance(spec, Route) else Route(spec)
             entries = tuple(self._entry(alias, item) for item in route.targets)
@@ -93,7 +96,11 @@ class Router:
         """The entries for `model` and the route's own policy; 404 `model_not_found` when there are none.
 
         Every client-supplied model string passes here first, so this is where it is checked
-        (`model_ids.check_model_id`): it goes into response headers and, for some providers, upstream URLs."""
+        (`model_ids.check_model_id`): it goes into response headers and, for some providers, upstream URLs.
+        A `<provider>/<model>` string that resolves is remembered, checked and all (see `memo.py`)."""
+        known = self._direct_routes.get(model)
+        if known is not None:
+            return known
         check_model_id(model)
         route = self.routes.get(model)
         if route is not None:
@@ -107,7 +114,7 @@ class Router:
                 param="model",
                 code="model_not_found",
             )
-        return (_Entry((target,), None),), None
+        return remember(self._direct_routes, model, ((_Entry((target,), None),), None))
 
     def plan(
         self,
@@ -122,6 +129,8 @@ class Router:
         they are tried last rather than never (a route whose healthy targets all fail still gets an answer
         from one that is recovering; Envoy's panic threshold does the same)."""
         entries, policy = self.resolve(model)
+        if len(entries) == 1 and entries[0].weights is None and len(entries[0].targets) == 1:
+            return Plan([entries[0].targets[0]], policy)  # one target: tried whether cooling or not
         order: list[Target] = []
         key: str | None = None
         for entry in entries:

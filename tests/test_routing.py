@@ -79,3 +79,33 @@ def test_a_target_listed_twice_is_planned_once() -> None:
 
 def test_a_direct_model_that_is_cooling_is_still_planned() -> None:
     assert plan({}, "a/m", cooled("a/m")) == ["a/m"]
+
+
+def test_a_direct_model_is_resolved_once_and_remembered_checked() -> None:
+    from asgi_llm_gateway.errors import GatewayError
+
+    routes = router({})
+    first = routes.resolve("a/m")
+    assert routes.resolve("a/m") is first
+    [entry] = first[0]
+    assert [target.name for target in entry.targets] == ["a/m"]
+    for bad, status in (("a/../m", 400), ("a/m x", 400), ("zz/m", 404), ("a/", 404)):
+        for _ in range(2):  # refused every time: nothing refused is remembered
+            with pytest.raises(GatewayError) as caught:
+                routes.resolve(bad)
+            assert caught.value.status == status
+
+
+def test_the_resolved_models_memo_is_bounded() -> None:
+    from asgi_llm_gateway.memo import LIMIT
+
+    routes = router({})
+    for n in range(LIMIT * 3):
+        routes.resolve(f"a/m{n}")
+    assert 0 < len(routes._direct_routes) <= LIMIT
+    assert routes.resolve(f"a/m{LIMIT * 3 - 1}")[0][0].targets[0].model == f"m{LIMIT * 3 - 1}"
+
+
+def test_a_target_name_is_provider_slash_model() -> None:
+    [target] = router({}).plan("b/x-1:0", HealthBook(), random.Random(0), NOW).targets
+    assert (target.provider_name, target.model, target.name) == ("b", "x-1:0", "b/x-1:0")

@@ -18,6 +18,7 @@ from aiohttp import ClientTimeout
 from yarl import URL
 
 from ..errors import GatewayError, redact, upstream_error
+from ..memo import remember
 from ..sse import ServerSentEvent, SSEData, SSEDecoder
 from ..transport import ExactURLTransport, Upstream, aiohttp_timeout, create_client
 from ..wire import dumps, loads
@@ -27,7 +28,6 @@ from .upstream import ATTEMPT, REQUEST_ID
 __all__ = ["HTTPProvider"]
 
 Event = TypeVar("Event")
-Cached = TypeVar("Cached")
 
 
 class _EventReader(Protocol[Event]):
@@ -213,7 +213,7 @@ class HTTPProvider(Provider):
         provider that signs), the body and the timeouts."""
         url_sent = self._exact_urls.get(url)
         if url_sent is None:  # encoded as httpx encodes it, once per distinct URL
-            url_sent = _remember(self._exact_urls, url, URL(str(self._url(url)), encoded=True))
+            url_sent = remember(self._exact_urls, url, URL(str(self._url(url)), encoded=True))
         content = dumps(body)
         if self.signs_requests:
             all_headers = await self.signed_headers(self._url(url), all_headers, content)
@@ -239,7 +239,7 @@ class HTTPProvider(Provider):
         """Parsed once per distinct URL (one per model at most): parsing shows in the profile."""
         parsed = self._urls.get(url)
         if parsed is None:
-            parsed = _remember(self._urls, url, httpx.URL(url))
+            parsed = remember(self._urls, url, httpx.URL(url))
         return parsed
 
     @cached_property
@@ -430,14 +430,6 @@ class HTTPProvider(Provider):
             events = reader.flush()
             if events:
                 yield events
-
-
-def _remember(cache: dict[str, Cached], key: str, value: Cached) -> Cached:
-    """`cache[key] = value`, in a cache that never holds more than 256 entries (one per model, usually)."""
-    if len(cache) >= 256:
-        cache.clear()
-    cache[key] = value
-    return value
 
 
 def _reads(response: httpx.Response) -> AsyncIterator[bytes]:

@@ -32,6 +32,7 @@ import anyio.to_thread
 import httpx
 
 from ...errors import GatewayError, redact
+from ...memo import remember
 from ._errors import KIND
 
 __all__ = ["SIGNING_NAME", "SigV4Signer", "botocore_missing", "has_botocore"]
@@ -182,10 +183,9 @@ class SigV4Signer:
         if head is None:
             path = _canonical_path(raw_path.partition(b"?")[0].decode("ascii"))
             content_type = " ".join(content_type.split())
-            head = f"{method}\n{path}\n\ncontent-type:{content_type}\nhost:{host}\n"
-            if len(self._heads) >= 256:
-                self._heads.clear()
-            self._heads[key] = head
+            head = remember(
+                self._heads, key, f"{method}\n{path}\n\ncontent-type:{content_type}\nhost:{host}\n"
+            )
         return head
 
     def _signing_key(self, secret: str, day: str, region: str) -> hmac.HMAC:
