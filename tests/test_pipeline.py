@@ -313,6 +313,31 @@ async def test_relay_ends_a_quiet_stream_with_a_timeout() -> None:
     assert sent[-1]["body"] == b"end upstream_timeout\n"
 
 
+async def test_a_finished_stream_stops_its_idle_watch_by_itself() -> None:
+    """The relay stops the idle watch with a flag rather than a cancellation: the watch task returns on its
+    next wake, so the helpers' group ends without being cancelled, and a stream that finished is no timeout
+    however long the request lasts afterwards."""
+    sent: list[Any] = []
+
+    async def send(message: Any) -> None:
+        sent.append(message)
+
+    with anyio.fail_after(5):
+        async with anyio.create_task_group() as group:
+            failure = await relay(
+                call(stream=True),
+                target("a"),
+                [chunk(content="a")],
+                batches_of([chunk(finish="stop")]),
+                Lines(),
+                send,
+                idle_timeout=0.05,
+                spawn=group.start_soon,
+            )
+            await anyio.sleep(0.15)  # past the idle timeout: the watch wakes, sees the stream ended, returns
+    assert failure is None and sent[-1]["body"] == b"end ok\n"
+
+
 async def test_relay_turns_an_upstream_error_mid_stream_into_the_error_event() -> None:
     async def broken() -> AsyncIterator[list[dict[str, Any]]]:
         yield [chunk(content="b")]
