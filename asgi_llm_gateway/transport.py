@@ -19,7 +19,7 @@ from __future__ import annotations
 import asyncio
 import socket
 import urllib.request
-from collections.abc import Mapping
+from collections.abc import AsyncIterator, Mapping
 from http.cookiejar import CookieJar, DefaultCookiePolicy
 from typing import Any, NamedTuple
 
@@ -39,7 +39,14 @@ from httpx_aiohttp import HttpxAiohttpClient  # imported up front: a lazy import
 from httpx_aiohttp.transport import AiohttpResponseStream, AiohttpTransport, map_aiohttp_exceptions
 from yarl import URL
 
-__all__ = ["ExactURLTransport", "Upstream", "WholeAnswer", "aiohttp_timeout", "create_client"]
+__all__ = [
+    "ExactURLTransport",
+    "StreamedAnswer",
+    "Upstream",
+    "WholeAnswer",
+    "aiohttp_timeout",
+    "create_client",
+]
 
 _LIMITS = httpx.Limits(max_connections=1000, max_keepalive_connections=200, keepalive_expiry=30.0)
 
@@ -64,13 +71,52 @@ class WholeAnswer(NamedTuple):
     @property
     def compressed(self) -> bool:
         """Whether the body needs decoding (aiohttp's `auto_decompress` is off: httpx decodes)."""
-        encoding = self.headers.get("content-encoding")
-        return encoding is not None and encoding.strip().lower() != "identity"
+        return compressed(self.headers)
 
     def as_response(self) -> httpx.Response:
         """The same answer as an httpx response, its body decoded (gzip, deflate, br, zstd): for the rare
         answers that need one, an error's or a compressed one."""
         return httpx.Response(self.status_code, headers=self.raw_headers, content=self.content)
+
+
+class StreamedAnswer:
+    """An answer whose body is read as it arrives, by `ExactURLTransport.post_streamed`: its reads come
+    straight off aiohttp, with no `httpx.Response` and no body stream built for it unless `as_response` asks
+    (for an error's or a compressed body, which httpx decodes)."""
+
+    __slots__ = ("_response", "headers", "status_code")
+
+    def __init__(self, response: ClientResponse) -> None:
+        self._response = response
+        self.status_code = response.status
+        #: Case-insensitive, as aiohttp read them.
+        self.headers: Mapping[str, str] = response.headers
+
+    @property
+    def compressed(self) -> bool:
+        """Whether the body needs decoding: then read it through `as_response()`."""
+        return compressed(self.headers)
+
+    def reads(self) -> AsyncIterator[bytes]:
+        """The body's reads, each whatever has arrived; httpx's errors."""
+        return _Reads(self._response.content)
+
+    def as_response(self) -> httpx.Response:
+        """The same answer as an httpx response, its body left to read (and close) through it."""
+        return ExactURLTransport.streamed(self._response)
+
+    async def aclose(self) -> None:
+        """Hand the connection back (to the pool when the body was read to its end)."""
+        with map_aiohttp_exceptions():
+            await self._response.__aexit__(None, None, None)
+
+
+def compressed(headers: Mapping[str, str]) -> bool:
+    """Whether a body sent with `headers` needs decoding. The transports leave bodies as sent (aiohttp's
+    `auto_decompress` is off under httpx-aiohttp, and aiohttp asks for gzip/deflate by default), so httpx
+    decodes them."""
+    encoding = headers.get("content-encoding")
+    return encoding is not None and encoding.strip().lower() != "identity"
 
 
 class ExactURLTransport(AiohttpTransport):
@@ -107,7 +153,7 @@ class ExactURLTransport(AiohttpTransport):
         except httpx.RequestNotRead:
             data = request.stream  # type: ignore[assignment]
             request.headers.pop("transfer-encoding", None)  # aiohttp frames the body itself
-        response = self._streamed(
+        response = self.streamed(
             await self._send(
                 request.method,
                 URL(str(request.url), encoded=True),
@@ -127,7 +173,13 @@ class ExactURLTransport(AiohttpTransport):
         one (its URL, its header normalisation, Host and Content-Length added for aiohttp to read back) cost
         more per call than the rest of this transport. `url` is sent as it is (already encoded); the
         response has no `.request`."""
-        return self._streamed(await self._send("POST", url, headers, content, timeout, None))
+        return self.streamed(await self._send("POST", url, headers, content, timeout, None))
+
+    async def post_streamed(
+        self, url: URL, headers: Mapping[str, str], content: bytes, timeout: ClientTimeout
+    ) -> StreamedAnswer:
+        """`post` for a body to read as it arrives, without an `httpx.Response` (see `StreamedAnswer`)."""
+        return StreamedAnswer(await self._send("POST", url, headers, content, timeout, None))
 
     async def post_read(
         self, url: URL, headers: Mapping[str, str], content: bytes, timeout: ClientTimeout
@@ -142,7 +194,7 @@ class ExactURLTransport(AiohttpTransport):
         return WholeAnswer(response.status, response.headers, response.raw_headers, body)
 
     @staticmethod
-    def _streamed(response: ClientResponse) -> httpx.Response:
+    def streamed(response: ClientResponse) -> httpx.Response:
         """aiohttp's response as httpx's, its body left to read."""
         extensions: dict[str, Any] = {"http_version": b"HTTP/1.1"}
         if response.reason:

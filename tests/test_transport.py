@@ -367,23 +367,29 @@ class _ScriptedUpstream:
         writer.close()
 
 
+@pytest.fixture
+def built(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """One entry per `httpx.Response` built while the test runs."""
+    counted: list[int] = []
+    response_init = httpx.Response.__init__
+
+    def counting_init(self: httpx.Response, *args: Any, **kwargs: Any) -> None:
+        counted.append(1)
+        response_init(self, *args, **kwargs)
+
+    monkeypatch.setattr(httpx.Response, "__init__", counting_init)
+    return counted
+
+
 CHAT = {"model": "openai/gpt-x", "messages": [{"role": "user", "content": "hi"}]}
 
 
 @pytest.mark.anyio
 async def test_whole_json_answers_are_read_off_aiohttp_without_an_httpx_response_and_pool_the_connection(
-    no_proxy_env: None, monkeypatch: pytest.MonkeyPatch
+    no_proxy_env: None, built: list[int]
 ) -> None:
     """`post_json` on our own client reads a plain answer whole from aiohttp (`ExactURLTransport.post_read`):
     no `httpx.Response` is built for it, and the connection goes back to the pool for the next call."""
-    built: list[int] = []
-    response_init = httpx.Response.__init__
-
-    def counting_init(self: httpx.Response, *args: Any, **kwargs: Any) -> None:
-        built.append(1)
-        response_init(self, *args, **kwargs)
-
-    monkeypatch.setattr(httpx.Response, "__init__", counting_init)
     upstream = _ScriptedUpstream([(_http_answer("200 OK", _ANSWER), False)] * 3)
     async with upstream as url:
         provider = OpenAIProvider(api_key="k", base_url=url + "/v1")
@@ -455,3 +461,56 @@ async def test_answer_headers_are_copied_with_lower_case_names(no_proxy_env: Non
         finally:
             await provider.aclose()
     assert headers["x-amzn-bedrock-input-token-count"] == "7"
+
+
+def _sse_answer() -> bytes:
+    chunk = {"id": "c", "object": "chat.completion.chunk", "created": 1, "model": "gpt-x"}
+    events = [
+        {**chunk, "choices": [{"index": 0, "delta": {"role": "assistant", "content": "stre"}}]},
+        {**chunk, "choices": [{"index": 0, "delta": {"content": "am"}, "finish_reason": "stop"}]},
+    ]
+    body = b"".join(b"data: " + json.dumps(e).encode() + b"\n\n" for e in events) + b"data: [DONE]\n\n"
+    return _http_answer("200 OK", body).replace(b"application/json", b"text/event-stream")
+
+
+async def _streamed_text(provider: OpenAIProvider) -> str:
+    chunks = [c async for c in provider.stream({**CHAT, "stream": True}, "gpt-x")]
+    return "".join(c["choices"][0]["delta"].get("content") or "" for c in chunks if c["choices"])
+
+
+@pytest.mark.anyio
+async def test_streams_are_read_off_aiohttp_without_an_httpx_response_and_pool_the_connection(
+    no_proxy_env: None, built: list[int]
+) -> None:
+    upstream = _ScriptedUpstream([(_sse_answer(), False)] * 2)
+    async with upstream as url:
+        provider = OpenAIProvider(api_key="k", base_url=url + "/v1")
+        try:
+            texts = [await _streamed_text(provider) for _ in range(2)]
+        finally:
+            await provider.aclose()
+    assert texts == ["stream", "stream"]
+    assert built == []
+    assert len(upstream.ports) == 2 and len(set(upstream.ports)) == 1
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize(
+    ("answer", "status"),
+    [
+        (_http_answer("429 Too Many Requests", b'{"error":{"message":"slow down"}}'), 429),
+        (_http_answer("200 OK", b'{"error":{"message":"slow down"}}'), 502),
+    ],
+    ids=["error-status", "json-with-200"],
+)
+async def test_a_stream_answered_with_an_error_or_plain_json_is_a_gateway_error(
+    no_proxy_env: None, answer: bytes, status: int
+) -> None:
+    async with _ScriptedUpstream([(answer, False)]) as url:
+        provider = OpenAIProvider(api_key="k", base_url=url + "/v1")
+        try:
+            with pytest.raises(GatewayError) as caught:
+                await _streamed_text(provider)
+        finally:
+            await provider.aclose()
+    assert caught.value.status == status and "slow down" in str(caught.value)

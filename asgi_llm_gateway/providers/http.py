@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import os
-from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Iterable, Mapping, Sequence
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Iterable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from functools import cached_property
 from typing import Any, ClassVar, Protocol, TypeVar, cast
@@ -20,7 +20,7 @@ from yarl import URL
 from ..errors import GatewayError, redact, upstream_error
 from ..memo import remember
 from ..sse import ServerSentEvent, SSEData, SSEDecoder
-from ..transport import ExactURLTransport, Upstream, aiohttp_timeout, create_client
+from ..transport import ExactURLTransport, Upstream, aiohttp_timeout, compressed, create_client
 from ..wire import dumps, loads
 from .base import Provider
 from .upstream import ATTEMPT, REQUEST_ID
@@ -222,7 +222,7 @@ class HTTPProvider(Provider):
     async def _read_all(self, response: httpx.Response) -> bytes:
         """The whole body; the connection goes back to the pool."""
         try:
-            if _compressed(response):
+            if compressed(response.headers):
                 content = await response.aread()  # httpx decodes gzip, deflate, br, zstd
             else:  # `aread()` would add decoder and chunker layers that do nothing (~10 us at c=64)
                 content = b"".join([chunk async for chunk in _body_stream(response)])
@@ -373,15 +373,24 @@ class HTTPProvider(Provider):
         except httpx.HTTPError as exc:
             raise self._transport_error(exc) from None
         try:
-            if response.status_code >= 400:
-                try:
-                    content = await response.aread()
-                except httpx.HTTPError:
-                    content = b""
-                raise self.error_from_response(response, content)
+            await self._raise_for_error(response)
             yield response
         finally:
             await response.aclose()
+
+    async def _raise_for_error(self, response: httpx.Response, *, events: bool = False) -> None:
+        """An error status becomes a `GatewayError`, and so, when `events` are expected, does a JSON answer
+        (some upstreams answer a streaming request with a plain JSON error and a 200)."""
+        failed = response.status_code >= 400
+        if not failed and events:
+            content_type = response.headers.get("content-type", "")
+            failed = "json" in content_type and "event-stream" not in content_type
+        if failed:
+            try:
+                content = await response.aread()
+            except httpx.HTTPError:
+                content = b""
+            raise self.error_from_response(response, content)
 
     async def iter_bytes(self, response: httpx.Response) -> AsyncIterator[bytes]:
         """The body of a streaming response, decoded if the upstream compressed it; a cut connection becomes
@@ -415,13 +424,10 @@ class HTTPProvider(Provider):
     async def _post_events(
         self, url: str, body: Any, headers: Mapping[str, str] | None, reader: _EventReader[Event]
     ) -> AsyncGenerator[list[Event], None]:
-        async with self.open_stream(url, body, headers) as response:
-            content_type = response.headers.get("content-type", "")
-            if "json" in content_type and "event-stream" not in content_type:
-                # Some upstreams answer a streaming request with a plain JSON error and a 200.
-                raise self.error_from_response(response, await response.aread())
+        reads, close = await self._open_events(url, body, headers)
+        try:
             try:  # `iter_bytes` inline: one generator less to cross for every read
-                async for data in _reads(response):
+                async for data in reads:
                     events = reader.feed(data)  # decoded here too, not in one more generator layer
                     if events:
                         yield events
@@ -430,6 +436,39 @@ class HTTPProvider(Provider):
             events = reader.flush()
             if events:
                 yield events
+        finally:
+            await close()
+
+    async def _open_events(
+        self, url: str, body: Any, headers: Mapping[str, str] | None
+    ) -> tuple[AsyncIterator[bytes], Callable[[], Awaitable[None]]]:
+        """POST for a stream of events: its reads, and what closes it. An error (an error status, a JSON
+        answer, a failed connection) becomes a `GatewayError`, with the answer closed.
+
+        Our own client on asyncio reads the events straight off aiohttp (`ExactURLTransport.post_streamed`):
+        an `httpx.Response` is built only for an error or a compressed body."""
+        poster = self._connect().direct
+        response: httpx.Response
+        try:
+            if isinstance(poster, ExactURLTransport):
+                answer = await poster.post_streamed(
+                    *await self._direct_post(url, body, self._request_headers(headers))
+                )
+                self._note_request_id(answer.headers)
+                content_type = answer.headers.get("content-type", "")
+                if answer.status_code < 400 and not answer.compressed and "json" not in content_type:
+                    return answer.reads(), answer.aclose
+                response = answer.as_response()
+            else:
+                response = await self._post(url, body, headers)
+        except httpx.HTTPError as exc:
+            raise self._transport_error(exc) from None
+        try:
+            await self._raise_for_error(response, events=True)
+        except BaseException:
+            await response.aclose()
+            raise
+        return _reads(response), response.aclose
 
 
 def _reads(response: httpx.Response) -> AsyncIterator[bytes]:
@@ -437,14 +476,7 @@ def _reads(response: httpx.Response) -> AsyncIterator[bytes]:
 
     An uncompressed body is read from `response.stream` itself rather than through `aiter_bytes()`, whose
     decoder and chunker layers are crossed twice per upstream read and do nothing then."""
-    return response.aiter_bytes() if _compressed(response) else aiter(_body_stream(response))
-
-
-def _compressed(response: httpx.Response) -> bool:
-    """Whether the body needs decoding. The transports leave bodies as sent (aiohttp's `auto_decompress` is
-    off under httpx-aiohttp, and aiohttp asks for gzip/deflate by default), so httpx decodes them."""
-    encoding = response.headers.get("content-encoding")
-    return encoding is not None and encoding.strip().lower() != "identity"
+    return response.aiter_bytes() if compressed(response.headers) else aiter(_body_stream(response))
 
 
 def _body_stream(response: httpx.Response) -> httpx.AsyncByteStream:
