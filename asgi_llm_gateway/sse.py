@@ -186,6 +186,24 @@ class SSEData:
         self._buffer = parts.pop()  # as it came: the next read or `flush` reads it again
         return parts
 
+    def take_events(self, chunk: bytes) -> bytes | None:
+        """The whole events `chunk` completes, as one piece of raw text ending in their blank line, the rest
+        kept for the next read: for a reader that scans a read's events at once rather than one by one.
+        None, with nothing taken, unless there are two or more, with LF line ends alone, and the last blank
+        line is not in a run of three LFs or more (where `split` would cut elsewhere); `split` then reads
+        the chunk as any other. Taken, they are the events `split` would give, blank lines between them."""
+        buffer = self._buffer + chunk if self._buffer else chunk
+        last = buffer.rfind(b"\n\n")
+        if (
+            self._decoder is not None
+            or buffer.find(b"\n\n") == last  # one event, or none
+            or buffer[last - 1 : last] == b"\n"
+            or b"\r" in buffer
+        ):
+            return None
+        self._buffer = buffer[last + 2 :]
+        return buffer[: last + 2]
+
     def events(self, chunk: bytes) -> list[ServerSentEvent]:
         """The events `chunk` completes, read by `SSEDecoder`: for a stream `split` refused."""
         buffer = self._buffer + chunk if self._buffer else chunk

@@ -9,6 +9,7 @@ and the usage chunk)."""
 from __future__ import annotations
 
 import json
+import random
 from pathlib import Path
 from typing import Any
 
@@ -411,3 +412,148 @@ def test_a_reader_whose_first_text_chunk_is_garbage_leaves_it_to_the_translator_
     with pytest.raises(GatewayError) as failed:
         _read_all(reader, translator, [read])
     assert failed.value.code == "upstream_bad_response"
+
+
+# -- any stream, cut into reads anywhere: the reader's shortcuts never change what the client reads --------
+
+_GOOD_TEXTS = [
+    b'"a"',
+    b'" world"',
+    b'""',
+    b'"caf\\u00e9 \\"q\\" \\\\ \\/ \\n\\t"',
+    '"naïve ✓"'.encode(),
+    b'"\\ud83d\\ude00"',
+    b'"data: {\\"id\\":1}"',
+    b'"\\n\\ndata: x"',
+]
+_BAD_TEXTS = [b'"caf\xc3"', b'"raw\x01control"', b'"\\ud83d"']
+_PADS = [b"Zk3", b"", b"ab+/=_-9"]
+_USAGE = (
+    b'{"id":"chatcmpl-T","object":"chat.completion.chunk","created":1,"model":"gpt-4o",'
+    b'"service_tier":"default","choices":[],"usage":{"prompt_tokens":1,"completion_tokens":2,"total_tokens":3}}'
+)
+_TOOL = (
+    b'{"id":"chatcmpl-T","object":"chat.completion.chunk","created":1,"model":"gpt-4o","choices":[{"index":0,'
+    b'"delta":{"tool_calls":[{"index":0,"id":"call_1","type":"function","function":{"name":"f","arguments":""}}]},'
+    b'"logprobs":null,"finish_reason":null}],"usage":null}'
+)
+
+
+def _random_event(rng: random.Random) -> bytes:
+    def text() -> bytes:
+        return _text_chunk(rng.choice(_GOOD_TEXTS), rng.choice(_PADS))
+
+    kind = rng.choices(
+        [
+            "text",
+            "tool",
+            "comment",
+            "commented",
+            "blank",
+            "spaced",
+            "crlf",
+            "bad",
+            "garbage",
+            "usage",
+            "done",
+        ],
+        weights=[60, 3, 3, 3, 3, 3, 2, 1, 1, 2, 1],
+    )[0]
+    if kind == "text":
+        return b"data: " + text() + b"\n\n"
+    if kind == "tool":
+        return b"data: " + _TOOL + b"\n\n"
+    if kind == "comment":
+        return b": keep-alive\n\n"
+    if kind == "commented":  # a comment line and a text chunk in one event
+        return b": ping\ndata: " + text() + b"\n\n"
+    if kind == "two data lines":  # whose data is both lines: no JSON
+        return b"data: [1]\ndata: " + text() + b"\n\n"
+    if kind == "other head":  # a text chunk of another time (some servers stamp every chunk)
+        return b"data: " + text().replace(b'"created":1,', b'"created":2,') + b"\n\n"
+    if kind == "blank":  # an empty event: three LFs in a row
+        return b"\n"
+    if kind == "spaced":
+        return b"data: " + json.dumps(json.loads(text())).encode() + b"\n\n"
+    if kind == "crlf":
+        return b"data: " + text() + b"\r\n\r\n"
+    if kind == "bad":
+        return b"data: " + _text_chunk(rng.choice(_BAD_TEXTS)) + b"\n\n"
+    if kind == "garbage":
+        return b'data: {"oops\n\n'
+    if kind == "usage":
+        return b"data: " + _USAGE + b"\n\n"
+    return b"data: [DONE]\n\n"
+
+
+def _random_stream(rng: random.Random) -> bytes:
+    role = _text_chunk(b'""').replace(b'"delta":{', b'"delta":{"role":"assistant",')
+    finish = _text_chunk(b'""').replace(b'"finish_reason":null', b'"finish_reason":"stop"')
+    middle = b"".join(_random_event(rng) for _ in range(rng.randint(0, 40)))
+    return (
+        b"data: "
+        + role
+        + b"\n\n"
+        + middle
+        + b"data: "
+        + finish
+        + b"\n\ndata: "
+        + _USAGE
+        + b"\n\ndata: [DONE]\n\n"
+    )
+
+
+def _random_reads(raw: bytes, rng: random.Random) -> list[bytes]:
+    how = rng.choice(["whole", "events", "cuts", "bytes"])
+    if how == "whole":
+        return [raw]
+    if how == "events":
+        return [event + b"\n\n" for event in raw.split(b"\n\n")[:-1]]
+    if how == "bytes" and len(raw) < 3000:
+        return [raw[at : at + 1] for at in range(len(raw))]
+    cuts = sorted(rng.sample(range(1, len(raw)), min(len(raw) - 1, rng.randint(1, 6))))
+    return [raw[a:b] for a, b in zip([0, *cuts], [*cuts, len(raw)], strict=True)]
+
+
+def _outcome(reads: list[bytes], fast: bool, target: str, include_usage: bool) -> tuple[Any, str | None]:
+    """What the client reads from the stream's events, and the error code that ends it (None: no error)."""
+    items: list[Any] = []
+    try:
+        if fast:
+            translator = VerbatimTranslator("openai")
+            items = _read_all(VerbatimReader(translator), translator, reads)
+        else:
+            canonical, sse = StreamTranslator("openai"), SSEData()
+            for read in reads:
+                for data in sse.feed(read):
+                    items.extend(canonical.feed(data))
+            for data in sse.flush():
+                items.extend(canonical.feed(data))
+    except GatewayError as error:
+        return None, error.code
+    return _sent(ChatEncoder(target, include_usage, False), items), None
+
+
+@pytest.mark.parametrize("seed", range(300))
+def test_any_stream_in_any_reads_reaches_the_client_as_the_full_parse_sends_it(seed: int) -> None:
+    """Differential: the chat door's reader (a read's events cut out at once by the template, runs, the
+    translator's template match) against the plain parse of every event, over random streams (text chunks
+    with escapes, pads and bad UTF-8, another head, comments, empty events, CRLF, other spacing, tool calls,
+    garbage, events after [DONE]) cut into reads anywhere."""
+    rng = random.Random(seed)
+    raw = _random_stream(rng)
+    reads = _random_reads(raw, rng)
+    target, include_usage = rng.choice(["openai/gpt-4o", "gpt-4o"]), rng.random() < 0.5
+    assert _outcome(reads, True, target, include_usage) == _outcome(reads, False, target, include_usage)
+
+
+def test_a_later_read_led_by_a_text_chunk_of_another_head_sends_that_chunk_as_it_came() -> None:
+    """The read scan compares the rest of every head in a read with the template's: a text chunk stamped
+    with another time, first in its read, is not written with the template's head."""
+    role = _text_chunk(b'""').replace(b'"delta":{', b'"delta":{"role":"assistant",')
+    first = b"data: " + role + b"\n\n" + _burst([b'"a"', b'"b"'])
+    other = _text_chunk(b'"c"').replace(b'"created":1,', b'"created":2,')
+    later = b"data: " + other + b"\n\n" + _burst([b'"d"', b'"e"'])
+    fast, error = _outcome([first, later], True, "gpt-4o", False)
+    assert error is None and fast == _outcome([first, later], False, "gpt-4o", False)[0]
+    assert [event["created"] for event in fast] == [1, 1, 1, 2, 1, 1]

@@ -94,6 +94,25 @@ class VerbatimReader:
 
     def feed(self, chunk: bytes) -> list[bytes | VerbatimChunk]:
         reader = self._events
+        events = reader.take_events(chunk)  # two or more whole events, in one piece
+        if events is None:
+            return self._one_by_one(chunk)
+        translator = self._translator
+        template = translator.template
+        if template is None:
+            if self._tries >= _TRIES:
+                return list(event_data(_parts(events)))
+            self._tries += 1
+            template = translator.template = _first_template(events)
+            if template is None:
+                return list(event_data(_parts(events)))
+        items = template.scan(events)  # a burst: its events cut out at once
+        return items if items is not None else template.runs(_parts(events))
+
+    def _one_by_one(self, chunk: bytes) -> list[bytes | VerbatimChunk]:
+        """A read of one event (a paced stream), or one with CRs or empty events: split as any SSE read, and
+        its events handed over one by one (the translator matches each against the template)."""
+        reader = self._events
         parts = reader.split(chunk)
         if parts is None:  # a stream with lone CRs: `SSEDecoder` reads it, event by event
             return [event.data.encode() for event in reader.events(chunk)]
@@ -103,7 +122,7 @@ class VerbatimReader:
             return list(event_data(parts))
         if template is None:
             self._tries += 1
-            template = translator.template = _first_template(parts)
+            template = translator.template = _first_template(b"\n\n".join(parts))
             if template is None:
                 return list(event_data(parts))
         return template.runs(parts)
@@ -122,12 +141,15 @@ def _template_of(parsed: Any, verbatim: VerbatimChunk) -> ContentTemplate | None
     return ContentTemplate.learn(verbatim) if len(delta) == 1 and "content" in delta else None
 
 
-def _first_template(parts: list[bytes]) -> ContentTemplate | None:
-    """The template of the first of a read's events (raw SSE text, `SSEData.split`) that looks like a text
-    chunk, if it is one (a chunk that is not JSON is left for the translator to refuse)."""
-    part = next((part for part in parts if part.find(DELTA_CONTENT) >= 0), None)
-    if part is None:
+def _first_template(events: bytes) -> ContentTemplate | None:
+    """The template of the first of a read's events (raw SSE text, blank lines between them) that looks like
+    a text chunk, if it is one (a chunk that is not JSON is left for the translator to refuse)."""
+    at = events.find(DELTA_CONTENT)
+    if at < 0:
         return None
+    start = events.rfind(b"\n\n", 0, at)
+    end = events.find(b"\n\n", at)
+    part = events[0 if start < 0 else start + 2 : len(events) if end < 0 else end]
     [data, *_] = event_data([part]) or [b""]
     try:
         parsed = loads(data)
@@ -135,6 +157,12 @@ def _first_template(parts: list[bytes]) -> ContentTemplate | None:
         return None
     verbatim = verbatim_chunk(parsed, data)
     return None if verbatim is None else _template_of(parsed, verbatim)
+
+
+def _parts(events: bytes) -> list[bytes]:
+    """Whole events in one piece (`SSEData.take_events`) as `SSEData.split` gives them: each without its
+    blank line."""
+    return events[:-2].split(b"\n\n")
 
 
 def _no_chunk(translator: StreamTranslator | VerbatimTranslator, data: bytes) -> bool:

@@ -40,13 +40,20 @@ _OBFUSCATION = re.compile(rb'"obfuscation":"' + PAD + rb'"')
 class ContentTemplate:
     """The head and tail of a stream's text chunks, learnt from one of them (see the module docstring)."""
 
-    __slots__ = ("_padded", "_tail", "frame", "index", "model", "usage_null")
+    __slots__ = ("_padded", "_rest", "_scan", "_tail", "frame", "index", "model", "usage_null")
 
-    def __init__(self, frame: TextFrame, tail: re.Pattern[bytes], chunk: VerbatimChunk) -> None:
+    def __init__(self, frame: TextFrame, tail: bytes, chunk: VerbatimChunk) -> None:
         #: The learnt chunk's bytes around its string (and pad): what a run of matches is kept as.
         self.frame = frame
-        self._tail = tail
-        self._padded = tail.groups == 2
+        #: The event's data after `frame.head`: its string, then `tail` (a pattern), to its end.
+        self._tail = re.compile(b"(" + _STRING + b")" + tail + rb"\Z")
+        # `scan` cuts a read's events with the head's last part, from `"choices":` (the same in every
+        # stream of a model, so the pattern is compiled once and kept by `re`), and compares the rest of the
+        # head (this stream's id, its time) as bytes.
+        at = max(frame.head.rfind(b'"choices":'), 0)
+        self._scan = re.compile(re.escape(frame.head[at:]) + b"(" + _STRING + b")" + tail + b"\n\n")
+        self._rest = b"data: " + frame.head[:at]
+        self._padded = self._tail.groups == 2
         self.model, self.index, self.usage_null = chunk.model, chunk.index, chunk.usage_null
 
     @classmethod
@@ -72,7 +79,35 @@ class ContentTemplate:
             before, after = tail[: pad.start(1)], tail[pad.end(1) :]
             frame = TextFrame(head, before, after)
             pattern = re.escape(before) + PAD + re.escape(after)
-        return cls(frame, re.compile(b"(" + _STRING + b")" + pattern + rb"\Z"), chunk)
+        return cls(frame, pattern, chunk)
+
+    def scan(self, events: bytes) -> list[bytes | VerbatimChunk] | None:
+        """`runs` for a read's whole events given as one piece of text (`SSEData.take_events`), when its
+        matches are one run: the events before it, the run, the events after it (a burst: the role chunk,
+        the text, the finish and the usage). One regex split cuts every string of the run out at once and
+        the heads between them are compared in one `list.count`, where `runs` costs one split, one
+        comparison and one match per event (about half the time for a 200-event read). None when anything
+        else is in the read (matches apart, a match not starting an event): then `runs` reads it."""
+        pieces = self._scan.split(events)
+        step = 3 if self._padded else 2  # each match gives its string (and pad) between two gaps
+        gaps = pieces[::step]
+        rest = self._rest
+        inner = gaps[1:-1]  # between two matches: the rest of the next event's head, exactly
+        if len(gaps) < 2 or inner.count(rest) != len(inner) or not gaps[0].endswith(rest):
+            return None
+        before, after = gaps[0][: len(gaps[0]) - len(rest)], gaps[-1]
+        if before and not before.endswith(b"\n\n"):
+            return None  # the first match is inside an event: no match of `runs`'s then
+        texts = pieces[1::step]
+        if not valid_utf8(b"".join(texts)):
+            return None  # `runs` reads them one by one, and the full parse says what is wrong
+        pads = pieces[2::step] if self._padded else None
+        run = VerbatimChunk.framed(self.frame, texts, pads, self.model, self.index, self.usage_null)
+        items: list[bytes | VerbatimChunk] = [*event_data(before[:-2].split(b"\n\n"))] if before else []
+        items.append(run)
+        if after:  # whole events: the last match ended one
+            items += event_data(after[:-2].split(b"\n\n"))
+        return items
 
     def runs(self, parts: list[bytes]) -> list[bytes | VerbatimChunk]:
         """A read's events, given as their raw SSE text (`SSEData.split`), as their data, except that every
