@@ -188,12 +188,17 @@ class TextFrame(NamedTuple):
         if pads is None:
             last = tail + end
             return head + (last + sep + head).join(texts) + last
-        between = end + sep + head
-        pieces = [head]
-        for text, pad in zip(texts, pads, strict=True):
-            pieces += (text, tail, pad, between)
+        # Interleaved by slice assignment, in C: a loop over the events cost twice as much. An extended
+        # slice takes only as many as it has places, so `pads` must be as many as `texts`, as with zip.
+        count = len(texts)
+        if not count:
+            return end
+        pieces = [tail] * (4 * count)  # text, tail, pad, between; over and over
+        pieces[0::4] = texts
+        pieces[2::4] = pads
+        pieces[3::4] = [end + sep + head] * count
         pieces[-1] = end
-        return b"".join(pieces)
+        return head + b"".join(pieces)
 
 
 class ChunkBuilder:

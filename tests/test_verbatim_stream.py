@@ -557,3 +557,18 @@ def test_a_later_read_led_by_a_text_chunk_of_another_head_sends_that_chunk_as_it
     fast, error = _outcome([first, later], True, "gpt-4o", False)
     assert error is None and fast == _outcome([first, later], False, "gpt-4o", False)[0]
     assert [event["created"] for event in fast] == [1, 1, 1, 2, 1, 1]
+
+
+@pytest.mark.parametrize("count", [1, 2, 7])
+@pytest.mark.parametrize("padded", [False, True])
+def test_a_text_frame_writes_each_event_as_head_string_tail_pad_end(count: int, padded: bool) -> None:
+    frame = TextFrame(b"H{", b"}T", b"E" if padded else b"")
+    texts = [f'"t{n}"'.encode() for n in range(count)]
+    pads = [b"p" * n for n in range(count)] if padded else None
+    events = [b"H{" + t + b"}T" + (pads[n] + b"E" if pads else b"") for n, t in enumerate(texts)]
+    assert frame.write(texts, pads, b"\n\n") == b"\n\n".join(events)
+
+
+def test_a_text_frame_refuses_pads_that_are_not_one_per_text() -> None:
+    with pytest.raises(ValueError):
+        TextFrame(b"H", b"T", b"E").write([b'"a"', b'"b"'], [b"p"], b"")
