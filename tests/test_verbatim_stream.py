@@ -572,3 +572,25 @@ def test_a_text_frame_writes_each_event_as_head_string_tail_pad_end(count: int, 
 def test_a_text_frame_refuses_pads_that_are_not_one_per_text() -> None:
     with pytest.raises(ValueError):
         TextFrame(b"H", b"T", b"E").write([b'"a"', b'"b"'], [b"p"], b"")
+
+
+def test_streams_of_one_layout_share_their_template_patterns_whatever_their_ids() -> None:
+    """The patterns are built once per layout (the head from `"choices":` on, the tail) and kept by the
+    provider's `TemplatePatterns`: a later stream, with its own id and time, compiles nothing."""
+    from asgi_llm_gateway.providers.openai._template import TemplatePatterns
+
+    patterns = TemplatePatterns()
+    templates = []
+    for stream_id, created in ((b"chatcmpl-A", b"1"), (b"chatcmpl-B", b"2")):
+        translator = VerbatimTranslator("openai", patterns)
+        chunk = (
+            _text_chunk(b'"Hi"')
+            .replace(b"chatcmpl-T", stream_id)
+            .replace(b'"created":1', b'"created":' + created)
+        )
+        translator.feed(chunk)
+        assert translator.template is not None
+        templates.append(translator.template)
+    first, second = templates
+    assert first._scan is second._scan and first._tail is second._tail
+    assert first._rest != second._rest and second._rest.startswith(b'data: {"id":"chatcmpl-B"')

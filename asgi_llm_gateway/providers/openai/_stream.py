@@ -15,7 +15,7 @@ from ...wire import loads
 from ..base import ChatItem, Chunk, VerbatimChunk
 from ..streams import bad_upstream_data
 from ._response import normalize_chunk
-from ._template import DELTA_CONTENT, ContentTemplate
+from ._template import DELTA_CONTENT, ContentTemplate, TemplatePatterns
 
 __all__ = ["StreamTranslator", "VerbatimReader", "VerbatimTranslator", "split_usage", "verbatim_chunk"]
 
@@ -46,13 +46,15 @@ class VerbatimTranslator:
     content chunks stay as the upstream wrote them, the rest (the role-less first chunk of a tool call, the
     finish, the usage, an error, any field the normalisation touches) become canonical chunks as above."""
 
-    __slots__ = ("done", "kind", "template")
+    __slots__ = ("done", "kind", "patterns", "template")
 
-    def __init__(self, kind: str) -> None:
+    def __init__(self, kind: str, patterns: TemplatePatterns | None = None) -> None:
         self.kind = kind
         self.done = False
         #: The layout of this stream's text chunks, once one has been parsed (`_template.py`).
         self.template: ContentTemplate | None = None
+        #: The provider's patterns, kept across its streams (a fresh set when not given).
+        self.patterns = patterns or TemplatePatterns()
 
     def feed(self, data: bytes | VerbatimChunk) -> list[ChatItem]:
         if type(data) is VerbatimChunk:  # a run the reader already matched (`VerbatimReader`)
@@ -69,7 +71,7 @@ class VerbatimTranslator:
         verbatim = verbatim_chunk(parsed, data)
         if verbatim is None:
             return list(_canonical(parsed, self.kind))
-        self.template = _template_of(parsed, verbatim) or template
+        self.template = _template_of(parsed, verbatim, self.patterns) or template
         return [verbatim]
 
     def end(self) -> list[ChatItem]:
@@ -103,7 +105,7 @@ class VerbatimReader:
             if self._tries >= _TRIES:
                 return list(event_data(_parts(events)))
             self._tries += 1
-            template = translator.template = _first_template(events)
+            template = translator.template = _first_template(events, translator.patterns)
             if template is None:
                 return list(event_data(_parts(events)))
         items = template.scan(events)  # a burst: its events cut out at once
@@ -122,7 +124,7 @@ class VerbatimReader:
             return list(event_data(parts))
         if template is None:
             self._tries += 1
-            template = translator.template = _first_template(b"\n\n".join(parts))
+            template = translator.template = _first_template(b"\n\n".join(parts), translator.patterns)
             if template is None:
                 return list(event_data(parts))
         return template.runs(parts)
@@ -135,13 +137,13 @@ class VerbatimReader:
 _TRIES = 3
 
 
-def _template_of(parsed: Any, verbatim: VerbatimChunk) -> ContentTemplate | None:
+def _template_of(parsed: Any, verbatim: VerbatimChunk, patterns: TemplatePatterns) -> ContentTemplate | None:
     """The template of a verbatim-safe chunk whose delta is `{"content": …}` alone; None for others."""
     delta = parsed["choices"][0]["delta"]
-    return ContentTemplate.learn(verbatim) if len(delta) == 1 and "content" in delta else None
+    return ContentTemplate.learn(verbatim, patterns) if len(delta) == 1 and "content" in delta else None
 
 
-def _first_template(events: bytes) -> ContentTemplate | None:
+def _first_template(events: bytes, patterns: TemplatePatterns) -> ContentTemplate | None:
     """The template of the first of a read's events (raw SSE text, blank lines between them) that looks like
     a text chunk, if it is one (a chunk that is not JSON is left for the translator to refuse)."""
     at = events.find(DELTA_CONTENT)
@@ -156,7 +158,7 @@ def _first_template(events: bytes) -> ContentTemplate | None:
     except ValueError:
         return None
     verbatim = verbatim_chunk(parsed, data)
-    return None if verbatim is None else _template_of(parsed, verbatim)
+    return None if verbatim is None else _template_of(parsed, verbatim, patterns)
 
 
 def _parts(events: bytes) -> list[bytes]:

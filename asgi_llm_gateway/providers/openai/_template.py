@@ -23,11 +23,12 @@ from __future__ import annotations
 
 import re
 
+from ...memo import remember
 from ...sse import event_data
 from ..base import TextFrame, VerbatimChunk, model_member
 from ..runs import JSON_STRING, valid_utf8
 
-__all__ = ["DELTA_CONTENT", "PAD", "ContentTemplate"]
+__all__ = ["DELTA_CONTENT", "PAD", "ContentTemplate", "TemplatePatterns"]
 
 DELTA_CONTENT = b'"delta":{"content":'
 _STRING = JSON_STRING
@@ -37,29 +38,64 @@ PAD = rb"([A-Za-z0-9+/=_-]*)"
 _OBFUSCATION = re.compile(rb'"obfuscation":"' + PAD + rb'"')
 
 
+class TemplatePatterns:
+    """The two patterns of each text-chunk layout a provider's streams have shown, built once.
+
+    A layout (the head from `"choices":` on, the tail around the pad) is the same in every stream of a
+    model, while escaping and compiling its patterns cost more than the rest of learning a template: a
+    provider keeps one of these for all its streams (see `memo.py` for the bound)."""
+
+    __slots__ = ("_memo",)
+
+    def __init__(self) -> None:
+        self._memo: dict[tuple[bytes, bytes, bytes | None], tuple[re.Pattern[bytes], re.Pattern[bytes]]] = {}
+
+    def of(
+        self, head_end: bytes, tail: bytes, after: bytes | None
+    ) -> tuple[re.Pattern[bytes], re.Pattern[bytes]]:
+        """The patterns of the layout whose head ends in `head_end` and whose tail is `tail` (then, with a
+        pad, the pad and `after`): a chunk's data after the head, to its end (`ContentTemplate.match`),
+        and a whole event from `head_end` on, blank line and all (`ContentTemplate.scan`)."""
+        key = (head_end, tail, after)
+        found = self._memo.get(key)
+        if found is None:
+            pattern = re.escape(tail) if after is None else re.escape(tail) + PAD + re.escape(after)
+            string = b"(" + _STRING + b")"
+            found = remember(
+                self._memo,
+                key,
+                (
+                    re.compile(string + pattern + rb"\Z"),
+                    re.compile(re.escape(head_end) + string + pattern + b"\n\n"),
+                ),
+            )
+        return found
+
+
 class ContentTemplate:
     """The head and tail of a stream's text chunks, learnt from one of them (see the module docstring)."""
 
     __slots__ = ("_padded", "_rest", "_scan", "_tail", "frame", "index", "model", "usage_null")
 
-    def __init__(self, frame: TextFrame, tail: bytes, chunk: VerbatimChunk) -> None:
+    def __init__(
+        self, frame: TextFrame, padded: bool, head_at: int, patterns: TemplatePatterns, chunk: VerbatimChunk
+    ) -> None:
         #: The learnt chunk's bytes around its string (and pad): what a run of matches is kept as.
         self.frame = frame
-        #: The event's data after `frame.head`: its string, then `tail` (a pattern), to its end.
-        self._tail = re.compile(b"(" + _STRING + b")" + tail + rb"\Z")
-        # `scan` cuts a read's events with the head's last part, from `"choices":` (the same in every
-        # stream of a model, so the pattern is compiled once and kept by `re`), and compares the rest of the
-        # head (this stream's id, its time) as bytes.
-        at = max(frame.head.rfind(b'"choices":'), 0)
-        self._scan = re.compile(re.escape(frame.head[at:]) + b"(" + _STRING + b")" + tail + b"\n\n")
-        self._rest = b"data: " + frame.head[:at]
-        self._padded = self._tail.groups == 2
+        self._padded = padded
+        # `scan` cuts a read's events with the head's end, from `head_at` (`"choices":`) on: the same in every
+        # stream of a model, its pattern is built once, in `patterns`. The rest of each head (the stream's
+        # id, its time) is compared as bytes.
+        head, tail, end = frame
+        self._tail, self._scan = patterns.of(head[head_at:], tail, end if padded else None)
+        self._rest = b"data: " + head[:head_at]
         self.model, self.index, self.usage_null = chunk.model, chunk.index, chunk.usage_null
 
     @classmethod
-    def learn(cls, chunk: VerbatimChunk) -> ContentTemplate | None:
+    def learn(cls, chunk: VerbatimChunk, patterns: TemplatePatterns | None = None) -> ContentTemplate | None:
         """The template of `chunk` (verbatim-safe, its delta `{"content": …}` alone), or None when its bytes
-        do not have that layout (another spacing, the marker twice, a null content)."""
+        do not have that layout (another spacing, the marker twice, a null content). `patterns`: the
+        provider's, kept across its streams."""
         data = chunk.data
         at = data.find(DELTA_CONTENT)
         if at < 0 or data.find(DELTA_CONTENT, at + 1) >= 0:
@@ -74,12 +110,10 @@ class ContentTemplate:
         pad = _OBFUSCATION.search(tail)
         if pad is None:
             frame = TextFrame(head, tail)
-            pattern = re.escape(tail)
         else:
-            before, after = tail[: pad.start(1)], tail[pad.end(1) :]
-            frame = TextFrame(head, before, after)
-            pattern = re.escape(before) + PAD + re.escape(after)
-        return cls(frame, pattern, chunk)
+            frame = TextFrame(head, tail[: pad.start(1)], tail[pad.end(1) :])
+        head_at = max(head.rfind(b'"choices":'), 0)
+        return cls(frame, pad is not None, head_at, patterns or TemplatePatterns(), chunk)
 
     def scan(self, events: bytes) -> list[bytes | VerbatimChunk] | None:
         """`runs` for a read's whole events given as one piece of text (`SSEData.take_events`), when its

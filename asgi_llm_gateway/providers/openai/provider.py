@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import AsyncIterator, Mapping
+from functools import cached_property
 from typing import Any, ClassVar
 from urllib.parse import quote
 
@@ -23,6 +24,7 @@ from ._request import to_native
 from ._response import to_completion
 from ._responses import ResponsesStreamTranslator, check_response, native_responses_body
 from ._stream import StreamTranslator, VerbatimReader, VerbatimTranslator
+from ._template import TemplatePatterns
 
 __all__ = [
     "AzureOpenAIProvider",
@@ -86,10 +88,15 @@ class OpenAICompatibleProvider(HTTPProvider):
         reads = self.post_sse_data(self.chat_url(model), self._body(request, model, stream=True))
         return translate_reads(reads, translator)
 
+    @cached_property
+    def _template_patterns(self) -> TemplatePatterns:
+        """The text-chunk patterns of this provider's streams (`_template.py`), built once per layout."""
+        return TemplatePatterns()
+
     def chat_batches(self, request: Request, model: str) -> AsyncIterator[list[ChatItem]]:
         """The same stream for the chat door, whose client reads the upstream's own format: plain content
         chunks are handed over as the bytes the upstream sent (`VerbatimTranslator`)."""
-        translator = VerbatimTranslator(self.kind)
+        translator = VerbatimTranslator(self.kind, self._template_patterns)
         body = self._body(request, model, stream=True)
         reads = self._post_events(self.chat_url(model), body, None, VerbatimReader(translator))
         return translate_reads(reads, translator)
