@@ -305,7 +305,8 @@ async def test_relay_waits_for_every_choice_to_finish() -> None:
     assert failure is not None and failure.code == "upstream_stream_incomplete"
 
 
-async def test_relay_ends_a_quiet_stream_with_a_timeout() -> None:
+@pytest.mark.parametrize("anyio_backend", ["asyncio", "trio"])  # a loop timer, or a helper task
+async def test_relay_ends_a_quiet_stream_with_a_timeout(anyio_backend: str) -> None:
     failure, sent, _ = await relayed(
         [chunk(content="a")], batches_of([chunk(finish="stop")], pause=1), idle_timeout=0.05
     )
@@ -313,10 +314,22 @@ async def test_relay_ends_a_quiet_stream_with_a_timeout() -> None:
     assert sent[-1]["body"] == b"end upstream_timeout\n"
 
 
-async def test_a_finished_stream_stops_its_idle_watch_by_itself() -> None:
-    """The relay stops the idle watch with a flag rather than a cancellation: the watch task returns on its
-    next wake, so the helpers' group ends without being cancelled, and a stream that finished is no timeout
-    however long the request lasts afterwards."""
+@pytest.mark.parametrize("anyio_backend", ["asyncio", "trio"])  # a loop timer, or a helper task
+async def test_a_stream_whose_batches_come_within_the_idle_timeout_is_never_cut(anyio_backend: str) -> None:
+    """The watch re-arms for what is left since the last batch: a stream slower in all than the idle timeout,
+    but never quiet that long, runs to its end."""
+    batches = [[chunk(content="b")]] * 5 + [[chunk(finish="stop")]]
+    failure, sent, _ = await relayed(
+        [chunk(content="a")], batches_of(*batches, pause=0.06), idle_timeout=0.15
+    )
+    assert failure is None and sent[-1]["body"] == b"end ok\n"
+
+
+@pytest.mark.parametrize("anyio_backend", ["asyncio", "trio"])  # a loop timer, or a helper task
+async def test_a_finished_stream_stops_its_idle_watch_by_itself(anyio_backend: str) -> None:
+    """The relay stops the idle watch without a cancellation: the timer is cancelled (asyncio) or the watch
+    task returns on its next wake (trio), so the helpers' group ends without being cancelled, and a stream
+    that finished is no timeout however long the request lasts afterwards."""
     sent: list[Any] = []
 
     async def send(message: Any) -> None:

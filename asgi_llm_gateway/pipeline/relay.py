@@ -8,6 +8,7 @@ breaks mid-way ends with the encoder's error event, never as a silent success.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from collections.abc import AsyncIterator, Sequence
@@ -20,6 +21,7 @@ from ..errors import GatewayError
 from ..providers.base import ChatItem, VerbatimChunk
 from ..providers.streams import stream_ended_early
 from ..routing import Target
+from ..transport import on_asyncio
 from ..watch import Spawn
 from .attempts import provider_bug, timed_out
 from .call import Call
@@ -86,15 +88,17 @@ async def relay(
     see, encode, monotonic = progress.see, encoder.encode, time.monotonic  # the loop runs once per batch
     try:
         with anyio.CancelScope() as idle.scope:
-            spawn(idle.run)
-            while batch is not None:
-                see(batch)
-                events = encode(batch)
-                if events:
-                    await send({"type": "http.response.body", "body": events, "more_body": True})
-                batch = await anext(batches, None)
-                idle.last = monotonic()
-        idle.finished = True  # stops the watch (no await since the loop: it cannot have expired since)
+            idle.start(spawn)
+            try:
+                while batch is not None:
+                    see(batch)
+                    events = encode(batch)
+                    if events:
+                        await send({"type": "http.response.body", "body": events, "more_body": True})
+                    batch = await anext(batches, None)
+                    idle.last = monotonic()
+            finally:
+                idle.stop()  # no await since the loop: it cannot have expired since
         if idle.expired:
             failure = timed_out(target, f"no chunk for {idle.timeout:g} s")
         elif not progress.complete:
@@ -144,14 +148,15 @@ class ChunkProgress:
 
 
 class _IdleWatch:
-    """Ends a stream whose upstream goes quiet for `timeout` seconds.
+    """Ends a stream whose upstream goes quiet for `timeout` seconds, by cancelling `scope`.
 
-    One sleeping task per stream that re-arms itself, rather than a timeout scope around every chunk: the
-    relay loop only records the time of each chunk, which costs next to nothing. When the stream ends the
-    relay sets `finished` rather than cancel the scope (anyio's `cancel()` formats the task's repr, some
-    10 µs a stream); the sleeping task goes with the request's other helpers."""
+    The relay loop only records the time of each batch (`last`), which costs next to nothing; the watch
+    looks at it when its time comes and re-arms itself for what is left. On asyncio it is a timer of the
+    loop's (a helper task cost a task, its first step and its cancellation per stream); elsewhere (trio) a
+    helper task that sleeps. `stop` ends it either way, without cancelling a scope (anyio's `cancel()`
+    formats the task's repr, some 10 µs a stream)."""
 
-    __slots__ = ("expired", "finished", "last", "scope", "timeout")
+    __slots__ = ("_timer", "expired", "finished", "last", "scope", "timeout")
 
     def __init__(self, timeout: float) -> None:
         self.timeout = timeout
@@ -159,6 +164,30 @@ class _IdleWatch:
         self.expired = False
         self.finished = False
         self.scope: anyio.CancelScope | None = None
+        self._timer: asyncio.TimerHandle | None = None
+
+    def start(self, spawn: Spawn) -> None:
+        if on_asyncio():
+            self._timer = asyncio.get_running_loop().call_later(self.timeout, self._look)
+        else:
+            spawn(self.run)
+
+    def stop(self) -> None:
+        self.finished = True
+        if self._timer is not None:
+            self._timer.cancel()
+
+    def _look(self) -> None:
+        """The timer's callback: end the stream, or wait for the rest of the timeout since the last batch."""
+        if self.finished:
+            return
+        remaining = self.last + self.timeout - time.monotonic()
+        if remaining > 0:
+            self._timer = asyncio.get_running_loop().call_later(remaining, self._look)
+            return
+        self.expired = True
+        assert self.scope is not None
+        self.scope.cancel()
 
     async def run(self) -> None:
         assert self.scope is not None
