@@ -45,6 +45,7 @@ from .routing import Router, RouteSpec
 from .state import ResponseStore
 from .state.memory import MemoryResponseStore
 from .usage import UsageHook
+from .watch import Lookout
 
 __all__ = ["Gateway"]
 
@@ -119,6 +120,8 @@ class Gateway:
         book = health if health is not None else HealthBook()
         chain = [*hooks, *([book] if isinstance(book, Hooks) and book not in hooks else [])]
         self.hooks = HookChain.of([*chain, UsageHooks(on_usage)] if on_usage else chain)
+        #: Starts the disconnect watch of plain calls that last (`watch.Lookout`).
+        self.lookout = Lookout()
         self.attempts = Attempts(self.policy_for, health=book, hooks=self.hooks)
         models = ModelsEndpoint(self)
         responses = ResponsesEndpoint(self)

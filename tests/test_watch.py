@@ -11,7 +11,7 @@ from typing import Any
 import anyio
 import pytest
 
-from asgi_llm_gateway.watch import watched
+from asgi_llm_gateway.watch import Lookout, watched
 
 pytestmark = pytest.mark.anyio
 
@@ -120,3 +120,66 @@ async def test_a_shield_inside_an_anyio_watch_finishes_before_the_disconnect_lan
             done.append("shielded work")
         await asyncio.sleep(5)
     assert done == ["shielded work"]
+
+
+# -- the lookout: a plain call's watch starts only once the call has lasted ---------------------------------
+
+
+class CountingClient(Client):
+    def __init__(self) -> None:
+        super().__init__()
+        self.receives = 0
+
+    async def receive(self) -> MutableMapping[str, Any]:
+        self.receives += 1
+        return await super().receive()
+
+
+async def test_a_block_shorter_than_the_lookout_delay_is_never_watched() -> None:
+    lookout, client = Lookout(delay=0.05), CountingClient()
+    for _ in range(3):
+        async with watched(client.receive, shielded=False, lookout=lookout):
+            await asyncio.sleep(0)
+    await asyncio.sleep(0.15)  # past the delay: the calls that ended are not watched afterwards
+    assert client.receives == 0 and lookout._waiting == {}
+    assert lookout._timer is None  # nothing waits: the timer is not re-armed
+
+
+@pytest.mark.parametrize("leave_after", [0.0, 0.08], ids=["left-at-once", "left-after-the-delay"])
+async def test_a_block_that_lasts_is_watched_and_a_disconnect_ends_it_within_twice_the_delay(
+    leave_after: float,
+) -> None:
+    lookout, client, reached = Lookout(delay=0.05), CountingClient(), []
+    loop = asyncio.get_running_loop()
+    started = loop.time()
+
+    async def leave() -> None:
+        await asyncio.sleep(leave_after)
+        client.leave.set()
+
+    leaving = asyncio.create_task(leave())
+    async with watched(client.receive, shielded=False, lookout=lookout):
+        await asyncio.sleep(5)
+        reached.append("after the sleep")  # pragma: no cover - the disconnect cancels the sleep
+    ended = loop.time() - started
+    await leaving
+    assert reached == [] and client.receives == 1
+    assert ended < max(leave_after, 2 * lookout.delay) + 0.5
+    task = asyncio.current_task()
+    assert task is not None and task.cancelling() == 0
+
+
+def test_one_lookout_serves_one_loop_after_another() -> None:
+    """A gateway may be served by one event loop after another (tests, a host that restarts its loop): the
+    lookout re-arms its timer on the loop of the latest call, even when the last loop closed with it armed."""
+    lookout = Lookout(delay=0.02)
+
+    async def a_call(seconds: float) -> int:
+        client = CountingClient()
+        async with watched(client.receive, shielded=False, lookout=lookout):
+            await asyncio.sleep(seconds)
+        return client.receives
+
+    assert asyncio.run(a_call(0)) == 0  # the loop closes with the lookout's timer still armed
+    assert lookout._timer is not None
+    assert asyncio.run(a_call(0.1)) == 1

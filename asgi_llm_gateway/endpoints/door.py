@@ -101,7 +101,7 @@ class Door:
         # (`watched`). A detached call is never cancelled by its watch.
         shielded = streamed or hooks is not None
         receive = _never_disconnects if detached else exchange.receive
-        async with watched(receive, shielded=shielded) as spawn:
+        async with watched(receive, shielded=shielded, lookout=self.gateway.lookout) as spawn:
             try:
                 if hooks is not None:
                     await hooks.request_started(call)
