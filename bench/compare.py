@@ -10,8 +10,11 @@ same round.
     python bench/compare.py HEAD~1                 # 5 rounds of 4 s, OpenAI passthrough, c=64
     python bench/compare.py main --row anthropic --rounds 8 --stream paced
 
-Plain (non-streamed) requests unless `--stream burst|paced` (then streamed answers of `--tokens` chunks, all
-at once or one every 1 ms, and the CPU column is per stream). Everything it starts it stops, by PID.
+With the settings of one of issue 20's throughput targets (OpenAI plain at c=64 or 200-chunk bursts at
+c=16, both >= 0.7 x the floor; Bedrock plain at c=64, >= 0.5 x) it ends with that target's verdict for the
+working tree. Plain (non-streamed) requests unless `--stream burst|paced` (then streamed answers of
+`--tokens` chunks, all at once or one every 1 ms, and the CPU column is per stream). Everything it starts it
+stops, by PID.
 """
 
 from __future__ import annotations
@@ -78,7 +81,23 @@ def start(
     return port, process.pid
 
 
-def report(results: dict[str, list[WrkResult]], title: str) -> None:
+#: Issue 20's throughput targets that this comparison measures as the issue states them: (provider,
+#: streamed, connections, chunks) -> the least ratio to the floor. Plain calls are judged at 64 connections
+#: whatever their chunk count; streams as 200-chunk bursts over 16 connections.
+TARGETS = {
+    ("openai", None, 64, None): 0.7,
+    ("openai", "burst", 16, 200): 0.7,
+    ("bedrock", None, 64, None): 0.5,
+}
+
+
+def target_of(args: argparse.Namespace) -> float | None:
+    """The target of issue 20 that this run's settings measure, if any."""
+    chunks = args.tokens if args.stream else None
+    return TARGETS.get((args.row, args.stream, args.connections, chunks))
+
+
+def report(results: dict[str, list[WrkResult]], title: str, target: float | None = None) -> None:
     floor = results["floor"]
     print(f"\n{title}")
     print("| target | req/s (median) | CPU us/req (median) | ratio to the floor (median) | errors |")
@@ -89,6 +108,15 @@ def report(results: dict[str, list[WrkResult]], title: str) -> None:
         rps = statistics.median(run.rps for run in runs)
         ratio, errors = statistics.median(ratios), sum(run.errors for run in runs)
         print(f"| {name} | {rps:,.0f} | {statistics.median(cpu):.0f} | {ratio:.3f} | {errors} |")
+    if target is not None:
+        ratio = statistics.median(
+            run.rps / base.rps for run, base in zip(results["working tree"], floor, strict=True) if base.rps
+        )
+        verdict = "met" if ratio >= target else "NOT MET"
+        print(
+            f"\nissue 20's target for these settings: >= {target} x the floor; "
+            f"the working tree: {ratio:.3f}, {verdict}"
+        )
 
 
 def main() -> None:
@@ -138,7 +166,8 @@ def main() -> None:
         finally:
             procs.stop_all()
     kind = f"streams ({args.stream})" if args.stream else "requests"
-    report(results, f"{args.row}, c={args.connections}, {args.rounds} rounds of {args.duration} s, {kind}")
+    title = f"{args.row}, c={args.connections}, {args.rounds} rounds of {args.duration} s, {kind}"
+    report(results, title, target_of(args))
 
 
 if __name__ == "__main__":

@@ -571,13 +571,13 @@ def fmt(value: float | None, spec: str = ".2f") -> str:
 
 
 #: Issue 20's targets per row: c=64 throughput (times the floor measured just before the row), c=1 added
-#: latency (times the floor's), CPU per streamed chunk in a burst (µs); every row: CPU per request flat
-#: from c=1 to c=256 (largest over smallest), RSS idle and after the row's load (MB).
+#: latency (times the floor's), CPU per streamed chunk in a burst (µs). Its memory targets (RSS idle, after
+#: 100k requests, and the cost per request flat from c=1 to c=256) are bench/soak.py's to judge: this run's
+#: gateway is a development install, and the CPU spread across concurrency is shown beside the floor's.
 _THROUGHPUT = {"openai": 0.7, "bedrock": 0.5}
 _ADDED_LATENCY = {"openai": 1.3}
 _BURST_CHUNK_US = {"openai": 3.0}
 _TRANSLATED_BURST_CHUNK_US = 6.0
-_FLAT = 1.3
 _RSS_IDLE_MB, _RSS_AFTER_MB = 60.0, 80.0
 
 
@@ -610,22 +610,28 @@ def _targets(row: Row, floor: Row, base: WrkResult | None, concurrency: list[int
             f"{burst:.1f} us/chunk in a burst, whole process{beside_floor} (target <= {target:g}: "
             f"{_verdict(burst, target, True)})"
         )
-    cpu = [row.cells[c].cpu_us_per_request for c in concurrency if c in row.cells]
-    known = [value for value in cpu if value]
-    if len(known) > 1:
-        spread = max(known) / min(known)
+    spread, floor_spread = _cpu_spread(row, concurrency), _cpu_spread(floor, concurrency)
+    if spread is not None:
+        beside_floor = f", the floor's {floor_spread:.2f}x" if floor_spread is not None else ""
         parts.append(
-            f"CPU/request c={concurrency[0]}..{concurrency[-1]} spread {spread:.2f}x (flat: <= {_FLAT}: "
-            f"{_verdict(spread, _FLAT, True)})"
+            f"CPU/request c={concurrency[0]}..{concurrency[-1]} spread {spread:.2f}x{beside_floor} "
+            "(no target here: issue 20's 'cost per request flat from c=1 to c=256' is one of its memory "
+            "targets, judged by bench/soak.py --sweep)"
         )
     if row.rss_idle_mb is not None and row.rss_after_mb is not None:
-        idle, after = row.rss_idle_mb, row.rss_after_mb
         parts.append(
-            f"RSS idle {idle:.1f} MB (<= {_RSS_IDLE_MB:g}: {_verdict(idle, _RSS_IDLE_MB, True)}), after "
-            f"{after:.1f} MB (<= {_RSS_AFTER_MB:g}: {_verdict(after, _RSS_AFTER_MB, True)}; "
-            "bench/soak.py measures after 100k)"
+            f"RSS idle {row.rss_idle_mb:.1f} MB, after {row.rss_after_mb:.1f} MB in this development install "
+            f"(the targets, <= {_RSS_IDLE_MB:g} and <= {_RSS_AFTER_MB:g} after 100k, are judged by "
+            "bench/soak.py on a production install)"
         )
     return parts
+
+
+def _cpu_spread(row: Row, concurrency: list[int]) -> float | None:
+    """The largest CPU per request over the smallest, across the concurrencies measured."""
+    known = [row.cells[c].cpu_us_per_request for c in concurrency if c in row.cells]
+    values = [value for value in known if value]
+    return max(values) / min(values) if len(values) > 1 else None
 
 
 def render(rows: list[Row], s: Settings) -> str:

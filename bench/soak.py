@@ -356,6 +356,14 @@ def main() -> None:
         help="comma-separated top-level packages made unimportable in the gateway and the import table "
         "(e.g. rich,pygments: what a production install without them would load)",
     )
+    parser.add_argument(
+        "--sweep",
+        metavar="C,...",
+        default="",
+        help="after the soak, --repeat rounds of --repeat-requests at each of these concurrencies (e.g. "
+        "1,64,256): the memory a request retains at each, for issue 20's 'cost per request flat from c=1 "
+        "to c=256'",
+    )
     parser.add_argument("--no-imports", action="store_true", help="skip the import table")
     parser.add_argument("--no-pin", action="store_true", help="do not pin processes to cores")
     parser.add_argument("--logs", metavar="DIR", help="keep the logs in DIR (default: discarded)")
@@ -428,6 +436,23 @@ def main() -> None:
                             max((r.noise or 0.0) for r in rounds),
                         )
                     )
+                swept: list[tuple[int, list[float]]] = []
+                for level in [int(c) for c in args.sweep.split(",") if c]:
+                    at_level = argparse.Namespace(**{**vars(args), "connections": level})
+                    after_rounds: list[float] = []
+                    for index in range(args.repeat):
+                        rounds, total = drive(
+                            args.repeat_requests,
+                            f"c={level} {index + 1}",
+                            url,
+                            body,
+                            pid,
+                            total,
+                            at_level,
+                            ctx,
+                        )
+                        after_rounds.append(rounds[-1].rss_mb)
+                    swept.append((level, after_rounds))
                 procs.stop(gateway)
         finally:
             procs.stop_all()
@@ -482,7 +507,34 @@ def main() -> None:
             ]
         )
     )
+    if swept:
+        out.append(sweep_report(swept, args.repeat_requests))
     print("\n\n".join(out))
+
+
+def sweep_report(swept: list[tuple[int, list[float]]], requests: int) -> str:
+    """The memory a request costs at each concurrency: the RSS after each round of `requests` (what the
+    connections and requests in flight hold), and what the rounds after the first added (what a request
+    retains). Flat: no level retains anything that shows (a leak would grow with every round)."""
+    lines = [
+        "| concurrency | RSS after each round, MB | growth after the first round | retained per request |",
+        "| ---: | --- | ---: | ---: |",
+    ]
+    flat = True
+    for level, rss in swept:
+        growth = rss[-1] - rss[0]
+        served = requests * (len(rss) - 1)
+        per_request = f"{growth * 1e6 / served:,.0f} B" if served else "-"
+        flat = flat and growth < GROWTH_LIMIT_MB
+        cells = [str(level), " -> ".join(f"{r:.1f}" for r in rss), f"{growth:+.1f} MB", per_request]
+        lines.append("| " + " | ".join(cells) + " |")
+    levels = ", ".join(str(level) for level, _ in swept)
+    verdict = "MET" if flat else "NOT MET"
+    return (
+        f"Memory per request at c={levels} ({requests:,} requests a round):\n\n" + "\n".join(lines) + "\n\n"
+        f"issue 20, memory cost per request flat from c={swept[0][0]} to c={swept[-1][0]} (growth under "
+        f"{GROWTH_LIMIT_MB:.0f} MB at every level): {verdict}"
+    )
 
 
 if __name__ == "__main__":
