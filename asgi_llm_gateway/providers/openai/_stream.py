@@ -95,19 +95,12 @@ class VerbatimReader:
         self._tries = 0
 
     def feed(self, chunk: bytes) -> list[bytes | VerbatimChunk]:
-        reader = self._events
-        events = reader.take_events(chunk)  # two or more whole events, in one piece
+        events = self._events.take_events(chunk)  # two or more whole events, in one piece
         if events is None:
             return self._one_by_one(chunk)
-        translator = self._translator
-        template = translator.template
+        template = self._template(events)
         if template is None:
-            if self._tries >= _TRIES:
-                return list(event_data(_parts(events)))
-            self._tries += 1
-            template = translator.template = _first_template(events, translator.patterns)
-            if template is None:
-                return list(event_data(_parts(events)))
+            return list(event_data(_parts(events)))
         items = template.scan(events)  # a burst: its events cut out at once
         return items if items is not None else template.runs(_parts(events))
 
@@ -118,16 +111,20 @@ class VerbatimReader:
         parts = reader.split(chunk)
         if parts is None:  # a stream with lone CRs: `SSEDecoder` reads it, event by event
             return [event.data.encode() for event in reader.events(chunk)]
-        translator = self._translator
-        template = translator.template
-        if len(parts) < 2 or (template is None and self._tries >= _TRIES):
+        if len(parts) < 2:
             return list(event_data(parts))
-        if template is None:
+        template = self._template(parts)
+        return list(event_data(parts)) if template is None else template.runs(parts)
+
+    def _template(self, events: bytes | list[bytes]) -> ContentTemplate | None:
+        """The stream's template; while it has none, learnt from the first text chunk of a read's `events`
+        (whole events in one piece, or as `SSEData.split` gives them), in at most `_TRIES` reads."""
+        translator = self._translator
+        if translator.template is None and self._tries < _TRIES:
             self._tries += 1
-            template = translator.template = _first_template(b"\n\n".join(parts), translator.patterns)
-            if template is None:
-                return list(event_data(parts))
-        return template.runs(parts)
+            text = events if isinstance(events, bytes) else b"\n\n".join(events)
+            translator.template = _first_template(text, translator.patterns)
+        return translator.template
 
     def flush(self) -> list[bytes | VerbatimChunk]:
         return list(self._events.flush())
